@@ -1,0 +1,58 @@
+//! Command-line interface (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Scorpio: mount a remote monorepo as a lazy, verified FUSE filesystem.
+#[derive(Parser, Debug)]
+#[command(name = "scorpio", version, about)]
+pub struct Cli {
+    /// Config file (scorpio.toml).
+    #[arg(short = 'c', long, global = true)]
+    pub config: Option<PathBuf>,
+    /// The repository: a local git path or an http(s) Mega URL.
+    #[arg(long, global = true)]
+    pub remote: Option<String>,
+    /// The ref (or commit) to mount.
+    #[arg(long = "ref", global = true)]
+    pub refname: Option<String>,
+    /// Mountpoint.
+    #[arg(long, global = true)]
+    pub workspace: Option<String>,
+    /// Local state directory.
+    #[arg(long, global = true)]
+    pub store_path: Option<String>,
+    /// Address of the HTTP API.
+    #[arg(long, global = true)]
+    pub http_addr: Option<String>,
+    /// Log filter (`info`, `debug`, `scorpio=trace`, ...).
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+    /// What to do (default: run the daemon).
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmd {
+    /// Mount the workspace and serve the API until SIGINT/SIGTERM (the default).
+    Run,
+    /// Check /dev/fuse, fusermount3, the store and the remote.
+    Doctor,
+}
+
+impl Cli {
+    /// The config keys given on the command line.
+    pub fn overrides(&self) -> Vec<(&'static str, Option<String>)> {
+        vec![
+            ("remote", self.remote.clone()),
+            ("ref", self.refname.clone()),
+            ("workspace", self.workspace.clone()),
+            ("store_path", self.store_path.clone()),
+            ("http_addr", self.http_addr.clone()),
+            ("log_level", self.log_level.clone()),
+        ]
+    }
+}

@@ -1,0 +1,425 @@
+//! Configuration: `scorpio.toml`, then `SCORPIO_*` environment variables, then CLI flags.
+//!
+//! Every key is read through one lookup that knows where its value came from, so an error can
+//! name both the key and its source. Unknown keys in the file are refused by name.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the repository comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteSpec {
+    /// A git repository on this machine, read with git2.
+    Local(PathBuf),
+    /// A Mega server, read over its HTTP API; the base URL has no trailing `/`.
+    Mega(String),
+}
+
+/// `[antares]` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AntaresConfig {
+    /// Address of the standalone Antares API.
+    pub bind: SocketAddr,
+    /// Where per-job mountpoints are made.
+    pub mount_root: PathBuf,
+    /// Where per-job upper layers live.
+    pub upper_root: PathBuf,
+    /// Where CL layers live.
+    pub cl_root: PathBuf,
+    /// Most mounts at once.
+    pub max_mounts: usize,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The repository to mount.
+    pub remote: RemoteSpec,
+    /// The ref to mount (`None`: the remote's HEAD or latest commit).
+    pub refname: Option<String>,
+    /// Mountpoint.
+    pub workspace: PathBuf,
+    /// Local state: objects, sled database, overlay layers.
+    pub store_path: PathBuf,
+    /// Address of the HTTP control API.
+    pub http_addr: SocketAddr,
+    /// A `tracing` filter directive.
+    pub log_level: String,
+    /// Bound on the in-memory object cache.
+    pub cache_mem_bytes: u64,
+    /// Bound on the on-disk object cache.
+    pub cache_disk_bytes: u64,
+    /// Most remote requests in flight at once.
+    pub fetch_concurrency: usize,
+    /// TCP connect timeout for the remote.
+    pub connect_timeout: Duration,
+    /// Deadline for one remote fetch, retries included.
+    pub request_timeout: Duration,
+    /// Where pushes go, when not the default for the remote.
+    pub push_url: Option<String>,
+    /// Bearer token sent to the remote.
+    pub remote_token: Option<String>,
+    /// Bearer token our own API requires.
+    pub auth_token: Option<String>,
+    /// Commit author name.
+    pub git_author: Option<String>,
+    /// Commit author email.
+    pub git_email: Option<String>,
+    /// Antares settings.
+    pub antares: AntaresConfig,
+}
+
+/// A configuration error; the process exits with status 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key nobody knows.
+    #[error("unknown config key `{key}` (in {origin})")]
+    Unknown {
+        /// The key.
+        key: String,
+        /// Where it was found.
+        origin: String,
+    },
+    /// A key with a value that does not fit.
+    #[error("config key `{key}` (from {origin}): {reason}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// Where the value came from.
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Top-level keys and the `[antares]` keys (written `antares.<key>`).
+const KEYS: &[&str] = &[
+    "remote",
+    "base_url",
+    "ref",
+    "workspace",
+    "store_path",
+    "http_addr",
+    "log_level",
+    "cache_mem_bytes",
+    "cache_disk_bytes",
+    "fetch_concurrency",
+    "connect_timeout_secs",
+    "request_timeout_secs",
+    "push_url",
+    "remote_token",
+    "auth_token",
+    "git_author",
+    "git_email",
+    "antares.bind",
+    "antares.mount_root",
+    "antares.upper_root",
+    "antares.cl_root",
+    "antares.max_mounts",
+];
+
+/// A value and where it came from.
+#[derive(Clone, Debug)]
+enum Value {
+    /// From the file; relative paths are taken from the file's directory.
+    File(toml::Value, PathBuf),
+    /// From the environment or the command line; relative paths are taken from the cwd.
+    Text(String, String),
+}
+
+/// The layered sources before validation.
+#[derive(Debug, Default)]
+pub struct Sources {
+    values: BTreeMap<&'static str, Value>,
+}
+
+impl Sources {
+    /// Reads `path` (if any) as the bottom layer.
+    pub fn from_file(path: Option<&Path>) -> Result<Sources, ConfigError> {
+        let mut s = Sources::default();
+        let Some(path) = path else { return Ok(s) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let origin = path.display().to_string();
+        for (k, v) in table {
+            if k == "antares" {
+                let toml::Value::Table(sub) = v else {
+                    return Err(invalid("antares", &origin, "must be a table ([antares])"));
+                };
+                for (sk, sv) in sub {
+                    let full = format!("antares.{sk}");
+                    let key = known(&full).ok_or(ConfigError::Unknown { key: full, origin: origin.clone() })?;
+                    s.values.insert(key, Value::File(sv, dir.clone()));
+                }
+            } else {
+                let key = known(&k).ok_or(ConfigError::Unknown { key: k.clone(), origin: origin.clone() })?;
+                s.values.insert(key, Value::File(v, dir.clone()));
+            }
+        }
+        Ok(s)
+    }
+
+    /// Lays `SCORPIO_<KEY>` variables (`SCORPIO_ANTARES_<KEY>` for `[antares]`) over the file.
+    pub fn with_env(mut self, env: impl IntoIterator<Item = (String, String)>) -> Sources {
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        for key in KEYS {
+            let var = format!("SCORPIO_{}", key.replace('.', "_").to_ascii_uppercase());
+            if let Some(v) = env.get(&var) {
+                self.values.insert(key, Value::Text(v.clone(), var));
+            }
+        }
+        self
+    }
+
+    /// Lays command-line values over everything else.
+    pub fn with_cli(mut self, cli: &[(&'static str, Option<String>)]) -> Sources {
+        for (key, v) in cli {
+            if let (Some(key), Some(v)) = (known(key), v) {
+                self.values.insert(key, Value::Text(v.clone(), format!("--{}", key.replace('_', "-"))));
+            }
+        }
+        self
+    }
+
+    fn origin(&self, key: &str) -> String {
+        match self.values.get(key) {
+            Some(Value::File(_, _)) => "config file".into(),
+            Some(Value::Text(_, o)) => o.clone(),
+            None => "default".into(),
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.values.get(key) {
+            None => Ok(None),
+            Some(Value::File(toml::Value::String(s), _)) | Some(Value::Text(s, _)) => Ok(Some(s.clone())),
+            Some(Value::File(other, _)) => {
+                Err(invalid(key, &self.origin(key), &format!("expected a string, found {}", other.type_str())))
+            }
+        }
+    }
+
+    fn path(&self, key: &str) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(s) = self.string(key)? else { return Ok(None) };
+        if s.is_empty() {
+            return Err(invalid(key, &self.origin(key), "empty path"));
+        }
+        let p = PathBuf::from(&s);
+        let base = match self.values.get(key) {
+            Some(Value::File(_, dir)) => dir.clone(),
+            _ => std::env::current_dir().unwrap_or_default(),
+        };
+        Ok(Some(if p.is_absolute() { p } else { base.join(p) }))
+    }
+
+    fn number(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
+        let n = match self.values.get(key) {
+            None => return Ok(None),
+            Some(Value::File(toml::Value::Integer(i), _)) => u64::try_from(*i).ok(),
+            Some(Value::Text(s, _)) => s.trim().parse::<u64>().ok(),
+            Some(Value::File(_, _)) => None,
+        };
+        let n = n.ok_or_else(|| invalid(key, &self.origin(key), "expected a whole number"))?;
+        if n < min || n > max {
+            return Err(invalid(key, &self.origin(key), &format!("{n} is outside {min}..={max}")));
+        }
+        Ok(Some(n))
+    }
+
+    /// Validates every layer into a [`Config`].
+    pub fn build(&self) -> Result<Config, ConfigError> {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let remote_key = if self.values.contains_key("remote") { "remote" } else { "base_url" };
+        let remote_raw = self.string(remote_key)?.ok_or_else(|| {
+            invalid("remote", "default", "missing: set `remote` in the file, SCORPIO_REMOTE or --remote")
+        })?;
+        let remote = if remote_raw.starts_with("http://") || remote_raw.starts_with("https://") {
+            reqwest::Url::parse(&remote_raw)
+                .map_err(|e| invalid(remote_key, &self.origin(remote_key), &format!("bad URL: {e}")))?;
+            RemoteSpec::Mega(remote_raw.trim_end_matches('/').to_string())
+        } else {
+            let p = self.path(remote_key)?.unwrap_or_default();
+            if !p.exists() {
+                return Err(invalid(remote_key, &self.origin(remote_key), &format!("{} does not exist", p.display())));
+            }
+            RemoteSpec::Local(p)
+        };
+        let refname = self.string("ref")?.filter(|s| !s.is_empty());
+        let workspace = self.path("workspace")?.unwrap_or_else(|| cwd.join("workspace"));
+        let store_path = match self.path("store_path")? {
+            Some(p) => p,
+            None => default_store_path(),
+        };
+        if workspace.starts_with(&store_path) || store_path.starts_with(&workspace) {
+            return Err(invalid("workspace", &self.origin("workspace"), "workspace and store_path must not contain each other"));
+        }
+        let http_raw = self.string("http_addr")?.unwrap_or_else(|| "127.0.0.1:8000".into());
+        let http_addr: SocketAddr = http_raw
+            .parse()
+            .map_err(|_| invalid("http_addr", &self.origin("http_addr"), &format!("{http_raw:?} is not host:port")))?;
+        let auth_token = self.string("auth_token")?.filter(|s| !s.is_empty());
+        if !http_addr.ip().is_loopback() && auth_token.is_none() {
+            return Err(invalid("http_addr", &self.origin("http_addr"), "binding beyond loopback requires `auth_token`"));
+        }
+        let log_level = self.string("log_level")?.unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log_level)
+            .map_err(|e| invalid("log_level", &self.origin("log_level"), &e.to_string()))?;
+        let antares_bind_raw = self.string("antares.bind")?.unwrap_or_else(|| "127.0.0.1:2726".into());
+        let antares_bind: SocketAddr = antares_bind_raw.parse().map_err(|_| {
+            invalid("antares.bind", &self.origin("antares.bind"), &format!("{antares_bind_raw:?} is not host:port"))
+        })?;
+        let antares = AntaresConfig {
+            bind: antares_bind,
+            mount_root: self.path("antares.mount_root")?.unwrap_or_else(|| store_path.join("antares/mnt")),
+            upper_root: self.path("antares.upper_root")?.unwrap_or_else(|| store_path.join("antares/upper")),
+            cl_root: self.path("antares.cl_root")?.unwrap_or_else(|| store_path.join("antares/cl")),
+            max_mounts: self.number("antares.max_mounts", 1, 100_000)?.unwrap_or(64) as usize,
+        };
+        Ok(Config {
+            remote,
+            refname,
+            workspace,
+            store_path,
+            http_addr,
+            log_level,
+            cache_mem_bytes: self.number("cache_mem_bytes", 1 << 20, u64::MAX)?.unwrap_or(256 << 20),
+            cache_disk_bytes: self.number("cache_disk_bytes", 1 << 20, u64::MAX)?.unwrap_or(20 << 30),
+            fetch_concurrency: self.number("fetch_concurrency", 1, 1024)?.unwrap_or(16) as usize,
+            connect_timeout: Duration::from_secs(self.number("connect_timeout_secs", 1, 3600)?.unwrap_or(5)),
+            request_timeout: Duration::from_secs(self.number("request_timeout_secs", 1, 3600)?.unwrap_or(30)),
+            push_url: self.string("push_url")?,
+            remote_token: self.string("remote_token")?,
+            auth_token,
+            git_author: self.string("git_author")?,
+            git_email: self.string("git_email")?,
+            antares,
+        })
+    }
+}
+
+fn known(key: &str) -> Option<&'static str> {
+    KEYS.iter().copied().find(|k| *k == key)
+}
+
+fn invalid(key: &str, origin: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid { key: key.to_string(), origin: origin.to_string(), reason: reason.to_string() }
+}
+
+fn default_store_path() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("scorpio");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/scorpio"),
+        None => PathBuf::from("/var/lib/scorpio"),
+    }
+}
+
+impl Config {
+    /// Loads the file, the environment and the CLI layers.
+    pub fn load(file: Option<&Path>, cli: &[(&'static str, Option<String>)]) -> Result<Config, ConfigError> {
+        Sources::from_file(file)?.with_env(std::env::vars()).with_cli(cli).build()
+    }
+
+    /// A stable name for the remote and ref, so state bound to one never serves another.
+    pub fn remote_id(&self) -> String {
+        let r = match &self.remote {
+            RemoteSpec::Local(p) => format!("local:{}", p.canonicalize().unwrap_or_else(|_| p.clone()).display()),
+            RemoteSpec::Mega(u) => format!("mega:{u}"),
+        };
+        format!("{r}#{}", self.refname.as_deref().unwrap_or("HEAD"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("scorpio.toml");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let (dir, p) = file("remote = \".\"\nworkspace = \"ws\"\nstore_path = \"st\"\n");
+        let c = Sources::from_file(Some(&p)).unwrap().build().unwrap();
+        assert_eq!(c.workspace, dir.path().join("ws"));
+        assert_eq!(c.store_path, dir.path().join("st"));
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.fetch_concurrency, 16);
+        assert!(matches!(c.remote, RemoteSpec::Local(_)));
+    }
+
+    #[test]
+    fn precedence_cli_over_env_over_file() {
+        let (_d, p) = file("remote = \"http://a\"\nfetch_concurrency = 3\nlog_level = \"warn\"\nstore_path = \"/s\"\n");
+        let env = [
+            ("SCORPIO_FETCH_CONCURRENCY".to_string(), "5".to_string()),
+            ("SCORPIO_LOG_LEVEL".to_string(), "debug".to_string()),
+        ];
+        let c = Sources::from_file(Some(&p))
+            .unwrap()
+            .with_env(env)
+            .with_cli(&[("log_level", Some("trace".into())), ("workspace", None)])
+            .build()
+            .unwrap();
+        assert_eq!(c.fetch_concurrency, 5);
+        assert_eq!(c.log_level, "trace");
+        assert_eq!(c.remote, RemoteSpec::Mega("http://a".into()));
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_named() {
+        let (_d, p) = file("remote = \".\"\nbogus = 1\n");
+        let e = Sources::from_file(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let (_d, p) = file("remote = \".\"\n[antares]\nnope = 1\n");
+        assert!(Sources::from_file(Some(&p)).unwrap_err().to_string().contains("antares.nope"));
+        let (_d, p) = file("remote = \".\"\nfetch_concurrency = \"many\"\nstore_path = \"/s\"\n");
+        let e = Sources::from_file(Some(&p)).unwrap().build().unwrap_err().to_string();
+        assert!(e.contains("fetch_concurrency"), "{e}");
+        let env = [("SCORPIO_HTTP_ADDR".to_string(), "nowhere".to_string())];
+        let (_d, p) = file("remote = \".\"\nstore_path = \"/s\"\n");
+        let e = Sources::from_file(Some(&p)).unwrap().with_env(env).build().unwrap_err().to_string();
+        assert!(e.contains("http_addr") && e.contains("SCORPIO_HTTP_ADDR"), "{e}");
+    }
+
+    #[test]
+    fn refuses_open_bind_without_token_and_missing_remote() {
+        let (_d, p) = file("remote = \".\"\nhttp_addr = \"0.0.0.0:8000\"\nstore_path = \"/s\"\n");
+        assert!(Sources::from_file(Some(&p)).unwrap().build().is_err());
+        let (_d, p) = file("remote = \".\"\nhttp_addr = \"0.0.0.0:8000\"\nauth_token = \"t\"\nstore_path = \"/s\"\n");
+        assert!(Sources::from_file(Some(&p)).unwrap().build().is_ok());
+        let (_d, p) = file("store_path = \"/s\"\n");
+        assert!(Sources::from_file(Some(&p)).unwrap().build().unwrap_err().to_string().contains("remote"));
+        let (_d, p) = file("remote = \"/does/not/exist\"\nstore_path = \"/s\"\n");
+        assert!(Sources::from_file(Some(&p)).unwrap().build().is_err());
+        let (_d, p) = file("remote = \".\"\nstore_path = \"/s\"\ncache_mem_bytes = 0\n");
+        assert!(Sources::from_file(Some(&p)).unwrap().build().unwrap_err().to_string().contains("cache_mem_bytes"));
+    }
+}

@@ -1,0 +1,209 @@
+//! Dicfuse: the read-only view of one commit of the remote.
+//!
+//! A directory is listed from the remote the first time it is looked into and then lives in the
+//! inode table; a file's content is fetched on first open. Entries of a commit never change, so
+//! the kernel is told to cache them for a long time (entries, attributes, pages and listings).
+
+mod ops;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rfuse3::raw::reply::FileAttr;
+use rfuse3::{FileType, Timestamp};
+
+use crate::remote::{CommitInfo, EntryKind};
+use crate::store::{Child, Node, Store, StoreError};
+
+/// How long the kernel may trust lower-layer entries and attributes: they never change.
+pub const LOWER_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The read-only filesystem of one commit.
+pub struct Dicfuse {
+    store: Arc<Store>,
+    commit: CommitInfo,
+    uid: u32,
+    gid: u32,
+    handles: Mutex<HashMap<u64, Arc<File>>>,
+    next_fh: AtomicU64,
+    dir_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    listings: moka::sync::Cache<u64, Arc<Vec<Child>>>,
+}
+
+impl Dicfuse {
+    /// A view of `commit` (already bound in the store's inode table) owned by `uid:gid`.
+    pub fn new(store: Arc<Store>, commit: CommitInfo, uid: u32, gid: u32) -> Dicfuse {
+        Dicfuse {
+            store,
+            commit,
+            uid,
+            gid,
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            dir_locks: Mutex::new(HashMap::new()),
+            listings: moka::sync::Cache::new(16_384),
+        }
+    }
+
+    /// The commit shown.
+    pub fn commit(&self) -> &CommitInfo {
+        &self.commit
+    }
+
+    /// The node of `ino`, or ENOENT.
+    fn node(&self, ino: u64) -> Result<Node, DicError> {
+        self.store.inodes.get(ino)?.ok_or(DicError::NoEntry)
+    }
+
+    /// Lists directory `ino` from the remote unless the inode table already has it.
+    async fn ensure_loaded(&self, ino: u64, node: &Node) -> Result<(), DicError> {
+        if node.kind == EntryKind::Submodule || self.store.inodes.is_loaded(ino)? {
+            return Ok(());
+        }
+        let lock = {
+            let mut locks = self.dir_locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(ino).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        if self.store.inodes.is_loaded(ino)? {
+            return Ok(());
+        }
+        let path = self.store.inodes.path(ino)?;
+        let listing = self.store.remote().list_tree(&self.commit, &path, node.oid).await.map_err(StoreError::from)?;
+        tracing::debug!(path, entries = listing.entries.len(), exact_modes = listing.exact_modes, "directory listed");
+        self.store.inodes.insert_children(ino, &listing.entries)?;
+        self.dir_locks.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
+        Ok(())
+    }
+
+    /// The children of a directory, listing it first if needed.
+    async fn children(&self, ino: u64) -> Result<Arc<Vec<Child>>, DicError> {
+        if let Some(c) = self.listings.get(&ino) {
+            return Ok(c);
+        }
+        let node = self.node(ino)?;
+        if !node.kind.is_dir() {
+            return Err(DicError::NotDir);
+        }
+        self.ensure_loaded(ino, &node).await?;
+        let children = Arc::new(self.store.inodes.children(ino)?);
+        self.listings.insert(ino, children.clone());
+        Ok(children)
+    }
+
+    /// The size of a file or symlink node, learning it from the remote once.
+    async fn size_of(&self, ino: u64, node: &Node) -> Result<u64, DicError> {
+        if node.kind.is_dir() {
+            return Ok(4096);
+        }
+        if let Some(s) = node.size {
+            return Ok(s);
+        }
+        let oid = node.oid.ok_or(DicError::NoEntry)?;
+        let size = self.store.remote().blob_size(oid).await.map_err(StoreError::from)?;
+        self.store.inodes.set_size(ino, size)?;
+        // The cached listing holds the node without its size.
+        self.listings.invalidate(&node.parent);
+        Ok(size)
+    }
+
+    /// Attributes of a node whose size is known (or `size` for unknown ones).
+    fn attr_with(&self, ino: u64, node: &Node, size: u64) -> FileAttr {
+        let (kind, perm, nlink) = match node.kind {
+            EntryKind::Dir | EntryKind::Submodule => (FileType::Directory, 0o755, 2),
+            EntryKind::File => (FileType::RegularFile, 0o644, 1),
+            EntryKind::Executable => (FileType::RegularFile, 0o755, 1),
+            EntryKind::Symlink => (FileType::Symlink, 0o777, 1),
+        };
+        let t = Timestamp::new(self.commit.time.max(0), 0);
+        FileAttr {
+            ino,
+            size,
+            blocks: size.div_ceil(512),
+            atime: t,
+            mtime: t,
+            ctime: t,
+            kind,
+            perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: 4096,
+        }
+    }
+
+    /// Full attributes of `ino`, fetching the size if it is not known yet.
+    async fn attr(&self, ino: u64, node: &Node) -> Result<FileAttr, DicError> {
+        let size = self.size_of(ino, node).await?;
+        Ok(self.attr_with(ino, node, size))
+    }
+
+    fn add_handle(&self, f: File) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(f));
+        fh
+    }
+
+    fn handle(&self, fh: u64) -> Option<Arc<File>> {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&fh).cloned()
+    }
+
+    fn drop_handle(&self, fh: u64) {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+    }
+
+    /// Open file handles (for leak checks).
+    pub fn open_handles(&self) -> usize {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// Why a Dicfuse operation failed; mapped to an errno at the FUSE edge.
+#[derive(Debug, thiserror::Error)]
+pub enum DicError {
+    /// No such entry.
+    #[error("no such entry")]
+    NoEntry,
+    /// Not a directory.
+    #[error("not a directory")]
+    NotDir,
+    /// A directory where a file was needed.
+    #[error("is a directory")]
+    IsDir,
+    /// Not a symlink.
+    #[error("not a symlink")]
+    NotLink,
+    /// The lower layer is read-only.
+    #[error("read-only")]
+    ReadOnly,
+    /// The store or the remote failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl DicError {
+    /// The errno the kernel gets. Failures to fetch are EIO, never ENOENT.
+    pub fn errno(&self) -> i32 {
+        match self {
+            DicError::NoEntry => libc::ENOENT,
+            DicError::NotDir => libc::ENOTDIR,
+            DicError::IsDir => libc::EISDIR,
+            DicError::NotLink => libc::EINVAL,
+            DicError::ReadOnly => libc::EROFS,
+            DicError::Store(e) => {
+                tracing::error!(error = %e, "lower layer failed");
+                libc::EIO
+            }
+        }
+    }
+}
+
+impl From<DicError> for rfuse3::Errno {
+    fn from(e: DicError) -> Self {
+        e.errno().into()
+    }
+}

@@ -1,0 +1,293 @@
+//! The rfuse3 `Filesystem` implementation of Dicfuse.
+//!
+//! Every write is EROFS. Lookups of missing names are answered with a negative entry that the
+//! kernel may cache as long as positive ones, since the commit never changes.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+
+use bytes::Bytes;
+use futures::stream::{self, Stream};
+use rfuse3::raw::flags::FOPEN_KEEP_CACHE;
+use rfuse3::raw::prelude::*;
+use rfuse3::raw::reply::FileAttr;
+use rfuse3::{Result, SetAttr};
+
+use super::{DicError, Dicfuse, LOWER_TTL};
+use crate::remote::EntryKind;
+use crate::store::ROOT_INO;
+
+/// `FOPEN_CACHE_DIR`: the kernel may keep a directory's listing in its page cache.
+const FOPEN_CACHE_DIR: u32 = 1 << 3;
+
+fn erofs<T>() -> Result<T> {
+    Err(libc::EROFS.into())
+}
+
+impl Dicfuse {
+    fn negative_entry(&self) -> ReplyEntry {
+        let mut attr = self.attr_with(0, &root_like(), 0);
+        attr.ino = 0;
+        ReplyEntry { ttl: LOWER_TTL, attr, generation: 0 }
+    }
+
+    async fn do_lookup(&self, parent: u64, name: &OsStr) -> std::result::Result<ReplyEntry, DicError> {
+        let children = self.children(parent).await?;
+        let name = name.as_bytes();
+        let Ok(i) = children.binary_search_by(|c| c.name.as_slice().cmp(name)) else {
+            return Ok(self.negative_entry());
+        };
+        let child = &children[i];
+        let attr = self.attr(child.ino, &child.node).await?;
+        Ok(ReplyEntry { ttl: LOWER_TTL, attr, generation: 0 })
+    }
+
+    async fn dir_entries(&self, parent: u64) -> std::result::Result<Vec<(u64, FileType, OsString, FileAttr, bool)>, DicError> {
+        let children = self.children(parent).await?;
+        let me = self.node(parent)?;
+        let mut out = Vec::with_capacity(children.len() + 2);
+        out.push((parent, FileType::Directory, OsString::from("."), self.attr_with(parent, &me, 4096), true));
+        let up = if parent == ROOT_INO { ROOT_INO } else { me.parent };
+        let up_node = self.node(up)?;
+        out.push((up, FileType::Directory, OsString::from(".."), self.attr_with(up, &up_node, 4096), true));
+        for c in children.iter() {
+            let known = c.node.kind.is_dir() || c.node.size.is_some();
+            let attr = self.attr_with(c.ino, &c.node, c.node.size.unwrap_or(0));
+            out.push((c.ino, attr.kind, OsStr::from_bytes(&c.name).to_os_string(), attr, known));
+        }
+        Ok(out)
+    }
+}
+
+/// A stand-in node for attributes that carry no entry.
+fn root_like() -> crate::store::Node {
+    crate::store::Node { parent: ROOT_INO, name: Vec::new(), kind: EntryKind::Dir, oid: None, size: None }
+}
+
+impl Filesystem for Dicfuse {
+    async fn init(&self, _req: Request) -> Result<ReplyInit> {
+        Ok(ReplyInit::default())
+    }
+
+    async fn destroy(&self, _req: Request) {}
+
+    async fn lookup(&self, _req: Request, parent: u64, name: &OsStr) -> Result<ReplyEntry> {
+        Ok(self.do_lookup(parent, name).await?)
+    }
+
+    /// Inodes of a commit are permanent (persisted in sled), so there is nothing to release.
+    async fn forget(&self, _req: Request, _inode: u64, _nlookup: u64) {}
+
+    async fn batch_forget(&self, _req: Request, _inodes: &[(u64, u64)]) {}
+
+    async fn getattr(&self, _req: Request, inode: u64, _fh: Option<u64>, _flags: u32) -> Result<ReplyAttr> {
+        let node = self.node(inode)?;
+        let attr = self.attr(inode, &node).await?;
+        Ok(ReplyAttr { ttl: LOWER_TTL, attr })
+    }
+
+    async fn setattr(&self, _req: Request, _inode: u64, _fh: Option<u64>, _set_attr: SetAttr) -> Result<ReplyAttr> {
+        erofs()
+    }
+
+    async fn readlink(&self, _req: Request, inode: u64) -> Result<ReplyData> {
+        let node = self.node(inode)?;
+        if node.kind != EntryKind::Symlink {
+            return Err(DicError::NotLink.into());
+        }
+        let oid = node.oid.ok_or(DicError::NoEntry)?;
+        let data = self.store.blob_bytes(oid).await.map_err(DicError::from)?;
+        Ok(ReplyData { data })
+    }
+
+    async fn symlink(&self, _req: Request, _parent: u64, _name: &OsStr, _link: &OsStr) -> Result<ReplyEntry> {
+        erofs()
+    }
+
+    async fn mknod(&self, _req: Request, _parent: u64, _name: &OsStr, _mode: u32, _rdev: u32) -> Result<ReplyEntry> {
+        erofs()
+    }
+
+    async fn mkdir(&self, _req: Request, _parent: u64, _name: &OsStr, _mode: u32, _umask: u32) -> Result<ReplyEntry> {
+        erofs()
+    }
+
+    async fn unlink(&self, _req: Request, _parent: u64, _name: &OsStr) -> Result<()> {
+        erofs()
+    }
+
+    async fn rmdir(&self, _req: Request, _parent: u64, _name: &OsStr) -> Result<()> {
+        erofs()
+    }
+
+    async fn rename(&self, _req: Request, _p: u64, _n: &OsStr, _np: u64, _nn: &OsStr) -> Result<()> {
+        erofs()
+    }
+
+    async fn rename2(&self, _req: Request, _p: u64, _n: &OsStr, _np: u64, _nn: &OsStr, _flags: u32) -> Result<()> {
+        erofs()
+    }
+
+    async fn link(&self, _req: Request, _inode: u64, _new_parent: u64, _new_name: &OsStr) -> Result<ReplyEntry> {
+        erofs()
+    }
+
+    async fn open(&self, _req: Request, inode: u64, flags: u32) -> Result<ReplyOpen> {
+        if flags as i32 & libc::O_ACCMODE != libc::O_RDONLY || flags as i32 & libc::O_TRUNC != 0 {
+            return erofs();
+        }
+        let node = self.node(inode)?;
+        if node.kind.is_dir() {
+            return Err(DicError::IsDir.into());
+        }
+        let oid = node.oid.ok_or(DicError::NoEntry)?;
+        let file = self.store.open_blob(oid).await.map_err(DicError::from)?;
+        Ok(ReplyOpen { fh: self.add_handle(file), flags: FOPEN_KEEP_CACHE })
+    }
+
+    async fn read(&self, _req: Request, _inode: u64, fh: u64, offset: u64, size: u32) -> Result<ReplyData> {
+        let file = self.handle(fh).ok_or(libc::EBADF)?;
+        let mut buf = vec![0u8; size as usize];
+        let mut filled = 0;
+        while filled < buf.len() {
+            match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading a cached object failed");
+                    return Err(libc::EIO.into());
+                }
+            }
+        }
+        buf.truncate(filled);
+        Ok(ReplyData { data: Bytes::from(buf) })
+    }
+
+    async fn write(
+        &self,
+        _req: Request,
+        _inode: u64,
+        _fh: u64,
+        _offset: u64,
+        _data: &[u8],
+        _write_flags: u32,
+        _flags: u32,
+    ) -> Result<ReplyWrite> {
+        erofs()
+    }
+
+    async fn statfs(&self, _req: Request, _inode: u64) -> Result<ReplyStatFs> {
+        let used = self.store.disk_bytes().div_ceil(4096);
+        let files = self.store.inodes.len() as u64;
+        Ok(ReplyStatFs { blocks: used, bfree: 0, bavail: 0, files, ffree: 0, bsize: 4096, namelen: 255, frsize: 4096 })
+    }
+
+    async fn release(&self, _req: Request, _inode: u64, fh: u64, _flags: u32, _lock_owner: u64, _flush: bool) -> Result<()> {
+        self.drop_handle(fh);
+        Ok(())
+    }
+
+    async fn fsync(&self, _req: Request, _inode: u64, _fh: u64, _datasync: bool) -> Result<()> {
+        Ok(())
+    }
+
+    async fn setxattr(&self, _req: Request, _inode: u64, _name: &OsStr, _value: &[u8], _flags: u32, _position: u32) -> Result<()> {
+        erofs()
+    }
+
+    async fn getxattr(&self, _req: Request, inode: u64, _name: &OsStr, _size: u32) -> Result<ReplyXAttr> {
+        self.node(inode)?;
+        Err(libc::ENODATA.into())
+    }
+
+    async fn listxattr(&self, _req: Request, inode: u64, size: u32) -> Result<ReplyXAttr> {
+        self.node(inode)?;
+        Ok(if size == 0 { ReplyXAttr::Size(0) } else { ReplyXAttr::Data(Bytes::new()) })
+    }
+
+    async fn removexattr(&self, _req: Request, _inode: u64, _name: &OsStr) -> Result<()> {
+        erofs()
+    }
+
+    async fn flush(&self, _req: Request, _inode: u64, _fh: u64, _lock_owner: u64) -> Result<()> {
+        Ok(())
+    }
+
+    async fn opendir(&self, _req: Request, inode: u64, _flags: u32) -> Result<ReplyOpen> {
+        if !self.node(inode)?.kind.is_dir() {
+            return Err(DicError::NotDir.into());
+        }
+        Ok(ReplyOpen { fh: 0, flags: FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR })
+    }
+
+    async fn readdir<'a>(
+        &'a self,
+        _req: Request,
+        parent: u64,
+        _fh: u64,
+        offset: i64,
+    ) -> Result<ReplyDirectory<impl Stream<Item = Result<DirectoryEntry>> + Send + 'a>> {
+        let entries = self.dir_entries(parent).await?;
+        let items: Vec<Result<DirectoryEntry>> = entries
+            .into_iter()
+            .enumerate()
+            .skip(offset.max(0) as usize)
+            .map(|(i, (inode, kind, name, _, _))| Ok(DirectoryEntry { inode, kind, name, offset: i as i64 + 1 }))
+            .collect();
+        Ok(ReplyDirectory { entries: stream::iter(items) })
+    }
+
+    async fn releasedir(&self, _req: Request, _inode: u64, _fh: u64, _flags: u32) -> Result<()> {
+        Ok(())
+    }
+
+    async fn access(&self, _req: Request, inode: u64, mask: u32) -> Result<()> {
+        self.node(inode)?;
+        if mask as i32 & libc::W_OK != 0 {
+            return erofs();
+        }
+        Ok(())
+    }
+
+    async fn create(&self, _req: Request, _parent: u64, _name: &OsStr, _mode: u32, _flags: u32) -> Result<ReplyCreated> {
+        erofs()
+    }
+
+    async fn fallocate(&self, _req: Request, _inode: u64, _fh: u64, _offset: u64, _length: u64, _mode: u32) -> Result<()> {
+        erofs()
+    }
+
+    async fn readdirplus<'a>(
+        &'a self,
+        _req: Request,
+        parent: u64,
+        _fh: u64,
+        offset: u64,
+        _lock_owner: u64,
+    ) -> Result<ReplyDirectoryPlus<impl Stream<Item = Result<DirectoryEntryPlus>> + Send + 'a>> {
+        let entries = self.dir_entries(parent).await?;
+        let items: Vec<Result<DirectoryEntryPlus>> = entries
+            .into_iter()
+            .enumerate()
+            .skip(offset as usize)
+            .map(|(i, (inode, kind, name, attr, known))| {
+                // A size the remote has not told yet is sent with a zero TTL, so the kernel asks
+                // again (lookup/getattr) before it relies on it.
+                let ttl = if known { LOWER_TTL } else { std::time::Duration::ZERO };
+                Ok(DirectoryEntryPlus {
+                    inode,
+                    generation: 0,
+                    kind,
+                    name,
+                    offset: i as i64 + 1,
+                    attr,
+                    entry_ttl: ttl,
+                    attr_ttl: ttl,
+                })
+            })
+            .collect();
+        Ok(ReplyDirectoryPlus { entries: stream::iter(items) })
+    }
+}

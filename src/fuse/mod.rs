@@ -1,0 +1,3 @@
+//! The FUSE edge: mount options, mounting, and clearing mounts left by a crashed run.
+
+pub mod mount;

@@ -1,0 +1,143 @@
+//! Mounting and unmounting, and finding a stale mount left behind by a crashed run.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rfuse3::MountOptions;
+
+/// Errors of mounting.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// A live filesystem already sits on the mountpoint.
+    #[error("{0} is already a mount point of a live filesystem; unmount it first")]
+    Busy(PathBuf),
+    /// The mountpoint has files in it.
+    #[error("{0} is not empty; Scorpio mounts only over an empty directory")]
+    NotEmpty(PathBuf),
+    /// The system refused.
+    #[error("cannot mount at {path}: {source}")]
+    Io {
+        /// The mountpoint.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Mount options for a read-only view: the kernel checks permissions itself and may read ahead.
+pub fn readonly_options() -> MountOptions {
+    let mut o = MountOptions::default();
+    let (uid, _) = current_ids();
+    o.fs_name("scorpio")
+        .read_only(true)
+        .default_permissions(true)
+        // Root serves a shared box: let every user read the workspace.
+        .allow_other(uid == 0)
+        .max_readahead(Some(1 << 20));
+    o
+}
+
+/// The current user and group.
+#[allow(unsafe_code)]
+pub fn current_ids() -> (u32, u32) {
+    // SAFETY: getuid/getgid cannot fail and touch no memory.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+/// Decodes the octal escapes (`\040`) of a field of `/proc/self/mountinfo`.
+fn unescape(field: &str) -> Vec<u8> {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The filesystem type mounted exactly at `path`, if any (the last mount wins).
+pub fn mounted_fstype(path: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = path.as_os_str().as_bytes();
+    let mut found = None;
+    for line in info.lines() {
+        let mut parts = line.split(" - ");
+        let (Some(left), Some(right)) = (parts.next(), parts.next()) else { continue };
+        let Some(mp) = left.split(' ').nth(4) else { continue };
+        if unescape(mp) == want {
+            found = right.split(' ').next().map(str::to_string);
+        }
+    }
+    found
+}
+
+/// Detaches whatever is mounted at `path` (lazily, so busy users do not block it).
+pub fn detach(path: &Path) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    #[allow(unsafe_code)]
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    // Without CAP_SYS_ADMIN the setuid helper can still unmount our own FUSE mounts.
+    let status = Command::new("fusermount3").arg("-uz").arg(path).status();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        _ => Err(err),
+    }
+}
+
+/// Clears a FUSE mount at `path` left by a crashed run; refuses if a live filesystem is there.
+pub fn clear_stale(path: &Path) -> Result<(), MountError> {
+    let Some(fstype) = mounted_fstype(path) else { return Ok(()) };
+    let dead = match std::fs::metadata(path) {
+        Err(e) => e.raw_os_error() == Some(libc::ENOTCONN) || e.raw_os_error() == Some(libc::ECONNABORTED),
+        Ok(_) => false,
+    };
+    if !(fstype.starts_with("fuse") && dead) {
+        return Err(MountError::Busy(path.to_path_buf()));
+    }
+    tracing::warn!(path = %path.display(), fstype, "found a stale mount from a crashed run; clearing it");
+    detach(path).map_err(|source| MountError::Io { path: path.to_path_buf(), source })
+}
+
+/// Makes sure `path` exists, is not mounted (clearing a stale mount) and is empty.
+pub fn prepare_mountpoint(path: &Path) -> Result<(), MountError> {
+    clear_stale(path)?;
+    std::fs::create_dir_all(path).map_err(|source| MountError::Io { path: path.to_path_buf(), source })?;
+    let mut entries = std::fs::read_dir(path).map_err(|source| MountError::Io { path: path.to_path_buf(), source })?;
+    if entries.next().is_some() {
+        return Err(MountError::NotEmpty(path.to_path_buf()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_mountinfo_fields() {
+        assert_eq!(unescape("/tmp/a\\040b"), b"/tmp/a b");
+        assert_eq!(unescape("/x\\134y"), b"/x\\y");
+        assert_eq!(unescape("/plain"), b"/plain");
+        assert_eq!(unescape("/end\\04"), b"/end\\04");
+    }
+
+    #[test]
+    fn root_is_mounted() {
+        assert!(mounted_fstype(Path::new("/")).is_some());
+        assert!(mounted_fstype(Path::new("/definitely/not/a/mount")).is_none());
+    }
+}

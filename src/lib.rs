@@ -1,0 +1,14 @@
+//! Scorpio: mount a remote monorepo as a lazy, verified FUSE filesystem.
+//!
+//! Data flows one way: FUSE request -> `fuse` (mounting, router) -> `dicfuse` (the read-only
+//! view of one commit) -> `store` (verified objects on disk, inode table in sled) -> `remote`.
+//! See `DESIGN.md` in the shared docs for the full module map.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod dicfuse;
+pub mod doctor;
+pub mod fuse;
+pub mod remote;
+pub mod store;

@@ -1,0 +1,140 @@
+//! The `scorpio` binary: parse the CLI and config, then run the daemon or a subcommand.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use rfuse3::raw::Session;
+use tokio::signal::unix::{signal, SignalKind};
+
+use scorpio::cli::{Cli, Cmd};
+use scorpio::config::Config;
+use scorpio::dicfuse::Dicfuse;
+use scorpio::fuse::mount;
+use scorpio::store::Store;
+use scorpio::{daemon, doctor, remote};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match Config::load(cli.config.as_deref(), &cli.overrides()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("scorpio: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log_level))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("scorpio: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command.unwrap_or(Cmd::Run) {
+        Cmd::Doctor => {
+            let checks = rt.block_on(doctor::run(&cfg));
+            for c in &checks {
+                println!("{} {:<12} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+            }
+            if checks.iter().all(|c| c.ok) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Cmd::Run => match rt.block_on(run(cfg)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                eprintln!("scorpio: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    let remote = remote::from_config(&cfg).context("cannot open the remote")?;
+    let store = Store::open(&cfg.store_path, remote.clone(), cfg.cache_mem_bytes, cfg.cache_disk_bytes)
+        .with_context(|| format!("cannot open the store at {} (is another scorpio using it?)", cfg.store_path.display()))?;
+    let remote_id = cfg.remote_id();
+    let refname = cfg.refname.as_deref();
+    let resolved = tokio::time::timeout(cfg.request_timeout, remote.resolve(refname)).await;
+    let commit = match resolved {
+        Ok(Ok(c)) => c,
+        failure => {
+            let why = match failure {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {}s", cfg.request_timeout.as_secs()),
+            };
+            match store.inodes.recorded(&remote_id)? {
+                Some(c) => {
+                    tracing::warn!(error = %why, commit = %c.oid, "remote unreachable; serving the commit this store last mounted");
+                    c
+                }
+                None => bail!("cannot resolve {} on the {} remote: {why}", refname.unwrap_or("HEAD"), remote.kind()),
+            }
+        }
+    };
+    if store.inodes.bind(&remote_id, &commit)? {
+        tracing::info!(commit = %commit.oid, "new commit for this store; inode table started afresh");
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on http_addr {}", cfg.http_addr))?;
+    mount::prepare_mountpoint(&cfg.workspace)?;
+    let (uid, gid) = mount::current_ids();
+    let fs = Dicfuse::new(store.clone(), commit.clone(), uid, gid);
+    let mut handle = Session::new(mount::readonly_options())
+        .mount(fs, &cfg.workspace)
+        .await
+        .with_context(|| format!("cannot mount at {}", cfg.workspace.display()))?;
+    tracing::info!(workspace = %cfg.workspace.display(), commit = %commit.oid, remote = remote.kind(), http = %cfg.http_addr, "mounted");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = daemon::router(daemon::AppState::new(commit.oid.to_hex()));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let session_ended = tokio::select! {
+        r = &mut handle => {
+            tracing::warn!(result = ?r, "the FUSE session ended (unmounted from outside?)");
+            true
+        }
+        _ = sigterm.recv() => { tracing::info!("SIGTERM: unmounting"); false }
+        _ = sigint.recv() => { tracing::info!("SIGINT: unmounting"); false }
+    };
+    let _ = stop_tx.send(());
+    if !session_ended {
+        match tokio::time::timeout(Duration::from_secs(10), handle.unmount()).await {
+            Ok(Ok(())) => {}
+            other => {
+                tracing::warn!(result = ?other.map(|r| r.map_err(|e| e.to_string())), "clean unmount failed; detaching lazily");
+                mount::detach(&cfg.workspace).with_context(|| format!("cannot unmount {}", cfg.workspace.display()))?;
+            }
+        }
+    } else {
+        drop(handle);
+    }
+    if mount::mounted_fstype(&cfg.workspace).is_some_and(|t| t.starts_with("fuse")) {
+        mount::detach(&cfg.workspace)?;
+    }
+    store.flush()?;
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    drop(Arc::clone(&store));
+    tracing::info!("unmounted; bye");
+    Ok(())
+}

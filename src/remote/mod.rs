@@ -1,0 +1,129 @@
+//! Remotes: where commits, trees and blobs come from.
+//!
+//! A [`Remote`] answers with data it has checked: tree listings are verified against their id
+//! (or come from a listing pinned to the commit), and blobs are verified again by the store
+//! before anything is written to disk.
+
+pub mod local;
+pub mod mega;
+pub mod object;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::config::{Config, RemoteSpec};
+pub use object::{EntryKind, ObjectError, ObjectKind, Oid, TreeEntry};
+
+/// The commit a workspace shows.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CommitInfo {
+    /// The commit id.
+    pub oid: Oid,
+    /// Its root tree, when the remote can say.
+    pub root_tree: Option<Oid>,
+    /// Commit time in seconds since the epoch (shown as every entry's mtime).
+    pub time: i64,
+}
+
+/// One entry of a directory listing, with its size when it came cheaply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedEntry {
+    /// The tree entry.
+    pub entry: TreeEntry,
+    /// The blob size, if known without fetching the blob.
+    pub size: Option<u64>,
+}
+
+/// A directory of the mounted commit.
+#[derive(Clone, Debug)]
+pub struct Listing {
+    /// The entries, in the order the remote gave them.
+    pub entries: Vec<ListedEntry>,
+    /// False when the listing came without git modes (Mega's pinned fallback): files are 0644.
+    pub exact_modes: bool,
+}
+
+/// Errors from a remote.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The remote does not have the object or path.
+    #[error("{what} not found on the remote")]
+    NotFound {
+        /// What was asked for.
+        what: String,
+    },
+    /// The remote answered with an HTTP error.
+    #[error("{url} answered HTTP {status}")]
+    Http {
+        /// The request.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The remote did not answer in time.
+    #[error("{url} did not answer within {secs}s")]
+    Timeout {
+        /// The request.
+        url: String,
+        /// The deadline.
+        secs: u64,
+    },
+    /// The remote could not be reached.
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable {
+        /// The request.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Data that does not match its id or does not parse.
+    #[error(transparent)]
+    Corrupt(#[from] ObjectError),
+    /// A response that does not follow the API.
+    #[error("bad response from {url}: {reason}")]
+    Protocol {
+        /// The request.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An error from git2 for the local backend.
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+}
+
+/// The source of a repository's objects.
+#[async_trait]
+pub trait Remote: Send + Sync + 'static {
+    /// A short name for logs (`local`, `mega`).
+    fn kind(&self) -> &'static str;
+
+    /// Resolves `refname` (or the default) to the commit to mount.
+    async fn resolve(&self, refname: Option<&str>) -> Result<CommitInfo, RemoteError>;
+
+    /// Lists the directory at `path` (`/`-separated, `""` for the root) of `commit`, whose tree
+    /// id is `oid` when known.
+    async fn list_tree(&self, commit: &CommitInfo, path: &str, oid: Option<Oid>) -> Result<Listing, RemoteError>;
+
+    /// The bytes of blob `oid` (the store verifies them).
+    async fn blob(&self, oid: Oid) -> Result<Bytes, RemoteError>;
+
+    /// The size of blob `oid` without transferring its content.
+    async fn blob_size(&self, oid: Oid) -> Result<u64, RemoteError>;
+}
+
+/// Builds the remote the config names.
+pub fn from_config(cfg: &Config) -> Result<Arc<dyn Remote>, RemoteError> {
+    Ok(match &cfg.remote {
+        RemoteSpec::Local(path) => Arc::new(local::LocalRemote::open(path)?),
+        RemoteSpec::Mega(url) => Arc::new(mega::MegaRemote::new(mega::MegaOptions {
+            base_url: url.clone(),
+            token: cfg.remote_token.clone(),
+            connect_timeout: cfg.connect_timeout,
+            request_timeout: cfg.request_timeout,
+            concurrency: cfg.fetch_concurrency,
+        })?),
+    })
+}

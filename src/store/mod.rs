@@ -1,0 +1,189 @@
+//! The local object store: verified objects on disk, a bounded memory cache above them, and the
+//! persistent inode table.
+//!
+//! [`Store::ensure_blob`] is the one way a blob enters the store: fetched from the remote,
+//! checked against its id, written atomically. Concurrent calls for the same id share one fetch,
+//! which runs as its own task so a reader giving up does not cancel it for the others.
+
+pub mod inodes;
+pub mod objects;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt, Shared};
+
+use crate::remote::object::verify;
+use crate::remote::{ObjectError, ObjectKind, Oid, Remote, RemoteError};
+pub use inodes::{Child, InodeTable, Node, ROOT_INO};
+use objects::ObjectDir;
+
+/// Objects up to this size are kept in the memory cache too.
+const MEM_OBJECT_MAX: usize = 1 << 20;
+
+/// Errors of the store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The sled database failed.
+    #[error("database: {0}")]
+    Db(#[from] sled::Error),
+    /// The object directory failed.
+    #[error("object cache: {0}")]
+    Io(Arc<std::io::Error>),
+    /// The remote failed.
+    #[error(transparent)]
+    Remote(Arc<RemoteError>),
+    /// An object that does not match its id.
+    #[error(transparent)]
+    Corrupt(#[from] ObjectError),
+    /// A record in the inode table does not decode.
+    #[error("inode table: {0}")]
+    Decode(String),
+    /// More entries than the Dicfuse inode range holds.
+    #[error("the inode range of the read-only view is exhausted")]
+    InodesExhausted,
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(Arc::new(e))
+    }
+}
+
+impl From<RemoteError> for StoreError {
+    fn from(e: RemoteError) -> Self {
+        match e {
+            RemoteError::Corrupt(o) => StoreError::Corrupt(o),
+            other => StoreError::Remote(Arc::new(other)),
+        }
+    }
+}
+
+type Inflight = Shared<BoxFuture<'static, Result<(), StoreError>>>;
+
+/// Objects, caches and the inode table under `store_path`.
+pub struct Store {
+    remote: Arc<dyn Remote>,
+    objects: ObjectDir,
+    mem: moka::sync::Cache<Oid, Bytes>,
+    inflight: Mutex<HashMap<Oid, Inflight>>,
+    db: sled::Db,
+    /// The persistent inode table.
+    pub inodes: InodeTable,
+}
+
+impl Store {
+    /// Opens the store at `path` over `remote`.
+    pub fn open(path: &Path, remote: Arc<dyn Remote>, mem_bytes: u64, disk_bytes: u64) -> Result<Arc<Store>, StoreError> {
+        std::fs::create_dir_all(path)?;
+        let objects = ObjectDir::open(&path.join("objects"), disk_bytes)?;
+        let db = sled::Config::new().path(path.join("meta.sled")).flush_every_ms(Some(200)).open()?;
+        let inodes = InodeTable::open(&db)?;
+        let mem = moka::sync::Cache::builder()
+            .weigher(|_k: &Oid, v: &Bytes| v.len().try_into().unwrap_or(u32::MAX))
+            .max_capacity(mem_bytes)
+            .build();
+        Ok(Arc::new(Store { remote, objects, mem, inflight: Mutex::new(HashMap::new()), db, inodes }))
+    }
+
+    /// The remote behind the store.
+    pub fn remote(&self) -> &Arc<dyn Remote> {
+        &self.remote
+    }
+
+    /// Makes sure blob `oid` is on disk, fetching and verifying it once if it is not.
+    pub async fn ensure_blob(self: &Arc<Self>, oid: Oid) -> Result<(), StoreError> {
+        if self.objects.contains(oid) {
+            return Ok(());
+        }
+        let fut = {
+            let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            match map.get(&oid) {
+                Some(f) => f.clone(),
+                None => {
+                    let store = self.clone();
+                    let task = tokio::spawn(async move {
+                        let r = store.fetch_blob(oid).await;
+                        store.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&oid);
+                        r
+                    });
+                    let f = async move {
+                        task.await.map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
+                    }
+                    .boxed()
+                    .shared();
+                    map.insert(oid, f.clone());
+                    f
+                }
+            }
+        };
+        fut.await
+    }
+
+    async fn fetch_blob(self: &Arc<Self>, oid: Oid) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let body = self.remote.blob(oid).await?;
+        let store = self.clone();
+        let len = body.len();
+        let body2 = body.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            verify(ObjectKind::Blob, oid, &body2)?;
+            store.objects.insert(oid, &body2)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))??;
+        if len <= MEM_OBJECT_MAX {
+            self.mem.insert(oid, body);
+        }
+        tracing::debug!(%oid, bytes = len, ms = started.elapsed().as_millis() as u64, "blob fetched and verified");
+        Ok(())
+    }
+
+    /// Opens blob `oid` for `pread`, fetching it first if needed.
+    pub async fn open_blob(self: &Arc<Self>, oid: Oid) -> Result<std::fs::File, StoreError> {
+        // Eviction can race with the open; one more fetch settles it.
+        for _ in 0..2 {
+            self.ensure_blob(oid).await?;
+            if let Some(f) = self.objects.open_object(oid)? {
+                return Ok(f);
+            }
+        }
+        Err(StoreError::Io(Arc::new(std::io::Error::other(format!("blob {oid} evicted while opening")))))
+    }
+
+    /// The whole content of a blob (symlink targets, small files), through the memory cache.
+    pub async fn blob_bytes(self: &Arc<Self>, oid: Oid) -> Result<Bytes, StoreError> {
+        if let Some(b) = self.mem.get(&oid) {
+            return Ok(b);
+        }
+        self.ensure_blob(oid).await?;
+        let body = self
+            .objects
+            .read(oid)?
+            .ok_or_else(|| StoreError::Io(Arc::new(std::io::Error::other(format!("blob {oid} evicted while reading")))))?;
+        let body = Bytes::from(body);
+        if body.len() <= MEM_OBJECT_MAX {
+            self.mem.insert(oid, body.clone());
+        }
+        Ok(body)
+    }
+
+    /// A blob from the memory cache only.
+    pub fn cached_bytes(&self, oid: Oid) -> Option<Bytes> {
+        self.mem.get(&oid)
+    }
+
+    /// Bytes of objects on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.objects.total_bytes()
+    }
+
+    /// Writes the database to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
