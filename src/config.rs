@@ -156,12 +156,18 @@ impl Sources {
     pub fn from_file(path: Option<&Path>) -> Result<Sources, ConfigError> {
         let mut s = Sources::default();
         let Some(path) = path else { return Ok(s) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let table: toml::Table = text
             .parse()
-            .map_err(|e: toml::de::Error| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
         let origin = path.display().to_string();
         for (k, v) in table {
             if k == "antares" {
@@ -170,11 +176,17 @@ impl Sources {
                 };
                 for (sk, sv) in sub {
                     let full = format!("antares.{sk}");
-                    let key = known(&full).ok_or(ConfigError::Unknown { key: full, origin: origin.clone() })?;
+                    let key = known(&full).ok_or(ConfigError::Unknown {
+                        key: full,
+                        origin: origin.clone(),
+                    })?;
                     s.values.insert(key, Value::File(sv, dir.clone()));
                 }
             } else {
-                let key = known(&k).ok_or(ConfigError::Unknown { key: k.clone(), origin: origin.clone() })?;
+                let key = known(&k).ok_or(ConfigError::Unknown {
+                    key: k.clone(),
+                    origin: origin.clone(),
+                })?;
                 s.values.insert(key, Value::File(v, dir.clone()));
             }
         }
@@ -197,7 +209,10 @@ impl Sources {
     pub fn with_cli(mut self, cli: &[(&'static str, Option<String>)]) -> Sources {
         for (key, v) in cli {
             if let (Some(key), Some(v)) = (known(key), v) {
-                self.values.insert(key, Value::Text(v.clone(), format!("--{}", key.replace('_', "-"))));
+                self.values.insert(
+                    key,
+                    Value::Text(v.clone(), format!("--{}", key.replace('_', "-"))),
+                );
             }
         }
         self
@@ -214,15 +229,21 @@ impl Sources {
     fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
         match self.values.get(key) {
             None => Ok(None),
-            Some(Value::File(toml::Value::String(s), _)) | Some(Value::Text(s, _)) => Ok(Some(s.clone())),
-            Some(Value::File(other, _)) => {
-                Err(invalid(key, &self.origin(key), &format!("expected a string, found {}", other.type_str())))
+            Some(Value::File(toml::Value::String(s), _)) | Some(Value::Text(s, _)) => {
+                Ok(Some(s.clone()))
             }
+            Some(Value::File(other, _)) => Err(invalid(
+                key,
+                &self.origin(key),
+                &format!("expected a string, found {}", other.type_str()),
+            )),
         }
     }
 
     fn path(&self, key: &str) -> Result<Option<PathBuf>, ConfigError> {
-        let Some(s) = self.string(key)? else { return Ok(None) };
+        let Some(s) = self.string(key)? else {
+            return Ok(None);
+        };
         if s.is_empty() {
             return Err(invalid(key, &self.origin(key), "empty path"));
         }
@@ -243,7 +264,11 @@ impl Sources {
         };
         let n = n.ok_or_else(|| invalid(key, &self.origin(key), "expected a whole number"))?;
         if n < min || n > max {
-            return Err(invalid(key, &self.origin(key), &format!("{n} is outside {min}..={max}")));
+            return Err(invalid(
+                key,
+                &self.origin(key),
+                &format!("{n} is outside {min}..={max}"),
+            ));
         }
         Ok(Some(n))
     }
@@ -251,50 +276,95 @@ impl Sources {
     /// Validates every layer into a [`Config`].
     pub fn build(&self) -> Result<Config, ConfigError> {
         let cwd = std::env::current_dir().unwrap_or_default();
-        let remote_key = if self.values.contains_key("remote") { "remote" } else { "base_url" };
+        let remote_key = if self.values.contains_key("remote") {
+            "remote"
+        } else {
+            "base_url"
+        };
         let remote_raw = self.string(remote_key)?.ok_or_else(|| {
-            invalid("remote", "default", "missing: set `remote` in the file, SCORPIO_REMOTE or --remote")
+            invalid(
+                "remote",
+                "default",
+                "missing: set `remote` in the file, SCORPIO_REMOTE or --remote",
+            )
         })?;
         let remote = if remote_raw.starts_with("http://") || remote_raw.starts_with("https://") {
-            reqwest::Url::parse(&remote_raw)
-                .map_err(|e| invalid(remote_key, &self.origin(remote_key), &format!("bad URL: {e}")))?;
+            reqwest::Url::parse(&remote_raw).map_err(|e| {
+                invalid(
+                    remote_key,
+                    &self.origin(remote_key),
+                    &format!("bad URL: {e}"),
+                )
+            })?;
             RemoteSpec::Mega(remote_raw.trim_end_matches('/').to_string())
         } else {
             let p = self.path(remote_key)?.unwrap_or_default();
             if !p.exists() {
-                return Err(invalid(remote_key, &self.origin(remote_key), &format!("{} does not exist", p.display())));
+                return Err(invalid(
+                    remote_key,
+                    &self.origin(remote_key),
+                    &format!("{} does not exist", p.display()),
+                ));
             }
             RemoteSpec::Local(p)
         };
         let refname = self.string("ref")?.filter(|s| !s.is_empty());
-        let workspace = self.path("workspace")?.unwrap_or_else(|| cwd.join("workspace"));
+        let workspace = self
+            .path("workspace")?
+            .unwrap_or_else(|| cwd.join("workspace"));
         let store_path = match self.path("store_path")? {
             Some(p) => p,
             None => default_store_path(),
         };
         if workspace.starts_with(&store_path) || store_path.starts_with(&workspace) {
-            return Err(invalid("workspace", &self.origin("workspace"), "workspace and store_path must not contain each other"));
+            return Err(invalid(
+                "workspace",
+                &self.origin("workspace"),
+                "workspace and store_path must not contain each other",
+            ));
         }
-        let http_raw = self.string("http_addr")?.unwrap_or_else(|| "127.0.0.1:8000".into());
-        let http_addr: SocketAddr = http_raw
-            .parse()
-            .map_err(|_| invalid("http_addr", &self.origin("http_addr"), &format!("{http_raw:?} is not host:port")))?;
+        let http_raw = self
+            .string("http_addr")?
+            .unwrap_or_else(|| "127.0.0.1:8000".into());
+        let http_addr: SocketAddr = http_raw.parse().map_err(|_| {
+            invalid(
+                "http_addr",
+                &self.origin("http_addr"),
+                &format!("{http_raw:?} is not host:port"),
+            )
+        })?;
         let auth_token = self.string("auth_token")?.filter(|s| !s.is_empty());
         if !http_addr.ip().is_loopback() && auth_token.is_none() {
-            return Err(invalid("http_addr", &self.origin("http_addr"), "binding beyond loopback requires `auth_token`"));
+            return Err(invalid(
+                "http_addr",
+                &self.origin("http_addr"),
+                "binding beyond loopback requires `auth_token`",
+            ));
         }
         let log_level = self.string("log_level")?.unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&log_level)
             .map_err(|e| invalid("log_level", &self.origin("log_level"), &e.to_string()))?;
-        let antares_bind_raw = self.string("antares.bind")?.unwrap_or_else(|| "127.0.0.1:2726".into());
+        let antares_bind_raw = self
+            .string("antares.bind")?
+            .unwrap_or_else(|| "127.0.0.1:2726".into());
         let antares_bind: SocketAddr = antares_bind_raw.parse().map_err(|_| {
-            invalid("antares.bind", &self.origin("antares.bind"), &format!("{antares_bind_raw:?} is not host:port"))
+            invalid(
+                "antares.bind",
+                &self.origin("antares.bind"),
+                &format!("{antares_bind_raw:?} is not host:port"),
+            )
         })?;
         let antares = AntaresConfig {
             bind: antares_bind,
-            mount_root: self.path("antares.mount_root")?.unwrap_or_else(|| store_path.join("antares/mnt")),
-            upper_root: self.path("antares.upper_root")?.unwrap_or_else(|| store_path.join("antares/upper")),
-            cl_root: self.path("antares.cl_root")?.unwrap_or_else(|| store_path.join("antares/cl")),
+            mount_root: self
+                .path("antares.mount_root")?
+                .unwrap_or_else(|| store_path.join("antares/mnt")),
+            upper_root: self
+                .path("antares.upper_root")?
+                .unwrap_or_else(|| store_path.join("antares/upper")),
+            cl_root: self
+                .path("antares.cl_root")?
+                .unwrap_or_else(|| store_path.join("antares/cl")),
             max_mounts: self.number("antares.max_mounts", 1, 100_000)?.unwrap_or(64) as usize,
         };
         Ok(Config {
@@ -304,11 +374,19 @@ impl Sources {
             store_path,
             http_addr,
             log_level,
-            cache_mem_bytes: self.number("cache_mem_bytes", 1 << 20, u64::MAX)?.unwrap_or(256 << 20),
-            cache_disk_bytes: self.number("cache_disk_bytes", 1 << 20, u64::MAX)?.unwrap_or(20 << 30),
+            cache_mem_bytes: self
+                .number("cache_mem_bytes", 1 << 20, u64::MAX)?
+                .unwrap_or(256 << 20),
+            cache_disk_bytes: self
+                .number("cache_disk_bytes", 1 << 20, u64::MAX)?
+                .unwrap_or(20 << 30),
             fetch_concurrency: self.number("fetch_concurrency", 1, 1024)?.unwrap_or(16) as usize,
-            connect_timeout: Duration::from_secs(self.number("connect_timeout_secs", 1, 3600)?.unwrap_or(5)),
-            request_timeout: Duration::from_secs(self.number("request_timeout_secs", 1, 3600)?.unwrap_or(30)),
+            connect_timeout: Duration::from_secs(
+                self.number("connect_timeout_secs", 1, 3600)?.unwrap_or(5),
+            ),
+            request_timeout: Duration::from_secs(
+                self.number("request_timeout_secs", 1, 3600)?.unwrap_or(30),
+            ),
             push_url: self.string("push_url")?,
             remote_token: self.string("remote_token")?,
             auth_token,
@@ -324,7 +402,11 @@ fn known(key: &str) -> Option<&'static str> {
 }
 
 fn invalid(key: &str, origin: &str, reason: &str) -> ConfigError {
-    ConfigError::Invalid { key: key.to_string(), origin: origin.to_string(), reason: reason.to_string() }
+    ConfigError::Invalid {
+        key: key.to_string(),
+        origin: origin.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 fn default_store_path() -> PathBuf {
@@ -339,14 +421,23 @@ fn default_store_path() -> PathBuf {
 
 impl Config {
     /// Loads the file, the environment and the CLI layers.
-    pub fn load(file: Option<&Path>, cli: &[(&'static str, Option<String>)]) -> Result<Config, ConfigError> {
-        Sources::from_file(file)?.with_env(std::env::vars()).with_cli(cli).build()
+    pub fn load(
+        file: Option<&Path>,
+        cli: &[(&'static str, Option<String>)],
+    ) -> Result<Config, ConfigError> {
+        Sources::from_file(file)?
+            .with_env(std::env::vars())
+            .with_cli(cli)
+            .build()
     }
 
     /// A stable name for the remote and ref, so state bound to one never serves another.
     pub fn remote_id(&self) -> String {
         let r = match &self.remote {
-            RemoteSpec::Local(p) => format!("local:{}", p.canonicalize().unwrap_or_else(|_| p.clone()).display()),
+            RemoteSpec::Local(p) => format!(
+                "local:{}",
+                p.canonicalize().unwrap_or_else(|_| p.clone()).display()
+            ),
             RemoteSpec::Mega(u) => format!("mega:{u}"),
         };
         format!("{r}#{}", self.refname.as_deref().unwrap_or("HEAD"))
@@ -399,14 +490,29 @@ mod tests {
         let e = Sources::from_file(Some(&p)).unwrap_err().to_string();
         assert!(e.contains("bogus"), "{e}");
         let (_d, p) = file("remote = \".\"\n[antares]\nnope = 1\n");
-        assert!(Sources::from_file(Some(&p)).unwrap_err().to_string().contains("antares.nope"));
+        assert!(Sources::from_file(Some(&p))
+            .unwrap_err()
+            .to_string()
+            .contains("antares.nope"));
         let (_d, p) = file("remote = \".\"\nfetch_concurrency = \"many\"\nstore_path = \"/s\"\n");
-        let e = Sources::from_file(Some(&p)).unwrap().build().unwrap_err().to_string();
+        let e = Sources::from_file(Some(&p))
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("fetch_concurrency"), "{e}");
         let env = [("SCORPIO_HTTP_ADDR".to_string(), "nowhere".to_string())];
         let (_d, p) = file("remote = \".\"\nstore_path = \"/s\"\n");
-        let e = Sources::from_file(Some(&p)).unwrap().with_env(env).build().unwrap_err().to_string();
-        assert!(e.contains("http_addr") && e.contains("SCORPIO_HTTP_ADDR"), "{e}");
+        let e = Sources::from_file(Some(&p))
+            .unwrap()
+            .with_env(env)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("http_addr") && e.contains("SCORPIO_HTTP_ADDR"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -416,10 +522,20 @@ mod tests {
         let (_d, p) = file("remote = \".\"\nhttp_addr = \"0.0.0.0:8000\"\nauth_token = \"t\"\nstore_path = \"/s\"\n");
         assert!(Sources::from_file(Some(&p)).unwrap().build().is_ok());
         let (_d, p) = file("store_path = \"/s\"\n");
-        assert!(Sources::from_file(Some(&p)).unwrap().build().unwrap_err().to_string().contains("remote"));
+        assert!(Sources::from_file(Some(&p))
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string()
+            .contains("remote"));
         let (_d, p) = file("remote = \"/does/not/exist\"\nstore_path = \"/s\"\n");
         assert!(Sources::from_file(Some(&p)).unwrap().build().is_err());
         let (_d, p) = file("remote = \".\"\nstore_path = \"/s\"\ncache_mem_bytes = 0\n");
-        assert!(Sources::from_file(Some(&p)).unwrap().build().unwrap_err().to_string().contains("cache_mem_bytes"));
+        assert!(Sources::from_file(Some(&p))
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string()
+            .contains("cache_mem_bytes"));
     }
 }

@@ -17,8 +17,16 @@ pub struct Check {
 
 fn check(name: &'static str, r: Result<String, String>) -> Check {
     match r {
-        Ok(detail) => Check { name, ok: true, detail },
-        Err(detail) => Check { name, ok: false, detail },
+        Ok(detail) => Check {
+            name,
+            ok: true,
+            detail,
+        },
+        Err(detail) => Check {
+            name,
+            ok: false,
+            detail,
+        },
     }
 }
 
@@ -42,7 +50,8 @@ fn fusermount() -> Result<String, String> {
 
 fn store_writable(store: &Path) -> Result<String, String> {
     std::fs::create_dir_all(store).map_err(|e| format!("{}: {e}", store.display()))?;
-    let probe = tempfile::NamedTempFile::new_in(store).map_err(|e| format!("{} is not writable: {e}", store.display()))?;
+    let probe = tempfile::NamedTempFile::new_in(store)
+        .map_err(|e| format!("{} is not writable: {e}", store.display()))?;
     drop(probe);
     Ok(format!("{} is writable", store.display()))
 }
@@ -55,11 +64,20 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
         check("store", store_writable(&cfg.store_path)),
     ];
     let remote = match crate::remote::from_config(cfg) {
-        Ok(r) => match tokio::time::timeout(cfg.request_timeout * 2, r.resolve(cfg.refname.as_deref())).await {
-            Ok(Ok(c)) => Ok(format!("{} remote resolves {} to {}", r.kind(), cfg.refname.as_deref().unwrap_or("HEAD"), c.oid)),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("the remote did not answer in time".into()),
-        },
+        Ok(r) => {
+            match tokio::time::timeout(cfg.request_timeout * 2, r.resolve(cfg.refname.as_deref()))
+                .await
+            {
+                Ok(Ok(c)) => Ok(format!(
+                    "{} remote resolves {} to {}",
+                    r.kind(),
+                    cfg.refname.as_deref().unwrap_or("HEAD"),
+                    c.oid
+                )),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the remote did not answer in time".into()),
+            }
+        }
         Err(e) => Err(e.to_string()),
     };
     checks.push(check("remote", remote));

@@ -28,8 +28,12 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log_level))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("scorpio: cannot start the runtime: {e}");
@@ -40,7 +44,12 @@ fn main() -> ExitCode {
         Cmd::Doctor => {
             let checks = rt.block_on(doctor::run(&cfg));
             for c in &checks {
-                println!("{} {:<12} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+                println!(
+                    "{} {:<12} {}",
+                    if c.ok { "ok  " } else { "FAIL" },
+                    c.name,
+                    c.detail
+                );
             }
             if checks.iter().all(|c| c.ok) {
                 ExitCode::SUCCESS
@@ -61,8 +70,18 @@ fn main() -> ExitCode {
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
     let remote = remote::from_config(&cfg).context("cannot open the remote")?;
-    let store = Store::open(&cfg.store_path, remote.clone(), cfg.cache_mem_bytes, cfg.cache_disk_bytes)
-        .with_context(|| format!("cannot open the store at {} (is another scorpio using it?)", cfg.store_path.display()))?;
+    let store = Store::open(
+        &cfg.store_path,
+        remote.clone(),
+        cfg.cache_mem_bytes,
+        cfg.cache_disk_bytes,
+    )
+    .with_context(|| {
+        format!(
+            "cannot open the store at {} (is another scorpio using it?)",
+            cfg.store_path.display()
+        )
+    })?;
     let remote_id = cfg.remote_id();
     let refname = cfg.refname.as_deref();
     let resolved = tokio::time::timeout(cfg.request_timeout, remote.resolve(refname)).await;
@@ -78,7 +97,11 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                     tracing::warn!(error = %why, commit = %c.oid, "remote unreachable; serving the commit this store last mounted");
                     c
                 }
-                None => bail!("cannot resolve {} on the {} remote: {why}", refname.unwrap_or("HEAD"), remote.kind()),
+                None => bail!(
+                    "cannot resolve {} on the {} remote: {why}",
+                    refname.unwrap_or("HEAD"),
+                    remote.kind()
+                ),
             }
         }
     };
@@ -123,7 +146,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             Ok(Ok(())) => {}
             other => {
                 tracing::warn!(result = ?other.map(|r| r.map_err(|e| e.to_string())), "clean unmount failed; detaching lazily");
-                mount::detach(&cfg.workspace).with_context(|| format!("cannot unmount {}", cfg.workspace.display()))?;
+                mount::detach(&cfg.workspace)
+                    .with_context(|| format!("cannot unmount {}", cfg.workspace.display()))?;
             }
         }
     } else {

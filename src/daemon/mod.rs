@@ -22,7 +22,11 @@ pub struct AppState {
 impl AppState {
     /// State for a daemon serving `commit`.
     pub fn new(commit: String) -> AppState {
-        AppState { started: Instant::now(), mounts: Arc::new(AtomicUsize::new(1)), commit: Arc::new(commit) }
+        AppState {
+            started: Instant::now(),
+            mounts: Arc::new(AtomicUsize::new(1)),
+            commit: Arc::new(commit),
+        }
     }
 
     /// Sets the number of mounts reported by `/health`.
@@ -57,13 +61,21 @@ pub struct AppError {
 impl AppError {
     /// An error with `status`, a stable `code` and a message for people.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> AppError {
-        AppError { status, code, message: message.into() }
+        AppError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({"error": self.message, "code": self.code}))).into_response()
+        (
+            self.status,
+            Json(serde_json::json!({"error": self.message, "code": self.code})),
+        )
+            .into_response()
     }
 }
 
@@ -83,7 +95,10 @@ async fn not_found() -> AppError {
 
 /// The API routes.
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/health", get(health)).fallback(not_found).with_state(state)
+    Router::new()
+        .route("/health", get(health))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 #[cfg(test)]
@@ -96,9 +111,14 @@ mod tests {
     #[tokio::test]
     async fn health_reports_version_and_mounts() {
         let app = router(AppState::new("abc".into()));
-        let resp = app.oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
+        let resp = app
+            .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
         let h: Health = serde_json::from_slice(&body).unwrap();
         assert_eq!(h.status, "ok");
         assert_eq!(h.mount_count, 1);
@@ -108,9 +128,14 @@ mod tests {
     #[tokio::test]
     async fn unknown_route_is_json_404() {
         let app = router(AppState::new("abc".into()));
-        let resp = app.oneshot(Request::get("/nope").body(Body::empty()).unwrap()).await.unwrap();
+        let resp = app
+            .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["code"], "NOT_FOUND");
     }

@@ -72,10 +72,23 @@ impl Dicfuse {
             return Ok(());
         }
         let path = self.store.inodes.path(ino)?;
-        let listing = self.store.remote().list_tree(&self.commit, &path, node.oid).await.map_err(StoreError::from)?;
-        tracing::debug!(path, entries = listing.entries.len(), exact_modes = listing.exact_modes, "directory listed");
+        let listing = self
+            .store
+            .remote()
+            .list_tree(&self.commit, &path, node.oid)
+            .await
+            .map_err(StoreError::from)?;
+        tracing::debug!(
+            path,
+            entries = listing.entries.len(),
+            exact_modes = listing.exact_modes,
+            "directory listed"
+        );
         self.store.inodes.insert_children(ino, &listing.entries)?;
-        self.dir_locks.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
+        self.dir_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ino);
         Ok(())
     }
 
@@ -103,7 +116,12 @@ impl Dicfuse {
             return Ok(s);
         }
         let oid = node.oid.ok_or(DicError::NoEntry)?;
-        let size = self.store.remote().blob_size(oid).await.map_err(StoreError::from)?;
+        let size = self
+            .store
+            .remote()
+            .blob_size(oid)
+            .await
+            .map_err(StoreError::from)?;
         self.store.inodes.set_size(ino, size)?;
         // The cached listing holds the node without its size.
         self.listings.invalidate(&node.parent);
@@ -144,16 +162,26 @@ impl Dicfuse {
 
     fn add_handle(&self, f: File) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(f));
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, Arc::new(f));
         fh
     }
 
     fn handle(&self, fh: u64) -> Option<Arc<File>> {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&fh).cloned()
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh)
+            .cloned()
     }
 
     fn drop_handle(&self, fh: u64) {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh);
     }
 
     /// Open file handles (for leak checks).

@@ -29,10 +29,18 @@ impl Dicfuse {
     fn negative_entry(&self) -> ReplyEntry {
         let mut attr = self.attr_with(0, &root_like(), 0);
         attr.ino = 0;
-        ReplyEntry { ttl: LOWER_TTL, attr, generation: 0 }
+        ReplyEntry {
+            ttl: LOWER_TTL,
+            attr,
+            generation: 0,
+        }
     }
 
-    async fn do_lookup(&self, parent: u64, name: &OsStr) -> std::result::Result<ReplyEntry, DicError> {
+    async fn do_lookup(
+        &self,
+        parent: u64,
+        name: &OsStr,
+    ) -> std::result::Result<ReplyEntry, DicError> {
         let children = self.children(parent).await?;
         let name = name.as_bytes();
         let Ok(i) = children.binary_search_by(|c| c.name.as_slice().cmp(name)) else {
@@ -40,21 +48,55 @@ impl Dicfuse {
         };
         let child = &children[i];
         let attr = self.attr(child.ino, &child.node).await?;
-        Ok(ReplyEntry { ttl: LOWER_TTL, attr, generation: 0 })
+        Ok(ReplyEntry {
+            ttl: LOWER_TTL,
+            attr,
+            generation: 0,
+        })
     }
 
-    async fn dir_entries(&self, parent: u64) -> std::result::Result<Vec<(u64, FileType, OsString, FileAttr, bool)>, DicError> {
+    async fn dir_entries(
+        &self,
+        parent: u64,
+    ) -> std::result::Result<Vec<(u64, FileType, OsString, FileAttr, bool)>, DicError> {
         let children = self.children(parent).await?;
         let me = self.node(parent)?;
         let mut out = Vec::with_capacity(children.len() + 2);
-        out.push((parent, FileType::Directory, OsString::from("."), self.attr_with(parent, &me, 4096), true));
-        let up = if parent == ROOT_INO { ROOT_INO } else { me.parent };
+        out.push((
+            parent,
+            FileType::Directory,
+            OsString::from("."),
+            self.attr_with(parent, &me, 4096),
+            true,
+        ));
+        let up = if parent == ROOT_INO {
+            ROOT_INO
+        } else {
+            me.parent
+        };
         let up_node = self.node(up)?;
-        out.push((up, FileType::Directory, OsString::from(".."), self.attr_with(up, &up_node, 4096), true));
+        out.push((
+            up,
+            FileType::Directory,
+            OsString::from(".."),
+            self.attr_with(up, &up_node, 4096),
+            true,
+        ));
         for c in children.iter() {
             let known = c.node.kind.is_dir() || c.node.size.is_some();
-            let attr = self.attr_with(c.ino, &c.node, c.node.size.unwrap_or(0));
-            out.push((c.ino, attr.kind, OsStr::from_bytes(&c.name).to_os_string(), attr, known));
+            let size = if c.node.kind.is_dir() {
+                4096
+            } else {
+                c.node.size.unwrap_or(0)
+            };
+            let attr = self.attr_with(c.ino, &c.node, size);
+            out.push((
+                c.ino,
+                attr.kind,
+                OsStr::from_bytes(&c.name).to_os_string(),
+                attr,
+                known,
+            ));
         }
         Ok(out)
     }
@@ -62,7 +104,13 @@ impl Dicfuse {
 
 /// A stand-in node for attributes that carry no entry.
 fn root_like() -> crate::store::Node {
-    crate::store::Node { parent: ROOT_INO, name: Vec::new(), kind: EntryKind::Dir, oid: None, size: None }
+    crate::store::Node {
+        parent: ROOT_INO,
+        name: Vec::new(),
+        kind: EntryKind::Dir,
+        oid: None,
+        size: None,
+    }
 }
 
 impl Filesystem for Dicfuse {
@@ -81,13 +129,28 @@ impl Filesystem for Dicfuse {
 
     async fn batch_forget(&self, _req: Request, _inodes: &[(u64, u64)]) {}
 
-    async fn getattr(&self, _req: Request, inode: u64, _fh: Option<u64>, _flags: u32) -> Result<ReplyAttr> {
+    async fn getattr(
+        &self,
+        _req: Request,
+        inode: u64,
+        _fh: Option<u64>,
+        _flags: u32,
+    ) -> Result<ReplyAttr> {
         let node = self.node(inode)?;
         let attr = self.attr(inode, &node).await?;
-        Ok(ReplyAttr { ttl: LOWER_TTL, attr })
+        Ok(ReplyAttr {
+            ttl: LOWER_TTL,
+            attr,
+        })
     }
 
-    async fn setattr(&self, _req: Request, _inode: u64, _fh: Option<u64>, _set_attr: SetAttr) -> Result<ReplyAttr> {
+    async fn setattr(
+        &self,
+        _req: Request,
+        _inode: u64,
+        _fh: Option<u64>,
+        _set_attr: SetAttr,
+    ) -> Result<ReplyAttr> {
         erofs()
     }
 
@@ -101,15 +164,35 @@ impl Filesystem for Dicfuse {
         Ok(ReplyData { data })
     }
 
-    async fn symlink(&self, _req: Request, _parent: u64, _name: &OsStr, _link: &OsStr) -> Result<ReplyEntry> {
+    async fn symlink(
+        &self,
+        _req: Request,
+        _parent: u64,
+        _name: &OsStr,
+        _link: &OsStr,
+    ) -> Result<ReplyEntry> {
         erofs()
     }
 
-    async fn mknod(&self, _req: Request, _parent: u64, _name: &OsStr, _mode: u32, _rdev: u32) -> Result<ReplyEntry> {
+    async fn mknod(
+        &self,
+        _req: Request,
+        _parent: u64,
+        _name: &OsStr,
+        _mode: u32,
+        _rdev: u32,
+    ) -> Result<ReplyEntry> {
         erofs()
     }
 
-    async fn mkdir(&self, _req: Request, _parent: u64, _name: &OsStr, _mode: u32, _umask: u32) -> Result<ReplyEntry> {
+    async fn mkdir(
+        &self,
+        _req: Request,
+        _parent: u64,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+    ) -> Result<ReplyEntry> {
         erofs()
     }
 
@@ -121,15 +204,36 @@ impl Filesystem for Dicfuse {
         erofs()
     }
 
-    async fn rename(&self, _req: Request, _p: u64, _n: &OsStr, _np: u64, _nn: &OsStr) -> Result<()> {
+    async fn rename(
+        &self,
+        _req: Request,
+        _p: u64,
+        _n: &OsStr,
+        _np: u64,
+        _nn: &OsStr,
+    ) -> Result<()> {
         erofs()
     }
 
-    async fn rename2(&self, _req: Request, _p: u64, _n: &OsStr, _np: u64, _nn: &OsStr, _flags: u32) -> Result<()> {
+    async fn rename2(
+        &self,
+        _req: Request,
+        _p: u64,
+        _n: &OsStr,
+        _np: u64,
+        _nn: &OsStr,
+        _flags: u32,
+    ) -> Result<()> {
         erofs()
     }
 
-    async fn link(&self, _req: Request, _inode: u64, _new_parent: u64, _new_name: &OsStr) -> Result<ReplyEntry> {
+    async fn link(
+        &self,
+        _req: Request,
+        _inode: u64,
+        _new_parent: u64,
+        _new_name: &OsStr,
+    ) -> Result<ReplyEntry> {
         erofs()
     }
 
@@ -143,10 +247,20 @@ impl Filesystem for Dicfuse {
         }
         let oid = node.oid.ok_or(DicError::NoEntry)?;
         let file = self.store.open_blob(oid).await.map_err(DicError::from)?;
-        Ok(ReplyOpen { fh: self.add_handle(file), flags: FOPEN_KEEP_CACHE })
+        Ok(ReplyOpen {
+            fh: self.add_handle(file),
+            flags: FOPEN_KEEP_CACHE,
+        })
     }
 
-    async fn read(&self, _req: Request, _inode: u64, fh: u64, offset: u64, size: u32) -> Result<ReplyData> {
+    async fn read(
+        &self,
+        _req: Request,
+        _inode: u64,
+        fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<ReplyData> {
         let file = self.handle(fh).ok_or(libc::EBADF)?;
         let mut buf = vec![0u8; size as usize];
         let mut filled = 0;
@@ -162,7 +276,9 @@ impl Filesystem for Dicfuse {
             }
         }
         buf.truncate(filled);
-        Ok(ReplyData { data: Bytes::from(buf) })
+        Ok(ReplyData {
+            data: Bytes::from(buf),
+        })
     }
 
     async fn write(
@@ -181,10 +297,27 @@ impl Filesystem for Dicfuse {
     async fn statfs(&self, _req: Request, _inode: u64) -> Result<ReplyStatFs> {
         let used = self.store.disk_bytes().div_ceil(4096);
         let files = self.store.inodes.len() as u64;
-        Ok(ReplyStatFs { blocks: used, bfree: 0, bavail: 0, files, ffree: 0, bsize: 4096, namelen: 255, frsize: 4096 })
+        Ok(ReplyStatFs {
+            blocks: used,
+            bfree: 0,
+            bavail: 0,
+            files,
+            ffree: 0,
+            bsize: 4096,
+            namelen: 255,
+            frsize: 4096,
+        })
     }
 
-    async fn release(&self, _req: Request, _inode: u64, fh: u64, _flags: u32, _lock_owner: u64, _flush: bool) -> Result<()> {
+    async fn release(
+        &self,
+        _req: Request,
+        _inode: u64,
+        fh: u64,
+        _flags: u32,
+        _lock_owner: u64,
+        _flush: bool,
+    ) -> Result<()> {
         self.drop_handle(fh);
         Ok(())
     }
@@ -193,18 +326,36 @@ impl Filesystem for Dicfuse {
         Ok(())
     }
 
-    async fn setxattr(&self, _req: Request, _inode: u64, _name: &OsStr, _value: &[u8], _flags: u32, _position: u32) -> Result<()> {
+    async fn setxattr(
+        &self,
+        _req: Request,
+        _inode: u64,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: u32,
+        _position: u32,
+    ) -> Result<()> {
         erofs()
     }
 
-    async fn getxattr(&self, _req: Request, inode: u64, _name: &OsStr, _size: u32) -> Result<ReplyXAttr> {
+    async fn getxattr(
+        &self,
+        _req: Request,
+        inode: u64,
+        _name: &OsStr,
+        _size: u32,
+    ) -> Result<ReplyXAttr> {
         self.node(inode)?;
         Err(libc::ENODATA.into())
     }
 
     async fn listxattr(&self, _req: Request, inode: u64, size: u32) -> Result<ReplyXAttr> {
         self.node(inode)?;
-        Ok(if size == 0 { ReplyXAttr::Size(0) } else { ReplyXAttr::Data(Bytes::new()) })
+        Ok(if size == 0 {
+            ReplyXAttr::Size(0)
+        } else {
+            ReplyXAttr::Data(Bytes::new())
+        })
     }
 
     async fn removexattr(&self, _req: Request, _inode: u64, _name: &OsStr) -> Result<()> {
@@ -219,7 +370,10 @@ impl Filesystem for Dicfuse {
         if !self.node(inode)?.kind.is_dir() {
             return Err(DicError::NotDir.into());
         }
-        Ok(ReplyOpen { fh: 0, flags: FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR })
+        Ok(ReplyOpen {
+            fh: 0,
+            flags: FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR,
+        })
     }
 
     async fn readdir<'a>(
@@ -234,9 +388,18 @@ impl Filesystem for Dicfuse {
             .into_iter()
             .enumerate()
             .skip(offset.max(0) as usize)
-            .map(|(i, (inode, kind, name, _, _))| Ok(DirectoryEntry { inode, kind, name, offset: i as i64 + 1 }))
+            .map(|(i, (inode, kind, name, _, _))| {
+                Ok(DirectoryEntry {
+                    inode,
+                    kind,
+                    name,
+                    offset: i as i64 + 1,
+                })
+            })
             .collect();
-        Ok(ReplyDirectory { entries: stream::iter(items) })
+        Ok(ReplyDirectory {
+            entries: stream::iter(items),
+        })
     }
 
     async fn releasedir(&self, _req: Request, _inode: u64, _fh: u64, _flags: u32) -> Result<()> {
@@ -251,11 +414,26 @@ impl Filesystem for Dicfuse {
         Ok(())
     }
 
-    async fn create(&self, _req: Request, _parent: u64, _name: &OsStr, _mode: u32, _flags: u32) -> Result<ReplyCreated> {
+    async fn create(
+        &self,
+        _req: Request,
+        _parent: u64,
+        _name: &OsStr,
+        _mode: u32,
+        _flags: u32,
+    ) -> Result<ReplyCreated> {
         erofs()
     }
 
-    async fn fallocate(&self, _req: Request, _inode: u64, _fh: u64, _offset: u64, _length: u64, _mode: u32) -> Result<()> {
+    async fn fallocate(
+        &self,
+        _req: Request,
+        _inode: u64,
+        _fh: u64,
+        _offset: u64,
+        _length: u64,
+        _mode: u32,
+    ) -> Result<()> {
         erofs()
     }
 
@@ -266,7 +444,8 @@ impl Filesystem for Dicfuse {
         _fh: u64,
         offset: u64,
         _lock_owner: u64,
-    ) -> Result<ReplyDirectoryPlus<impl Stream<Item = Result<DirectoryEntryPlus>> + Send + 'a>> {
+    ) -> Result<ReplyDirectoryPlus<impl Stream<Item = Result<DirectoryEntryPlus>> + Send + 'a>>
+    {
         let entries = self.dir_entries(parent).await?;
         let items: Vec<Result<DirectoryEntryPlus>> = entries
             .into_iter()
@@ -275,7 +454,11 @@ impl Filesystem for Dicfuse {
             .map(|(i, (inode, kind, name, attr, known))| {
                 // A size the remote has not told yet is sent with a zero TTL, so the kernel asks
                 // again (lookup/getattr) before it relies on it.
-                let ttl = if known { LOWER_TTL } else { std::time::Duration::ZERO };
+                let ttl = if known {
+                    LOWER_TTL
+                } else {
+                    std::time::Duration::ZERO
+                };
                 Ok(DirectoryEntryPlus {
                     inode,
                     generation: 0,
@@ -288,6 +471,8 @@ impl Filesystem for Dicfuse {
                 })
             })
             .collect();
-        Ok(ReplyDirectoryPlus { entries: stream::iter(items) })
+        Ok(ReplyDirectoryPlus {
+            entries: stream::iter(items),
+        })
     }
 }

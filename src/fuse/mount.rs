@@ -53,7 +53,10 @@ fn unescape(field: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -71,8 +74,12 @@ pub fn mounted_fstype(path: &Path) -> Option<String> {
     let mut found = None;
     for line in info.lines() {
         let mut parts = line.split(" - ");
-        let (Some(left), Some(right)) = (parts.next(), parts.next()) else { continue };
-        let Some(mp) = left.split(' ').nth(4) else { continue };
+        let (Some(left), Some(right)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(mp) = left.split(' ').nth(4) else {
+            continue;
+        };
         if unescape(mp) == want {
             found = right.split(' ').next().map(str::to_string);
         }
@@ -82,7 +89,8 @@ pub fn mounted_fstype(path: &Path) -> Option<String> {
 
 /// Detaches whatever is mounted at `path` (lazily, so busy users do not block it).
 pub fn detach(path: &Path) -> io::Result<()> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     #[allow(unsafe_code)]
     // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
     let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
@@ -100,23 +108,37 @@ pub fn detach(path: &Path) -> io::Result<()> {
 
 /// Clears a FUSE mount at `path` left by a crashed run; refuses if a live filesystem is there.
 pub fn clear_stale(path: &Path) -> Result<(), MountError> {
-    let Some(fstype) = mounted_fstype(path) else { return Ok(()) };
-    let dead = match std::fs::metadata(path) {
-        Err(e) => e.raw_os_error() == Some(libc::ENOTCONN) || e.raw_os_error() == Some(libc::ECONNABORTED),
-        Ok(_) => false,
+    let Some(fstype) = mounted_fstype(path) else {
+        return Ok(());
     };
+    // stat can be answered from the kernel's attribute cache even when the daemon is gone;
+    // opening the directory always reaches it.
+    let errors = [std::fs::metadata(path).err(), std::fs::read_dir(path).err()];
+    tracing::debug!(path = %path.display(), fstype, ?errors, "something is mounted at the workspace");
+    let dead = errors.into_iter().flatten().any(|e| {
+        matches!(e.raw_os_error(), Some(libc::ENOTCONN) | Some(libc::ECONNABORTED))
+    });
     if !(fstype.starts_with("fuse") && dead) {
         return Err(MountError::Busy(path.to_path_buf()));
     }
     tracing::warn!(path = %path.display(), fstype, "found a stale mount from a crashed run; clearing it");
-    detach(path).map_err(|source| MountError::Io { path: path.to_path_buf(), source })
+    detach(path).map_err(|source| MountError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Makes sure `path` exists, is not mounted (clearing a stale mount) and is empty.
 pub fn prepare_mountpoint(path: &Path) -> Result<(), MountError> {
     clear_stale(path)?;
-    std::fs::create_dir_all(path).map_err(|source| MountError::Io { path: path.to_path_buf(), source })?;
-    let mut entries = std::fs::read_dir(path).map_err(|source| MountError::Io { path: path.to_path_buf(), source })?;
+    std::fs::create_dir_all(path).map_err(|source| MountError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut entries = std::fs::read_dir(path).map_err(|source| MountError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if entries.next().is_some() {
         return Err(MountError::NotEmpty(path.to_path_buf()));
     }

@@ -31,7 +31,9 @@ impl LocalRemote {
     /// Opens the repository at `path` (bare or not).
     pub fn open(path: &Path) -> Result<LocalRemote, RemoteError> {
         let repo = git2::Repository::open(path)?;
-        Ok(LocalRemote { repo: Arc::new(Mutex::new(repo)) })
+        Ok(LocalRemote {
+            repo: Arc::new(Mutex::new(repo)),
+        })
     }
 
     async fn with_repo<T: Send + 'static>(
@@ -44,7 +46,10 @@ impl LocalRemote {
             f(&guard)
         })
         .await
-        .map_err(|e| RemoteError::Protocol { url: "local".into(), reason: format!("blocking task failed: {e}") })?
+        .map_err(|e| RemoteError::Protocol {
+            url: "local".into(),
+            reason: format!("blocking task failed: {e}"),
+        })?
     }
 }
 
@@ -65,7 +70,9 @@ impl Remote for LocalRemote {
     async fn resolve(&self, refname: Option<&str>) -> Result<CommitInfo, RemoteError> {
         let spec = refname.unwrap_or("HEAD").to_string();
         self.with_repo(move |repo| {
-            let obj = repo.revparse_single(&spec).map_err(|e| not_found(e, format!("ref {spec}")))?;
+            let obj = repo
+                .revparse_single(&spec)
+                .map_err(|e| not_found(e, format!("ref {spec}")))?;
             let commit = obj.peel_to_commit()?;
             Ok(CommitInfo {
                 oid: to_oid(commit.id()),
@@ -76,7 +83,12 @@ impl Remote for LocalRemote {
         .await
     }
 
-    async fn list_tree(&self, commit: &CommitInfo, path: &str, oid: Option<Oid>) -> Result<Listing, RemoteError> {
+    async fn list_tree(
+        &self,
+        commit: &CommitInfo,
+        path: &str,
+        oid: Option<Oid>,
+    ) -> Result<Listing, RemoteError> {
         let commit_oid = commit.oid;
         let path = path.to_string();
         self.with_repo(move |repo| {
@@ -88,15 +100,21 @@ impl Remote for LocalRemote {
                     let id = if path.is_empty() {
                         root.id()
                     } else {
-                        root.get_path(Path::new(&path)).map_err(|e| not_found(e, format!("path {path}")))?.id()
+                        root.get_path(Path::new(&path))
+                            .map_err(|e| not_found(e, format!("path {path}")))?
+                            .id()
                     };
                     to_oid(id)
                 }
             };
             let odb = repo.odb()?;
-            let obj = odb.read(to_git(tree_oid)?).map_err(|e| not_found(e, format!("tree {tree_oid}")))?;
+            let obj = odb
+                .read(to_git(tree_oid)?)
+                .map_err(|e| not_found(e, format!("tree {tree_oid}")))?;
             if obj.kind() != git2::ObjectType::Tree {
-                return Err(RemoteError::NotFound { what: format!("tree {tree_oid}") });
+                return Err(RemoteError::NotFound {
+                    what: format!("tree {tree_oid}"),
+                });
             }
             verify(ObjectKind::Tree, tree_oid, obj.data())?;
             let entries = parse_tree(tree_oid, obj.data())?;
@@ -105,11 +123,16 @@ impl Remote for LocalRemote {
                 let size = if entry.kind.is_dir() {
                     None
                 } else {
-                    odb.read_header(to_git(entry.oid)?).ok().map(|(len, _)| len as u64)
+                    odb.read_header(to_git(entry.oid)?)
+                        .ok()
+                        .map(|(len, _)| len as u64)
                 };
                 listed.push(ListedEntry { entry, size });
             }
-            Ok(Listing { entries: listed, exact_modes: true })
+            Ok(Listing {
+                entries: listed,
+                exact_modes: true,
+            })
         })
         .await
     }
@@ -117,9 +140,13 @@ impl Remote for LocalRemote {
     async fn blob(&self, oid: Oid) -> Result<Bytes, RemoteError> {
         self.with_repo(move |repo| {
             let odb = repo.odb()?;
-            let obj = odb.read(to_git(oid)?).map_err(|e| not_found(e, format!("blob {oid}")))?;
+            let obj = odb
+                .read(to_git(oid)?)
+                .map_err(|e| not_found(e, format!("blob {oid}")))?;
             if obj.kind() != git2::ObjectType::Blob {
-                return Err(RemoteError::NotFound { what: format!("blob {oid}") });
+                return Err(RemoteError::NotFound {
+                    what: format!("blob {oid}"),
+                });
             }
             Ok(Bytes::copy_from_slice(obj.data()))
         })
@@ -128,7 +155,10 @@ impl Remote for LocalRemote {
 
     async fn blob_size(&self, oid: Oid) -> Result<u64, RemoteError> {
         self.with_repo(move |repo| {
-            let (len, _) = repo.odb()?.read_header(to_git(oid)?).map_err(|e| not_found(e, format!("blob {oid}")))?;
+            let (len, _) = repo
+                .odb()?
+                .read_header(to_git(oid)?)
+                .map_err(|e| not_found(e, format!("blob {oid}")))?;
             Ok(len as u64)
         })
         .await

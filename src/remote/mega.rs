@@ -15,7 +15,9 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 
 use super::object::{parse_tree, verify};
-use super::{CommitInfo, EntryKind, ListedEntry, Listing, ObjectKind, Oid, Remote, RemoteError, TreeEntry};
+use super::{
+    CommitInfo, EntryKind, ListedEntry, Listing, ObjectKind, Oid, Remote, RemoteError, TreeEntry,
+};
 
 /// Settings for [`MegaRemote`].
 #[derive(Clone, Debug)]
@@ -71,9 +73,16 @@ impl MegaRemote {
             .pool_max_idle_per_host(opts.concurrency)
             .user_agent(concat!("scorpio/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| RemoteError::Protocol { url: opts.base_url.clone(), reason: e.to_string() })?;
+            .map_err(|e| RemoteError::Protocol {
+                url: opts.base_url.clone(),
+                reason: e.to_string(),
+            })?;
         let permits = Semaphore::new(opts.concurrency.max(1));
-        Ok(MegaRemote { opts, http, permits })
+        Ok(MegaRemote {
+            opts,
+            http,
+            permits,
+        })
     }
 
     /// Sends one request with retries under one deadline; returns the successful response's
@@ -86,18 +95,28 @@ impl MegaRemote {
     ) -> Result<(reqwest::header::HeaderMap, Bytes), RemoteError> {
         let url = format!("{}{}", self.opts.base_url, path);
         let deadline = Instant::now() + self.opts.request_timeout;
-        let timeout_err = || RemoteError::Timeout { url: url.clone(), secs: self.opts.request_timeout.as_secs() };
+        let timeout_err = || RemoteError::Timeout {
+            url: url.clone(),
+            secs: self.opts.request_timeout.as_secs(),
+        };
         let _permit = tokio::time::timeout_at(deadline.into(), self.permits.acquire())
             .await
             .map_err(|_| timeout_err())?
-            .map_err(|_| RemoteError::Unreachable { url: url.clone(), reason: "client closed".into() })?;
+            .map_err(|_| RemoteError::Unreachable {
+                url: url.clone(),
+                reason: "client closed".into(),
+            })?;
         let mut attempt = 0u32;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(timeout_err());
             }
-            let mut req = self.http.request(method.clone(), &url).query(query).timeout(left);
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .query(query)
+                .timeout(left);
             if let Some(t) = &self.opts.token {
                 req = req.bearer_auth(t);
             }
@@ -107,18 +126,35 @@ impl MegaRemote {
                     match resp.bytes().await {
                         Ok(body) => return Ok((headers, body)),
                         Err(e) if e.is_timeout() => Err(timeout_err()),
-                        Err(e) => Err(RemoteError::Unreachable { url: url.clone(), reason: e.to_string() }),
+                        Err(e) => Err(RemoteError::Unreachable {
+                            url: url.clone(),
+                            reason: e.to_string(),
+                        }),
                     }
                 }
                 Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
                     return Err(RemoteError::NotFound { what: url.clone() });
                 }
-                Ok(resp) if resp.status().is_server_error() || resp.status() == StatusCode::TOO_MANY_REQUESTS => {
-                    Err(RemoteError::Http { url: url.clone(), status: resp.status().as_u16() })
+                Ok(resp)
+                    if resp.status().is_server_error()
+                        || resp.status() == StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    Err(RemoteError::Http {
+                        url: url.clone(),
+                        status: resp.status().as_u16(),
+                    })
                 }
-                Ok(resp) => return Err(RemoteError::Http { url: url.clone(), status: resp.status().as_u16() }),
+                Ok(resp) => {
+                    return Err(RemoteError::Http {
+                        url: url.clone(),
+                        status: resp.status().as_u16(),
+                    })
+                }
                 Err(e) if e.is_timeout() => Err(timeout_err()),
-                Err(e) => Err(RemoteError::Unreachable { url: url.clone(), reason: error_chain(&e) }),
+                Err(e) => Err(RemoteError::Unreachable {
+                    url: url.clone(),
+                    reason: error_chain(&e),
+                }),
             };
             let backoff = RETRY_BASE * 2u32.pow(attempt.min(6));
             attempt += 1;
@@ -130,33 +166,62 @@ impl MegaRemote {
         }
     }
 
-    async fn pinned_listing(&self, commit: &CommitInfo, path: &str) -> Result<Listing, RemoteError> {
+    async fn pinned_listing(
+        &self,
+        commit: &CommitInfo,
+        path: &str,
+    ) -> Result<Listing, RemoteError> {
         let api_path = format!("/{path}");
         let commit_hex = commit.oid.to_hex();
         let (_, body) = self
-            .fetch(Method::GET, "/api/v1/tree/content-hash", &[("path", &api_path), ("refs", &commit_hex)])
+            .fetch(
+                Method::GET,
+                "/api/v1/tree/content-hash",
+                &[("path", &api_path), ("refs", &commit_hex)],
+            )
             .await?;
-        let url = format!("{}/api/v1/tree/content-hash?path={api_path}", self.opts.base_url);
-        let parsed: CommonResult<Vec<HashItem>> = serde_json::from_slice(&body)
-            .map_err(|e| RemoteError::Protocol { url: url.clone(), reason: e.to_string() })?;
+        let url = format!(
+            "{}/api/v1/tree/content-hash?path={api_path}",
+            self.opts.base_url
+        );
+        let parsed: CommonResult<Vec<HashItem>> =
+            serde_json::from_slice(&body).map_err(|e| RemoteError::Protocol {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
         if !parsed.req_result {
-            return Err(RemoteError::Protocol { url, reason: parsed.err_message });
+            return Err(RemoteError::Protocol {
+                url,
+                reason: parsed.err_message,
+            });
         }
         let mut entries = Vec::new();
         for item in parsed.data.unwrap_or_default() {
             let name = item.name.into_bytes();
-            super::object::check_name(&name).map_err(|reason| RemoteError::Protocol { url: url.clone(), reason })?;
+            super::object::check_name(&name).map_err(|reason| RemoteError::Protocol {
+                url: url.clone(),
+                reason,
+            })?;
             let kind = match item.content_type.as_str() {
                 "directory" => EntryKind::Dir,
                 "file" => EntryKind::File,
                 other => {
-                    return Err(RemoteError::Protocol { url, reason: format!("unknown content_type {other:?}") });
+                    return Err(RemoteError::Protocol {
+                        url,
+                        reason: format!("unknown content_type {other:?}"),
+                    });
                 }
             };
             let oid = Oid::from_hex(&item.oid)?;
-            entries.push(ListedEntry { entry: TreeEntry { name, kind, oid }, size: None });
+            entries.push(ListedEntry {
+                entry: TreeEntry { name, kind, oid },
+                size: None,
+            });
         }
-        Ok(Listing { entries, exact_modes: false })
+        Ok(Listing {
+            entries,
+            exact_modes: false,
+        })
     }
 
     async fn raw_tree(&self, path: &str, oid: Option<Oid>) -> Result<Bytes, RemoteError> {
@@ -166,7 +231,10 @@ impl MegaRemote {
         if let Some(h) = &hex {
             query.push(("oid", h.as_str()));
         }
-        Ok(self.fetch(Method::GET, "/api/v1/file/tree", &query).await?.1)
+        Ok(self
+            .fetch(Method::GET, "/api/v1/file/tree", &query)
+            .await?
+            .1)
     }
 }
 
@@ -183,7 +251,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn listing_from_raw(oid: Oid, body: &[u8]) -> Result<Listing, RemoteError> {
     let entries = parse_tree(oid, body)?;
-    Ok(Listing { entries: entries.into_iter().map(|entry| ListedEntry { entry, size: None }).collect(), exact_modes: true })
+    Ok(Listing {
+        entries: entries
+            .into_iter()
+            .map(|entry| ListedEntry { entry, size: None })
+            .collect(),
+        exact_modes: true,
+    })
 }
 
 #[async_trait]
@@ -196,26 +270,51 @@ impl Remote for MegaRemote {
         // A full commit id pins the mount; anything else means the server's latest commit.
         if let Some(r) = refname {
             if let Ok(oid) = Oid::from_hex(r) {
-                return Ok(CommitInfo { oid, root_tree: None, time: 0 });
+                return Ok(CommitInfo {
+                    oid,
+                    root_tree: None,
+                    time: 0,
+                });
             }
         }
-        let (_, body) = self.fetch(Method::GET, "/api/v1/latest-commit", &[("path", "/")]).await?;
+        let (_, body) = self
+            .fetch(Method::GET, "/api/v1/latest-commit", &[("path", "/")])
+            .await?;
         let url = format!("{}/api/v1/latest-commit", self.opts.base_url);
         let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| RemoteError::Protocol { url: url.clone(), reason: e.to_string() })?;
+            serde_json::from_slice(&body).map_err(|e| RemoteError::Protocol {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
         // Accept both the bare object and a `CommonResult` wrapper.
-        let inner = if v.get("data").is_some_and(|d| d.get("oid").is_some()) { v["data"].clone() } else { v };
+        let inner = if v.get("data").is_some_and(|d| d.get("oid").is_some()) {
+            v["data"].clone()
+        } else {
+            v
+        };
         let lc: LatestCommit =
-            serde_json::from_value(inner).map_err(|e| RemoteError::Protocol { url: url.clone(), reason: e.to_string() })?;
+            serde_json::from_value(inner).map_err(|e| RemoteError::Protocol {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
         let time = match lc.date {
             Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(0),
             Some(serde_json::Value::String(s)) => s.parse().unwrap_or(0),
             _ => 0,
         };
-        Ok(CommitInfo { oid: Oid::from_hex(&lc.oid)?, root_tree: None, time })
+        Ok(CommitInfo {
+            oid: Oid::from_hex(&lc.oid)?,
+            root_tree: None,
+            time,
+        })
     }
 
-    async fn list_tree(&self, commit: &CommitInfo, path: &str, oid: Option<Oid>) -> Result<Listing, RemoteError> {
+    async fn list_tree(
+        &self,
+        commit: &CommitInfo,
+        path: &str,
+        oid: Option<Oid>,
+    ) -> Result<Listing, RemoteError> {
         match oid {
             Some(oid) => {
                 let body = self.raw_tree(path, Some(oid)).await?;
@@ -238,17 +337,28 @@ impl Remote for MegaRemote {
                 let oid = Oid::hash_object(ObjectKind::Tree, &body);
                 let raw = listing_from_raw(oid, &body)?;
                 let key = |l: &Listing| {
-                    let mut v: Vec<(Vec<u8>, Oid)> = l.entries.iter().map(|e| (e.entry.name.clone(), e.entry.oid)).collect();
+                    let mut v: Vec<(Vec<u8>, Oid)> = l
+                        .entries
+                        .iter()
+                        .map(|e| (e.entry.name.clone(), e.entry.oid))
+                        .collect();
                     v.sort();
                     v
                 };
-                Ok(if key(&raw) == key(&pinned) { raw } else { pinned })
+                Ok(if key(&raw) == key(&pinned) {
+                    raw
+                } else {
+                    pinned
+                })
             }
         }
     }
 
     async fn blob(&self, oid: Oid) -> Result<Bytes, RemoteError> {
-        Ok(self.fetch(Method::GET, &format!("/api/v1/file/blob/{oid}"), &[]).await?.1)
+        Ok(self
+            .fetch(Method::GET, &format!("/api/v1/file/blob/{oid}"), &[])
+            .await?
+            .1)
     }
 
     async fn blob_size(&self, oid: Oid) -> Result<u64, RemoteError> {

@@ -105,7 +105,12 @@ pub trait Remote: Send + Sync + 'static {
 
     /// Lists the directory at `path` (`/`-separated, `""` for the root) of `commit`, whose tree
     /// id is `oid` when known.
-    async fn list_tree(&self, commit: &CommitInfo, path: &str, oid: Option<Oid>) -> Result<Listing, RemoteError>;
+    async fn list_tree(
+        &self,
+        commit: &CommitInfo,
+        path: &str,
+        oid: Option<Oid>,
+    ) -> Result<Listing, RemoteError>;
 
     /// The bytes of blob `oid` (the store verifies them).
     async fn blob(&self, oid: Oid) -> Result<Bytes, RemoteError>;

@@ -8,7 +8,9 @@ use std::fmt;
 use sha1::{Digest, Sha1};
 
 /// A git object id (SHA-1).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Oid(pub [u8; 20]);
 
 impl Oid {
@@ -105,7 +107,11 @@ pub fn verify(kind: ObjectKind, expected: Oid, body: &[u8]) -> Result<(), Object
     if actual == expected {
         Ok(())
     } else {
-        Err(ObjectError::Mismatch { kind: kind.name(), expected, actual })
+        Err(ObjectError::Mismatch {
+            kind: kind.name(),
+            expected,
+            actual,
+        })
     }
 }
 
@@ -163,7 +169,10 @@ pub fn check_name(name: &[u8]) -> Result<(), String> {
         return Err(format!("entry named {:?}", String::from_utf8_lossy(name)));
     }
     if name.contains(&b'/') || name.contains(&0) {
-        return Err(format!("entry name {:?} holds '/' or NUL", String::from_utf8_lossy(name)));
+        return Err(format!(
+            "entry name {:?} holds '/' or NUL",
+            String::from_utf8_lossy(name)
+        ));
     }
     Ok(())
 }
@@ -177,12 +186,21 @@ pub fn parse_tree(oid: Oid, body: &[u8]) -> Result<Vec<TreeEntry>, ObjectError> 
     let mut entries = Vec::new();
     let mut rest = body;
     while !rest.is_empty() {
-        let sp = rest.iter().position(|&b| b == b' ').ok_or_else(|| bad("entry without a mode".into()))?;
-        let mode_str = std::str::from_utf8(&rest[..sp]).map_err(|_| bad("mode is not ASCII".into()))?;
-        let mode = u32::from_str_radix(mode_str, 8).map_err(|_| bad(format!("mode {mode_str:?} is not octal")))?;
-        let kind = EntryKind::from_mode(mode).ok_or_else(|| bad(format!("unsupported mode {mode_str}")))?;
+        let sp = rest
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or_else(|| bad("entry without a mode".into()))?;
+        let mode_str =
+            std::str::from_utf8(&rest[..sp]).map_err(|_| bad("mode is not ASCII".into()))?;
+        let mode = u32::from_str_radix(mode_str, 8)
+            .map_err(|_| bad(format!("mode {mode_str:?} is not octal")))?;
+        let kind = EntryKind::from_mode(mode)
+            .ok_or_else(|| bad(format!("unsupported mode {mode_str}")))?;
         rest = &rest[sp + 1..];
-        let nul = rest.iter().position(|&b| b == 0).ok_or_else(|| bad("entry name without NUL".into()))?;
+        let nul = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| bad("entry name without NUL".into()))?;
         let name = &rest[..nul];
         check_name(name).map_err(bad)?;
         rest = &rest[nul + 1..];
@@ -192,7 +210,11 @@ pub fn parse_tree(oid: Oid, body: &[u8]) -> Result<Vec<TreeEntry>, ObjectError> 
         let mut id = [0u8; 20];
         id.copy_from_slice(&rest[..20]);
         rest = &rest[20..];
-        entries.push(TreeEntry { name: name.to_vec(), kind, oid: Oid(id) });
+        entries.push(TreeEntry {
+            name: name.to_vec(),
+            kind,
+            oid: Oid(id),
+        });
     }
     let mut names: Vec<&[u8]> = entries.iter().map(|e| e.name.as_slice()).collect();
     names.sort_unstable();
@@ -237,7 +259,10 @@ mod tests {
     fn verify_detects_mismatch() {
         let id = Oid::hash_object(ObjectKind::Blob, b"abc");
         assert!(verify(ObjectKind::Blob, id, b"abc").is_ok());
-        assert!(matches!(verify(ObjectKind::Blob, id, b"abd"), Err(ObjectError::Mismatch { .. })));
+        assert!(matches!(
+            verify(ObjectKind::Blob, id, b"abd"),
+            Err(ObjectError::Mismatch { .. })
+        ));
         assert!(verify(ObjectKind::Tree, id, b"abc").is_err());
     }
 
@@ -260,7 +285,13 @@ mod tests {
         let kinds: Vec<_> = t.iter().map(|e| e.kind).collect();
         assert_eq!(
             kinds,
-            [EntryKind::File, EntryKind::Executable, EntryKind::Symlink, EntryKind::Dir, EntryKind::Submodule]
+            [
+                EntryKind::File,
+                EntryKind::Executable,
+                EntryKind::Symlink,
+                EntryKind::Dir,
+                EntryKind::Submodule
+            ]
         );
         assert_eq!(t[2].oid, Oid([3; 20]));
     }
@@ -269,7 +300,10 @@ mod tests {
     fn rejects_dangerous_names() {
         for name in [&b"."[..], b"..", b"a/b", b"a\0b", b""] {
             let body = entry("100644", name, 1);
-            assert!(parse_tree(Oid([0; 20]), &body).is_err(), "{name:?} accepted");
+            assert!(
+                parse_tree(Oid([0; 20]), &body).is_err(),
+                "{name:?} accepted"
+            );
         }
     }
 

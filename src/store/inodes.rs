@@ -88,14 +88,19 @@ impl InodeTable {
 
     /// The commit last bound for `remote`, if this store has one (used when the remote is down).
     pub fn recorded(&self, remote: &str) -> Result<Option<CommitInfo>, StoreError> {
-        let Some(raw) = self.meta.get(BINDING)? else { return Ok(None) };
+        let Some(raw) = self.meta.get(BINDING)? else {
+            return Ok(None);
+        };
         let b: Binding = dec(&raw)?;
         Ok((b.remote == remote).then_some(b.commit))
     }
 
     /// Binds the table to `commit` of `remote`; returns true when it had to start afresh.
     pub fn bind(&self, remote: &str, commit: &CommitInfo) -> Result<bool, StoreError> {
-        let binding = Binding { remote: remote.to_string(), commit: commit.clone() };
+        let binding = Binding {
+            remote: remote.to_string(),
+            commit: commit.clone(),
+        };
         if let Some(raw) = self.meta.get(BINDING)? {
             if dec::<Binding>(&raw).is_ok_and(|b| b == binding) {
                 return Ok(false);
@@ -104,7 +109,13 @@ impl InodeTable {
         self.nodes.clear()?;
         self.names.clear()?;
         self.dirs.clear()?;
-        let root = Node { parent: ROOT_INO, name: Vec::new(), kind: EntryKind::Dir, oid: commit.root_tree, size: None };
+        let root = Node {
+            parent: ROOT_INO,
+            name: Vec::new(),
+            kind: EntryKind::Dir,
+            oid: commit.root_tree,
+            size: None,
+        };
         self.nodes.insert(ROOT_INO.to_be_bytes(), enc(&root))?;
         self.meta.insert(NEXT_INO, &(ROOT_INO + 1).to_be_bytes())?;
         self.meta.insert(BINDING, enc(&binding))?;
@@ -142,8 +153,14 @@ impl InodeTable {
             let mut b = [0u8; 8];
             b.copy_from_slice(&v[..8]);
             let ino = u64::from_be_bytes(b);
-            let node = self.get(ino)?.ok_or_else(|| StoreError::Decode(format!("dangling inode {ino}")))?;
-            out.push(Child { name: k[8..].to_vec(), ino, node });
+            let node = self
+                .get(ino)?
+                .ok_or_else(|| StoreError::Decode(format!("dangling inode {ino}")))?;
+            out.push(Child {
+                name: k[8..].to_vec(),
+                ino,
+                node,
+            });
         }
         Ok(out)
     }
@@ -151,41 +168,45 @@ impl InodeTable {
     /// Records a directory's listing, giving each entry an inode, in one transaction.
     pub fn insert_children(&self, parent: u64, entries: &[ListedEntry]) -> Result<(), StoreError> {
         let res: Result<(), TransactionError<StoreError>> =
-            (&self.nodes, &self.names, &self.dirs, &self.meta).transaction(|(nodes, names, dirs, meta)| {
-                if dirs.get(parent.to_be_bytes())?.is_some() {
-                    return Ok(());
-                }
-                let mut next = match meta.get(NEXT_INO)? {
-                    Some(v) => {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(&v[..8]);
-                        u64::from_be_bytes(b)
+            (&self.nodes, &self.names, &self.dirs, &self.meta).transaction(
+                |(nodes, names, dirs, meta)| {
+                    if dirs.get(parent.to_be_bytes())?.is_some() {
+                        return Ok(());
                     }
-                    None => ROOT_INO + 1,
-                };
-                for e in entries {
-                    let key = name_key(parent, &e.entry.name);
-                    if names.get(&key)?.is_some() {
-                        continue;
-                    }
-                    if next >= MAX_INO {
-                        return Err(ConflictableTransactionError::Abort(StoreError::InodesExhausted));
-                    }
-                    let node = Node {
-                        parent,
-                        name: e.entry.name.clone(),
-                        kind: e.entry.kind,
-                        oid: Some(e.entry.oid),
-                        size: e.size,
+                    let mut next = match meta.get(NEXT_INO)? {
+                        Some(v) => {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(&v[..8]);
+                            u64::from_be_bytes(b)
+                        }
+                        None => ROOT_INO + 1,
                     };
-                    nodes.insert(&next.to_be_bytes(), enc(&node))?;
-                    names.insert(key, &next.to_be_bytes())?;
-                    next += 1;
-                }
-                meta.insert(NEXT_INO, &next.to_be_bytes())?;
-                dirs.insert(&parent.to_be_bytes(), &[])?;
-                Ok(())
-            });
+                    for e in entries {
+                        let key = name_key(parent, &e.entry.name);
+                        if names.get(&key)?.is_some() {
+                            continue;
+                        }
+                        if next >= MAX_INO {
+                            return Err(ConflictableTransactionError::Abort(
+                                StoreError::InodesExhausted,
+                            ));
+                        }
+                        let node = Node {
+                            parent,
+                            name: e.entry.name.clone(),
+                            kind: e.entry.kind,
+                            oid: Some(e.entry.oid),
+                            size: e.size,
+                        };
+                        nodes.insert(&next.to_be_bytes(), enc(&node))?;
+                        names.insert(key, &next.to_be_bytes())?;
+                        next += 1;
+                    }
+                    meta.insert(NEXT_INO, &next.to_be_bytes())?;
+                    dirs.insert(&parent.to_be_bytes(), &[])?;
+                    Ok(())
+                },
+            );
         res.map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => StoreError::Db(e),
@@ -205,7 +226,9 @@ impl InodeTable {
     pub fn path(&self, mut ino: u64) -> Result<String, StoreError> {
         let mut parts: Vec<Vec<u8>> = Vec::new();
         while ino != ROOT_INO {
-            let node = self.get(ino)?.ok_or_else(|| StoreError::Decode(format!("dangling inode {ino}")))?;
+            let node = self
+                .get(ino)?
+                .ok_or_else(|| StoreError::Decode(format!("dangling inode {ino}")))?;
             parts.push(node.name);
             ino = node.parent;
         }
@@ -230,11 +253,22 @@ mod tests {
     use crate::remote::TreeEntry;
 
     fn listed(name: &str, kind: EntryKind, id: u8) -> ListedEntry {
-        ListedEntry { entry: TreeEntry { name: name.as_bytes().to_vec(), kind, oid: Oid([id; 20]) }, size: Some(3) }
+        ListedEntry {
+            entry: TreeEntry {
+                name: name.as_bytes().to_vec(),
+                kind,
+                oid: Oid([id; 20]),
+            },
+            size: Some(3),
+        }
     }
 
     fn commit(id: u8) -> CommitInfo {
-        CommitInfo { oid: Oid([id; 20]), root_tree: Some(Oid([id + 1; 20])), time: 5 }
+        CommitInfo {
+            oid: Oid([id; 20]),
+            root_tree: Some(Oid([id + 1; 20])),
+            time: 5,
+        }
     }
 
     #[test]
@@ -245,9 +279,17 @@ mod tests {
             let db = sled::open(dir.path()).unwrap();
             let t = InodeTable::open(&db).unwrap();
             assert!(t.bind("r", &commit(1)).unwrap());
-            t.insert_children(ROOT_INO, &[listed("a", EntryKind::Dir, 2), listed("b", EntryKind::File, 3)]).unwrap();
+            t.insert_children(
+                ROOT_INO,
+                &[
+                    listed("a", EntryKind::Dir, 2),
+                    listed("b", EntryKind::File, 3),
+                ],
+            )
+            .unwrap();
             a = t.child(ROOT_INO, b"a").unwrap().unwrap();
-            t.insert_children(a, &[listed("x y", EntryKind::File, 4)]).unwrap();
+            t.insert_children(a, &[listed("x y", EntryKind::File, 4)])
+                .unwrap();
             b = t.child(a, b"x y").unwrap().unwrap();
             assert_eq!(t.path(b).unwrap(), "a/x y");
             db.flush().unwrap();
@@ -259,7 +301,12 @@ mod tests {
         assert_eq!(t.child(a, b"x y").unwrap(), Some(b));
         assert_eq!(t.recorded("r").unwrap(), Some(commit(1)));
         assert_eq!(t.recorded("other").unwrap(), None);
-        let names: Vec<_> = t.children(ROOT_INO).unwrap().into_iter().map(|c| c.name).collect();
+        let names: Vec<_> = t
+            .children(ROOT_INO)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
         assert_eq!(names, [b"a".to_vec(), b"b".to_vec()]);
         assert!(t.bind("r", &commit(7)).unwrap());
         assert_eq!(t.child(ROOT_INO, b"a").unwrap(), None);
@@ -272,9 +319,17 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let t = InodeTable::open(&db).unwrap();
         t.bind("r", &commit(1)).unwrap();
-        t.insert_children(ROOT_INO, &[listed("a", EntryKind::File, 2)]).unwrap();
+        t.insert_children(ROOT_INO, &[listed("a", EntryKind::File, 2)])
+            .unwrap();
         let first = t.child(ROOT_INO, b"a").unwrap();
-        t.insert_children(ROOT_INO, &[listed("a", EntryKind::File, 2), listed("z", EntryKind::File, 3)]).unwrap();
+        t.insert_children(
+            ROOT_INO,
+            &[
+                listed("a", EntryKind::File, 2),
+                listed("z", EntryKind::File, 3),
+            ],
+        )
+        .unwrap();
         assert_eq!(t.child(ROOT_INO, b"a").unwrap(), first);
         assert_eq!(t.child(ROOT_INO, b"z").unwrap(), None);
         t.set_size(first.unwrap(), 42).unwrap();

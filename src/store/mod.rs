@@ -76,16 +76,31 @@ pub struct Store {
 
 impl Store {
     /// Opens the store at `path` over `remote`.
-    pub fn open(path: &Path, remote: Arc<dyn Remote>, mem_bytes: u64, disk_bytes: u64) -> Result<Arc<Store>, StoreError> {
+    pub fn open(
+        path: &Path,
+        remote: Arc<dyn Remote>,
+        mem_bytes: u64,
+        disk_bytes: u64,
+    ) -> Result<Arc<Store>, StoreError> {
         std::fs::create_dir_all(path)?;
         let objects = ObjectDir::open(&path.join("objects"), disk_bytes)?;
-        let db = sled::Config::new().path(path.join("meta.sled")).flush_every_ms(Some(200)).open()?;
+        let db = sled::Config::new()
+            .path(path.join("meta.sled"))
+            .flush_every_ms(Some(200))
+            .open()?;
         let inodes = InodeTable::open(&db)?;
         let mem = moka::sync::Cache::builder()
             .weigher(|_k: &Oid, v: &Bytes| v.len().try_into().unwrap_or(u32::MAX))
             .max_capacity(mem_bytes)
             .build();
-        Ok(Arc::new(Store { remote, objects, mem, inflight: Mutex::new(HashMap::new()), db, inodes }))
+        Ok(Arc::new(Store {
+            remote,
+            objects,
+            mem,
+            inflight: Mutex::new(HashMap::new()),
+            db,
+            inodes,
+        }))
     }
 
     /// The remote behind the store.
@@ -106,11 +121,17 @@ impl Store {
                     let store = self.clone();
                     let task = tokio::spawn(async move {
                         let r = store.fetch_blob(oid).await;
-                        store.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&oid);
+                        store
+                            .inflight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&oid);
                         r
                     });
                     let f = async move {
-                        task.await.map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
+                        task.await.map_err(|e| {
+                            StoreError::Io(Arc::new(std::io::Error::other(e.to_string())))
+                        })?
                     }
                     .boxed()
                     .shared();
@@ -151,7 +172,9 @@ impl Store {
                 return Ok(f);
             }
         }
-        Err(StoreError::Io(Arc::new(std::io::Error::other(format!("blob {oid} evicted while opening")))))
+        Err(StoreError::Io(Arc::new(std::io::Error::other(format!(
+            "blob {oid} evicted while opening"
+        )))))
     }
 
     /// The whole content of a blob (symlink targets, small files), through the memory cache.
@@ -160,10 +183,11 @@ impl Store {
             return Ok(b);
         }
         self.ensure_blob(oid).await?;
-        let body = self
-            .objects
-            .read(oid)?
-            .ok_or_else(|| StoreError::Io(Arc::new(std::io::Error::other(format!("blob {oid} evicted while reading")))))?;
+        let body = self.objects.read(oid)?.ok_or_else(|| {
+            StoreError::Io(Arc::new(std::io::Error::other(format!(
+                "blob {oid} evicted while reading"
+            ))))
+        })?;
         let body = Bytes::from(body);
         if body.len() <= MEM_OBJECT_MAX {
             self.mem.insert(oid, body.clone());

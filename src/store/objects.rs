@@ -25,7 +25,9 @@ struct Index {
 
 impl Index {
     fn touch(&mut self, oid: Oid) -> bool {
-        let Some((_, t)) = self.entries.get_mut(&oid) else { return false };
+        let Some((_, t)) = self.entries.get_mut(&oid) else {
+            return false;
+        };
         self.order.remove(t);
         self.tick += 1;
         *t = self.tick;
@@ -76,7 +78,9 @@ impl ObjectDir {
             }
             for obj in std::fs::read_dir(fan.path())?.flatten() {
                 let hex = format!("{fan_name}{}", obj.file_name().to_string_lossy());
-                let (Ok(oid), Ok(meta)) = (Oid::from_hex(&hex), obj.metadata()) else { continue };
+                let (Ok(oid), Ok(meta)) = (Oid::from_hex(&hex), obj.metadata()) else {
+                    continue;
+                };
                 let when = meta.modified().ok();
                 found.push((when, oid, meta.len()));
             }
@@ -86,8 +90,17 @@ impl ObjectDir {
         for (_, oid, size) in found {
             index.add(oid, size);
         }
-        tracing::debug!(objects = index.entries.len(), bytes = index.total, "object cache indexed");
-        Ok(ObjectDir { root: root.to_path_buf(), tmp, cap, index: Mutex::new(index) })
+        tracing::debug!(
+            objects = index.entries.len(),
+            bytes = index.total,
+            "object cache indexed"
+        );
+        Ok(ObjectDir {
+            root: root.to_path_buf(),
+            tmp,
+            cap,
+            index: Mutex::new(index),
+        })
     }
 
     fn path(&self, oid: Oid) -> PathBuf {
@@ -146,7 +159,9 @@ impl ObjectDir {
             idx.add(oid, body.len() as u64);
             let mut victims = Vec::new();
             while idx.total > self.cap {
-                let Some((_, &old)) = idx.order.iter().next() else { break };
+                let Some((_, &old)) = idx.order.iter().next() else {
+                    break;
+                };
                 if old == oid {
                     break;
                 }

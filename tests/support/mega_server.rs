@@ -1,0 +1,562 @@
+//! A Mega-API test server: axum + git2 over a bare repository, with the semantics of the real
+//! Mega `mono` server described in DESIGN.md ("The remote contract"), request counters and fault
+//! injection.
+//!
+//! The server runs on its own tokio runtime in a background std thread, so tests can be plain
+//! `#[test]` functions and the server keeps answering while the test thread is blocked in a
+//! filesystem syscall on a FUSE mount.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use git2::{ObjectType, Oid, Repository, Tree};
+use serde_json::json;
+
+/// Requests that reached a handler (faulted ones included), per route.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// `GET /api/v1/latest-commit`.
+    pub latest_commit: usize,
+    /// `path` of each `GET /api/v1/file/tree`, in order (as sent, `""` if absent).
+    pub tree: Vec<String>,
+    /// `path` of each `GET /api/v1/tree/content-hash`, in order (as sent, `""` if absent).
+    pub content_hash: Vec<String>,
+    /// oid of each `GET /api/v1/file/blob/{oid}`, in order.
+    pub blob_get: Vec<String>,
+    /// oid of each `HEAD /api/v1/file/blob/{oid}`, in order.
+    pub blob_head: Vec<String>,
+}
+
+/// An injected fault, applied to every request until changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// Normal behaviour.
+    #[default]
+    None,
+    /// Every route answers 500.
+    Http500,
+    /// Sleep this long before answering (then answer normally).
+    Slow(Duration),
+    /// Blob GET bodies have one byte flipped (same length; HEAD and empty blobs unchanged).
+    WrongBytes,
+}
+
+struct Shared {
+    repo_path: PathBuf,
+    counts: Mutex<Counts>,
+    fault: Mutex<Fault>,
+}
+
+impl Shared {
+    fn counts(&self) -> MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fault(&self) -> Fault {
+        self.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn open(&self) -> Result<Repository, Fail> {
+        Repository::open_bare(&self.repo_path)
+            .map_err(|e| Fail::internal(format!("open {}: {e}", self.repo_path.display())))
+    }
+}
+
+type AppState = Arc<Shared>;
+
+/// A background server thread with its own runtime.
+struct Running {
+    stop_tx: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The Mega-API test server. Dropping it stops the server and joins its thread.
+pub struct MegaServer {
+    port: u16,
+    shared: Arc<Shared>,
+    running: Option<Running>,
+}
+
+impl MegaServer {
+    /// Serves the bare repository at `repo_path` on 127.0.0.1 with an ephemeral port.
+    pub fn start(repo_path: &Path) -> MegaServer {
+        let shared = Arc::new(Shared {
+            repo_path: repo_path.to_path_buf(),
+            counts: Mutex::new(Counts::default()),
+            fault: Mutex::new(Fault::None),
+        });
+        let (port, running) =
+            spawn(shared.clone(), 0).unwrap_or_else(|e| panic!("start MegaServer: {e}"));
+        MegaServer {
+            port,
+            shared,
+            running: Some(running),
+        }
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:41234` (no trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn repo_path(&self) -> &Path {
+        &self.shared.repo_path
+    }
+
+    /// Whether the server is currently serving (between start/restart and stop).
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// A snapshot of the request counters.
+    pub fn counts(&self) -> Counts {
+        self.shared.counts().clone()
+    }
+
+    pub fn reset_counts(&self) {
+        *self.shared.counts() = Counts::default();
+    }
+
+    pub fn set_fault(&self, f: Fault) {
+        *self.shared.fault.lock().unwrap_or_else(|e| e.into_inner()) = f;
+    }
+
+    pub fn fault(&self) -> Fault {
+        self.shared.fault()
+    }
+
+    /// Graceful shutdown: stops accepting, closes idle connections, waits (at most a few seconds)
+    /// for in-flight requests, then joins the server thread. Afterwards the port refuses
+    /// connections. Does nothing if already stopped.
+    pub fn stop(&mut self) {
+        let Some(mut running) = self.running.take() else {
+            return;
+        };
+        if let Some(tx) = running.stop_tx.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = running.thread.take() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if thread.is_finished() {
+                if thread.join().is_err() {
+                    eprintln!("MegaServer: server thread panicked");
+                }
+            } else {
+                eprintln!("MegaServer: server thread did not stop within 10 s; detaching it");
+            }
+        }
+    }
+
+    /// Serves again on the SAME port (stopping first if running), keeping counters and fault.
+    pub fn restart(&mut self) {
+        self.stop();
+        let (port, running) = spawn(self.shared.clone(), self.port)
+            .unwrap_or_else(|e| panic!("restart MegaServer on port {}: {e}", self.port));
+        assert_eq!(port, self.port, "restart bound a different port");
+        self.running = Some(running);
+    }
+}
+
+impl Drop for MegaServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Binds 127.0.0.1:`port` (0 = ephemeral) with SO_REUSEADDR, retrying for a few seconds while
+/// the address is still in use.
+async fn bind(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let attempt = (|| {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(1024)
+        })();
+        match attempt {
+            Ok(listener) => return Ok(listener),
+            Err(e) if port != 0 && Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Starts the server thread; returns the bound port once it is accepting connections.
+fn spawn(shared: Arc<Shared>, port: u16) -> Result<(u16, Running), String> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<u16, String>>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name(format!("mega-server-{port}"))
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("mega-server-rt")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("build runtime: {e}")));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match bind(port).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("bind 127.0.0.1:{port}: {e}")));
+                        return;
+                    }
+                };
+                let bound = match listener.local_addr() {
+                    Ok(a) => a.port(),
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("local_addr: {e}")));
+                        return;
+                    }
+                };
+                let (graceful_tx, graceful_rx) = tokio::sync::oneshot::channel::<()>();
+                let mut serve = tokio::spawn(async move {
+                    axum::serve(listener, router(shared))
+                        .with_graceful_shutdown(async move {
+                            let _ = graceful_rx.await;
+                        })
+                        .await
+                });
+                let _ = ready_tx.send(Ok(bound));
+                tokio::select! {
+                    _ = stop_rx => {}
+                    res = &mut serve => {
+                        eprintln!("MegaServer: serve ended by itself: {res:?}");
+                        return;
+                    }
+                }
+                let _ = graceful_tx.send(());
+                if tokio::time::timeout(Duration::from_secs(3), &mut serve)
+                    .await
+                    .is_err()
+                {
+                    serve.abort();
+                    let _ = serve.await;
+                }
+            });
+            // Drops any connection task still alive (e.g. a request sleeping in Fault::Slow).
+            rt.shutdown_timeout(Duration::from_secs(2));
+        })
+        .map_err(|e| format!("spawn server thread: {e}"))?;
+    match ready_rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(Ok(bound)) => Ok((
+            bound,
+            Running {
+                stop_tx: Some(stop_tx),
+                thread: Some(thread),
+            },
+        )),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(e) => Err(format!("server thread did not report readiness: {e}")),
+    }
+}
+
+/// All routes. Git smart HTTP (`info/refs`, `git-receive-pack` via `git http-backend`) is to be
+/// added here as further `.route(...)` calls (or `.merge(git_routes())`).
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/latest-commit", get(latest_commit))
+        .route("/api/v1/file/tree", get(file_tree))
+        .route("/api/v1/tree/content-hash", get(content_hash))
+        .route("/api/v1/file/blob/{oid}", get(blob_get).head(blob_head))
+        .with_state(state)
+}
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, msg.into()).into_response()
+}
+
+/// An error answer: plain text, or Mega's `CommonResult` JSON with `req_result: false`.
+struct Fail {
+    status: StatusCode,
+    msg: String,
+    json: bool,
+}
+
+impl Fail {
+    fn new(status: StatusCode, msg: impl Into<String>) -> Fail {
+        Fail {
+            status,
+            msg: msg.into(),
+            json: false,
+        }
+    }
+
+    fn internal(msg: impl Into<String>) -> Fail {
+        Fail::new(StatusCode::INTERNAL_SERVER_ERROR, msg)
+    }
+
+    fn not_found(msg: impl Into<String>) -> Fail {
+        Fail::new(StatusCode::NOT_FOUND, msg)
+    }
+
+    fn json(mut self) -> Fail {
+        self.json = true;
+        self
+    }
+}
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        if self.json {
+            (
+                self.status,
+                Json(json!({"req_result": false, "data": null, "err_message": self.msg})),
+            )
+                .into_response()
+        } else {
+            text(self.status, self.msg)
+        }
+    }
+}
+
+type Reply = Result<Response, Fail>;
+
+fn octets(body: Vec<u8>, len: usize) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        Body::from(body),
+    )
+        .into_response()
+}
+
+/// Applies the current fault before a handler answers. `Some(response)` means "answer this".
+async fn apply_fault(state: &Shared) -> Option<Response> {
+    match state.fault() {
+        Fault::None | Fault::WrongBytes => None,
+        Fault::Http500 => Some(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "injected fault: HTTP 500",
+        )),
+        Fault::Slow(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+    }
+}
+
+/// Runs blocking git work off the async workers.
+async fn blocking<F>(f: F) -> Response
+where
+    F: FnOnce() -> Reply + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(fail)) => fail.into_response(),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("handler panicked: {e}"),
+        ),
+    }
+}
+
+fn main_commit(repo: &Repository) -> Result<git2::Commit<'_>, Fail> {
+    repo.find_reference("refs/heads/main")
+        .and_then(|r| r.peel_to_commit())
+        .map_err(|e| Fail::internal(format!("resolve refs/heads/main: {e}")))
+}
+
+/// The tree at `path` (`/`, `""`, `/a/b`, `a/b/`) under `root`; `None` if absent or not a tree.
+fn tree_at<'r>(repo: &'r Repository, root: Tree<'r>, path: &str) -> Option<Tree<'r>> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.iter().any(|p| *p == "." || *p == "..") {
+        return None;
+    }
+    if parts.is_empty() {
+        return Some(root);
+    }
+    let entry = root.get_path(Path::new(&parts.join("/"))).ok()?;
+    if entry.kind() != Some(ObjectType::Tree) {
+        return None;
+    }
+    repo.find_tree(entry.id()).ok()
+}
+
+fn parse_oid(hex: &str) -> Option<Oid> {
+    if hex.len() != 40 {
+        return None;
+    }
+    Oid::from_str(hex).ok()
+}
+
+// ---- handlers: count, apply the fault, then answer ----------------------------------------
+
+async fn latest_commit(
+    State(state): State<AppState>,
+    Query(_q): Query<HashMap<String, String>>,
+) -> Response {
+    state.counts().latest_commit += 1;
+    if let Some(resp) = apply_fault(&state).await {
+        return resp;
+    }
+    blocking(move || {
+        let repo = state.open()?;
+        let commit = main_commit(&repo)?;
+        let short = commit.summary().unwrap_or_default().to_string();
+        Ok(Json(json!({
+            "oid": commit.id().to_string(),
+            "date": commit.time().seconds(),
+            "short_message": short,
+            "author": commit.author().name().unwrap_or_default(),
+        }))
+        .into_response())
+    })
+    .await
+}
+
+async fn file_tree(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let path = q.get("path").cloned().unwrap_or_default();
+    state.counts().tree.push(path.clone());
+    if let Some(resp) = apply_fault(&state).await {
+        return resp;
+    }
+    let want = q.get("oid").filter(|s| !s.is_empty()).cloned();
+    blocking(move || {
+        let repo = state.open()?;
+        let root = main_commit(&repo)?
+            .tree()
+            .map_err(|e| Fail::internal(e.to_string()))?;
+        let tree = tree_at(&repo, root, &path)
+            .ok_or_else(|| Fail::not_found(format!("no tree at {path:?}")))?;
+        if let Some(want) = want {
+            if !want.eq_ignore_ascii_case(&tree.id().to_string()) {
+                // Mega's answer for a tree that is no longer the current one at this path.
+                return Ok(octets(Vec::new(), 0));
+            }
+        }
+        let body = repo
+            .odb()
+            .and_then(|odb| odb.read(tree.id()).map(|o| o.data().to_vec()))
+            .map_err(|e| Fail::internal(e.to_string()))?;
+        let len = body.len();
+        Ok(octets(body, len))
+    })
+    .await
+}
+
+async fn content_hash(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let path = q.get("path").cloned().unwrap_or_default();
+    state.counts().content_hash.push(path.clone());
+    if let Some(resp) = apply_fault(&state).await {
+        return resp;
+    }
+    let refs = q.get("refs").filter(|s| !s.is_empty()).cloned();
+    blocking(move || {
+        let repo = state.open().map_err(Fail::json)?;
+        let commit = match refs {
+            None => main_commit(&repo).map_err(Fail::json)?,
+            Some(refs) => Oid::from_str(&refs)
+                .and_then(|oid| repo.find_commit(oid))
+                .map_err(|e| Fail::not_found(format!("unknown commit {refs}: {e}")).json())?,
+        };
+        let root = commit
+            .tree()
+            .map_err(|e| Fail::internal(e.to_string()).json())?;
+        let tree = tree_at(&repo, root, &path)
+            .ok_or_else(|| Fail::not_found(format!("path not found: {path}")).json())?;
+        let data: Vec<serde_json::Value> = tree
+            .iter()
+            .map(|e| {
+                let content_type = match e.kind() {
+                    Some(ObjectType::Tree) | Some(ObjectType::Commit) => "directory",
+                    _ => "file",
+                };
+                json!({
+                    "name": String::from_utf8_lossy(e.name_bytes()),
+                    "content_type": content_type,
+                    "oid": e.id().to_string(),
+                })
+            })
+            .collect();
+        Ok(Json(json!({"req_result": true, "data": data, "err_message": ""})).into_response())
+    })
+    .await
+}
+
+async fn blob_get(State(state): State<AppState>, UrlPath(oid): UrlPath<String>) -> Response {
+    state.counts().blob_get.push(oid.clone());
+    if let Some(resp) = apply_fault(&state).await {
+        return resp;
+    }
+    let wrong = state.fault() == Fault::WrongBytes;
+    blocking(move || {
+        let id = parse_oid(&oid).ok_or_else(|| Fail::not_found(format!("bad oid {oid}")))?;
+        let repo = state.open()?;
+        let (kind, mut body) = repo
+            .odb()
+            .and_then(|odb| odb.read(id).map(|o| (o.kind(), o.data().to_vec())))
+            .map_err(|e| Fail::not_found(format!("{oid}: {e}")))?;
+        if kind != ObjectType::Blob {
+            return Err(Fail::not_found(format!("{oid} is a {kind}, not a blob")));
+        }
+        if wrong && !body.is_empty() {
+            let i = body.len() / 2;
+            body[i] ^= 0xff;
+        }
+        let len = body.len();
+        Ok(octets(body, len))
+    })
+    .await
+}
+
+async fn blob_head(State(state): State<AppState>, UrlPath(oid): UrlPath<String>) -> Response {
+    state.counts().blob_head.push(oid.clone());
+    if let Some(resp) = apply_fault(&state).await {
+        return resp;
+    }
+    blocking(move || {
+        let id = parse_oid(&oid).ok_or_else(|| Fail::not_found(""))?;
+        let repo = state.open()?;
+        match repo.odb().and_then(|odb| odb.read_header(id)) {
+            // Headers only: Content-Length is the blob's size, the body is empty.
+            Ok((len, ObjectType::Blob)) => Ok(octets(Vec::new(), len)),
+            _ => Err(Fail::not_found("")),
+        }
+    })
+    .await
+}
