@@ -27,16 +27,28 @@ fn walk(root: &Path) -> BTreeMap<PathBuf, Item> {
     let mut out = BTreeMap::new();
     for e in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
         let e = e.unwrap_or_else(|err| panic!("walking {}: {err}", root.display()));
-        let rel = e.path().strip_prefix(root).expect("under root").to_path_buf();
+        let rel = e
+            .path()
+            .strip_prefix(root)
+            .expect("under root")
+            .to_path_buf();
         let meta = e.path().symlink_metadata().expect("lstat");
         let mode = meta.permissions().mode() & 0o7777;
         let item = if meta.file_type().is_symlink() {
-            Item::Symlink { target: std::fs::read_link(e.path()).expect("readlink") }
+            Item::Symlink {
+                target: std::fs::read_link(e.path()).expect("readlink"),
+            }
         } else if meta.is_dir() {
             Item::Dir { mode }
         } else {
-            let content = std::fs::read(e.path()).unwrap_or_else(|err| panic!("read {}: {err}", e.path().display()));
-            assert_eq!(meta.len(), content.len() as u64, "stat size of {} differs from its content", rel.display());
+            let content = std::fs::read(e.path())
+                .unwrap_or_else(|err| panic!("read {}: {err}", e.path().display()));
+            assert_eq!(
+                meta.len(),
+                content.len() as u64,
+                "stat size of {} differs from its content",
+                rel.display()
+            );
             Item::File { mode, content }
         };
         out.insert(rel, item);
@@ -53,7 +65,11 @@ fn archive(fx: &Fixture, commit: &str) -> tempfile::TempDir {
         dest.path().display()
     );
     let out = run_with_timeout(Command::new("bash").arg("-c").arg(&script), 60);
-    assert!(out.status.success(), "git archive failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git archive failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dest
 }
 
@@ -62,7 +78,10 @@ fn assert_same_tree(mount: &Path, expected: &Path) {
     let want = walk(expected);
     let got_names: Vec<_> = got.keys().collect();
     let want_names: Vec<_> = want.keys().collect();
-    assert_eq!(got_names, want_names, "the mount lists different names than git archive");
+    assert_eq!(
+        got_names, want_names,
+        "the mount lists different names than git archive"
+    );
     for (path, item) in &want {
         let mine = &got[path];
         if mine != item {
@@ -70,7 +89,12 @@ fn assert_same_tree(mount: &Path, expected: &Path) {
                 Item::File { mode, content } => format!("file {mode:o} {} bytes", content.len()),
                 other => format!("{other:?}"),
             };
-            panic!("{}: mount has {}, git archive has {}", path.display(), short(mine), short(item));
+            panic!(
+                "{}: mount has {}, git archive has {}",
+                path.display(),
+                short(mine),
+                short(item)
+            );
         }
     }
 }
@@ -80,7 +104,8 @@ fn mega_daemon(server: &MegaServer) -> Daemon {
 }
 
 fn local_daemon(fx: &Fixture) -> Daemon {
-    Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string())).unwrap_or_else(|e| panic!("{e}"))
+    Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn errno_of(r: std::io::Result<Vec<u8>>) -> Option<i32> {
@@ -93,17 +118,27 @@ fn read_guarded(path: PathBuf, secs: u64) -> std::io::Result<Vec<u8>> {
     std::thread::spawn(move || {
         let _ = tx.send(std::fs::read(&path));
     });
-    rx.recv_timeout(Duration::from_secs(secs)).unwrap_or_else(|_| panic!("read did not return within {secs}s: a hang"))
+    rx.recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("read did not return within {secs}s: a hang"))
 }
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the daemon API");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
     let mut resp = String::new();
     s.read_to_string(&mut resp).expect("read response");
-    let status = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status line");
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let body = resp
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     (status, body)
 }
 
@@ -128,14 +163,25 @@ fn mega_mount_matches_git_archive() {
 fn mega_falls_back_to_pinned_listing_when_tree_is_no_longer_current() {
     let fx = fixture::standard();
     let server = MegaServer::start(&fx.repo_path);
-    let d = Daemon::start(DaemonOpts { ref_: Some(fx.commit.clone()), ..DaemonOpts::new(server.url()) })
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::start(DaemonOpts {
+        ref_: Some(fx.commit.clone()),
+        ..DaemonOpts::new(server.url())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     // The server moves on: `a/b` of the mounted commit is no longer its current tree.
     fixture::add_commit(&fx, "a/b/new.txt", b"newer\n");
-    let got = std::fs::read(d.workspace.join(fixture::DEEP_FILE)).expect("read through the fallback listing");
+    let got = std::fs::read(d.workspace.join(fixture::DEEP_FILE))
+        .expect("read through the fallback listing");
     assert_eq!(got, fixture::DEEP_FILE_CONTENT);
-    assert!(!d.workspace.join("a/b/new.txt").exists(), "the mount must stay pinned to its commit");
-    assert!(server.counts().content_hash.iter().any(|p| p == "/a/b"), "{:?}", server.counts());
+    assert!(
+        !d.workspace.join("a/b/new.txt").exists(),
+        "the mount must stay pinned to its commit"
+    );
+    assert!(
+        server.counts().content_hash.iter().any(|p| p == "/a/b"),
+        "{:?}",
+        server.counts()
+    );
 }
 
 #[test]
@@ -143,30 +189,60 @@ fn laziness_is_counted_at_the_server() {
     let fx = fixture::standard();
     let server = MegaServer::start(&fx.repo_path);
     let d = mega_daemon(&server);
-    let names: Vec<_> = std::fs::read_dir(&d.workspace).expect("list root").map(|e| e.expect("entry").file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&d.workspace)
+        .expect("list root")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
     assert!(names.iter().any(|n| n == "a"), "{names:?}");
     let after_ls = server.counts();
-    assert!(after_ls.blob_get.is_empty(), "listing the root fetched blobs: {after_ls:?}");
-    assert!(after_ls.blob_head.is_empty(), "listing the root asked for sizes: {after_ls:?}");
-    assert!(after_ls.tree.iter().all(|p| p == "/"), "listing the root fetched other trees: {after_ls:?}");
-    assert!(after_ls.content_hash.iter().all(|p| p == "/"), "{after_ls:?}");
+    assert!(
+        after_ls.blob_get.is_empty(),
+        "listing the root fetched blobs: {after_ls:?}"
+    );
+    assert!(
+        after_ls.blob_head.is_empty(),
+        "listing the root asked for sizes: {after_ls:?}"
+    );
+    assert!(
+        after_ls.tree.iter().all(|p| p == "/"),
+        "listing the root fetched other trees: {after_ls:?}"
+    );
+    assert!(
+        after_ls.content_hash.iter().all(|p| p == "/"),
+        "{after_ls:?}"
+    );
 
     server.reset_counts();
     let content = std::fs::read(d.workspace.join(fixture::DEEP_FILE)).expect("cat a/b/c.txt");
     assert_eq!(content, fixture::DEEP_FILE_CONTENT);
     let after_cat = server.counts();
-    assert_eq!(after_cat.tree, ["/a", "/a/b"], "exactly the trees on the path: {after_cat:?}");
+    assert_eq!(
+        after_cat.tree,
+        ["/a", "/a/b"],
+        "exactly the trees on the path: {after_cat:?}"
+    );
     assert!(after_cat.content_hash.is_empty(), "{after_cat:?}");
     let oid = fixture::entry_oid(&fx, &fx.commit, fixture::DEEP_FILE).expect("oid");
-    assert_eq!(after_cat.blob_get, [oid.clone()], "exactly one blob: {after_cat:?}");
-    assert!(after_cat.blob_head.iter().all(|o| *o == oid), "{after_cat:?}");
+    assert_eq!(
+        after_cat.blob_get,
+        std::slice::from_ref(&oid),
+        "exactly one blob: {after_cat:?}"
+    );
+    assert!(
+        after_cat.blob_head.iter().all(|o| *o == oid),
+        "{after_cat:?}"
+    );
 
     server.reset_counts();
     let again = std::fs::read(d.workspace.join(fixture::DEEP_FILE)).expect("second cat");
     assert_eq!(again, fixture::DEEP_FILE_CONTENT);
     let meta = std::fs::metadata(d.workspace.join(fixture::DEEP_FILE)).expect("stat");
     assert_eq!(meta.len(), fixture::DEEP_FILE_CONTENT.len() as u64);
-    assert_eq!(server.counts(), Default::default(), "a second cat must not reach the server");
+    assert_eq!(
+        server.counts(),
+        Default::default(),
+        "a second cat must not reach the server"
+    );
 }
 
 #[test]
@@ -176,14 +252,26 @@ fn stat_gives_exact_size_without_fetching_the_blob() {
     let d = mega_daemon(&server);
     let meta = std::fs::metadata(d.workspace.join(fixture::BIG_FILE)).expect("stat big file");
     assert_eq!(meta.len(), fixture::BIG_FILE_SIZE as u64);
-    assert!(server.counts().blob_get.is_empty(), "stat fetched a blob: {:?}", server.counts());
+    assert!(
+        server.counts().blob_get.is_empty(),
+        "stat fetched a blob: {:?}",
+        server.counts()
+    );
 
     let local = local_daemon(&fx);
-    let meta = std::fs::metadata(local.workspace.join(fixture::BIG_FILE)).expect("stat big file (local)");
+    let meta =
+        std::fs::metadata(local.workspace.join(fixture::BIG_FILE)).expect("stat big file (local)");
     assert_eq!(meta.len(), fixture::BIG_FILE_SIZE as u64);
     let objects = local.store.join("objects");
-    let stored = walkdir::WalkDir::new(&objects).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file()).count();
-    assert_eq!(stored, 0, "stat on the local remote copied a blob into the store");
+    let stored = walkdir::WalkDir::new(&objects)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .count();
+    assert_eq!(
+        stored, 0,
+        "stat on the local remote copied a blob into the store"
+    );
 }
 
 #[test]
@@ -193,17 +281,24 @@ fn concurrent_readers_share_one_fetch() {
     server.set_fault(Fault::Slow(Duration::from_millis(300)));
     let d = mega_daemon(&server);
     let path = d.workspace.join(fixture::BIG_FILE);
-    let readers: Vec<_> = (0..8).map(|_| {
-        let p = path.clone();
-        std::thread::spawn(move || read_guarded(p, 60))
-    }).collect();
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let p = path.clone();
+            std::thread::spawn(move || read_guarded(p, 60))
+        })
+        .collect();
     let want = fixture::big_blob_content();
     for r in readers {
         let got = r.join().expect("reader thread").expect("read big file");
         assert!(got == want, "big file content differs");
     }
     let oid = fixture::entry_oid(&fx, &fx.commit, fixture::BIG_FILE).expect("oid");
-    let gets = server.counts().blob_get.iter().filter(|o| **o == oid).count();
+    let gets = server
+        .counts()
+        .blob_get
+        .iter()
+        .filter(|o| **o == oid)
+        .count();
     assert_eq!(gets, 1, "8 concurrent readers must share one fetch");
 }
 
@@ -212,9 +307,17 @@ fn restart_keeps_inodes_and_serves_what_was_seen_offline() {
     let fx = fixture::standard();
     let mut server = MegaServer::start(&fx.repo_path);
     let store = tempfile::tempdir().expect("store dir");
-    let opts = DaemonOpts { store: Some(store.path().to_path_buf()), ..DaemonOpts::new(server.url()) };
+    let opts = DaemonOpts {
+        store: Some(store.path().to_path_buf()),
+        ..DaemonOpts::new(server.url())
+    };
     let mut d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
-    let seen = [fixture::DEEP_FILE, fixture::SPACE_FILE, fixture::UNICODE_FILE, fixture::EXEC_FILE];
+    let seen = [
+        fixture::DEEP_FILE,
+        fixture::SPACE_FILE,
+        fixture::UNICODE_FILE,
+        fixture::EXEC_FILE,
+    ];
     let mut before = BTreeMap::new();
     for p in seen {
         let full = d.workspace.join(p);
@@ -222,18 +325,35 @@ fn restart_keeps_inodes_and_serves_what_was_seen_offline() {
         before.insert(p, std::fs::metadata(&full).expect("stat").ino());
     }
     let listed_only = d.workspace.join(fixture::README);
-    let readme_ino = std::fs::symlink_metadata(&listed_only).expect("stat README").ino();
-    assert!(d.stop().success(), "daemon did not exit 0 on SIGTERM: {}", d.log());
+    let readme_ino = std::fs::symlink_metadata(&listed_only)
+        .expect("stat README")
+        .ino();
+    assert!(
+        d.stop().success(),
+        "daemon did not exit 0 on SIGTERM: {}",
+        d.log()
+    );
 
     server.stop();
-    d.restart().unwrap_or_else(|e| panic!("restart with the server down: {e}"));
+    d.restart()
+        .unwrap_or_else(|e| panic!("restart with the server down: {e}"));
     for p in seen {
         let full = d.workspace.join(p);
-        assert_eq!(std::fs::metadata(&full).expect("stat offline").ino(), before[p], "{p} changed inode");
-        let bytes = read_guarded(full, 30).unwrap_or_else(|e| panic!("{p} unreadable offline: {e}"));
+        assert_eq!(
+            std::fs::metadata(&full).expect("stat offline").ino(),
+            before[p],
+            "{p} changed inode"
+        );
+        let bytes =
+            read_guarded(full, 30).unwrap_or_else(|e| panic!("{p} unreadable offline: {e}"));
         assert!(!bytes.is_empty(), "{p}");
     }
-    assert_eq!(std::fs::symlink_metadata(&listed_only).expect("stat README offline").ino(), readme_ino);
+    assert_eq!(
+        std::fs::symlink_metadata(&listed_only)
+            .expect("stat README offline")
+            .ino(),
+        readme_ino
+    );
     // Never read, so not cached: the server being down is an I/O error, not a missing file.
     assert_eq!(errno_of(read_guarded(listed_only, 30)), Some(libc::EIO));
     assert!(d.log().contains("remote unreachable"), "{}", d.log());
@@ -248,9 +368,19 @@ fn wrong_bytes_are_eio_and_never_cached() {
     let path = d.workspace.join(fixture::DEEP_FILE);
     assert_eq!(errno_of(read_guarded(path.clone(), 30)), Some(libc::EIO));
     let oid = fixture::entry_oid(&fx, &fx.commit, fixture::DEEP_FILE).expect("oid");
-    assert!(!d.store.join("objects").join(&oid[..2]).join(&oid[2..]).exists(), "a corrupt blob was cached");
+    assert!(
+        !d.store
+            .join("objects")
+            .join(&oid[..2])
+            .join(&oid[2..])
+            .exists(),
+        "a corrupt blob was cached"
+    );
     server.set_fault(Fault::None);
-    assert_eq!(read_guarded(path, 30).expect("read after the server is fixed"), fixture::DEEP_FILE_CONTENT);
+    assert_eq!(
+        read_guarded(path, 30).expect("read after the server is fixed"),
+        fixture::DEEP_FILE_CONTENT
+    );
 }
 
 #[test]
@@ -258,10 +388,15 @@ fn server_down_is_eio_within_the_timeout() {
     let fx = fixture::standard();
     let mut server = MegaServer::start(&fx.repo_path);
     let d = mega_daemon(&server);
-    std::fs::read_dir(&d.workspace).expect("list root").for_each(drop);
+    std::fs::read_dir(&d.workspace)
+        .expect("list root")
+        .for_each(drop);
     server.stop();
     // Never listed, never read: nothing to serve.
-    assert_eq!(errno_of(read_guarded(d.workspace.join(fixture::DEEP_FILE), 30)), Some(libc::EIO));
+    assert_eq!(
+        errno_of(read_guarded(d.workspace.join(fixture::DEEP_FILE), 30)),
+        Some(libc::EIO)
+    );
 }
 
 #[test]
@@ -269,12 +404,20 @@ fn slow_server_is_eio_within_the_timeout_not_a_hang() {
     let fx = fixture::standard();
     let server = MegaServer::start(&fx.repo_path);
     let d = mega_daemon(&server);
-    std::fs::read_dir(&d.workspace).expect("list root").for_each(drop);
+    std::fs::read_dir(&d.workspace)
+        .expect("list root")
+        .for_each(drop);
     server.set_fault(Fault::Slow(Duration::from_secs(60)));
     // request_timeout_secs is 5 in the test config; 30 s is only the hang guard.
-    assert_eq!(errno_of(read_guarded(d.workspace.join(fixture::README), 30)), Some(libc::EIO));
+    assert_eq!(
+        errno_of(read_guarded(d.workspace.join(fixture::README), 30)),
+        Some(libc::EIO)
+    );
     server.set_fault(Fault::Http500);
-    assert_eq!(errno_of(read_guarded(d.workspace.join(fixture::LIB_RS), 30)), Some(libc::EIO));
+    assert_eq!(
+        errno_of(read_guarded(d.workspace.join(fixture::LIB_RS), 30)),
+        Some(libc::EIO)
+    );
 }
 
 #[test]
@@ -285,11 +428,17 @@ fn writes_are_refused_with_erofs() {
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
     let e = std::fs::create_dir(d.workspace.join("newdir")).expect_err("mkdir must fail");
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
-    let e = std::fs::OpenOptions::new().append(true).open(d.workspace.join(fixture::README)).expect_err("write open");
+    let e = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.workspace.join(fixture::README))
+        .expect_err("write open");
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
     let e = std::fs::remove_file(d.workspace.join(fixture::README)).expect_err("unlink must fail");
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
-    assert_eq!(std::fs::read(d.workspace.join(fixture::README)).expect("still readable"), fixture::README_CONTENT);
+    assert_eq!(
+        std::fs::read(d.workspace.join(fixture::README)).expect("still readable"),
+        fixture::README_CONTENT
+    );
 }
 
 #[test]
@@ -303,7 +452,9 @@ fn missing_names_are_enoent_and_files_are_not_dirs() {
     assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
     let e = std::fs::metadata(d.workspace.join("README.md/x")).expect_err("file as dir");
     assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
-    let sub = std::fs::read_dir(d.workspace.join(fixture::SUBMODULE)).expect("submodule is a dir").count();
+    let sub = std::fs::read_dir(d.workspace.join(fixture::SUBMODULE))
+        .expect("submodule is a dir")
+        .count();
     assert_eq!(sub, 0, "a submodule shows as an empty directory");
 }
 
@@ -341,11 +492,25 @@ fn stale_mount_from_a_crash_is_cleared_at_start() {
     let mut d = local_daemon(&fx);
     std::fs::read(d.workspace.join(fixture::DEEP_FILE)).expect("read");
     d.kill9();
-    assert!(is_fuse_mounted(&d.workspace), "SIGKILL should leave a stale mount behind");
-    d.restart().unwrap_or_else(|e| panic!("restart over a stale mount: {e}"));
-    let again = std::fs::read(d.workspace.join(fixture::DEEP_FILE)).unwrap_or_else(|e| panic!("read after restart: {e}\n{}\n{}", d.log(), support::daemon::fuse_mounts()));
+    assert!(
+        is_fuse_mounted(&d.workspace),
+        "SIGKILL should leave a stale mount behind"
+    );
+    d.restart()
+        .unwrap_or_else(|e| panic!("restart over a stale mount: {e}"));
+    let again = std::fs::read(d.workspace.join(fixture::DEEP_FILE)).unwrap_or_else(|e| {
+        panic!(
+            "read after restart: {e}\n{}\n{}",
+            d.log(),
+            support::daemon::fuse_mounts()
+        )
+    });
     assert_eq!(again, fixture::DEEP_FILE_CONTENT);
-    assert!(d.log().contains("stale mount"), "no log line about the stale mount:\n{}", d.log());
+    assert!(
+        d.log().contains("stale mount"),
+        "no log line about the stale mount:\n{}",
+        d.log()
+    );
 }
 
 fn scorpio(args: &[&str], config: &str) -> (std::process::Output, tempfile::TempDir) {
@@ -388,26 +553,108 @@ fn unreachable_remote_fails_cleanly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("cannot resolve"), "{stderr}");
-    assert!(!is_fuse_mounted(&dir.path().join("ws")), "a mount was left behind");
+    assert!(
+        !is_fuse_mounted(&dir.path().join("ws")),
+        "a mount was left behind"
+    );
 
     let not_a_repo = tempfile::tempdir().expect("tempdir");
-    let (out, dir) = scorpio(&[], &format!("remote = '{}'\nworkspace = 'ws'\nstore_path = 'st'\n", not_a_repo.path().display()));
+    let (out, dir) = scorpio(
+        &[],
+        &format!(
+            "remote = '{}'\nworkspace = 'ws'\nstore_path = 'st'\n",
+            not_a_repo.path().display()
+        ),
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("remote"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("remote"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!is_fuse_mounted(&dir.path().join("ws")));
 }
 
 #[test]
 fn doctor_checks_fuse_store_and_remote() {
     let fx = fixture::standard();
-    let (out, _dir) = scorpio(&["doctor"], &format!("remote = '{}'\nworkspace = 'ws'\nstore_path = 'st'\n", fx.repo_path.display()));
+    let (out, _dir) = scorpio(
+        &["doctor"],
+        &format!(
+            "remote = '{}'\nworkspace = 'ws'\nstore_path = 'st'\n",
+            fx.repo_path.display()
+        ),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for name in ["fuse device", "fusermount3", "store", "remote"] {
-        assert!(stdout.lines().any(|l| l.starts_with("ok") && l.contains(name)), "{name} missing: {stdout}");
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("ok") && l.contains(name)),
+            "{name} missing: {stdout}"
+        );
     }
     let port = support::daemon::free_port();
     let (out, _dir) = scorpio(&["doctor"], &format!("remote = 'http://127.0.0.1:{port}'\nworkspace = 'ws'\nstore_path = 'st'\nrequest_timeout_secs = 1\n"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("FAIL") && l.contains("remote")));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("FAIL") && l.contains("remote")));
+}
+
+fn stored_objects(store: &Path) -> Vec<(String, u64)> {
+    walkdir::WalkDir::new(store.join("objects"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && !e.path().starts_with(store.join("objects/tmp")))
+        .map(|e| {
+            let fan = e
+                .path()
+                .parent()
+                .and_then(|p| p.file_name())
+                .expect("fan-out dir")
+                .to_string_lossy()
+                .into_owned();
+            (
+                format!("{fan}{}", e.file_name().to_string_lossy()),
+                e.metadata().expect("stat object").len(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn disk_cache_is_bounded_and_evicted_blobs_come_back() {
+    let fx = fixture::standard();
+    let opts = DaemonOpts {
+        extra_toml: "cache_disk_bytes = 1048576\n".into(),
+        ..DaemonOpts::new(fx.repo_path.display().to_string())
+    };
+    let d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
+    let big_oid = fixture::entry_oid(&fx, &fx.commit, fixture::BIG_FILE).expect("oid");
+    let want = fixture::big_blob_content();
+    assert!(std::fs::read(d.workspace.join(fixture::BIG_FILE)).expect("read big") == want);
+    // One object larger than the bound is kept alone...
+    assert!(stored_objects(&d.store).iter().any(|(o, _)| *o == big_oid));
+    // ...and is the least recently used one once others arrive.
+    for p in [fixture::README, fixture::DEEP_FILE, fixture::LIB_RS] {
+        std::fs::read(d.workspace.join(p)).expect("read small file");
+    }
+    let stored = stored_objects(&d.store);
+    assert!(
+        !stored.iter().any(|(o, _)| *o == big_oid),
+        "the big blob was not evicted: {stored:?}"
+    );
+    assert!(
+        stored.iter().map(|(_, n)| n).sum::<u64>() <= 1 << 20,
+        "{stored:?}"
+    );
+    // Drop the page cache when allowed (root) so the read reaches the daemon; content is checked either way.
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+    assert!(std::fs::read(d.workspace.join(fixture::BIG_FILE)).expect("read big again") == want);
 }

@@ -116,7 +116,10 @@ pub fn clear_stale(path: &Path) -> Result<(), MountError> {
     let errors = [std::fs::metadata(path).err(), std::fs::read_dir(path).err()];
     tracing::debug!(path = %path.display(), fstype, ?errors, "something is mounted at the workspace");
     let dead = errors.into_iter().flatten().any(|e| {
-        matches!(e.raw_os_error(), Some(libc::ENOTCONN) | Some(libc::ECONNABORTED))
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ENOTCONN) | Some(libc::ECONNABORTED)
+        )
     });
     if !(fstype.starts_with("fuse") && dead) {
         return Err(MountError::Busy(path.to_path_buf()));
