@@ -10,5 +10,6 @@ pub mod daemon;
 pub mod dicfuse;
 pub mod doctor;
 pub mod fuse;
+pub mod overlay;
 pub mod remote;
 pub mod store;

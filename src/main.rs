@@ -13,6 +13,8 @@ use scorpio::cli::{Cli, Cmd};
 use scorpio::config::Config;
 use scorpio::dicfuse::Dicfuse;
 use scorpio::fuse::mount;
+use scorpio::fuse::mounts::MountManager;
+use scorpio::fuse::router::MegaFuse;
 use scorpio::store::Store;
 use scorpio::{daemon, doctor, remote};
 
@@ -26,7 +28,9 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log_level))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(
+            &cfg.log_level,
+        )))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -112,16 +116,35 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on http_addr {}", cfg.http_addr))?;
     mount::prepare_mountpoint(&cfg.workspace)?;
+    // Modes arrive from the kernel with the caller's umask applied; ours must not apply again.
+    rustix::process::umask(rustix::fs::Mode::empty());
+    raise_fd_limit();
     let (uid, gid) = mount::current_ids();
-    let fs = Dicfuse::new(store.clone(), commit.clone(), uid, gid);
-    let mut handle = Session::new(mount::readonly_options())
-        .mount(fs, &cfg.workspace)
+    let dic = Arc::new(Dicfuse::new(store.clone(), commit.clone(), uid, gid));
+    let router = Arc::new(MegaFuse::new(dic));
+    let session = Session::new(mount::workspace_options());
+    router.set_notify(session.get_notify());
+    let mut handle = session
+        .mount(router.as_ref().clone(), &cfg.workspace)
         .await
         .with_context(|| format!("cannot mount at {}", cfg.workspace.display()))?;
     tracing::info!(workspace = %cfg.workspace.display(), commit = %commit.oid, remote = remote.kind(), http = %cfg.http_addr, "mounted");
 
+    let mounts = Arc::new(MountManager::new(
+        router.clone(),
+        &store,
+        &cfg.store_path,
+        &cfg.workspace,
+    )?);
+    for (path, e) in mounts.restore().await {
+        tracing::error!(path, error = %e, "a writable mount from the last run could not be restored; its upper layer is kept");
+    }
+    let state = daemon::AppState::new(commit.oid.to_hex())
+        .with_mounts(mounts.clone())
+        .with_auth_token(cfg.auth_token.clone());
+    state.set_mount_count(1 + mounts.count().await);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = daemon::router(daemon::AppState::new(commit.oid.to_hex()));
+    let app = daemon::router(state);
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -161,4 +184,30 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     drop(Arc::clone(&store));
     tracing::info!("unmounted; bye");
     Ok(())
+}
+
+/// Lets the daemon keep one open file per open file of its users, and more.
+fn raise_fd_limit() {
+    if let Ok(l) = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .ok_or(())
+    {
+        let _ = rustix::process::setrlimit(
+            rustix::process::Resource::Nofile,
+            rustix::process::Rlimit {
+                current: Some(l),
+                maximum: Some(l),
+            },
+        );
+    }
+}
+
+/// The user's filter, with rfuse3's per-request warnings (unaligned writes, reply sizes) kept
+/// out unless the user asks for rfuse3 by name.
+fn log_filter(user: &str) -> String {
+    if user.contains("rfuse3") {
+        user.to_string()
+    } else {
+        format!("{user},rfuse3=error")
+    }
 }

@@ -11,12 +11,18 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::fuse::mounts::MountManager;
+
+pub mod workspace;
+
 /// Shared state of the API.
 #[derive(Clone)]
 pub struct AppState {
     started: Instant,
-    mounts: Arc<AtomicUsize>,
+    mount_count: Arc<AtomicUsize>,
     commit: Arc<String>,
+    mounts: Option<Arc<MountManager>>,
+    auth_token: Option<Arc<String>>,
 }
 
 impl AppState {
@@ -24,14 +30,28 @@ impl AppState {
     pub fn new(commit: String) -> AppState {
         AppState {
             started: Instant::now(),
-            mounts: Arc::new(AtomicUsize::new(1)),
+            mount_count: Arc::new(AtomicUsize::new(1)),
             commit: Arc::new(commit),
+            mounts: None,
+            auth_token: None,
         }
+    }
+
+    /// Serves the workspace routes with `m`.
+    pub fn with_mounts(mut self, m: Arc<MountManager>) -> AppState {
+        self.mounts = Some(m);
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every request.
+    pub fn with_auth_token(mut self, token: Option<String>) -> AppState {
+        self.auth_token = token.map(Arc::new);
+        self
     }
 
     /// Sets the number of mounts reported by `/health`.
     pub fn set_mount_count(&self, n: usize) {
-        self.mounts.store(n, Ordering::Relaxed);
+        self.mount_count.store(n, Ordering::Relaxed);
     }
 }
 
@@ -84,7 +104,7 @@ async fn health(axum::extract::State(s): axum::extract::State<AppState>) -> Json
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_secs: s.started.elapsed().as_secs(),
-        mount_count: s.mounts.load(Ordering::Relaxed),
+        mount_count: s.mount_count.load(Ordering::Relaxed),
         commit: s.commit.to_string(),
     })
 }
@@ -97,8 +117,37 @@ async fn not_found() -> AppError {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .merge(workspace::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ))
         .with_state(state)
+}
+
+/// Refuses requests without the configured bearer token (when one is configured).
+async fn require_token(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(token) = &s.auth_token {
+        let given = req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return AppError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "missing or wrong bearer token",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -235,3 +235,67 @@ impl From<DicError> for rfuse3::Errno {
         e.errno().into()
     }
 }
+
+/// The lower-layer interface the overlay uses: entries by inode, never by path of a caller.
+impl Dicfuse {
+    /// The child `name` of directory `parent`, if the commit has one.
+    pub async fn lower_lookup(
+        &self,
+        parent: u64,
+        name: &[u8],
+    ) -> Result<Option<(u64, Node)>, DicError> {
+        let children = self.children(parent).await?;
+        Ok(children
+            .binary_search_by(|c| c.name.as_slice().cmp(name))
+            .ok()
+            .map(|i| (children[i].ino, children[i].node.clone())))
+    }
+
+    /// The entries of directory `ino`, sorted by name.
+    pub async fn lower_children(&self, ino: u64) -> Result<Arc<Vec<Child>>, DicError> {
+        self.children(ino).await
+    }
+
+    /// The node of `ino`.
+    pub fn lower_node(&self, ino: u64) -> Result<Node, DicError> {
+        self.node(ino)
+    }
+
+    /// Attributes of `ino`, with its exact size.
+    pub async fn lower_attr(&self, ino: u64) -> Result<FileAttr, DicError> {
+        let node = self.node(ino)?;
+        self.attr(ino, &node).await
+    }
+
+    /// A readable file with the content of `ino` (fetched and verified first if needed).
+    pub async fn lower_open(&self, ino: u64) -> Result<File, DicError> {
+        let node = self.node(ino)?;
+        if node.kind.is_dir() {
+            return Err(DicError::IsDir);
+        }
+        let oid = node.oid.ok_or(DicError::NoEntry)?;
+        Ok(self.store.open_blob(oid).await?)
+    }
+
+    /// The target of symlink `ino`.
+    pub async fn lower_readlink(&self, ino: u64) -> Result<bytes::Bytes, DicError> {
+        let node = self.node(ino)?;
+        if node.kind != EntryKind::Symlink {
+            return Err(DicError::NotLink);
+        }
+        let oid = node.oid.ok_or(DicError::NoEntry)?;
+        Ok(self.store.blob_bytes(oid).await?)
+    }
+
+    /// The inode of a `/`-separated repository path (`""` is the root), if it exists.
+    pub async fn resolve_path(&self, path: &str) -> Result<Option<u64>, DicError> {
+        let mut ino = crate::store::ROOT_INO;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            match self.lower_lookup(ino, part.as_bytes()).await? {
+                Some((child, _)) => ino = child,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(ino))
+    }
+}

@@ -27,12 +27,12 @@ pub enum MountError {
     },
 }
 
-/// Mount options for a read-only view: the kernel checks permissions itself and may read ahead.
-pub fn readonly_options() -> MountOptions {
+/// Mount options for the workspace: the kernel checks permissions itself (from the modes we
+/// report) and may read ahead. Read-only parts answer EROFS themselves.
+pub fn workspace_options() -> MountOptions {
     let mut o = MountOptions::default();
     let (uid, _) = current_ids();
     o.fs_name("scorpio")
-        .read_only(true)
         .default_permissions(true)
         // Root serves a shared box: let every user read the workspace.
         .allow_other(uid == 0)

@@ -205,6 +205,11 @@ impl Store {
         self.objects.total_bytes()
     }
 
+    /// A named tree of the store's database, for state kept beside the inode table.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// Writes the database to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;

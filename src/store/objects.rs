@@ -148,7 +148,12 @@ impl ObjectDir {
     pub fn insert(&self, oid: Oid, body: &[u8]) -> std::io::Result<()> {
         let dest = self.path(oid);
         if let Some(dir) = dest.parent() {
-            std::fs::create_dir_all(dir)?;
+            // Explicit mode: the daemon runs with umask 0.
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o755,
+            )
+            .create(dir)?;
         }
         let mut tmp = tempfile::NamedTempFile::new_in(&self.tmp)?;
         tmp.write_all(body)?;

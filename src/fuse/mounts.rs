@@ -1,0 +1,372 @@
+//! Writable mounts of repository paths: validation, slots, persistence.
+//!
+//! A mounted path gets an overlay whose upper layer lives at `store_path/mounts/<id>/upper`,
+//! where `<id>` is derived from the path, so mounting the same path again brings its edits back.
+//! Upper layers are never deleted here: unmounting keeps them.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sha1::{Digest, Sha1};
+
+use super::router::MegaFuse;
+use crate::dicfuse::Dicfuse;
+use crate::overlay::OverlayFs;
+use crate::store::Store;
+
+/// Why a mount request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// The path is not a clean repository path.
+    #[error("bad path {0:?}: {1}")]
+    BadPath(String, &'static str),
+    /// The repository has no such directory.
+    #[error("{0:?} does not exist in the repository")]
+    NotFound(String),
+    /// The path is a file.
+    #[error("{0:?} is not a directory")]
+    NotDir(String),
+    /// The path is mounted already.
+    #[error("{0:?} is already mounted")]
+    AlreadyMounted(String),
+    /// The path is inside, or holds, a mounted path.
+    #[error("{0:?} overlaps the mounted path {1:?}")]
+    Overlaps(String, String),
+    /// The path is not mounted.
+    #[error("{0:?} is not mounted")]
+    NotMounted(String),
+    /// Files of the mount are open.
+    #[error("{0:?} has open files; close them first")]
+    Busy(String),
+    /// A feature that is not there yet.
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// The store or the layer directories failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A mounted path as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountInfo {
+    /// Repository path (`""` is the whole repository).
+    pub path: String,
+    /// Layer id.
+    pub id: String,
+    /// Upper layer directory.
+    pub upper: PathBuf,
+    /// Where it shows up.
+    pub mountpoint: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    id: String,
+    slot: u32,
+}
+
+/// Normalises a repository path: no `.`/`..`, no empty components, no NUL; `/` is the root.
+pub fn normalize(path: &str) -> Result<String, MountError> {
+    if path.contains('\0') {
+        return Err(MountError::BadPath(path.into(), "holds NUL"));
+    }
+    let mut parts = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" => continue,
+            "." | ".." => {
+                return Err(MountError::BadPath(
+                    path.into(),
+                    "`.` and `..` are not allowed",
+                ))
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn overlaps(a: &str, b: &str) -> bool {
+    let inside = |x: &str, y: &str| y.is_empty() || x == y || x.starts_with(&format!("{y}/"));
+    inside(a, b) || inside(b, a)
+}
+
+/// The layer id of a path.
+pub fn layer_id(path: &str) -> String {
+    let h = Sha1::digest(path.as_bytes());
+    hex::encode(&h[..8])
+}
+
+/// A request's path and its outcome, for `GET /api/fs/select/{id}`.
+pub type RequestOutcome = (String, Result<MountInfo, String>);
+
+/// Mounts and unmounts overlays in the router, and remembers them across restarts.
+pub struct MountManager {
+    router: Arc<MegaFuse>,
+    dic: Arc<Dicfuse>,
+    layers: PathBuf,
+    workspace: PathBuf,
+    table: sled::Tree,
+    active: tokio::sync::Mutex<BTreeMap<String, (u32, Arc<OverlayFs>)>>,
+    requests: Mutex<BTreeMap<String, RequestOutcome>>,
+}
+
+impl MountManager {
+    /// A manager over `router`, keeping layers under `store_path/mounts`.
+    pub fn new(
+        router: Arc<MegaFuse>,
+        store: &Store,
+        store_path: &Path,
+        workspace: &Path,
+    ) -> Result<MountManager, MountError> {
+        let table = store
+            .tree("mounts")
+            .map_err(|e| MountError::Internal(e.to_string()))?;
+        Ok(MountManager {
+            dic: router.dicfuse().clone(),
+            router,
+            layers: store_path.join("mounts"),
+            workspace: workspace.to_path_buf(),
+            table,
+            active: tokio::sync::Mutex::new(BTreeMap::new()),
+            requests: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn info(&self, path: &str) -> MountInfo {
+        let id = layer_id(path);
+        MountInfo {
+            path: path.to_string(),
+            upper: self.layers.join(&id).join("upper"),
+            id,
+            mountpoint: if path.is_empty() {
+                self.workspace.clone()
+            } else {
+                self.workspace.join(path)
+            },
+        }
+    }
+
+    /// Mounts `path` writable.
+    pub async fn mount(&self, path: &str, cl: Option<&str>) -> Result<MountInfo, MountError> {
+        if cl.is_some() {
+            return Err(MountError::Unsupported("CL layers are not supported yet"));
+        }
+        let path = normalize(path)?;
+        let mut active = self.active.lock().await;
+        if active.contains_key(&path) {
+            return Err(MountError::AlreadyMounted(path));
+        }
+        if let Some(other) = active.keys().find(|m| overlaps(&path, m)) {
+            return Err(MountError::Overlaps(path, other.clone()));
+        }
+        let lower = self
+            .dic
+            .resolve_path(&path)
+            .await
+            .map_err(|e| MountError::Internal(e.to_string()))?;
+        let lower = lower.ok_or_else(|| MountError::NotFound(path.clone()))?;
+        let node = self
+            .dic
+            .lower_node(lower)
+            .map_err(|e| MountError::Internal(e.to_string()))?;
+        if !node.kind.is_dir() {
+            return Err(MountError::NotDir(path));
+        }
+        let slot = (0u32..)
+            .find(|s| !active.values().any(|(a, _)| a == s))
+            .unwrap_or(0);
+        let info = self.info(&path);
+        let layer = self.layers.join(&info.id);
+        make_private_dir(&layer).map_err(|e| MountError::Internal(e.to_string()))?;
+        write_private(&layer.join("path"), path.as_bytes())
+            .map_err(|e| MountError::Internal(e.to_string()))?;
+        if !info.upper.exists() {
+            // The upper root stands for the mounted directory: same mode, owner and times.
+            let a = self
+                .dic
+                .lower_attr(lower)
+                .await
+                .map_err(|e| MountError::Internal(e.to_string()))?;
+            init_upper_root(&info.upper, &a).map_err(|e| MountError::Internal(e.to_string()))?;
+        }
+        let ovl = OverlayFs::new(
+            slot,
+            self.dic.clone(),
+            Some(lower),
+            &info.upper,
+            &layer.join("work"),
+        )
+        .map_err(|e| MountError::Internal(e.to_string()))?;
+        let ovl = Arc::new(ovl);
+        let at = if path.is_empty() {
+            None
+        } else {
+            Some((
+                node.parent,
+                OsString::from(String::from_utf8_lossy(&node.name).into_owned()),
+            ))
+        };
+        let rec = serde_json::to_vec(&Record {
+            id: info.id.clone(),
+            slot,
+        })
+        .map_err(|e| MountError::Internal(e.to_string()))?;
+        self.table
+            .insert(path.as_bytes(), rec)
+            .map_err(|e| MountError::Internal(e.to_string()))?;
+        self.table
+            .flush_async()
+            .await
+            .map_err(|e| MountError::Internal(e.to_string()))?;
+        self.router.attach(slot, at, ovl.clone()).await;
+        active.insert(path.clone(), (slot, ovl));
+        tracing::info!(path, id = info.id, upper = %info.upper.display(), "mounted writable");
+        Ok(info)
+    }
+
+    /// Unmounts `path`; its upper layer stays on disk.
+    pub async fn unmount(&self, path: &str) -> Result<(), MountError> {
+        let path = normalize(path)?;
+        let mut active = self.active.lock().await;
+        let (slot, ovl) = active
+            .get(&path)
+            .cloned()
+            .ok_or_else(|| MountError::NotMounted(path.clone()))?;
+        if ovl.open_handles() > 0 {
+            return Err(MountError::Busy(path));
+        }
+        self.table
+            .remove(path.as_bytes())
+            .map_err(|e| MountError::Internal(e.to_string()))?;
+        self.table
+            .flush_async()
+            .await
+            .map_err(|e| MountError::Internal(e.to_string()))?;
+        self.router.detach(slot).await;
+        active.remove(&path);
+        tracing::info!(path, "unmounted; the upper layer is kept");
+        Ok(())
+    }
+
+    /// Mounts again what was mounted when the daemon last stopped.
+    pub async fn restore(&self) -> Vec<(String, MountError)> {
+        let paths: Vec<String> = self
+            .table
+            .iter()
+            .keys()
+            .filter_map(|k| k.ok())
+            .map(|k| String::from_utf8_lossy(&k).into_owned())
+            .collect();
+        let mut failed = Vec::new();
+        for p in paths {
+            let _ = self.table.remove(p.as_bytes());
+            if let Err(e) = self.mount(&p, None).await {
+                tracing::error!(path = p, error = %e, "could not mount again at start");
+                failed.push((p, e));
+            }
+        }
+        failed
+    }
+
+    /// Mounted paths.
+    pub async fn list(&self) -> Vec<MountInfo> {
+        self.active
+            .lock()
+            .await
+            .keys()
+            .map(|p| self.info(p))
+            .collect()
+    }
+
+    /// Records the outcome of request `id` for `GET /api/fs/select/{id}`.
+    pub fn record(&self, id: &str, path: &str, r: &Result<MountInfo, MountError>) {
+        let v = match r {
+            Ok(info) => Ok(info.clone()),
+            Err(e) => Err(e.to_string()),
+        };
+        let mut reqs = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if reqs.len() > 10_000 {
+            reqs.clear();
+        }
+        reqs.insert(id.to_string(), (path.to_string(), v));
+    }
+
+    /// The outcome of request `id`.
+    pub fn request(&self, id: &str) -> Option<RequestOutcome> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Number of mounted paths.
+    pub async fn count(&self) -> usize {
+        self.active.lock().await.len()
+    }
+}
+
+/// Creates a directory only the daemon's user can enter (the umask is 0 in the daemon).
+fn make_private_dir(p: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+}
+
+fn write_private(p: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(p)?;
+    f.write_all(data)
+}
+
+fn init_upper_root(upper: &Path, a: &rfuse3::raw::reply::FileAttr) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let tmp = upper.with_extension("new");
+    let _ = std::fs::remove_dir(&tmp);
+    std::fs::DirBuilder::new()
+        .mode(u32::from(a.perm))
+        .create(&tmp)?;
+    std::os::unix::fs::chown(&tmp, Some(a.uid), Some(a.gid))?;
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::new(a.mtime.sec.max(0) as u64, a.mtime.nsec);
+    std::fs::File::open(&tmp)?
+        .set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t))?;
+    std::fs::rename(&tmp, upper)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalised_and_checked() {
+        assert_eq!(normalize("/").unwrap(), "");
+        assert_eq!(normalize("/a//b/").unwrap(), "a/b");
+        assert!(normalize("a/../b").is_err());
+        assert!(normalize("./a").is_err());
+        assert!(normalize("a\0b").is_err());
+    }
+
+    #[test]
+    fn overlap_rules() {
+        assert!(overlaps("a/b", "a"));
+        assert!(overlaps("a", "a/b"));
+        assert!(overlaps("a", ""));
+        assert!(!overlaps("ab", "a"));
+        assert!(!overlaps("a/b", "a/c"));
+        assert_ne!(layer_id("a"), layer_id("b"));
+        assert_eq!(layer_id("a"), layer_id("a"));
+    }
+}

@@ -1,0 +1,567 @@
+//! MegaFuse: the router of the workspace's one FUSE session.
+//!
+//! Every inode has one owner, found from its number: below `2^32` the read-only Dicfuse view,
+//! above it the overlay of slot `(ino >> 32) - 1`. A mounted path is spliced into the Dicfuse
+//! tree: looking up its name in its Dicfuse parent answers the overlay's root. When the whole
+//! repository is mounted, the kernel's root inode (1) stands for the overlay's root.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use futures::stream::{self, Stream, StreamExt};
+use rfuse3::notify::Notify;
+use rfuse3::raw::prelude::*;
+use rfuse3::{Result, SetAttr};
+
+use crate::dicfuse::Dicfuse;
+use crate::overlay::{OverlayFs, UPPER_TTL};
+
+const ROOT: u64 = 1;
+
+#[derive(Default)]
+struct Table {
+    slots: HashMap<u32, Arc<OverlayFs>>,
+    /// (Dicfuse parent, name) -> slot of the overlay mounted there.
+    at: HashMap<(u64, OsString), u32>,
+    /// The slot mounted over the whole repository.
+    root: Option<u32>,
+}
+
+/// Who answers for an inode.
+enum Owner {
+    Dic,
+    Ovl(Arc<OverlayFs>),
+}
+
+/// The workspace filesystem: Dicfuse with overlays spliced in. Clones share everything, so the
+/// session and the daemon's API hold the same router.
+#[derive(Clone)]
+pub struct MegaFuse {
+    dic: Arc<Dicfuse>,
+    table: Arc<RwLock<Table>>,
+    notify: Arc<OnceLock<Notify>>,
+}
+
+impl MegaFuse {
+    /// A router over `dic` with no overlays.
+    pub fn new(dic: Arc<Dicfuse>) -> MegaFuse {
+        MegaFuse {
+            dic,
+            table: Arc::new(RwLock::new(Table::default())),
+            notify: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The read-only view.
+    pub fn dicfuse(&self) -> &Arc<Dicfuse> {
+        &self.dic
+    }
+
+    /// Hands the router the session's notify channel, for cache invalidation.
+    pub fn set_notify(&self, n: Notify) {
+        let _ = self.notify.set(n);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        self.table.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Splices `ovl` in at `name` of Dicfuse directory `parent` (`None`: the whole repository).
+    pub async fn attach(&self, slot: u32, at: Option<(u64, OsString)>, ovl: Arc<OverlayFs>) {
+        {
+            let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
+            t.slots.insert(slot, ovl);
+            match &at {
+                Some(key) => {
+                    t.at.insert(key.clone(), slot);
+                }
+                None => t.root = Some(slot),
+            }
+        }
+        self.invalidate(at).await;
+    }
+
+    /// Removes the overlay of `slot`; its path shows the read-only view again.
+    pub async fn detach(&self, slot: u32) -> Option<Arc<OverlayFs>> {
+        let (ovl, at) = {
+            let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
+            let ovl = t.slots.remove(&slot)?;
+            let key =
+                t.at.iter()
+                    .find(|(_, s)| **s == slot)
+                    .map(|(k, _)| k.clone());
+            if let Some(k) = &key {
+                t.at.remove(k);
+            }
+            if t.root == Some(slot) {
+                t.root = None;
+            }
+            (ovl, key)
+        };
+        self.invalidate(at).await;
+        Some(ovl)
+    }
+
+    /// Tells the kernel to forget what it cached for a mount point.
+    async fn invalidate(&self, at: Option<(u64, OsString)>) {
+        let Some(n) = self.notify.get() else { return };
+        match at {
+            Some((parent, name)) => n.clone().invalid_entry(parent, name).await,
+            None => {
+                n.clone().invalid_inode(ROOT, 0, 0).await;
+                if let Ok(children) = self.dic.lower_children(ROOT).await {
+                    for c in children.iter() {
+                        let name = OsString::from(String::from_utf8_lossy(&c.name).into_owned());
+                        n.clone().invalid_entry(ROOT, name).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Number of overlays attached.
+    pub fn overlay_count(&self) -> usize {
+        self.read().slots.len()
+    }
+
+    fn owner(&self, ino: u64) -> Result<(Owner, u64)> {
+        let t = self.read();
+        if ino == ROOT {
+            if let Some(slot) = t.root {
+                let ovl = t.slots.get(&slot).ok_or(libc::ENOENT)?.clone();
+                let r = ovl.root_ino();
+                return Ok((Owner::Ovl(ovl), r));
+            }
+        }
+        let slot = ino >> 32;
+        if slot == 0 {
+            return Ok((Owner::Dic, ino));
+        }
+        let ovl = t
+            .slots
+            .get(&((slot - 1) as u32))
+            .ok_or(libc::ESTALE)?
+            .clone();
+        Ok((Owner::Ovl(ovl), ino))
+    }
+
+    /// Maps an overlay's root inode back to 1 when it is mounted over the whole repository.
+    fn out(&self, ovl: &OverlayFs, ino: u64) -> u64 {
+        let t = self.read();
+        match t.root.and_then(|s| t.slots.get(&s)) {
+            Some(root) if std::ptr::eq(root.as_ref(), ovl) && ino == ovl.root_ino() => ROOT,
+            _ => ino,
+        }
+    }
+
+    fn mounted_at(&self, parent: u64, name: &OsStr) -> Option<Arc<OverlayFs>> {
+        let t = self.read();
+        let slot = t.at.get(&(parent, name.to_os_string()))?;
+        t.slots.get(slot).cloned()
+    }
+
+    async fn root_entry(&self, ovl: &OverlayFs, req: Request) -> Result<ReplyEntry> {
+        let a = ovl.getattr(req, ovl.root_ino(), None, 0).await?;
+        Ok(ReplyEntry {
+            ttl: UPPER_TTL,
+            attr: a.attr,
+            generation: 0,
+        })
+    }
+
+    fn same_owner(&self, a: u64, b: u64) -> Result<(Owner, u64, u64)> {
+        let (oa, ia) = self.owner(a)?;
+        let (ob, ib) = self.owner(b)?;
+        match (&oa, &ob) {
+            (Owner::Dic, Owner::Dic) => Ok((oa, ia, ib)),
+            (Owner::Ovl(x), Owner::Ovl(y)) if Arc::ptr_eq(x, y) => Ok((oa, ia, ib)),
+            _ => Err(libc::EXDEV.into()),
+        }
+    }
+}
+
+macro_rules! route {
+    ($self:ident, $ino:expr, |$fs:ident, $i:ident| $call:expr) => {{
+        match $self.owner($ino)? {
+            (Owner::Dic, $i) => {
+                let $fs = $self.dic.as_ref();
+                $call
+            }
+            (Owner::Ovl(o), $i) => {
+                let $fs = o.as_ref();
+                $call
+            }
+        }
+    }};
+}
+
+impl Filesystem for MegaFuse {
+    async fn init(&self, _req: Request) -> Result<ReplyInit> {
+        Ok(ReplyInit {
+            max_write: std::num::NonZeroU32::new(1 << 20).ok_or(libc::EINVAL)?,
+        })
+    }
+
+    async fn destroy(&self, _req: Request) {}
+
+    async fn lookup(&self, req: Request, parent: u64, name: &OsStr) -> Result<ReplyEntry> {
+        match self.owner(parent)? {
+            (Owner::Dic, p) => match self.mounted_at(p, name) {
+                Some(ovl) => self.root_entry(&ovl, req).await,
+                None => self.dic.lookup(req, p, name).await,
+            },
+            (Owner::Ovl(o), p) => {
+                let mut e = o.lookup(req, p, name).await?;
+                e.attr.ino = self.out(&o, e.attr.ino);
+                Ok(e)
+            }
+        }
+    }
+
+    async fn forget(&self, req: Request, inode: u64, nlookup: u64) {
+        if let Ok((Owner::Ovl(o), i)) = self.owner(inode) {
+            o.forget(req, i, nlookup).await;
+        }
+    }
+
+    async fn batch_forget(&self, req: Request, inodes: &[(u64, u64)]) {
+        for (ino, n) in inodes {
+            self.forget(req, *ino, *n).await;
+        }
+    }
+
+    async fn getattr(
+        &self,
+        req: Request,
+        inode: u64,
+        fh: Option<u64>,
+        flags: u32,
+    ) -> Result<ReplyAttr> {
+        let mut a = route!(self, inode, |fs, i| fs.getattr(req, i, fh, flags).await)?;
+        a.attr.ino = inode;
+        Ok(a)
+    }
+
+    async fn setattr(
+        &self,
+        req: Request,
+        inode: u64,
+        fh: Option<u64>,
+        set_attr: SetAttr,
+    ) -> Result<ReplyAttr> {
+        let mut a = route!(self, inode, |fs, i| fs.setattr(req, i, fh, set_attr).await)?;
+        a.attr.ino = inode;
+        Ok(a)
+    }
+
+    async fn readlink(&self, req: Request, inode: u64) -> Result<ReplyData> {
+        route!(self, inode, |fs, i| fs.readlink(req, i).await)
+    }
+
+    async fn symlink(
+        &self,
+        req: Request,
+        parent: u64,
+        name: &OsStr,
+        link: &OsStr,
+    ) -> Result<ReplyEntry> {
+        route!(self, parent, |fs, i| fs.symlink(req, i, name, link).await)
+    }
+
+    async fn mknod(
+        &self,
+        req: Request,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        rdev: u32,
+    ) -> Result<ReplyEntry> {
+        route!(self, parent, |fs, i| fs
+            .mknod(req, i, name, mode, rdev)
+            .await)
+    }
+
+    async fn mkdir(
+        &self,
+        req: Request,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+    ) -> Result<ReplyEntry> {
+        route!(self, parent, |fs, i| fs
+            .mkdir(req, i, name, mode, umask)
+            .await)
+    }
+
+    async fn unlink(&self, req: Request, parent: u64, name: &OsStr) -> Result<()> {
+        route!(self, parent, |fs, i| fs.unlink(req, i, name).await)
+    }
+
+    async fn rmdir(&self, req: Request, parent: u64, name: &OsStr) -> Result<()> {
+        if let (Owner::Dic, p) = self.owner(parent)? {
+            if self.mounted_at(p, name).is_some() {
+                return Err(libc::EBUSY.into());
+            }
+        }
+        route!(self, parent, |fs, i| fs.rmdir(req, i, name).await)
+    }
+
+    async fn rename(
+        &self,
+        req: Request,
+        parent: u64,
+        name: &OsStr,
+        new_parent: u64,
+        new_name: &OsStr,
+    ) -> Result<()> {
+        self.rename2(req, parent, name, new_parent, new_name, 0)
+            .await
+    }
+
+    async fn rename2(
+        &self,
+        req: Request,
+        parent: u64,
+        name: &OsStr,
+        new_parent: u64,
+        new_name: &OsStr,
+        flags: u32,
+    ) -> Result<()> {
+        match self.same_owner(parent, new_parent)? {
+            (Owner::Dic, ..) => Err(libc::EROFS.into()),
+            (Owner::Ovl(o), p, np) => o.rename2(req, p, name, np, new_name, flags).await,
+        }
+    }
+
+    async fn link(
+        &self,
+        req: Request,
+        inode: u64,
+        new_parent: u64,
+        new_name: &OsStr,
+    ) -> Result<ReplyEntry> {
+        match self.same_owner(inode, new_parent)? {
+            (Owner::Dic, ..) => Err(libc::EROFS.into()),
+            (Owner::Ovl(o), i, np) => o.link(req, i, np, new_name).await,
+        }
+    }
+
+    async fn open(&self, req: Request, inode: u64, flags: u32) -> Result<ReplyOpen> {
+        route!(self, inode, |fs, i| fs.open(req, i, flags).await)
+    }
+
+    async fn read(
+        &self,
+        req: Request,
+        inode: u64,
+        fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<ReplyData> {
+        route!(self, inode, |fs, i| fs.read(req, i, fh, offset, size).await)
+    }
+
+    async fn write(
+        &self,
+        req: Request,
+        inode: u64,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        write_flags: u32,
+        flags: u32,
+    ) -> Result<ReplyWrite> {
+        route!(self, inode, |fs, i| fs
+            .write(req, i, fh, offset, data, write_flags, flags)
+            .await)
+    }
+
+    async fn statfs(&self, req: Request, inode: u64) -> Result<ReplyStatFs> {
+        route!(self, inode, |fs, i| fs.statfs(req, i).await)
+    }
+
+    async fn release(
+        &self,
+        req: Request,
+        inode: u64,
+        fh: u64,
+        flags: u32,
+        lock_owner: u64,
+        flush: bool,
+    ) -> Result<()> {
+        route!(self, inode, |fs, i| fs
+            .release(req, i, fh, flags, lock_owner, flush)
+            .await)
+    }
+
+    async fn fsync(&self, req: Request, inode: u64, fh: u64, datasync: bool) -> Result<()> {
+        route!(self, inode, |fs, i| fs.fsync(req, i, fh, datasync).await)
+    }
+
+    async fn setxattr(
+        &self,
+        req: Request,
+        inode: u64,
+        name: &OsStr,
+        value: &[u8],
+        flags: u32,
+        position: u32,
+    ) -> Result<()> {
+        route!(self, inode, |fs, i| fs
+            .setxattr(req, i, name, value, flags, position)
+            .await)
+    }
+
+    async fn getxattr(
+        &self,
+        req: Request,
+        inode: u64,
+        name: &OsStr,
+        size: u32,
+    ) -> Result<ReplyXAttr> {
+        route!(self, inode, |fs, i| fs.getxattr(req, i, name, size).await)
+    }
+
+    async fn listxattr(&self, req: Request, inode: u64, size: u32) -> Result<ReplyXAttr> {
+        route!(self, inode, |fs, i| fs.listxattr(req, i, size).await)
+    }
+
+    async fn removexattr(&self, req: Request, inode: u64, name: &OsStr) -> Result<()> {
+        route!(self, inode, |fs, i| fs.removexattr(req, i, name).await)
+    }
+
+    async fn flush(&self, req: Request, inode: u64, fh: u64, lock_owner: u64) -> Result<()> {
+        route!(self, inode, |fs, i| fs.flush(req, i, fh, lock_owner).await)
+    }
+
+    async fn opendir(&self, req: Request, inode: u64, flags: u32) -> Result<ReplyOpen> {
+        match self.owner(inode)? {
+            (Owner::Dic, i) => {
+                let mut r = self.dic.opendir(req, i, flags).await?;
+                // A directory holding a mount point must not be served from the kernel's cache.
+                if self.read().at.keys().any(|(p, _)| *p == i)
+                    || (i == ROOT && self.read().root.is_some())
+                {
+                    r.flags = 0;
+                }
+                Ok(r)
+            }
+            (Owner::Ovl(o), i) => o.opendir(req, i, flags).await,
+        }
+    }
+
+    async fn readdir<'a>(
+        &'a self,
+        req: Request,
+        parent: u64,
+        fh: u64,
+        offset: i64,
+    ) -> Result<ReplyDirectory<impl Stream<Item = Result<DirectoryEntry>> + Send + 'a>> {
+        let entries: Vec<Result<DirectoryEntry>> = match self.owner(parent)? {
+            (Owner::Dic, p) => {
+                let r = self.dic.readdir(req, p, fh, offset).await?;
+                let mut v: Vec<_> = r.entries.collect().await;
+                for e in v.iter_mut().flatten() {
+                    if let Some(o) = self.mounted_at(p, &e.name) {
+                        e.inode = o.root_ino();
+                    }
+                }
+                v
+            }
+            (Owner::Ovl(o), p) => {
+                let r = o.readdir(req, p, fh, offset).await?;
+                let mut v: Vec<_> = r.entries.collect().await;
+                for e in v.iter_mut().flatten() {
+                    e.inode = self.out(&o, e.inode);
+                }
+                v
+            }
+        };
+        Ok(ReplyDirectory {
+            entries: stream::iter(entries),
+        })
+    }
+
+    async fn readdirplus<'a>(
+        &'a self,
+        req: Request,
+        parent: u64,
+        fh: u64,
+        offset: u64,
+        lock_owner: u64,
+    ) -> Result<ReplyDirectoryPlus<impl Stream<Item = Result<DirectoryEntryPlus>> + Send + 'a>>
+    {
+        let entries: Vec<Result<DirectoryEntryPlus>> = match self.owner(parent)? {
+            (Owner::Dic, p) => {
+                let r = self.dic.readdirplus(req, p, fh, offset, lock_owner).await?;
+                let mut v: Vec<_> = r.entries.collect().await;
+                for e in v.iter_mut().flatten() {
+                    if e.name == "." || e.name == ".." {
+                        continue;
+                    }
+                    if let Some(o) = self.mounted_at(p, &e.name) {
+                        let root = self.root_entry(&o, req).await?;
+                        e.inode = root.attr.ino;
+                        e.attr = root.attr;
+                        e.entry_ttl = UPPER_TTL;
+                        e.attr_ttl = UPPER_TTL;
+                    }
+                }
+                v
+            }
+            (Owner::Ovl(o), p) => {
+                let r = o.readdirplus(req, p, fh, offset, lock_owner).await?;
+                let mut v: Vec<_> = r.entries.collect().await;
+                for e in v.iter_mut().flatten() {
+                    e.inode = self.out(&o, e.inode);
+                    e.attr.ino = e.inode;
+                }
+                v
+            }
+        };
+        Ok(ReplyDirectoryPlus {
+            entries: stream::iter(entries),
+        })
+    }
+
+    async fn releasedir(&self, req: Request, inode: u64, fh: u64, flags: u32) -> Result<()> {
+        route!(self, inode, |fs, i| fs.releasedir(req, i, fh, flags).await)
+    }
+
+    async fn fsyncdir(&self, req: Request, inode: u64, fh: u64, datasync: bool) -> Result<()> {
+        route!(self, inode, |fs, i| fs.fsyncdir(req, i, fh, datasync).await)
+    }
+
+    async fn access(&self, req: Request, inode: u64, mask: u32) -> Result<()> {
+        route!(self, inode, |fs, i| fs.access(req, i, mask).await)
+    }
+
+    async fn create(
+        &self,
+        req: Request,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: u32,
+    ) -> Result<ReplyCreated> {
+        route!(self, parent, |fs, i| fs
+            .create(req, i, name, mode, flags)
+            .await)
+    }
+
+    async fn fallocate(
+        &self,
+        req: Request,
+        inode: u64,
+        fh: u64,
+        offset: u64,
+        length: u64,
+        mode: u32,
+    ) -> Result<()> {
+        route!(self, inode, |fs, i| fs
+            .fallocate(req, i, fh, offset, length, mode)
+            .await)
+    }
+}

@@ -1,0 +1,445 @@
+//! OverlayFs: a writable view of one directory of the repository.
+//!
+//! Layers, top first: the upper directory (local disk, read-write), then the read-only Dicfuse
+//! subtree. A name is looked up in the upper layer first; a whiteout there hides the lower entry,
+//! an opaque directory hides the whole lower directory. The first write to a lower entry copies
+//! it up (content, mode, owner, times). Upper entries are reached by path from the upper root
+//! with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, so a symlink a user made can never lead
+//! the daemon outside the layer.
+//!
+//! Inodes: this overlay owns `[base, base + 2^32)`; its root is `base + 1`.
+
+mod copyup;
+mod ops;
+mod readdir;
+pub mod whiteout;
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rfuse3::raw::reply::FileAttr;
+use rfuse3::{FileType, Timestamp};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat};
+
+use crate::dicfuse::{DicError, Dicfuse};
+
+/// How long the kernel may trust overlay entries and attributes.
+pub const UPPER_TTL: Duration = Duration::from_secs(1);
+
+/// Errors of overlay operations, mapped to an errno at the FUSE edge.
+#[derive(Debug, thiserror::Error)]
+pub enum OverlayError {
+    /// A plain errno answer (ENOENT, EEXIST, ENOTEMPTY, ...).
+    #[error("errno {0}")]
+    Errno(i32),
+    /// The upper layer failed.
+    #[error("upper layer: {0}")]
+    Io(#[from] std::io::Error),
+    /// The lower layer failed.
+    #[error(transparent)]
+    Lower(#[from] DicError),
+}
+
+impl From<rustix::io::Errno> for OverlayError {
+    fn from(e: rustix::io::Errno) -> Self {
+        OverlayError::Errno(e.raw_os_error())
+    }
+}
+
+impl OverlayError {
+    /// The errno for the kernel.
+    pub fn errno(&self) -> i32 {
+        match self {
+            OverlayError::Errno(e) => *e,
+            OverlayError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            OverlayError::Lower(e) => e.errno(),
+        }
+    }
+}
+
+impl From<OverlayError> for rfuse3::Errno {
+    fn from(e: OverlayError) -> Self {
+        e.errno().into()
+    }
+}
+
+type Result<T> = std::result::Result<T, OverlayError>;
+
+fn errno<T>(e: i32) -> Result<T> {
+    Err(OverlayError::Errno(e))
+}
+
+/// What the overlay knows about one inode.
+#[derive(Clone, Debug)]
+struct NodeInfo {
+    /// Parent inode (the root is its own parent).
+    parent: u64,
+    /// The name it was last seen under.
+    name: OsString,
+    /// Kernel lookup count.
+    lookups: u64,
+    /// The lower entry at this path: for a directory, the lower directory merged into it
+    /// (`None` when it is opaque or the lower has none); for a file, what it was copied from.
+    lower: Option<u64>,
+}
+
+#[derive(Default)]
+struct NodeTable {
+    nodes: HashMap<u64, NodeInfo>,
+    by_name: HashMap<(u64, OsString), u64>,
+    /// Upper files with more than one link, by (dev, ino), so hard links share an inode.
+    by_upper: HashMap<(u64, u64), u64>,
+    next: u64,
+}
+
+/// An open file or directory.
+enum Handle {
+    File(Arc<File>),
+    Dir(Arc<Vec<readdir::DirItem>>),
+}
+
+/// A writable overlay over one Dicfuse directory.
+pub struct OverlayFs {
+    base: u64,
+    upper_path: PathBuf,
+    upper_fd: OwnedFd,
+    upper_parent_fd: OwnedFd,
+    upper_name: OsString,
+    work_fd: OwnedFd,
+    lower: Arc<Dicfuse>,
+    nodes: Mutex<NodeTable>,
+    handles: Mutex<HashMap<u64, Handle>>,
+    next_fh: AtomicU64,
+    /// Serialises namespace changes (create, unlink, rename, copy-up).
+    ns_lock: tokio::sync::Mutex<()>,
+}
+
+/// Where an upper entry is: its directory and its name in it.
+struct Target {
+    dir: OwnedFd,
+    name: OsString,
+}
+
+const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS);
+
+impl OverlayFs {
+    /// An overlay of lower directory `lower_root` (`None`: no lower, e.g. a new directory) with
+    /// its upper layer at `upper` and scratch space at `work` (same filesystem), owning the
+    /// inode range of `slot`.
+    pub fn new(
+        slot: u32,
+        lower: Arc<Dicfuse>,
+        lower_root: Option<u64>,
+        upper: &Path,
+        work: &Path,
+    ) -> std::io::Result<OverlayFs> {
+        // Explicit modes: the daemon runs with umask 0.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(upper)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(work)?;
+        let open_dir = |p: &Path| -> std::io::Result<OwnedFd> {
+            Ok(rustix::fs::open(
+                p,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?)
+        };
+        let upper_parent = upper
+            .parent()
+            .ok_or_else(|| std::io::Error::other("upper layer has no parent"))?;
+        let upper_name = upper
+            .file_name()
+            .ok_or_else(|| std::io::Error::other("upper layer has no name"))?;
+        let base = (u64::from(slot) + 1) << 32;
+        let mut table = NodeTable {
+            next: base + 2,
+            ..Default::default()
+        };
+        let root = base + 1;
+        table.nodes.insert(
+            root,
+            NodeInfo {
+                parent: root,
+                name: OsString::new(),
+                lookups: 1,
+                lower: lower_root,
+            },
+        );
+        Ok(OverlayFs {
+            base,
+            upper_path: upper.to_path_buf(),
+            upper_fd: open_dir(upper)?,
+            upper_parent_fd: open_dir(upper_parent)?,
+            upper_name: upper_name.to_os_string(),
+            work_fd: open_dir(work)?,
+            lower,
+            nodes: Mutex::new(table),
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            ns_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The root inode.
+    pub fn root_ino(&self) -> u64 {
+        self.base + 1
+    }
+
+    /// Whether `ino` is in this overlay's range.
+    pub fn owns(&self, ino: u64) -> bool {
+        ino >> 32 == self.base >> 32
+    }
+
+    /// The upper directory.
+    pub fn upper_path(&self) -> &Path {
+        &self.upper_path
+    }
+
+    /// Open handles (for leak checks).
+    pub fn open_handles(&self) -> usize {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Known inodes (for leak checks).
+    pub fn known_inodes(&self) -> usize {
+        self.table().nodes.len()
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, NodeTable> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn info(&self, ino: u64) -> Result<NodeInfo> {
+        self.table()
+            .nodes
+            .get(&ino)
+            .cloned()
+            .ok_or(OverlayError::Errno(libc::ENOENT))
+    }
+
+    /// The path of `ino` relative to the layer roots (`""` for the root).
+    fn rel_path(&self, ino: u64) -> Result<PathBuf> {
+        let t = self.table();
+        let mut parts = Vec::new();
+        let mut cur = ino;
+        while cur != self.root_ino() {
+            let n = t.nodes.get(&cur).ok_or(OverlayError::Errno(libc::ENOENT))?;
+            parts.push(n.name.clone());
+            cur = n.parent;
+            if parts.len() > 4096 {
+                return errno(libc::ELOOP);
+            }
+        }
+        Ok(parts.iter().rev().collect())
+    }
+
+    /// Opens the upper directory at `rel` (`O_PATH`), if it exists.
+    fn open_upper_dir(&self, rel: &Path) -> Result<Option<OwnedFd>> {
+        let rel: &Path = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        match rustix::fs::openat2(
+            &self.upper_fd,
+            rel,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        ) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The upper directory of `ino` (a directory node), if it is in the upper layer.
+    fn upper_dir_of(&self, ino: u64) -> Result<Option<OwnedFd>> {
+        let rel = self.rel_path(ino)?;
+        self.open_upper_dir(&rel)
+    }
+
+    /// Where `ino` lives in the upper layer: its parent directory and name. The parent must
+    /// already be in the upper layer.
+    fn target(&self, ino: u64) -> Result<Option<Target>> {
+        if ino == self.root_ino() {
+            let dir = rustix::io::fcntl_dupfd_cloexec(&self.upper_parent_fd, 0)?;
+            return Ok(Some(Target {
+                dir,
+                name: self.upper_name.clone(),
+            }));
+        }
+        let info = self.info(ino)?;
+        Ok(self.upper_dir_of(info.parent)?.map(|dir| Target {
+            dir,
+            name: info.name,
+        }))
+    }
+
+    /// The upper stat of `ino`, if it is in the upper layer (whiteouts count as absent).
+    fn upper_stat(&self, ino: u64) -> Result<Option<(Target, Stat)>> {
+        let Some(t) = self.target(ino)? else {
+            return Ok(None);
+        };
+        match rustix::fs::statat(&t.dir, &t.name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if ino != self.root_ino() && whiteout::is_whiteout(&t.dir, &t.name, &st) => {
+                Ok(None)
+            }
+            Ok(st) => Ok(Some((t, st))),
+            Err(e) if e == rustix::io::Errno::NOENT => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn attr_from_stat(&self, ino: u64, st: &Stat) -> FileAttr {
+        let kind = match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+            rustix::fs::FileType::Directory => FileType::Directory,
+            rustix::fs::FileType::Symlink => FileType::Symlink,
+            rustix::fs::FileType::CharacterDevice => FileType::CharDevice,
+            rustix::fs::FileType::BlockDevice => FileType::BlockDevice,
+            rustix::fs::FileType::Fifo => FileType::NamedPipe,
+            rustix::fs::FileType::Socket => FileType::Socket,
+            _ => FileType::RegularFile,
+        };
+        let ts = |s: i64, ns: i64| Timestamp::new(s, ns.clamp(0, 999_999_999) as u32);
+        FileAttr {
+            ino,
+            size: st.st_size as u64,
+            blocks: st.st_blocks as u64,
+            atime: ts(st.st_atime, st.st_atime_nsec as i64),
+            mtime: ts(st.st_mtime, st.st_mtime_nsec as i64),
+            ctime: ts(st.st_ctime, st.st_ctime_nsec as i64),
+            kind,
+            perm: (st.st_mode & 0o7777) as u16,
+            nlink: st.st_nlink as u32,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            rdev: st.st_rdev as u32,
+            blksize: st.st_blksize as u32,
+        }
+    }
+
+    /// Attributes of `ino` from whichever layer holds it.
+    async fn attr_of(&self, ino: u64) -> Result<FileAttr> {
+        if let Some((_, st)) = self.upper_stat(ino)? {
+            return Ok(self.attr_from_stat(ino, &st));
+        }
+        let info = self.info(ino)?;
+        match info.lower {
+            Some(l) => {
+                let mut a = self.lower.lower_attr(l).await?;
+                a.ino = ino;
+                Ok(a)
+            }
+            None => errno(libc::ENOENT),
+        }
+    }
+
+    /// Finds or makes the inode for `name` in `parent`, counting one kernel lookup.
+    fn link_node(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        lower: Option<u64>,
+        upper_id: Option<(u64, u64)>,
+    ) -> u64 {
+        let mut t = self.table();
+        let key = (parent, name.to_os_string());
+        let existing = t
+            .by_name
+            .get(&key)
+            .copied()
+            .or_else(|| upper_id.and_then(|id| t.by_upper.get(&id).copied()));
+        let ino = match existing.filter(|i| t.nodes.contains_key(i)) {
+            Some(ino) => ino,
+            None => {
+                let ino = t.next;
+                t.next += 1;
+                t.nodes.insert(
+                    ino,
+                    NodeInfo {
+                        parent,
+                        name: name.to_os_string(),
+                        lookups: 0,
+                        lower,
+                    },
+                );
+                ino
+            }
+        };
+        if let Some(n) = t.nodes.get_mut(&ino) {
+            n.lookups += 1;
+            n.parent = parent;
+            n.name = name.to_os_string();
+            n.lower = lower;
+        }
+        t.by_name.insert(key, ino);
+        if let Some(id) = upper_id {
+            t.by_upper.insert(id, ino);
+        }
+        ino
+    }
+
+    /// Forgets the name `name` in `parent` (after unlink or rename away).
+    fn unlink_name(&self, parent: u64, name: &OsStr) {
+        self.table().by_name.remove(&(parent, name.to_os_string()));
+    }
+
+    fn add_handle(&self, h: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, h);
+        fh
+    }
+
+    fn file_handle(&self, fh: u64) -> Result<Arc<File>> {
+        match self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh)
+        {
+            Some(Handle::File(f)) => Ok(f.clone()),
+            _ => errno(libc::EBADF),
+        }
+    }
+
+    /// Whether the lower layer has `name` in `parent` (seen through `parent`'s merge).
+    async fn lower_has(&self, parent: u64, name: &OsStr) -> Result<Option<u64>> {
+        let Some(pl) = self.info(parent)?.lower else {
+            return Ok(None);
+        };
+        Ok(self
+            .lower
+            .lower_lookup(pl, name.as_bytes())
+            .await?
+            .map(|(ino, _)| ino))
+    }
+
+    /// Ownership for a new entry in `parent_dir`: the caller, with the directory's group when
+    /// it is set-group-id.
+    fn new_owner(&self, parent_st: &Stat, uid: u32, gid: u32) -> (u32, u32) {
+        if parent_st.st_mode & libc::S_ISGID != 0 {
+            (uid, parent_st.st_gid)
+        } else {
+            (uid, gid)
+        }
+    }
+}

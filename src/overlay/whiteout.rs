@@ -1,0 +1,171 @@
+//! Whiteouts and opaque directories in a layer directory.
+//!
+//! A whiteout is an empty regular file carrying the xattr `trusted.scorpio.whiteout`; an opaque
+//! directory carries `trusted.scorpio.opaque`. Unlike kernel overlayfs (a 0/0 character device),
+//! this never mistakes a file a user made for a whiteout. A daemon without CAP_SYS_ADMIN cannot
+//! write `trusted.*`, so it uses `user.scorpio.*`; both are recognised when reading. These xattrs
+//! are never shown through the mount and cannot be set through it.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::fs::{AtFlags, Mode, OFlags, Stat, XattrFlags};
+
+/// The xattr marking a whiteout, for a privileged daemon.
+pub const WHITEOUT_XATTR: &str = "trusted.scorpio.whiteout";
+/// The xattr marking an opaque directory, for a privileged daemon.
+pub const OPAQUE_XATTR: &str = "trusted.scorpio.opaque";
+const USER_WHITEOUT_XATTR: &str = "user.scorpio.whiteout";
+const USER_OPAQUE_XATTR: &str = "user.scorpio.opaque";
+
+/// Whether an xattr name is one of Scorpio's private marks.
+pub fn is_private_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"trusted.scorpio.") || name.starts_with(b"user.scorpio.")
+}
+
+fn privileged() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+fn marks(whiteout: bool) -> [&'static str; 2] {
+    if whiteout {
+        [WHITEOUT_XATTR, USER_WHITEOUT_XATTR]
+    } else {
+        [OPAQUE_XATTR, USER_OPAQUE_XATTR]
+    }
+}
+
+/// The path through which xattrs of `name` in directory `dir` are reached without following it.
+pub fn xattr_path(dir: impl AsFd, name: &OsStr) -> std::path::PathBuf {
+    let mut p = std::path::PathBuf::from(format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd()));
+    p.push(name);
+    p
+}
+
+fn has_mark(dir: impl AsFd, name: &OsStr, whiteout: bool) -> bool {
+    let path = xattr_path(dir, name);
+    marks(whiteout)
+        .iter()
+        .any(|m| rustix::fs::lgetxattr(&path, *m, &mut [0u8; 4][..]).is_ok())
+}
+
+fn set_mark(dir: impl AsFd, name: &OsStr, whiteout: bool) -> io::Result<()> {
+    let path = xattr_path(dir, name);
+    let mark = if privileged() {
+        marks(whiteout)[0]
+    } else {
+        marks(whiteout)[1]
+    };
+    rustix::fs::lsetxattr(&path, mark, b"y", XattrFlags::empty())?;
+    Ok(())
+}
+
+/// Whether the entry `name` (with stat `st`) in `dir` is a whiteout.
+pub fn is_whiteout(dir: impl AsFd, name: &OsStr, st: &Stat) -> bool {
+    // Only empty regular files can be whiteouts; this spares an xattr call for everything else.
+    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+        && st.st_size == 0
+        && has_mark(dir, name, true)
+}
+
+/// Whether directory `name` in `dir` is opaque (hides the layers below it).
+pub fn is_opaque(dir: impl AsFd, name: &OsStr) -> bool {
+    has_mark(dir, name, false)
+}
+
+/// Creates a whiteout at `name` in `dir` (which must not hold `name`).
+pub fn make_whiteout(dir: impl AsFd, name: &OsStr) -> io::Result<()> {
+    let fd = rustix::fs::openat(
+        dir.as_fd(),
+        name,
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )?;
+    drop(fd);
+    if let Err(e) = set_mark(dir.as_fd(), name, true) {
+        let _ = rustix::fs::unlinkat(dir.as_fd(), name, AtFlags::empty());
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Marks directory `name` in `dir` opaque.
+pub fn make_opaque(dir: impl AsFd, name: &OsStr) -> io::Result<()> {
+    set_mark(dir, name, false)
+}
+
+/// Removes Scorpio's marks from a name list returned by `listxattr`.
+pub fn filter_xattr_list(list: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(list.len());
+    for name in list.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if !is_private_xattr(name) {
+            out.extend_from_slice(name);
+            out.push(0);
+        }
+    }
+    out
+}
+
+/// True when `name` as bytes is a private mark (for OsStr callers).
+pub fn is_private_xattr_os(name: &OsStr) -> bool {
+    is_private_xattr(name.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn stat(dir: &std::fs::File, name: &str) -> Stat {
+        rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).unwrap()
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_marks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::File::open(tmp.path()).unwrap();
+        make_whiteout(&dir, OsStr::new("gone")).unwrap();
+        assert!(is_whiteout(&dir, OsStr::new("gone"), &stat(&dir, "gone")));
+        // An empty file a user made is not a whiteout, nor is a 0/0 character device.
+        std::fs::write(tmp.path().join("empty"), b"").unwrap();
+        assert!(!is_whiteout(
+            &dir,
+            OsStr::new("empty"),
+            &stat(&dir, "empty")
+        ));
+        rustix::fs::mknodat(
+            &dir,
+            "chr",
+            rustix::fs::FileType::CharacterDevice,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        assert!(!is_whiteout(&dir, OsStr::new("chr"), &stat(&dir, "chr")));
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        assert!(!is_opaque(&dir, OsStr::new("d")));
+        make_opaque(&dir, OsStr::new("d")).unwrap();
+        assert!(is_opaque(&dir, OsStr::new("d")));
+        assert_eq!(
+            std::fs::metadata(tmp.path().join("gone")).unwrap().size(),
+            0
+        );
+        assert!(
+            make_whiteout(&dir, OsStr::new("empty")).is_err(),
+            "never replaces an entry"
+        );
+    }
+
+    #[test]
+    fn private_marks_are_filtered() {
+        let list = b"user.a\0trusted.scorpio.whiteout\0security.selinux\0user.scorpio.opaque\0";
+        assert_eq!(
+            filter_xattr_list(list),
+            b"user.a\0security.selinux\0".to_vec()
+        );
+        assert!(is_private_xattr(b"trusted.scorpio.x"));
+        assert!(!is_private_xattr(b"trusted.other"));
+    }
+}
