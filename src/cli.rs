@@ -35,12 +35,27 @@ pub struct Cli {
 }
 
 /// Subcommands.
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Cmd {
     /// Mount the workspace and serve the API until SIGINT/SIGTERM (the default).
     Run,
     /// Check /dev/fuse, fusermount3, the store and the remote.
     Doctor,
+    /// Make a repository path writable in the running daemon's workspace.
+    Mount {
+        /// Repository path (`/` for the whole repository).
+        path: String,
+        /// A change list to lay under the edits.
+        #[arg(long)]
+        cl: Option<String>,
+    },
+    /// Make a path read-only again; its changes are kept.
+    Umount {
+        /// Repository path.
+        path: String,
+    },
+    /// List the writable paths.
+    List,
 }
 
 impl Cli {

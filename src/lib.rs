@@ -5,6 +5,7 @@
 //! See `DESIGN.md` in the shared docs for the full module map.
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod dicfuse;

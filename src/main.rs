@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command.unwrap_or(Cmd::Run) {
+    match cli.command.clone().unwrap_or(Cmd::Run) {
         Cmd::Doctor => {
             let checks = rt.block_on(doctor::run(&cfg));
             for c in &checks {
@@ -61,6 +61,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Cmd::Mount { path, cl } => api(
+            &rt,
+            &cfg,
+            reqwest::Method::POST,
+            "/api/fs/mount",
+            Some(serde_json::json!({"path": path, "cl": cl})),
+        ),
+        Cmd::Umount { path } => api(
+            &rt,
+            &cfg,
+            reqwest::Method::POST,
+            "/api/fs/unmount",
+            Some(serde_json::json!({"path": path})),
+        ),
+        Cmd::List => api(&rt, &cfg, reqwest::Method::GET, "/api/fs/mpoint", None),
         Cmd::Run => match rt.block_on(run(cfg)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -210,4 +225,20 @@ fn log_filter(user: &str) -> String {
     } else {
         format!("{user},rfuse3=error")
     }
+}
+
+fn api(
+    rt: &tokio::runtime::Runtime,
+    cfg: &Config,
+    m: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> ExitCode {
+    let out = rt.block_on(scorpio::client::call(cfg, m, path, body));
+    if out.code == 0 {
+        println!("{}", out.text);
+    } else {
+        eprintln!("scorpio: {}", out.text);
+    }
+    ExitCode::from(out.code)
 }

@@ -4,8 +4,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -13,91 +12,7 @@ use std::time::Duration;
 use support::daemon::{is_fuse_mounted, run_with_timeout, Daemon, DaemonOpts};
 use support::fixture::{self, Fixture};
 use support::mega_server::{Fault, MegaServer};
-
-/// What a walked path is, with everything git records about it.
-#[derive(Debug, PartialEq, Eq)]
-enum Item {
-    Dir { mode: u32 },
-    File { mode: u32, content: Vec<u8> },
-    Symlink { target: PathBuf },
-}
-
-/// Walks `root` without following symlinks: relative path -> item.
-fn walk(root: &Path) -> BTreeMap<PathBuf, Item> {
-    let mut out = BTreeMap::new();
-    for e in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
-        let e = e.unwrap_or_else(|err| panic!("walking {}: {err}", root.display()));
-        let rel = e
-            .path()
-            .strip_prefix(root)
-            .expect("under root")
-            .to_path_buf();
-        let meta = e.path().symlink_metadata().expect("lstat");
-        let mode = meta.permissions().mode() & 0o7777;
-        let item = if meta.file_type().is_symlink() {
-            Item::Symlink {
-                target: std::fs::read_link(e.path()).expect("readlink"),
-            }
-        } else if meta.is_dir() {
-            Item::Dir { mode }
-        } else {
-            let content = std::fs::read(e.path())
-                .unwrap_or_else(|err| panic!("read {}: {err}", e.path().display()));
-            assert_eq!(
-                meta.len(),
-                content.len() as u64,
-                "stat size of {} differs from its content",
-                rel.display()
-            );
-            Item::File { mode, content }
-        };
-        out.insert(rel, item);
-    }
-    out
-}
-
-/// Extracts `git archive` of `commit` into a fresh directory.
-fn archive(fx: &Fixture, commit: &str) -> tempfile::TempDir {
-    let dest = tempfile::tempdir().expect("tempdir");
-    let script = format!(
-        "git --git-dir '{}' -c tar.umask=0022 archive --format=tar {commit} | tar -x -C '{}'",
-        fx.repo_path.display(),
-        dest.path().display()
-    );
-    let out = run_with_timeout(Command::new("bash").arg("-c").arg(&script), 60);
-    assert!(
-        out.status.success(),
-        "git archive failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dest
-}
-
-fn assert_same_tree(mount: &Path, expected: &Path) {
-    let got = walk(mount);
-    let want = walk(expected);
-    let got_names: Vec<_> = got.keys().collect();
-    let want_names: Vec<_> = want.keys().collect();
-    assert_eq!(
-        got_names, want_names,
-        "the mount lists different names than git archive"
-    );
-    for (path, item) in &want {
-        let mine = &got[path];
-        if mine != item {
-            let short = |i: &Item| match i {
-                Item::File { mode, content } => format!("file {mode:o} {} bytes", content.len()),
-                other => format!("{other:?}"),
-            };
-            panic!(
-                "{}: mount has {}, git archive has {}",
-                path.display(),
-                short(mine),
-                short(item)
-            );
-        }
-    }
-}
+use support::tree::{archive, assert_same_tree};
 
 fn mega_daemon(server: &MegaServer) -> Daemon {
     Daemon::start(DaemonOpts::new(server.url())).unwrap_or_else(|e| panic!("{e}"))
@@ -120,26 +35,6 @@ fn read_guarded(path: PathBuf, secs: u64) -> std::io::Result<Vec<u8>> {
     });
     rx.recv_timeout(Duration::from_secs(secs))
         .unwrap_or_else(|_| panic!("read did not return within {secs}s: a hang"))
-}
-
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the daemon API");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).expect("read response");
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let body = resp
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
 }
 
 #[test]
@@ -462,7 +357,7 @@ fn missing_names_are_enoent_and_files_are_not_dirs() {
 fn sigterm_and_sigint_unmount_and_exit_zero() {
     let fx = fixture::standard();
     let mut d = local_daemon(&fx);
-    let (status, body) = http_get(&d.http_addr, "/health");
+    let (status, body) = support::http::get(&d.http_addr, "/health");
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("health is JSON");
     assert_eq!(v["status"], "ok");

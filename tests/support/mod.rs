@@ -5,7 +5,9 @@
 
 pub mod daemon;
 pub mod fixture;
+pub mod http;
 pub mod mega_server;
+pub mod tree;
 
 pub use daemon::{
     is_fuse_mounted, is_mounted, run_with_timeout, try_run_with_timeout, Daemon, DaemonOpts,

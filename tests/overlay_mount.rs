@@ -1,0 +1,510 @@
+//! Writable overlays, end to end: the mount API, copy-up, whiteouts, persistence across
+//! restarts and crashes, and the same operations on kernel overlayfs giving the same view.
+
+mod support;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::daemon::{run_with_timeout, Daemon, DaemonOpts};
+use support::fixture::{self, Fixture};
+use support::http;
+use support::tree::{archive, assert_same_tree, walk};
+
+fn daemon(fx: &Fixture) -> Daemon {
+    Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn mount(d: &Daemon, path: &str) -> serde_json::Value {
+    let (status, body) = http::post(
+        &d.http_addr,
+        "/api/fs/mount",
+        &format!(r#"{{"path":"{path}"}}"#),
+    );
+    assert_eq!(status, 200, "mount {path}: {body}\n{}", d.log());
+    serde_json::from_str(&body).expect("JSON")
+}
+
+fn unmount(d: &Daemon, path: &str) {
+    let (status, body) = http::post(
+        &d.http_addr,
+        "/api/fs/unmount",
+        &format!(r#"{{"path":"{path}"}}"#),
+    );
+    assert_eq!(status, 200, "unmount {path}: {body}");
+}
+
+/// Everything under the store's layer directory, with sizes: what "nothing changed on disk" means.
+fn layer_snapshot(store: &Path) -> Vec<(PathBuf, u64)> {
+    let root = store.join("mounts");
+    if !root.exists() {
+        return Vec::new();
+    }
+    walkdir::WalkDir::new(&root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| {
+            (
+                e.path().to_path_buf(),
+                e.metadata().map(|m| m.len()).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_mounted_path_is_writable_and_the_rest_stays_read_only() {
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    let v = mount(&d, "a");
+    assert_eq!(v["status"], "Success");
+    let a = d.workspace.join("a");
+    std::fs::write(a.join("new.txt"), b"fresh\n").expect("create in the writable path");
+    assert_eq!(
+        std::fs::read(a.join("new.txt")).expect("read back"),
+        b"fresh\n"
+    );
+    // Copy-up keeps the content and appends.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(a.join("b/c.txt"))
+        .expect("open lower file for append");
+    std::io::Write::write_all(&mut f, b"more\n").expect("append");
+    drop(f);
+    let mut want = fixture::DEEP_FILE_CONTENT.to_vec();
+    want.extend_from_slice(b"more\n");
+    assert_eq!(std::fs::read(a.join("b/c.txt")).expect("read"), want);
+    // Outside the mounted path nothing is writable.
+    let e = std::fs::write(d.workspace.join("outside.txt"), b"x").expect_err("root is read-only");
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+    // The remote layer is untouched: the lower object for c.txt still has the old content.
+    let out = run_with_timeout(
+        Command::new("git")
+            .arg("--git-dir")
+            .arg(&fx.repo_path)
+            .args(["show", &format!("{}:a/b/c.txt", fx.commit)]),
+        30,
+    );
+    assert_eq!(out.stdout, fixture::DEEP_FILE_CONTENT);
+    // The mount shows up in the list.
+    let (status, body) = http::get(&d.http_addr, "/api/fs/mpoint");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"path\":\"a\""), "{body}");
+}
+
+#[test]
+fn api_refuses_bad_input_and_changes_nothing() {
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    mount(&d, "a/b");
+    let before = layer_snapshot(&d.store);
+    for (body, status, code) in [
+        (r#"{"path":"no/such/dir"}"#, 404, "NOT_FOUND"),
+        (r#"{"path":"a/../etc"}"#, 400, "BAD_PATH"),
+        (r#"{"path":"./a"}"#, 400, "BAD_PATH"),
+        (r#"{"path":"README.md"}"#, 400, "NOT_A_DIRECTORY"),
+        (r#"{"path":"a/b"}"#, 409, "ALREADY_MOUNTED"),
+        (r#"{"path":"/a/b/"}"#, 409, "ALREADY_MOUNTED"),
+        (r#"{"path":"a/b/d"}"#, 409, "OVERLAPS_MOUNT"),
+        (r#"{"path":"a"}"#, 409, "OVERLAPS_MOUNT"),
+        (r#"{"path":"/"}"#, 409, "OVERLAPS_MOUNT"),
+        (r#"{"nope":1}"#, 422, ""),
+        ("not json", 400, ""),
+    ] {
+        let (got, resp) = http::post(&d.http_addr, "/api/fs/mount", body);
+        assert_eq!(got, status, "{body} -> {resp}");
+        if !code.is_empty() {
+            let v: serde_json::Value = serde_json::from_str(&resp).expect("error body is JSON");
+            assert_eq!(v["code"], code, "{resp}");
+            assert!(v["error"].as_str().is_some_and(|m| !m.is_empty()), "{resp}");
+        }
+    }
+    let (got, resp) = http::post(&d.http_addr, "/api/fs/unmount", r#"{"path":"src"}"#);
+    assert_eq!(got, 404, "{resp}");
+    assert_eq!(
+        layer_snapshot(&d.store),
+        before,
+        "a refused request changed the store"
+    );
+}
+
+#[test]
+fn select_reports_the_outcome_of_a_request() {
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    let v = mount(&d, "src");
+    let id = v["request_id"].as_str().expect("request_id");
+    let (status, body) = http::get(&d.http_addr, &format!("/api/fs/select/{id}"));
+    assert_eq!(status, 200, "{body}");
+    let s: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(s["status"], "Success");
+    assert_eq!(s["path"], "src");
+    assert_eq!(http::get(&d.http_addr, "/api/fs/select/unknown").0, 404);
+}
+
+#[test]
+fn cli_mount_umount_list() {
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_scorpio"));
+        c.arg("-c").arg(&d.config_path).args(args);
+        run_with_timeout(&mut c, 60)
+    };
+    let out = cli(&["mount", "src"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(d.workspace.join("src/x.rs"), b"x").expect("src is writable");
+    let out = cli(&["list"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"src\""),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = cli(&["mount", "src"]);
+    assert_eq!(out.status.code(), Some(1), "a second mount is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already mounted"));
+    let out = cli(&["umount", "src"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !d.workspace.join("src/x.rs").exists(),
+        "after umount the path shows the repository again"
+    );
+    let out = cli(&["mount", "src"]);
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(d.workspace.join("src/x.rs")).expect("edits come back"),
+        b"x"
+    );
+}
+
+#[test]
+fn edits_survive_unmount_and_daemon_restart() {
+    let fx = fixture::standard();
+    let mut d = daemon(&fx);
+    mount(&d, "a");
+    let a = d.workspace.join("a");
+    std::fs::write(a.join("b/c.txt"), b"changed\n").expect("overwrite lower file");
+    std::fs::set_permissions(a.join("b/c.txt"), std::fs::Permissions::from_mode(0o751))
+        .expect("chmod");
+    std::fs::write(a.join("added.bin"), vec![7u8; 100_000]).expect("add");
+    std::fs::remove_file(a.join("up")).expect("delete a lower symlink");
+    std::fs::remove_dir_all(a.join("b/d")).expect("delete a lower directory");
+    let expect = |a: &Path| {
+        assert_eq!(
+            std::fs::read(a.join("b/c.txt")).expect("c.txt"),
+            b"changed\n"
+        );
+        assert_eq!(
+            std::fs::metadata(a.join("b/c.txt"))
+                .expect("stat")
+                .permissions()
+                .mode()
+                & 0o7777,
+            0o751
+        );
+        assert_eq!(
+            std::fs::read(a.join("added.bin")).expect("added"),
+            vec![7u8; 100_000]
+        );
+        assert!(
+            std::fs::symlink_metadata(a.join("up")).is_err(),
+            "whiteout lost"
+        );
+        assert!(!a.join("b/d").exists(), "deleted directory came back");
+    };
+    expect(&a);
+    unmount(&d, "a");
+    assert!(
+        a.join("up").exists() && a.join("b/d/e/deep.txt").exists(),
+        "unmounted path shows the repository"
+    );
+    mount(&d, "a");
+    expect(&a);
+    // Still mounted when the daemon stops: it comes back mounted, with the same content.
+    assert!(d.stop().success(), "{}", d.log());
+    d.restart().unwrap_or_else(|e| panic!("{e}"));
+    expect(&a);
+    std::fs::write(a.join("after-restart"), b"ok").expect("still writable after restart");
+}
+
+#[test]
+fn fsynced_bytes_survive_sigkill() {
+    let fx = fixture::standard();
+    let mut d = daemon(&fx);
+    mount(&d, "src");
+    let path = d.workspace.join("src/journal.log");
+    let mut f = std::fs::File::create(&path).expect("create");
+    let synced = b"committed line 1\ncommitted line 2\n";
+    std::io::Write::write_all(&mut f, synced).expect("write");
+    f.sync_all().expect("fsync");
+    // Keep writing without fsync while the daemon dies.
+    let writer = std::thread::spawn(move || {
+        for _ in 0..1000 {
+            if std::io::Write::write_all(&mut f, b"unsynced\n").is_err() {
+                break;
+            }
+        }
+    });
+    d.kill9();
+    let _ = writer.join();
+    d.restart()
+        .unwrap_or_else(|e| panic!("restart after SIGKILL: {e}"));
+    let got = std::fs::read(&path).expect("the file survives");
+    assert!(
+        got.starts_with(synced),
+        "fsync'd bytes lost: {:?}",
+        String::from_utf8_lossy(&got[..got.len().min(80)])
+    );
+}
+
+#[test]
+fn private_marks_are_hidden_and_protected() {
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    mount(&d, "a");
+    let a = d.workspace.join("a");
+    std::fs::remove_file(a.join("up")).expect("whiteout a lower entry");
+    std::fs::create_dir(a.join("up")).expect("a directory over a whiteout is opaque");
+    let up = a.join("up");
+    let len = rustix::fs::listxattr(&up, &mut [0u8; 0][..]).expect("listxattr size");
+    let mut buf = vec![0u8; len.max(1)];
+    let n = rustix::fs::listxattr(&up, &mut buf[..]).expect("listxattr");
+    assert!(
+        !String::from_utf8_lossy(&buf[..n]).contains("scorpio"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let e =
+        rustix::fs::getxattr(&up, "trusted.scorpio.opaque", &mut [0u8; 8][..]).expect_err("hidden");
+    assert_eq!(e, rustix::io::Errno::NODATA);
+    let e = rustix::fs::setxattr(
+        a.join("b/c.txt"),
+        "trusted.scorpio.whiteout",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect_err("setting a private mark through the mount must fail");
+    assert_eq!(e, rustix::io::Errno::PERM);
+    // Ordinary xattrs work, on lower entries too (copy-up keeps them afterwards).
+    rustix::fs::setxattr(
+        a.join("b/c.txt"),
+        "user.note",
+        b"hi",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect("user xattr");
+    let mut v = [0u8; 8];
+    let n =
+        rustix::fs::getxattr(a.join("b/c.txt"), "user.note", &mut v[..]).expect("get user xattr");
+    assert_eq!(&v[..n], b"hi");
+    // A user's own 0/0 character device is an ordinary entry here.
+    let dev = a.join("chardev");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &dev,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .expect("mknod c 0 0");
+    assert!(std::fs::symlink_metadata(&dev).is_ok());
+    assert!(std::fs::read_dir(&a)
+        .expect("list")
+        .any(|e| e.expect("entry").file_name() == "chardev"));
+}
+
+/// The same operations, whatever the filesystem; `mv` falls back to copy+delete on EXDEV.
+fn script(root: &Path) {
+    let w = |p: &str, data: &[u8]| {
+        std::fs::write(root.join(p), data).unwrap_or_else(|e| panic!("write {p}: {e}"))
+    };
+    w("new.txt", b"new\n");
+    w("b/c.txt", b"rewritten lower file\n");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("b/d/e/deep.txt"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"appended\n"))
+        .expect("append");
+    std::fs::set_permissions(root.join("new.txt"), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    std::fs::set_permissions(root.join("b/c.txt"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod lower");
+    std::fs::remove_file(root.join("up")).expect("rm lower symlink");
+    std::os::unix::fs::symlink("b/c.txt", root.join("up")).expect("symlink over a whiteout");
+    std::fs::create_dir_all(root.join("n1/n2")).expect("mkdir -p");
+    w("n1/n2/f", b"nested\n");
+    std::fs::hard_link(root.join("n1/n2/f"), root.join("n1/hard")).expect("link");
+    move_path(&root.join("new.txt"), &root.join("n1/moved.txt"));
+    move_path(&root.join("b/d"), &root.join("d-moved"));
+    std::fs::remove_dir_all(root.join("b")).expect("rm -r a lower dir");
+    std::fs::create_dir(root.join("b")).expect("mkdir where a lower dir was");
+    w("b/only.txt", b"only\n");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("n1/n2/f"))
+        .and_then(|f| f.set_len(3))
+        .expect("truncate");
+}
+
+fn move_path(from: &Path, to: &Path) {
+    match std::fs::rename(from, to) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            let out = run_with_timeout(Command::new("cp").arg("-a").arg(from).arg(to), 60);
+            assert!(out.status.success());
+            let rm = if from.is_dir() {
+                std::fs::remove_dir_all(from)
+            } else {
+                std::fs::remove_file(from)
+            };
+            rm.expect("remove after copy");
+        }
+        Err(e) => panic!("rename {} -> {}: {e}", from.display(), to.display()),
+    }
+}
+
+/// Mounts kernel overlayfs over `lower`; unmounts on drop.
+struct KernelOverlay {
+    _dir: tempfile::TempDir,
+    merged: PathBuf,
+}
+
+impl KernelOverlay {
+    fn new(lower: &Path) -> KernelOverlay {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for d in ["upper", "work", "merged"] {
+            std::fs::create_dir(dir.path().join(d)).expect("mkdir");
+        }
+        let merged = dir.path().join("merged");
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            dir.path().join("upper").display(),
+            dir.path().join("work").display()
+        );
+        let out = run_with_timeout(
+            Command::new("mount")
+                .args(["-t", "overlay", "overlay", "-o", &opts])
+                .arg(&merged),
+            30,
+        );
+        assert!(
+            out.status.success(),
+            "kernel overlayfs mount failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        KernelOverlay { _dir: dir, merged }
+    }
+}
+
+impl Drop for KernelOverlay {
+    fn drop(&mut self) {
+        let _ = run_with_timeout(Command::new("umount").arg("-l").arg(&self.merged), 30);
+    }
+}
+
+#[test]
+fn same_operations_give_the_same_view_as_kernel_overlayfs() {
+    let fx = fixture::standard();
+    let extracted = archive(&fx, &fx.commit);
+    let kernel = KernelOverlay::new(&extracted.path().join("a"));
+    script(&kernel.merged);
+
+    let d = daemon(&fx);
+    mount(&d, "a");
+    script(&d.workspace.join("a"));
+    assert_same_tree(&d.workspace.join("a"), &kernel.merged);
+    assert!(walk(&d.workspace.join("a")).len() > 5);
+    // Hard links share an inode, as on the kernel's overlay.
+    let m = |p: &str| std::fs::metadata(d.workspace.join("a").join(p)).expect("stat");
+    assert_eq!(m("n1/hard").ino(), m("n1/n2/f").ino());
+    assert_eq!(m("n1/hard").nlink(), 2);
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn eight_threads_of_churn_keep_every_byte_and_leak_no_fds() {
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    mount(&d, "a");
+    let root = d.workspace.join("a");
+    std::fs::create_dir(root.join("shared")).expect("shared dir");
+    let pid = d.pid().expect("pid");
+    let fds_before = fd_count(pid);
+    let secs: u64 = std::env::var("SCORPIO_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let workers: Vec<_> = (0..8)
+        .map(|t| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let own = root.join(format!("t{t}"));
+                std::fs::create_dir(&own).expect("own dir");
+                let mut kept = Vec::new();
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    let dir = if i % 2 == 0 {
+                        root.join("shared")
+                    } else {
+                        own.clone()
+                    };
+                    let name = dir.join(format!("f-{t}-{i}"));
+                    let body = format!("thread {t} file {i}\n").repeat((i % 7 + 1) as usize);
+                    std::fs::write(&name, &body)
+                        .unwrap_or_else(|e| panic!("write {}: {e}", name.display()));
+                    let renamed = dir.join(format!("r-{t}-{i}"));
+                    std::fs::rename(&name, &renamed).unwrap_or_else(|e| panic!("rename: {e}"));
+                    if i % 3 == 0 {
+                        std::fs::remove_file(&renamed).unwrap_or_else(|e| panic!("unlink: {e}"));
+                    } else {
+                        kept.push((renamed, body));
+                    }
+                    // Touch the lower layer too.
+                    let _ = std::fs::read(root.join("b/c.txt")).expect("read lower");
+                    i += 1;
+                }
+                kept
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for w in workers {
+        for (path, body) in w.join().expect("worker") {
+            let got = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(got, body.as_bytes(), "{}", path.display());
+            total += 1;
+        }
+    }
+    assert!(total > 100, "too little work done: {total}");
+    // Drop the kernel's caches so it forgets inodes, then count the daemon's fds.
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+    std::thread::sleep(Duration::from_millis(500));
+    let fds_after = fd_count(pid);
+    assert!(
+        fds_after <= fds_before + 4,
+        "fd leak: {fds_before} before, {fds_after} after"
+    );
+    assert!(
+        !d.log().contains("Too many open files"),
+        "EMFILE in the log"
+    );
+}
