@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -506,5 +506,211 @@ fn eight_threads_of_churn_keep_every_byte_and_leak_no_fds() {
     assert!(
         !d.log().contains("Too many open files"),
         "EMFILE in the log"
+    );
+}
+
+#[test]
+fn build_tool_operations_work() {
+    use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RenameFlags, CWD};
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    mount(&d, "/");
+    let root = d.workspace.clone();
+    // The whole repository is writable now, root included.
+    std::fs::write(root.join("top.txt"), b"top").expect("write at the root");
+
+    // O_EXCL on an existing lower file, O_TRUNC of a lower file.
+    let e = rustix::fs::open(
+        root.join("README.md"),
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY,
+        Mode::from_raw_mode(0o644),
+    )
+    .expect_err("O_EXCL on an existing file");
+    assert_eq!(e, rustix::io::Errno::EXIST);
+    drop(
+        rustix::fs::open(
+            root.join("README.md"),
+            OFlags::WRONLY | OFlags::TRUNC,
+            Mode::empty(),
+        )
+        .expect("O_TRUNC"),
+    );
+    assert_eq!(
+        std::fs::metadata(root.join("README.md"))
+            .expect("stat")
+            .len(),
+        0
+    );
+
+    // RENAME_NOREPLACE and RENAME_EXCHANGE across layers.
+    let e = rustix::fs::renameat_with(
+        CWD,
+        root.join("top.txt"),
+        CWD,
+        root.join("src/lib.rs"),
+        RenameFlags::NOREPLACE,
+    )
+    .expect_err("NOREPLACE onto a lower file");
+    assert_eq!(e, rustix::io::Errno::EXIST);
+    rustix::fs::renameat_with(
+        CWD,
+        root.join("top.txt"),
+        CWD,
+        root.join("src/lib.rs"),
+        RenameFlags::EXCHANGE,
+    )
+    .expect("EXCHANGE");
+    assert_eq!(
+        std::fs::read(root.join("src/lib.rs")).expect("read"),
+        b"top"
+    );
+    assert_eq!(
+        std::fs::read(root.join("top.txt")).expect("read"),
+        fixture::LIB_RS_CONTENT
+    );
+
+    // fallocate, fsync, shared mmap writes.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(root.join("mapped"))
+        .expect("create");
+    rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, 8192).expect("fallocate");
+    assert_eq!(f.metadata().expect("stat").len(), 8192);
+    // SAFETY: a fresh shared mapping of a file we own, unmapped below.
+    unsafe {
+        let p = rustix::mm::mmap(
+            std::ptr::null_mut(),
+            8192,
+            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+            rustix::mm::MapFlags::SHARED,
+            &f,
+            0,
+        )
+        .expect("mmap shared");
+        std::ptr::copy_nonoverlapping(b"via mmap".as_ptr(), p.cast::<u8>(), 8);
+        rustix::mm::msync(p, 8192, rustix::mm::MsyncFlags::SYNC).expect("msync");
+        rustix::mm::munmap(p, 8192).expect("munmap");
+    }
+    f.sync_all().expect("fsync");
+    drop(f);
+    assert_eq!(
+        &std::fs::read(root.join("mapped")).expect("read")[..8],
+        b"via mmap"
+    );
+
+    // flock and POSIX record locks.
+    let a = std::fs::File::open(root.join("top.txt")).expect("open");
+    let b = std::fs::File::open(root.join("top.txt")).expect("open again");
+    rustix::fs::flock(&a, FlockOperation::NonBlockingLockExclusive).expect("flock");
+    assert_eq!(
+        rustix::fs::flock(&b, FlockOperation::NonBlockingLockExclusive).expect_err("second flock"),
+        rustix::io::Errno::WOULDBLOCK
+    );
+    rustix::fs::flock(&a, FlockOperation::Unlock).expect("unlock");
+    rustix::fs::flock(&b, FlockOperation::NonBlockingLockShared).expect("flock after unlock");
+    let rw = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(root.join("top.txt"))
+        .expect("open rw");
+    rustix::fs::fcntl_lock(&rw, FlockOperation::NonBlockingLockExclusive).expect("POSIX lock");
+
+    // chown, utimens, O_APPEND on a copied-up file, hard link across directories, mknod fifo.
+    rustix::fs::chownat(
+        CWD,
+        root.join("top.txt"),
+        Some(rustix::fs::Uid::from_raw(65534)),
+        Some(rustix::fs::Gid::from_raw(65534)),
+        AtFlags::empty(),
+    )
+    .expect("chown");
+    let st = std::fs::metadata(root.join("top.txt")).expect("stat");
+    assert_eq!((st.uid(), st.gid()), (65534, 65534));
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(root.join("top.txt"))
+        .expect("open")
+        .set_modified(t)
+        .expect("utimens");
+    assert_eq!(
+        std::fs::metadata(root.join("top.txt"))
+            .expect("stat")
+            .mtime(),
+        1_000_000_000
+    );
+    std::fs::hard_link(root.join("top.txt"), root.join("a/b/linked")).expect("link across dirs");
+    assert_eq!(
+        std::fs::metadata(root.join("a/b/linked"))
+            .expect("stat")
+            .ino(),
+        std::fs::metadata(root.join("top.txt")).expect("stat").ino()
+    );
+    rustix::fs::mknodat(
+        CWD,
+        root.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("mkfifo");
+    assert!(std::fs::symlink_metadata(root.join("fifo"))
+        .expect("stat fifo")
+        .file_type()
+        .is_fifo());
+    let statfs = rustix::fs::statvfs(&root).expect("statfs");
+    assert!(statfs.f_blocks > 0);
+}
+
+#[test]
+fn api_requires_the_bearer_token_when_one_is_set() {
+    let fx = fixture::standard();
+    let opts = DaemonOpts {
+        extra_toml: "auth_token = \"s3cret\"\n".into(),
+        ..DaemonOpts::new(fx.repo_path.display().to_string())
+    };
+    let d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
+    let body = r#"{"path":"a"}"#;
+    let (status, resp) = http::request(&d.http_addr, "POST", "/api/fs/mount", Some(body), None);
+    assert_eq!(status, 401, "{resp}");
+    let (status, _) = http::request(
+        &d.http_addr,
+        "POST",
+        "/api/fs/mount",
+        Some(body),
+        Some("wrong"),
+    );
+    assert_eq!(status, 401);
+    assert_eq!(
+        http::request(&d.http_addr, "GET", "/health", None, None).0,
+        401
+    );
+    assert!(
+        layer_snapshot(&d.store).is_empty(),
+        "a refused request changed the store"
+    );
+    let (status, resp) = http::request(
+        &d.http_addr,
+        "POST",
+        "/api/fs/mount",
+        Some(body),
+        Some("s3cret"),
+    );
+    assert_eq!(status, 200, "{resp}");
+    // The CLI sends the token from the config.
+    let out = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_scorpio"))
+            .arg("-c")
+            .arg(&d.config_path)
+            .arg("list"),
+        60,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
