@@ -8,13 +8,16 @@
 #   1. generates a bare repo: BENCH_FILES small files in directories of ~100, wide/ (exactly 1,000 files),
 #      big/blob.bin (BENCH_BIG_MB MB, default 100), one commit on refs/heads/main (git fast-import);
 #   2. a plain checkout of that commit (`git clone`), the baseline of 3-5;
-#   3. warm stat of 10,000 files (python os.stat loop), and the same right after `cat` of 1,000 of them;
-#   4. readdir of wide/ (100 x os.listdir in one python process);
+#   3. warm stat of 10,000 files (python os.stat loop, hyperfine; the loop alone is also timed inside
+#      python), and the same right after `cat` of 1,000 of them: once with their pages still cached,
+#      once after dropping their page cache first (fadvise), so that the read reaches the daemon;
+#   4. readdir of wide/ (100 x os.listdir in one python process; and one `ls -f` process);
 #   5. sequential read of the cached big file (`cat big/blob.bin > /dev/null`);
 #   6. start-to-first-read: scorpio with an empty store vs `git clone` vs
 #      `git clone --filter=blob:none --sparse file://` + `git sparse-checkout add <dir>` (median of 3).
 # Then, unless BENCH_COUNT=0, it restarts the daemon over the warm store with rfuse3 debug logging and
-# counts the FUSE requests each warm workload still sends (untimed; timings above use log_level=info).
+# counts the FUSE requests each workload sends, cold and warm (untimed; the timings use log_level=info).
+# Exit status: 0, or 3 when something looked wrong (listed under SURPRISES), 1 on errors.
 #
 # Needs: git, hyperfine, python3, fusermount3, coreutils (timeout, xargs), /dev/fuse; normally run as
 # root. Installs nothing and builds nothing: it uses ${SCORPIO_BIN:-target/release/scorpio}.
@@ -55,7 +58,7 @@ done
 
 # ---------------------------------------------------------------------------------------------- tools
 missing=()
-for t in git hyperfine python3 fusermount3 timeout xargs cat cmp awk sed grep sort wc df stat mkfifo mktemp; do
+for t in git hyperfine python3 fusermount3 timeout xargs cat cmp awk sed grep sort wc df stat mkfifo mktemp dirname date; do
     command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
 if ((${#missing[@]})); then
@@ -75,15 +78,10 @@ else
 fi
 [[ -x $SCORPIO_BIN ]] || die "no scorpio binary at $SCORPIO_BIN; build it first: (cd $REPO_DIR && cargo build --release)"
 
-# ------------------------------------------------------------------------------------ temp root, cleanup
-mkdir -p "$BENCH_TMP"
-ROOT=$(mktemp -d "$BENCH_TMP/scorpio-bench.XXXXXX")
-ROOT=$(cd "$ROOT" && pwd -P)
-[[ $ROOT =~ ^[A-Za-z0-9/._+-]+$ ]] || { rmdir "$ROOT"; die "temp dir $ROOT has characters this script does not quote for mountinfo; set BENCH_TMP"; }
-LOGDIR=$ROOT/logs
-mkdir -p "$LOGDIR"
-
+# ------------------------------------------------------------------------- processes, mounts, cleanup
+ROOT=                     # the temp root (set below, once cleanup is defined)
 declare -A DAEMON_WS=()   # pid -> workspace of every daemon we started and have not reaped
+declare -A DAEMON_LOG=()  # pid -> its log file
 SURPRISES=()              # things that went wrong or looked odd; printed at the end
 
 surprise() { SURPRISES+=("$*"); say "!! $*"; }
@@ -100,7 +98,6 @@ fstype_at() {
     done </proc/self/mountinfo
     printf '%s' "$found"
 }
-is_fuse_mounted() { local t; t=$(fstype_at "$1"); [[ $t == fuse* ]]; }
 # Every mountpoint under $ROOT (for cleanup).
 mounts_under_root() {
     local line re='^[0-9]+ [0-9]+ [0-9]+:[0-9]+ [^ ]+ ([^ ]+) '
@@ -110,9 +107,7 @@ mounts_under_root() {
     done </proc/self/mountinfo
 }
 
-# A sleep that forks nothing: read with a timeout on a FIFO nobody writes to.
-mkfifo "$ROOT/.sleep"
-exec {SLEEP_FD}<>"$ROOT/.sleep"
+# A sleep that forks nothing: read with a timeout on a FIFO nobody writes to (opened below).
 nap() { read -r -t "$1" -u "$SLEEP_FD" _ || true; }
 
 # Waits for our child $1 to exit, at most $2 seconds; sets REAPED to its exit status, or "timeout".
@@ -171,6 +166,7 @@ cleanup() {
     [[ -n $CHILD ]] && kill -TERM "$CHILD" 2>/dev/null && wait "$CHILD" 2>/dev/null
     for pid in "${BGPIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     for pid in "${!DAEMON_WS[@]}"; do stop_daemon "$pid" quiet; done
+    [[ -n $ROOT ]] || exit "$rc"
     while read -r m; do
         [[ -n $m ]] && { fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; }
     done < <(mounts_under_root | sort -r)
@@ -187,7 +183,16 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-declare -A DAEMON_LOG=() CFG_WS=() CFG_PORT=()
+mkdir -p "$BENCH_TMP"
+ROOT=$(mktemp -d "$BENCH_TMP/scorpio-bench.XXXXXX")
+ROOT=$(cd "$ROOT" && pwd -P)
+[[ $ROOT =~ ^[A-Za-z0-9/._+-]+$ ]] || die "temp dir $ROOT has characters this script does not quote for mountinfo; set BENCH_TMP"
+LOGDIR=$ROOT/logs
+mkdir -p "$LOGDIR"
+mkfifo "$ROOT/.sleep"
+exec {SLEEP_FD}<>"$ROOT/.sleep"
+
+declare -A CFG_WS=() CFG_PORT=()
 # config_daemon <name> <store> <workspace> <log_level>: writes $ROOT/<name>.toml (free port, empty
 # workspace). Kept apart from launch_daemon so that none of this is inside a timed region.
 config_daemon() {
@@ -301,6 +306,16 @@ def cmd_stat(lst, root, logf=None):
         st(p)
     log_loop(logf, time.perf_counter() - t)
 
+def cmd_evict(lst):
+    """Drops the page cache of each (absolute) path in lst, so that the next read goes to the
+    filesystem: for the mount, to the daemon (FUSE READ), like a first read."""
+    for p in filter(None, open(lst).read().split("\n")):
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
 def cmd_listdir(d, n, logf=None):
     ld = os.listdir
     t = time.perf_counter()
@@ -389,6 +404,7 @@ if __name__ == "__main__":
     {"gen": lambda: gen(int(args[0]), int(args[1]), int(args[2])),
      "stat": lambda: cmd_stat(*args),
      "listdir": lambda: cmd_listdir(*args),
+     "evict": lambda: cmd_evict(*args),
      "verify": lambda: cmd_verify(*args),
      "hmedian": lambda: cmd_hmedian(*args),
      "median": lambda: cmd_median(*args),
@@ -411,8 +427,11 @@ hf() {
 }
 
 say "== scorpio read-only benchmark =="
-say "binary:   $SCORPIO_BIN ($(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$REPO_DIR" && [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]] && echo ', dirty tree' || true))"
+say "binary:   $SCORPIO_BIN (built $(date -u -r "$SCORPIO_BIN" +%FT%TZ); tree $(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$REPO_DIR" && [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]] && echo ', dirty tree' || true))"
 say "kernel:   $(uname -r);  temp root: $ROOT ($(df -P "$ROOT" | awk 'NR==2{print $1}'))"
+if [[ -d /work ]] && [[ $(stat -c %d "$ROOT") != $(stat -c %d /work) ]]; then
+    say "note:     the temp root is not on the filesystem of /work; set BENCH_TMP to compare like with like"
+fi
 say "files:    $BENCH_FILES + wide/ ($BENCH_WIDE) + big/blob.bin (${BENCH_BIG_MB} MB)"
 # Some VMs run DAMON with a `pageout` scheme, which evicts page cache that was idle for a few seconds:
 # then "warm" is not quite warm (on both sides), and the FUSE side pays READ round trips to refill it.
@@ -431,7 +450,9 @@ mkfifo "$ROOT/gen.fifo"
 "$PY" "$H" gen "$BENCH_FILES" "$BENCH_BIG_MB" "$BENCH_WIDE" >"$ROOT/gen.fifo" &
 BGPIDS+=($!)
 T --stdin "$ROOT/gen.fifo" git -C "$BARE" fast-import --quiet
-wait "${BGPIDS[-1]}" || die "the repository generator failed"
+gen_rc=0; wait "${BGPIDS[-1]}" || gen_rc=$?
+BGPIDS=()
+((gen_rc == 0)) || die "the repository generator failed (status $gen_rc)"
 git -C "$BARE" symbolic-ref HEAD refs/heads/main
 git -C "$BARE" config uploadpack.allowFilter true
 git -C "$BARE" config uploadpack.allowAnySHA1InWant true
@@ -501,14 +522,20 @@ for side in scorpio plain; do
     T "$PY" "$H" stat "$STAT_LIST" "$root"
     hf "$ROOT/stat-$side.json" -N --warmup 1 --runs "$BENCH_RUNS" \
         "$PY -S $H stat $STAT_LIST $root $ROOT/stat-$side.loop"
-    # Every run (warm-up included) right after reading $NCAT of the files with cat.
+    # Every run (warm-up included) right after `cat` of $NCAT of the files, their pages already cached.
     hf "$ROOT/statr-$side.json" -N --warmup 1 --runs "$BENCH_RUNS" \
         --prepare "xargs -d '\\n' -a $ROOT/cat-$side.abs cat" \
         "$PY -S $H stat $STAT_LIST $root $ROOT/statr-$side.loop"
+    # The same right after a read that really reaches the filesystem (the daemon, on the mount): their
+    # page cache is dropped first (fadvise DONTNEED), then `cat` reads them in again.
+    hf "$ROOT/statu-$side.json" -N --warmup 1 --runs "$BENCH_RUNS" \
+        --prepare "sh -c '$PY -S $H evict $ROOT/cat-$side.abs && xargs -d \"\\n\" -a $ROOT/cat-$side.abs cat'" \
+        "$PY -S $H stat $STAT_LIST $root $ROOT/statu-$side.loop"
 done
 say "[3] stat of $NSTAT files"
 pair "stat $NSTAT warm" "$ROOT/stat-scorpio.json" "$ROOT/stat-plain.json" "$ROOT/stat-scorpio.loop" "$ROOT/stat-plain.loop"
-pair "stat $NSTAT after read" "$ROOT/statr-scorpio.json" "$ROOT/statr-plain.json" "$ROOT/statr-scorpio.loop" "$ROOT/statr-plain.loop"
+pair "stat $NSTAT after cached read" "$ROOT/statr-scorpio.json" "$ROOT/statr-plain.json" "$ROOT/statr-scorpio.loop" "$ROOT/statr-plain.loop"
+pair "stat $NSTAT after uncached read" "$ROOT/statu-scorpio.json" "$ROOT/statu-plain.json" "$ROOT/statu-scorpio.loop" "$ROOT/statu-plain.loop"
 
 # ------------------------------------------------------------------------------------ 4. readdir
 for side in scorpio plain; do
@@ -596,7 +623,7 @@ printf 'first\tfirst read %dk repo\t%s\t%s\t%s\n' $(((BENCH_FILES + 500) / 1000)
 # ------------------------------------------------------------------ FUSE requests of warm workloads
 COUNTS=()
 if [[ $BENCH_COUNT == 1 ]]; then
-    say "[+] counting FUSE requests of each warm workload (daemon restarted over the warm store, rfuse3 debug log)"
+    say "[+] counting FUSE requests of each workload (daemon restarted over the warm store, rfuse3 debug log)"
     start_daemon count "$ROOT/store" "$MNT" "info,rfuse3=debug"
     CPID=$DPID CLOG=${DAEMON_LOG[$DPID]}
     wait_mount "$CPID" "$MNT"
@@ -607,17 +634,20 @@ if [[ $BENCH_COUNT == 1 ]]; then
         "$@"
         COUNTS+=("$(printf '%-34s %s' "$label" "$(nap 0.3; "$PY" "$H" count "$CLOG" "$m")")")
     }
-    catlist() { (cd "$MNT" && xargs -d '\n' -a "$CAT_LIST" cat >/dev/null); }
-    "$PY" "$H" stat "$STAT_LIST" "$MNT"
+    catlist() { xargs -d '\n' -a "$ROOT/cat-scorpio.abs" cat >/dev/null; }
+    # A fresh mount (empty page cache) over the warm store: the first pass of each workload is counted
+    # too, then the warm ones the timings above are about.
+    counted "stat $NSTAT (first after mount)" "$PY" "$H" stat "$STAT_LIST" "$MNT"
     counted "stat $NSTAT (warm)" "$PY" "$H" stat "$STAT_LIST" "$MNT"
-    catlist
-    counted "cat $NCAT files (warm)" catlist
-    counted "stat $NSTAT right after the cat" "$PY" "$H" stat "$STAT_LIST" "$MNT"
-    "$PY" "$H" listdir "$MNT/wide" 1
+    counted "cat $NCAT files (uncached)" catlist
+    counted "stat $NSTAT right after that" "$PY" "$H" stat "$STAT_LIST" "$MNT"
+    counted "cat $NCAT files (cached)" catlist
+    counted "stat $NSTAT right after that" "$PY" "$H" stat "$STAT_LIST" "$MNT"
+    counted "os.listdir(wide) (first)" "$PY" "$H" listdir "$MNT/wide" 1
     counted "os.listdir(wide) x100 (warm)" "$PY" "$H" listdir "$MNT/wide" 100
     counted "ls -f wide (warm)" ls -f "$MNT/wide"
-    cat "$MNT/big/blob.bin" >/dev/null
-    counted "cat big/blob.bin (warm)" cat "$MNT/big/blob.bin"
+    counted "cat big/blob.bin (uncached)" cat "$MNT/big/blob.bin"
+    counted "cat big/blob.bin (cached)" cat "$MNT/big/blob.bin"
     stop_daemon "$CPID"
 fi > /dev/null
 
@@ -627,7 +657,8 @@ echo "== summary: BENCH_FILES=$BENCH_FILES (+$BENCH_WIDE in wide/, + ${BENCH_BIG
 "$PY" "$H" summary "$RESULTS"
 if ((${#COUNTS[@]})); then
     echo
-    echo "FUSE requests sent to the daemon during one warm pass (counted from the rfuse3 debug log):"
+    echo "FUSE requests sent to the daemon, one pass each, in this order, on a fresh mount over the warm store"
+    echo "(counted from the rfuse3 debug log; ideally 0 for every stat and warm listing):"
     printf '  %s\n' "${COUNTS[@]}"
 fi
 if ((${#SURPRISES[@]})); then

@@ -139,21 +139,24 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let router = Arc::new(MegaFuse::new(dic));
     let session = Session::new(mount::workspace_options());
     router.set_notify(session.get_notify());
-    let mut handle = session
-        .mount(router.as_ref().clone(), &cfg.workspace)
-        .await
-        .with_context(|| format!("cannot mount at {}", cfg.workspace.display()))?;
-    tracing::info!(workspace = %cfg.workspace.display(), commit = %commit.oid, remote = remote.kind(), http = %cfg.http_addr, "mounted");
-
     let mounts = Arc::new(MountManager::new(
         router.clone(),
         &store,
         &cfg.store_path,
         &cfg.workspace,
     )?);
+    // Writable mounts are back in place before the kernel sees the workspace.
     for (path, e) in mounts.restore().await {
         tracing::error!(path, error = %e, "a writable mount from the last run could not be restored; its upper layer is kept");
     }
+    let mut handle = session
+        .mount(router.as_ref().clone(), &cfg.workspace)
+        .await
+        .with_context(|| format!("cannot mount at {}", cfg.workspace.display()))?;
+    tracing::info!(workspace = %cfg.workspace.display(), commit = %commit.oid, remote = remote.kind(), http = %cfg.http_addr, "mounted");
+
+    router.set_live();
+
     let state = daemon::AppState::new(commit.oid.to_hex())
         .with_mounts(mounts.clone())
         .with_auth_token(cfg.auth_token.clone());

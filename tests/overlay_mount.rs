@@ -714,3 +714,157 @@ fn api_requires_the_bearer_token_when_one_is_set() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Makes branch `name` on the fixture: one commit over the fixture commit that rewrites
+/// `a/b/c.txt`, adds an executable `a/tool.sh`, deletes `a/up` and `a/b/d/e/deep.txt`.
+fn cl_branch(fx: &Fixture, name: &str) -> String {
+    let wt = tempfile::tempdir().expect("worktree");
+    let git = |args: &[&str]| {
+        let out = run_with_timeout(Command::new("git").arg("-C").arg(wt.path()).args(args), 60);
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let out = run_with_timeout(
+        Command::new("git")
+            .arg("clone")
+            .arg("-q")
+            .arg(&fx.repo_path)
+            .arg(wt.path()),
+        60,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(wt.path().join("a/b/c.txt"), b"from the change list\n").expect("write");
+    std::fs::write(wt.path().join("a/tool.sh"), b"#!/bin/sh\n").expect("write");
+    std::fs::set_permissions(
+        wt.path().join("a/tool.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    std::fs::remove_file(wt.path().join("a/up")).expect("rm");
+    std::fs::remove_file(wt.path().join("a/b/d/e/deep.txt")).expect("rm");
+    git(&["add", "-A"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "cl",
+    ]);
+    git(&["push", "-q", "origin", &format!("HEAD:refs/heads/{name}")]);
+    git(&["rev-parse", "HEAD"])
+}
+
+fn mount_cl(d: &Daemon, path: &str, cl: &str) -> (u16, String) {
+    http::post(
+        &d.http_addr,
+        "/api/fs/mount",
+        &format!(r#"{{"path":"{path}","cl":"{cl}"}}"#),
+    )
+}
+
+fn assert_cl_view(a: &Path) {
+    assert_eq!(
+        std::fs::read(a.join("b/c.txt")).expect("CL file"),
+        b"from the change list\n"
+    );
+    assert_eq!(
+        std::fs::read(a.join("tool.sh")).expect("CL addition"),
+        b"#!/bin/sh\n"
+    );
+    assert!(
+        std::fs::symlink_metadata(a.join("up")).is_err(),
+        "CL deletion shows"
+    );
+    assert!(!a.join("b/d/e/deep.txt").exists(), "CL deletion shows");
+    assert!(
+        a.join("b/d/e").is_dir(),
+        "the directory of a deleted file stays"
+    );
+}
+
+#[test]
+fn cl_layer_from_a_local_commit() {
+    let fx = fixture::standard();
+    let mut d = daemon(&fx);
+    cl_branch(&fx, "cl1");
+    let (status, body) = mount_cl(&d, "a", "cl1");
+    assert_eq!(status, 200, "{body}\n{}", d.log());
+    let a = d.workspace.join("a");
+    assert_cl_view(&a);
+    assert_eq!(
+        std::fs::metadata(a.join("tool.sh"))
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
+    // Edits go on top of the CL layer; the layer itself is not changed.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(a.join("b/c.txt"))
+        .expect("open");
+    std::io::Write::write_all(&mut f, b"and mine\n").expect("append");
+    drop(f);
+    assert_eq!(
+        std::fs::read(a.join("b/c.txt")).expect("read"),
+        b"from the change list\nand mine\n"
+    );
+    // The rest of the workspace does not see the CL.
+    assert_eq!(
+        http::post(&d.http_addr, "/api/fs/mount", r#"{"path":"src"}"#).0,
+        200
+    );
+    // A restart brings the mount back with its CL.
+    assert!(d.stop().success());
+    d.restart().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        std::fs::read(a.join("b/c.txt")).expect("read"),
+        b"from the change list\nand mine\n"
+    );
+    assert_eq!(
+        std::fs::read(a.join("tool.sh")).expect("read"),
+        b"#!/bin/sh\n"
+    );
+    // Unknown CLs are refused without touching anything.
+    let (status, body) = mount_cl(&d, "bin", "no-such-cl");
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = mount_cl(&d, "bin", "../x");
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn cl_layer_from_mega_files_list() {
+    let fx = fixture::standard();
+    let server = support::mega_server::MegaServer::start(&fx.repo_path);
+    let repo = fx.open();
+    let blob = |content: &[u8]| repo.blob(content).expect("write blob").to_string();
+    let items = serde_json::json!([
+        {"path": "/a/b/c.txt", "sha": blob(b"from the change list\n"), "action": "modified"},
+        {"path": "/a/tool.sh", "sha": blob(b"#!/bin/sh\n"), "action": "new"},
+        {"path": "/a/up", "sha": "", "action": "deleted"},
+        {"path": "/a/b/d/e/deep.txt", "sha": "", "action": "deleted"},
+        {"path": "/src/lib.rs", "sha": blob(b"outside the mounted path\n"), "action": "modified"}
+    ]);
+    server.set_cl("42", items);
+    let d = Daemon::start(DaemonOpts::new(server.url())).unwrap_or_else(|e| panic!("{e}"));
+    let (status, body) = mount_cl(&d, "a", "42");
+    assert_eq!(status, 200, "{body}\n{}", d.log());
+    assert_cl_view(&d.workspace.join("a"));
+    assert_eq!(
+        std::fs::read(d.workspace.join("src/lib.rs")).expect("read"),
+        fixture::LIB_RS_CONTENT
+    );
+    let (status, body) = mount_cl(&d, "src", "43");
+    assert_eq!(status, 404, "{body}");
+}

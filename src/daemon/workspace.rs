@@ -63,7 +63,7 @@ impl From<MountError> for AppError {
             MountError::Overlaps(..) => (StatusCode::CONFLICT, "OVERLAPS_MOUNT"),
             MountError::NotMounted(_) => (StatusCode::NOT_FOUND, "NOT_MOUNTED"),
             MountError::Busy(_) => (StatusCode::CONFLICT, "BUSY"),
-            MountError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "UNSUPPORTED"),
+            MountError::Cl(..) => (StatusCode::BAD_GATEWAY, "CL_UNAVAILABLE"),
             MountError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         };
         AppError::new(status, code, e.to_string())

@@ -48,6 +48,16 @@ impl Dicfuse {
         }
     }
 
+    /// The store behind the view.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The user and group every entry shows as owner.
+    pub fn owner(&self) -> (u32, u32) {
+        (self.uid, self.gid)
+    }
+
     /// The commit shown.
     pub fn commit(&self) -> &CommitInfo {
         &self.commit

@@ -14,8 +14,10 @@ use sha1::{Digest, Sha1};
 
 use super::router::MegaFuse;
 use crate::dicfuse::Dicfuse;
-use crate::overlay::OverlayFs;
-use crate::store::Store;
+use crate::overlay::{Lower, OverlayFs};
+use std::os::unix::ffi::OsStrExt;
+
+use crate::store::{Store, ROOT_INO};
 
 /// Why a mount request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +43,9 @@ pub enum MountError {
     /// Files of the mount are open.
     #[error("{0:?} has open files; close them first")]
     Busy(String),
-    /// A feature that is not there yet.
-    #[error("{0}")]
-    Unsupported(&'static str),
+    /// The change list could not be read or applied.
+    #[error("change list {0:?}: {1}")]
+    Cl(String, String),
     /// The store or the layer directories failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -66,6 +68,8 @@ pub struct MountInfo {
 struct Record {
     id: String,
     slot: u32,
+    #[serde(default)]
+    cl: Option<String>,
 }
 
 /// Normalises a repository path: no `.`/`..`, no empty components, no NUL; `/` is the root.
@@ -152,10 +156,16 @@ impl MountManager {
 
     /// Mounts `path` writable.
     pub async fn mount(&self, path: &str, cl: Option<&str>) -> Result<MountInfo, MountError> {
-        if cl.is_some() {
-            return Err(MountError::Unsupported("CL layers are not supported yet"));
-        }
         let path = normalize(path)?;
+        let cl = cl.map(str::trim).filter(|c| !c.is_empty());
+        if let Some(c) = cl {
+            if c.contains('/') || c.contains("..") || c.chars().any(char::is_whitespace) {
+                return Err(MountError::BadPath(
+                    c.to_string(),
+                    "a CL name is one path-free token",
+                ));
+            }
+        }
         let mut active = self.active.lock().await;
         if active.contains_key(&path) {
             return Err(MountError::AlreadyMounted(path));
@@ -193,10 +203,14 @@ impl MountManager {
                 .map_err(|e| MountError::Internal(e.to_string()))?;
             init_upper_root(&info.upper, &a).map_err(|e| MountError::Internal(e.to_string()))?;
         }
+        let (lower_view, lower_root) = match cl {
+            None => (Lower::plain(self.dic.clone()), lower),
+            Some(cl) => self.cl_layer(&path, cl, &layer, lower).await?,
+        };
         let ovl = OverlayFs::new(
             slot,
-            self.dic.clone(),
-            Some(lower),
+            lower_view,
+            Some(lower_root),
             &info.upper,
             &layer.join("work"),
         )
@@ -213,6 +227,7 @@ impl MountManager {
         let rec = serde_json::to_vec(&Record {
             id: info.id.clone(),
             slot,
+            cl: cl.map(str::to_string),
         })
         .map_err(|e| MountError::Internal(e.to_string()))?;
         self.table
@@ -223,9 +238,76 @@ impl MountManager {
             .await
             .map_err(|e| MountError::Internal(e.to_string()))?;
         self.router.attach(slot, at, ovl.clone()).await;
+        if self.router.is_live() {
+            settle(self.probe_path(&info).await, true).await;
+        }
         active.insert(path.clone(), (slot, ovl));
         tracing::info!(path, id = info.id, upper = %info.upper.display(), "mounted writable");
         Ok(info)
+    }
+
+    /// Builds (or, when the remote cannot be reached, reuses) the CL layer of `path` and returns
+    /// the lower view with it and that view's root.
+    async fn cl_layer(
+        &self,
+        path: &str,
+        cl: &str,
+        layer: &Path,
+        lower: u64,
+    ) -> Result<(Lower, u64), MountError> {
+        let dir = layer.join("cl");
+        let marker = layer.join("cl.done");
+        let internal = |e: &dyn std::fmt::Display| MountError::Internal(e.to_string());
+        let store = self.dic.store().clone();
+        let changes = store.remote().cl_changes(cl, self.dic.commit()).await;
+        match changes {
+            Ok(changes) => {
+                let fresh = layer.join("cl.new");
+                let _ = std::fs::remove_dir_all(&fresh);
+                make_private_dir(&fresh).map_err(|e| internal(&e))?;
+                std::fs::set_permissions(
+                    &fresh,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                )
+                .map_err(|e| internal(&e))?;
+                let n = crate::overlay::cl::materialize(&store, &changes, path, &fresh)
+                    .await
+                    .map_err(|e| MountError::Cl(cl.to_string(), e.to_string()))?;
+                let _ = std::fs::remove_file(&marker);
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::rename(&fresh, &dir).map_err(|e| internal(&e))?;
+                write_private(&marker, cl.as_bytes()).map_err(|e| internal(&e))?;
+                tracing::info!(path, cl, files = n, "CL layer built");
+            }
+            Err(crate::remote::RemoteError::NotFound { .. }) => {
+                return Err(MountError::NotFound(format!("change list {cl}")));
+            }
+            Err(e) => {
+                let have = std::fs::read(&marker)
+                    .ok()
+                    .is_some_and(|m| m == cl.as_bytes());
+                if !have {
+                    return Err(MountError::Cl(cl.to_string(), e.to_string()));
+                }
+                tracing::warn!(path, cl, error = %e, "remote unreachable; using the CL layer built before");
+            }
+        }
+        Lower::with_cl(self.dic.clone(), Some(lower), &dir, self.dic.owner())
+            .map_err(|e| internal(&e))
+    }
+
+    /// A path whose inode tells which layer the kernel sees at a mount point: the mount point
+    /// itself, or for the whole repository its first entry.
+    async fn probe_path(&self, info: &MountInfo) -> Option<PathBuf> {
+        if !info.path.is_empty() {
+            return Some(info.mountpoint.clone());
+        }
+        let children = self.dic.lower_children(ROOT_INO).await.ok()?;
+        let first = children.first()?;
+        Some(
+            info.mountpoint
+                .join(std::ffi::OsStr::from_bytes(&first.name)),
+        )
     }
 
     /// Unmounts `path`; its upper layer stays on disk.
@@ -246,7 +328,11 @@ impl MountManager {
             .flush_async()
             .await
             .map_err(|e| MountError::Internal(e.to_string()))?;
+        let probe = self.probe_path(&self.info(&path)).await;
         self.router.detach(slot).await;
+        if self.router.is_live() {
+            settle(probe, false).await;
+        }
         active.remove(&path);
         tracing::info!(path, "unmounted; the upper layer is kept");
         Ok(())
@@ -263,8 +349,15 @@ impl MountManager {
             .collect();
         let mut failed = Vec::new();
         for p in paths {
-            let _ = self.table.remove(p.as_bytes());
-            if let Err(e) = self.mount(&p, None).await {
+            let cl = self
+                .table
+                .get(p.as_bytes())
+                .ok()
+                .flatten()
+                .and_then(|v| serde_json::from_slice::<Record>(&v).ok())
+                .and_then(|r| r.cl);
+            // The record stays on failure, so the next start tries again.
+            if let Err(e) = self.mount(&p, cl.as_deref()).await {
                 tracing::error!(path = p, error = %e, "could not mount again at start");
                 failed.push((p, e));
             }
@@ -307,6 +400,31 @@ impl MountManager {
     /// Number of mounted paths.
     pub async fn count(&self) -> usize {
         self.active.lock().await.len()
+    }
+}
+
+/// Waits (briefly) until the kernel shows `probe` from the overlay (`true`) or from the
+/// read-only view. Cache invalidations reach the kernel asynchronously; a request must not
+/// return before its effect is visible.
+async fn settle(probe: Option<PathBuf>, overlay: bool) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(probe) = probe else { return };
+    let wait = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            match std::fs::symlink_metadata(&probe) {
+                Ok(m) if (m.ino() >> 32 != 0) == overlay => return true,
+                Err(_) if !overlay => return true,
+                _ => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+        false
+    });
+    if !matches!(wait.await, Ok(true)) {
+        tracing::warn!(
+            overlay,
+            "the kernel did not show the mount change within 3s"
+        );
     }
 }
 

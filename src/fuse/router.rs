@@ -41,6 +41,8 @@ pub struct MegaFuse {
     dic: Arc<Dicfuse>,
     table: Arc<RwLock<Table>>,
     notify: Arc<OnceLock<Notify>>,
+    /// Set once the kernel serves the session; before that there is no cache to invalidate.
+    live: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl MegaFuse {
@@ -50,6 +52,7 @@ impl MegaFuse {
             dic,
             table: Arc::new(RwLock::new(Table::default())),
             notify: Arc::new(OnceLock::new()),
+            live: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -103,9 +106,21 @@ impl MegaFuse {
         Some(ovl)
     }
 
+    /// Marks the session as served by the kernel (mount changes now need invalidation).
+    pub fn set_live(&self) {
+        self.live.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the kernel serves the session.
+    pub fn is_live(&self) -> bool {
+        self.live.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Tells the kernel to forget what it cached for a mount point.
     async fn invalidate(&self, at: Option<(u64, OsString)>) {
-        let Some(n) = self.notify.get() else { return };
+        let Some(n) = self.notify.get().filter(|_| self.is_live()) else {
+            return;
+        };
         match at {
             Some((parent, name)) => n.clone().invalid_entry(parent, name).await,
             None => {

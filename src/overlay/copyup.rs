@@ -63,7 +63,7 @@ impl OverlayFs {
         let (Some(lower), Some(t)) = (info.lower, self.target(ino)?) else {
             return Ok(());
         };
-        if !self.lower.lower_node(lower)?.kind.is_dir() {
+        if !self.lower.lower_node(lower).await?.kind.is_dir() {
             return Ok(());
         }
         let dir = rustix::fs::openat2(

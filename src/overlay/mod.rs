@@ -9,7 +9,9 @@
 //!
 //! Inodes: this overlay owns `[base, base + 2^32)`; its root is `base + 1`.
 
+pub mod cl;
 mod copyup;
+pub mod lower;
 mod ops;
 mod readdir;
 pub mod whiteout;
@@ -28,7 +30,8 @@ use rfuse3::raw::reply::FileAttr;
 use rfuse3::{FileType, Timestamp};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat};
 
-use crate::dicfuse::{DicError, Dicfuse};
+use crate::dicfuse::DicError;
+pub use lower::Lower;
 
 /// How long the kernel may trust overlay entries and attributes.
 pub const UPPER_TTL: Duration = Duration::from_secs(1);
@@ -101,7 +104,10 @@ struct NodeTable {
 
 /// An open file or directory.
 enum Handle {
-    File(Arc<File>),
+    /// An open upper file of an inode: it stays valid when its name is unlinked or renamed.
+    Upper(Arc<File>, u64),
+    /// An open lower file (read-only).
+    Lower(Arc<File>),
     Dir(Arc<Vec<readdir::DirItem>>),
 }
 
@@ -113,7 +119,7 @@ pub struct OverlayFs {
     upper_parent_fd: OwnedFd,
     upper_name: OsString,
     work_fd: OwnedFd,
-    lower: Arc<Dicfuse>,
+    lower: Lower,
     nodes: Mutex<NodeTable>,
     handles: Mutex<HashMap<u64, Handle>>,
     next_fh: AtomicU64,
@@ -137,7 +143,7 @@ impl OverlayFs {
     /// inode range of `slot`.
     pub fn new(
         slot: u32,
-        lower: Arc<Dicfuse>,
+        lower: Lower,
         lower_root: Option<u64>,
         upper: &Path,
         work: &Path,
@@ -339,6 +345,10 @@ impl OverlayFs {
         if let Some((_, st)) = self.upper_stat(ino)? {
             return Ok(self.attr_from_stat(ino, &st));
         }
+        // Unlinked but still open: the open file is the truth.
+        if let Some(f) = self.any_upper_handle(ino) {
+            return Ok(self.attr_from_stat(ino, &rustix::fs::fstat(&*f)?));
+        }
         let info = self.info(ino)?;
         match info.lower {
             Some(l) => {
@@ -397,7 +407,52 @@ impl OverlayFs {
 
     /// Forgets the name `name` in `parent` (after unlink or rename away).
     fn unlink_name(&self, parent: u64, name: &OsStr) {
-        self.table().by_name.remove(&(parent, name.to_os_string()));
+        let mut t = self.table();
+        let key = (parent, name.to_os_string());
+        let Some(ino) = t.by_name.remove(&key) else {
+            return;
+        };
+        // A hard-linked inode known by that name moves to one of its other names.
+        let is_current = t
+            .nodes
+            .get(&ino)
+            .is_some_and(|n| n.parent == parent && n.name == name);
+        if is_current {
+            let other = t
+                .by_name
+                .iter()
+                .find(|(_, i)| **i == ino)
+                .map(|(k, _)| k.clone());
+            if let (Some((p, n)), Some(info)) = (other, t.nodes.get_mut(&ino)) {
+                info.parent = p;
+                info.name = n;
+            }
+        }
+    }
+
+    /// The open upper file behind `fh`, if that is what it is.
+    fn upper_handle(&self, fh: Option<u64>) -> Option<Arc<File>> {
+        match self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh?)
+        {
+            Some(Handle::Upper(f, _)) => Some(f.clone()),
+            _ => None,
+        }
+    }
+
+    /// Any open upper file of `ino` (an unlinked file is still reachable through it).
+    fn any_upper_handle(&self, ino: u64) -> Option<Arc<File>> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find_map(|h| match h {
+                Handle::Upper(f, i) if *i == ino => Some(f.clone()),
+                _ => None,
+            })
     }
 
     fn add_handle(&self, h: Handle) -> u64 {
@@ -416,7 +471,7 @@ impl OverlayFs {
             .unwrap_or_else(|p| p.into_inner())
             .get(&fh)
         {
-            Some(Handle::File(f)) => Ok(f.clone()),
+            Some(Handle::Upper(f, _)) | Some(Handle::Lower(f)) => Ok(f.clone()),
             _ => errno(libc::EBADF),
         }
     }

@@ -28,6 +28,20 @@ fn is_dir_mode(mode: u32) -> bool {
     rustix::fs::FileType::from_raw_mode(mode) == rustix::fs::FileType::Directory
 }
 
+/// A setattr time, or "leave it" when absent.
+fn timespec(t: Option<rfuse3::Timestamp>) -> Timespec {
+    match t {
+        Some(t) => Timespec {
+            tv_sec: t.sec,
+            tv_nsec: i64::from(t.nsec) as _,
+        },
+        None => Timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT as _,
+        },
+    }
+}
+
 fn upper_id(st: &rustix::fs::Stat) -> Option<(u64, u64)> {
     (!is_dir_mode(st.st_mode) && st.st_nlink > 1).then_some((st.st_dev, st.st_ino))
 }
@@ -409,6 +423,9 @@ impl OverlayFs {
     }
 
     async fn do_setattr(&self, ino: u64, fh: Option<u64>, set: &SetAttr) -> Result<ReplyAttr> {
+        if let Some(f) = self.upper_handle(fh) {
+            return self.setattr_fd(ino, &f, set);
+        }
         {
             let _ns = self.ns_lock.lock().await;
             self.copy_up(ino).await?;
@@ -452,25 +469,40 @@ impl OverlayFs {
             }
         }
         if set.atime.is_some() || set.mtime.is_some() {
-            let omit = Timespec {
-                tv_sec: 0,
-                tv_nsec: libc::UTIME_OMIT as _,
-            };
-            let conv = |t: Option<rfuse3::Timestamp>| {
-                t.map_or(omit, |t| Timespec {
-                    tv_sec: t.sec,
-                    tv_nsec: i64::from(t.nsec) as _,
-                })
-            };
             let times = Timestamps {
-                last_access: conv(set.atime),
-                last_modification: conv(set.mtime),
+                last_access: timespec(set.atime),
+                last_modification: timespec(set.mtime),
             };
             rustix::fs::utimensat(&t.dir, &t.name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
         }
         Ok(ReplyAttr {
             ttl: UPPER_TTL,
             attr: self.attr_of(ino).await?,
+        })
+    }
+
+    /// setattr through an open upper file: right even when its name was unlinked or renamed.
+    fn setattr_fd(&self, ino: u64, f: &std::fs::File, set: &SetAttr) -> Result<ReplyAttr> {
+        if set.uid.is_some() || set.gid.is_some() {
+            rustix::fs::fchown(f, set.uid.map(Uid::from_raw), set.gid.map(Gid::from_raw))?;
+        }
+        if let Some(mode) = set.mode {
+            rustix::fs::fchmod(f, Mode::from_raw_mode(mode & 0o7777))?;
+        }
+        if let Some(size) = set.size {
+            f.set_len(size)?;
+        }
+        if set.atime.is_some() || set.mtime.is_some() {
+            let times = Timestamps {
+                last_access: timespec(set.atime),
+                last_modification: timespec(set.mtime),
+            };
+            rustix::fs::futimens(f, &times)?;
+        }
+        let st = rustix::fs::fstat(f)?;
+        Ok(ReplyAttr {
+            ttl: UPPER_TTL,
+            attr: self.attr_from_stat(ino, &st),
         })
     }
 
@@ -495,7 +527,8 @@ impl OverlayFs {
                 Ok(fd) => {
                     let st = rustix::fs::fstat(&fd)?;
                     if !whiteout::is_whiteout(&t.dir, &t.name, &st) {
-                        let fh = self.add_handle(Handle::File(Arc::new(std::fs::File::from(fd))));
+                        let fh =
+                            self.add_handle(Handle::Upper(Arc::new(std::fs::File::from(fd)), ino));
                         return Ok(ReplyOpen { fh, flags: 0 });
                     }
                 }
@@ -508,7 +541,7 @@ impl OverlayFs {
             .lower
             .ok_or(OverlayError::Errno(libc::ENOENT))?;
         let file = self.lower.lower_open(lower).await?;
-        let fh = self.add_handle(Handle::File(Arc::new(file)));
+        let fh = self.add_handle(Handle::Lower(Arc::new(file)));
         Ok(ReplyOpen {
             fh,
             flags: FOPEN_KEEP_CACHE,
@@ -552,15 +585,13 @@ impl Filesystem for OverlayFs {
         fh: Option<u64>,
         _flags: u32,
     ) -> FuseResult<ReplyAttr> {
-        if let Some(f) = fh.and_then(|fh| self.file_handle(fh).ok()) {
-            if let Ok(st) = rustix::fs::fstat(f.as_fd()) {
-                if self.upper_stat(inode).ok().flatten().is_some() {
-                    return Ok(ReplyAttr {
-                        ttl: UPPER_TTL,
-                        attr: self.attr_from_stat(inode, &st),
-                    });
-                }
-            }
+        // An open upper file answers for itself, even once its name is gone.
+        if let Some(f) = self.upper_handle(fh) {
+            let st = rustix::fs::fstat(f.as_fd()).map_err(OverlayError::from)?;
+            return Ok(ReplyAttr {
+                ttl: UPPER_TTL,
+                attr: self.attr_from_stat(inode, &st),
+            });
         }
         Ok(ReplyAttr {
             ttl: UPPER_TTL,
@@ -591,11 +622,7 @@ impl Filesystem for OverlayFs {
             .lower
             .ok_or(OverlayError::Errno(libc::ENOENT))?;
         Ok(ReplyData {
-            data: self
-                .lower
-                .lower_readlink(lower)
-                .await
-                .map_err(OverlayError::from)?,
+            data: self.lower.lower_readlink(lower).await?,
         })
     }
 
@@ -1062,7 +1089,7 @@ impl Filesystem for OverlayFs {
             })
             .await?;
         let fd = opened.ok_or(OverlayError::Errno(libc::EIO))?;
-        let fh = self.add_handle(Handle::File(Arc::new(std::fs::File::from(fd))));
+        let fh = self.add_handle(Handle::Upper(Arc::new(std::fs::File::from(fd)), e.attr.ino));
         Ok(ReplyCreated {
             ttl: UPPER_TTL,
             attr: e.attr,

@@ -10,7 +10,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::object::{parse_tree, verify};
-use super::{CommitInfo, ListedEntry, Listing, ObjectKind, Oid, Remote, RemoteError};
+use super::{
+    ClAction, ClChange, CommitInfo, EntryKind, ListedEntry, Listing, ObjectKind, Oid, Remote,
+    RemoteError,
+};
 
 /// A git repository on local disk.
 pub struct LocalRemote {
@@ -160,6 +163,50 @@ impl Remote for LocalRemote {
                 .read_header(to_git(oid)?)
                 .map_err(|e| not_found(e, format!("blob {oid}")))?;
             Ok(len as u64)
+        })
+        .await
+    }
+
+    async fn cl_changes(&self, cl: &str, base: &CommitInfo) -> Result<Vec<ClChange>, RemoteError> {
+        let cl = cl.to_string();
+        let base = base.oid;
+        self.with_repo(move |repo| {
+            let target = repo
+                .revparse_single(&cl)
+                .map_err(|e| not_found(e, format!("change list {cl}")))?
+                .peel_to_commit()?;
+            let base_tree = repo.find_commit(to_git(base)?)?.tree()?;
+            let diff = repo.diff_tree_to_tree(Some(&base_tree), Some(&target.tree()?), None)?;
+            let mut out = Vec::new();
+            for d in diff.deltas() {
+                let path_of =
+                    |f: &git2::DiffFile<'_>| f.path().map(|p| p.to_string_lossy().into_owned());
+                let write = |f: git2::DiffFile<'_>| -> Option<ClChange> {
+                    let kind = EntryKind::from_mode(u32::from(f.mode()))?;
+                    let oid = to_oid(f.id());
+                    (!kind.is_dir()).then(|| ClChange {
+                        path: path_of(&f).unwrap_or_default(),
+                        action: ClAction::Write { oid, kind },
+                    })
+                };
+                match d.status() {
+                    git2::Delta::Deleted => {
+                        out.extend(path_of(&d.old_file()).map(|path| ClChange {
+                            path,
+                            action: ClAction::Delete,
+                        }));
+                    }
+                    git2::Delta::Renamed => {
+                        out.extend(path_of(&d.old_file()).map(|path| ClChange {
+                            path,
+                            action: ClAction::Delete,
+                        }));
+                        out.extend(write(d.new_file()));
+                    }
+                    _ => out.extend(write(d.new_file())),
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -16,7 +16,8 @@ use tokio::sync::Semaphore;
 
 use super::object::{parse_tree, verify};
 use super::{
-    CommitInfo, EntryKind, ListedEntry, Listing, ObjectKind, Oid, Remote, RemoteError, TreeEntry,
+    ClAction, ClChange, CommitInfo, EntryKind, ListedEntry, Listing, ObjectKind, Oid, Remote,
+    RemoteError, TreeEntry,
 };
 
 /// Settings for [`MegaRemote`].
@@ -54,6 +55,16 @@ struct CommonResult<T> {
     data: Option<T>,
     #[serde(default)]
     err_message: String,
+}
+
+#[derive(Deserialize)]
+struct ClFile {
+    path: String,
+    #[serde(default)]
+    sha: String,
+    action: String,
+    #[serde(default, alias = "from_path")]
+    old_path: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -372,5 +383,56 @@ impl Remote for MegaRemote {
                 url: format!("{}{path}", self.opts.base_url),
                 reason: "HEAD without Content-Length".into(),
             })
+    }
+
+    async fn cl_changes(&self, cl: &str, _base: &CommitInfo) -> Result<Vec<ClChange>, RemoteError> {
+        let path = format!("/api/v1/cl/{cl}/files-list");
+        let url = format!("{}{path}", self.opts.base_url);
+        let (_, body) = self.fetch(Method::GET, &path, &[]).await?;
+        let parsed: CommonResult<Vec<ClFile>> =
+            serde_json::from_slice(&body).map_err(|e| RemoteError::Protocol {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        if !parsed.req_result {
+            return Err(RemoteError::Protocol {
+                url,
+                reason: parsed.err_message,
+            });
+        }
+        let mut out = Vec::new();
+        for f in parsed.data.unwrap_or_default() {
+            let clean = |p: &str| p.trim_start_matches('/').to_string();
+            match f.action.as_str() {
+                "deleted" | "delete" => out.push(ClChange {
+                    path: clean(&f.path),
+                    action: ClAction::Delete,
+                }),
+                "new" | "added" | "add" | "modified" | "modify" | "renamed" | "moved"
+                | "rename" | "move" => {
+                    if let Some(old) = f.old_path.as_deref().filter(|o| !o.is_empty()) {
+                        out.push(ClChange {
+                            path: clean(old),
+                            action: ClAction::Delete,
+                        });
+                    }
+                    // Mega's list has no modes: files it adds are plain files.
+                    out.push(ClChange {
+                        path: clean(&f.path),
+                        action: ClAction::Write {
+                            oid: Oid::from_hex(&f.sha)?,
+                            kind: EntryKind::File,
+                        },
+                    });
+                }
+                other => {
+                    return Err(RemoteError::Protocol {
+                        url,
+                        reason: format!("unknown CL action {other:?}"),
+                    })
+                }
+            }
+        }
+        Ok(out)
     }
 }

@@ -45,6 +45,29 @@ pub struct Listing {
     pub exact_modes: bool,
 }
 
+/// What a change list does to one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClAction {
+    /// The path holds this blob afterwards (added, modified, or the new side of a rename).
+    Write {
+        /// The blob.
+        oid: Oid,
+        /// File, executable or symlink.
+        kind: EntryKind,
+    },
+    /// The path is gone afterwards.
+    Delete,
+}
+
+/// One change of a change list, at a `/`-separated repository path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClChange {
+    /// Repository path, without a leading `/`.
+    pub path: String,
+    /// What happens there.
+    pub action: ClAction,
+}
+
 /// Errors from a remote.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -117,6 +140,9 @@ pub trait Remote: Send + Sync + 'static {
 
     /// The size of blob `oid` without transferring its content.
     async fn blob_size(&self, oid: Oid) -> Result<u64, RemoteError>;
+
+    /// The changes of change list `cl` relative to `base`.
+    async fn cl_changes(&self, cl: &str, base: &CommitInfo) -> Result<Vec<ClChange>, RemoteError>;
 }
 
 /// Builds the remote the config names.

@@ -55,6 +55,8 @@ struct Shared {
     repo_path: PathBuf,
     counts: Mutex<Counts>,
     fault: Mutex<Fault>,
+    /// CL link -> the `files-list` items (`{path, sha, action}`) it answers with.
+    cls: Mutex<HashMap<String, serde_json::Value>>,
 }
 
 impl Shared {
@@ -94,6 +96,7 @@ impl MegaServer {
             repo_path: repo_path.to_path_buf(),
             counts: Mutex::new(Counts::default()),
             fault: Mutex::new(Fault::None),
+            cls: Mutex::new(HashMap::new()),
         });
         let (port, running) =
             spawn(shared.clone(), 0).unwrap_or_else(|e| panic!("start MegaServer: {e}"));
@@ -133,6 +136,16 @@ impl MegaServer {
 
     pub fn reset_counts(&self) {
         *self.shared.counts() = Counts::default();
+    }
+
+    /// Defines change list `link`: `GET /api/v1/cl/{link}/files-list` answers with `items`
+    /// (a JSON array of `{path, sha, action}`).
+    pub fn set_cl(&self, link: &str, items: serde_json::Value) {
+        self.shared
+            .cls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(link.to_string(), items);
     }
 
     pub fn set_fault(&self, f: Fault) {
@@ -294,6 +307,7 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/file/tree", get(file_tree))
         .route("/api/v1/tree/content-hash", get(content_hash))
         .route("/api/v1/file/blob/{oid}", get(blob_get).head(blob_head))
+        .route("/api/v1/cl/{link}/files-list", get(cl_files))
         .with_state(state)
 }
 
@@ -419,6 +433,31 @@ fn parse_oid(hex: &str) -> Option<Oid> {
 }
 
 // ---- handlers: count, apply the fault, then answer ----------------------------------------
+
+async fn cl_files(
+    State(state): State<AppState>,
+    axum::extract::Path(link): axum::extract::Path<String>,
+) -> Response {
+    if let Some(resp) = apply_fault(&state).await {
+        return resp;
+    }
+    let items = state
+        .cls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&link)
+        .cloned();
+    match items {
+        Some(data) => {
+            Json(json!({"req_result": true, "data": data, "err_message": ""})).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"req_result": false, "data": null, "err_message": "no such CL"})),
+        )
+            .into_response(),
+    }
+}
 
 async fn latest_commit(
     State(state): State<AppState>,

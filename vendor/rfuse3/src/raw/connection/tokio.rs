@@ -246,6 +246,28 @@ impl FuseConnection {
         }
     }
 
+    /// Scorpio patch: writes a notification on the calling thread without the reply lock.
+    ///
+    /// The kernel may block an invalidation until a lookup in the same directory has its reply;
+    /// holding the reply lock meanwhile would deadlock the session.
+    pub fn write_notify_blocking(&self, data: &[u8], extend: Option<&[u8]>) -> io::Result<usize> {
+        match &self.mode {
+            #[cfg(any(target_os = "linux", target_os = "macos"))]
+            ConnectionMode::Block(connection) => match extend {
+                None => (&connection.file).write_vectored(&[IoSlice::new(data)]),
+                Some(e) => (&connection.file).write_vectored(&[IoSlice::new(data), IoSlice::new(e)]),
+            },
+            #[cfg(any(
+                all(target_os = "linux", feature = "unprivileged"),
+                target_os = "freebsd",
+            ))]
+            ConnectionMode::NonBlock(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "notifications need a blocking connection",
+            )),
+        }
+    }
+
     pub async fn write_vectored<T: Deref<Target = [u8]> + Send, U: Deref<Target = [u8]> + Send>(
         &self,
         data: T,

@@ -825,6 +825,20 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
                 None
             };
 
+            // Scorpio patch: notifications (unique 0) are written on their own thread, so one
+            // the kernel holds back cannot stall the replies it is waiting for, and a refused
+            // one never ends the session.
+            #[cfg(all(not(feature = "async-io-runtime"), feature = "tokio-runtime"))]
+            if matches!(reply_header, Some((_, _, 0))) {
+                let conn = fuse_connection.clone();
+                task::spawn_blocking(move || {
+                    if let Err(err) = conn.write_notify_blocking(&data, extend_data.as_deref()) {
+                        debug!(error = %err, "kernel refused a notification");
+                    }
+                });
+                continue;
+            }
+
             if let Err(err) = fuse_connection.write_vectored(data, extend_data).await.1 {
                 if is_ignorable_reply_error(&err) {
                     warn!(

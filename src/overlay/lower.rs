@@ -1,0 +1,362 @@
+//! The read-only side of an overlay: the Dicfuse subtree, optionally with a CL layer over it.
+//!
+//! A CL (change list) layer is a local directory holding the files a change list adds or
+//! modifies, and whiteouts for what it deletes, laid over the commit. Without one, lower ids are
+//! Dicfuse inodes and every call goes straight through; with one, ids index a table of
+//! (CL path, Dicfuse inode) pairs, one per entry seen.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use rfuse3::raw::reply::FileAttr;
+use rfuse3::{FileType, Timestamp};
+use rustix::fs::{AtFlags, Mode, OFlags};
+
+use super::{whiteout, OverlayError, Result};
+use crate::dicfuse::Dicfuse;
+use crate::remote::EntryKind;
+
+/// What a lower entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LowerNode {
+    /// Its kind, as git would say.
+    pub kind: EntryKind,
+}
+
+/// A child in a lower listing.
+#[derive(Clone, Debug)]
+pub struct LowerChild {
+    /// Name.
+    pub name: Vec<u8>,
+    /// Lower id.
+    pub ino: u64,
+    /// What it is.
+    pub node: LowerNode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ClEntry {
+    cl: Option<PathBuf>,
+    dic: Option<u64>,
+}
+
+struct ClView {
+    dir: PathBuf,
+    dir_fd: rustix::fd::OwnedFd,
+    table: Mutex<(Vec<ClEntry>, HashMap<ClEntry, u64>)>,
+    owner: (u32, u32),
+}
+
+/// The lower layer of one overlay.
+pub struct Lower {
+    dic: Arc<Dicfuse>,
+    cl: Option<ClView>,
+}
+
+fn kind_of_mode(mode: u32) -> EntryKind {
+    match rustix::fs::FileType::from_raw_mode(mode) {
+        rustix::fs::FileType::Directory => EntryKind::Dir,
+        rustix::fs::FileType::Symlink => EntryKind::Symlink,
+        _ if mode & 0o111 != 0 => EntryKind::Executable,
+        _ => EntryKind::File,
+    }
+}
+
+impl Lower {
+    /// The Dicfuse subtree alone.
+    pub fn plain(dic: Arc<Dicfuse>) -> Lower {
+        Lower { dic, cl: None }
+    }
+
+    /// The CL directory `cl_dir` over Dicfuse directory `root`; returns the lower and its root id.
+    pub fn with_cl(
+        dic: Arc<Dicfuse>,
+        root: Option<u64>,
+        cl_dir: &Path,
+        owner: (u32, u32),
+    ) -> std::io::Result<(Lower, u64)> {
+        let dir_fd = rustix::fs::open(
+            cl_dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let root_entry = ClEntry {
+            cl: Some(PathBuf::new()),
+            dic: root,
+        };
+        let mut map = HashMap::new();
+        map.insert(root_entry.clone(), 1);
+        let view = ClView {
+            dir: cl_dir.to_path_buf(),
+            dir_fd,
+            table: Mutex::new((vec![root_entry], map)),
+            owner,
+        };
+        Ok((
+            Lower {
+                dic,
+                cl: Some(view),
+            },
+            1,
+        ))
+    }
+
+    /// The Dicfuse view underneath.
+    pub fn dicfuse(&self) -> &Arc<Dicfuse> {
+        &self.dic
+    }
+
+    fn entry(&self, cl: &ClView, id: u64) -> Result<ClEntry> {
+        let t = cl.table.lock().unwrap_or_else(|p| p.into_inner());
+        id.checked_sub(1)
+            .and_then(|i| t.0.get(i as usize))
+            .cloned()
+            .ok_or(OverlayError::Errno(libc::ENOENT))
+    }
+
+    fn intern(cl: &ClView, e: ClEntry) -> u64 {
+        let mut t = cl.table.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(id) = t.1.get(&e) {
+            return *id;
+        }
+        t.0.push(e.clone());
+        let id = t.0.len() as u64;
+        t.1.insert(e, id);
+        id
+    }
+
+    fn cl_stat(cl: &ClView, rel: &Path) -> Result<Option<rustix::fs::Stat>> {
+        let p: &Path = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        match rustix::fs::statat(&cl.dir_fd, p, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(e) if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the CL entry at `rel` is a whiteout (or an opaque directory, for `opaque`).
+    fn cl_mark(cl: &ClView, rel: &Path, st: &rustix::fs::Stat, opaque: bool) -> Result<bool> {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let Some(name) = rel.file_name() else {
+            return Ok(false);
+        };
+        let p: &Path = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let dir = rustix::fs::openat(
+            &cl.dir_fd,
+            p,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(if opaque {
+            whiteout::is_opaque(&dir, name)
+        } else {
+            whiteout::is_whiteout(&dir, name, st)
+        })
+    }
+
+    /// The child `name` of lower directory `parent`.
+    pub async fn lower_lookup(&self, parent: u64, name: &[u8]) -> Result<Option<(u64, LowerNode)>> {
+        let Some(cl) = &self.cl else {
+            return Ok(self
+                .dic
+                .lower_lookup(parent, name)
+                .await?
+                .map(|(i, n)| (i, LowerNode { kind: n.kind })));
+        };
+        let e = self.entry(cl, parent)?;
+        let mut cl_hit = None;
+        if let Some(rel) = &e.cl {
+            let child = rel.join(OsStr::from_bytes(name));
+            if let Some(st) = Self::cl_stat(cl, &child)? {
+                if Self::cl_mark(cl, &child, &st, false)? {
+                    return Ok(None);
+                }
+                let opaque = Self::cl_mark(cl, &child, &st, true)?;
+                cl_hit = Some((child, kind_of_mode(st.st_mode), opaque));
+            }
+        }
+        let dic_hit = match e.dic {
+            Some(d) => self.dic.lower_lookup(d, name).await?,
+            None => None,
+        };
+        let entry = match (cl_hit, dic_hit) {
+            (Some((rel, kind, opaque)), dic) => {
+                let merged = dic
+                    .filter(|(_, n)| kind == EntryKind::Dir && n.kind.is_dir() && !opaque)
+                    .map(|(i, _)| i);
+                (
+                    ClEntry {
+                        cl: Some(rel),
+                        dic: merged,
+                    },
+                    kind,
+                )
+            }
+            (None, Some((i, n))) => (
+                ClEntry {
+                    cl: None,
+                    dic: Some(i),
+                },
+                n.kind,
+            ),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some((
+            Self::intern(cl, entry.0),
+            LowerNode { kind: entry.1 },
+        )))
+    }
+
+    /// The children of lower directory `ino`, sorted by name.
+    pub async fn lower_children(&self, ino: u64) -> Result<Vec<LowerChild>> {
+        let Some(cl) = &self.cl else {
+            return Ok(self
+                .dic
+                .lower_children(ino)
+                .await?
+                .iter()
+                .map(|c| LowerChild {
+                    name: c.name.clone(),
+                    ino: c.ino,
+                    node: LowerNode { kind: c.node.kind },
+                })
+                .collect());
+        };
+        let e = self.entry(cl, ino)?;
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        if let Some(rel) = &e.cl {
+            if let Ok(rd) = std::fs::read_dir(cl.dir.join(rel)) {
+                for d in rd.flatten() {
+                    names.push(d.file_name().as_bytes().to_vec());
+                }
+            }
+        }
+        if let Some(d) = e.dic {
+            names.extend(
+                self.dic
+                    .lower_children(d)
+                    .await?
+                    .iter()
+                    .map(|c| c.name.clone()),
+            );
+        }
+        names.sort();
+        names.dedup();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some((i, node)) = self.lower_lookup(ino, &name).await? {
+                out.push(LowerChild { name, ino: i, node });
+            }
+        }
+        Ok(out)
+    }
+
+    /// What lower entry `ino` is.
+    pub async fn lower_node(&self, ino: u64) -> Result<LowerNode> {
+        let Some(cl) = &self.cl else {
+            return Ok(LowerNode {
+                kind: self.dic.lower_node(ino)?.kind,
+            });
+        };
+        let e = self.entry(cl, ino)?;
+        match (&e.cl, e.dic) {
+            (Some(rel), _) => {
+                let st = Self::cl_stat(cl, rel)?.ok_or(OverlayError::Errno(libc::ENOENT))?;
+                Ok(LowerNode {
+                    kind: kind_of_mode(st.st_mode),
+                })
+            }
+            (None, Some(d)) => Ok(LowerNode {
+                kind: self.dic.lower_node(d)?.kind,
+            }),
+            (None, None) => Err(OverlayError::Errno(libc::ENOENT)),
+        }
+    }
+
+    /// Attributes of lower entry `ino`.
+    pub async fn lower_attr(&self, ino: u64) -> Result<FileAttr> {
+        let Some(cl) = &self.cl else {
+            return Ok(self.dic.lower_attr(ino).await?);
+        };
+        let e = self.entry(cl, ino)?;
+        match (&e.cl, e.dic) {
+            (Some(rel), dic) => {
+                let st = Self::cl_stat(cl, rel)?.ok_or(OverlayError::Errno(libc::ENOENT))?;
+                // CL entries look like the commit's: owned by the mount's owner, 0644/0755.
+                let kind = kind_of_mode(st.st_mode);
+                let mut a = match dic {
+                    Some(d) => self.dic.lower_attr(d).await?,
+                    None => self.dic.lower_attr(crate::store::ROOT_INO).await?,
+                };
+                let (ft, perm) = match kind {
+                    EntryKind::Dir | EntryKind::Submodule => (FileType::Directory, 0o755),
+                    EntryKind::Symlink => (FileType::Symlink, 0o777),
+                    EntryKind::Executable => (FileType::RegularFile, 0o755),
+                    EntryKind::File => (FileType::RegularFile, 0o644),
+                };
+                a.kind = ft;
+                a.perm = perm;
+                a.size = if ft == FileType::Directory {
+                    4096
+                } else {
+                    st.st_size as u64
+                };
+                a.blocks = a.size.div_ceil(512);
+                a.nlink = if ft == FileType::Directory { 2 } else { 1 };
+                a.uid = cl.owner.0;
+                a.gid = cl.owner.1;
+                let t = Timestamp::new(st.st_mtime, st.st_mtime_nsec as u32);
+                a.mtime = t;
+                a.ctime = t;
+                a.atime = t;
+                a.ino = ino;
+                Ok(a)
+            }
+            (None, Some(d)) => Ok(self.dic.lower_attr(d).await?),
+            (None, None) => Err(OverlayError::Errno(libc::ENOENT)),
+        }
+    }
+
+    /// A readable file with the content of lower entry `ino`.
+    pub async fn lower_open(&self, ino: u64) -> Result<File> {
+        let Some(cl) = &self.cl else {
+            return Ok(self.dic.lower_open(ino).await?);
+        };
+        let e = self.entry(cl, ino)?;
+        match (&e.cl, e.dic) {
+            (Some(rel), _) => Ok(File::open(cl.dir.join(rel))?),
+            (None, Some(d)) => Ok(self.dic.lower_open(d).await?),
+            (None, None) => Err(OverlayError::Errno(libc::ENOENT)),
+        }
+    }
+
+    /// The target of lower symlink `ino`.
+    pub async fn lower_readlink(&self, ino: u64) -> Result<Bytes> {
+        let Some(cl) = &self.cl else {
+            return Ok(self.dic.lower_readlink(ino).await?);
+        };
+        let e = self.entry(cl, ino)?;
+        match (&e.cl, e.dic) {
+            (Some(rel), _) => Ok(Bytes::from(
+                std::fs::read_link(cl.dir.join(rel))?
+                    .into_os_string()
+                    .into_vec(),
+            )),
+            (None, Some(d)) => Ok(self.dic.lower_readlink(d).await?),
+            (None, None) => Err(OverlayError::Errno(libc::ENOENT)),
+        }
+    }
+}
