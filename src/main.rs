@@ -156,6 +156,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(workspace = %cfg.workspace.display(), commit = %commit.oid, remote = remote.kind(), http = %cfg.http_addr, "mounted");
 
     router.set_live();
+    if mounts.count().await == 0 {
+        mount::set_readonly(&cfg.workspace, true);
+    }
 
     let state = daemon::AppState::new(commit.oid.to_hex())
         .with_mounts(mounts.clone())

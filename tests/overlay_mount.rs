@@ -868,3 +868,28 @@ fn cl_layer_from_mega_files_list() {
     let (status, body) = mount_cl(&d, "src", "43");
     assert_eq!(status, 404, "{body}");
 }
+
+fn mount_options_of(path: &Path) -> String {
+    support::daemon::mounts_at(path)
+        .last()
+        .map(|m| m.options.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn workspace_is_read_only_while_nothing_is_writable() {
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    // The superblock's flag is the one that counts (the per-mount one is the first field).
+    let ro = |d: &Daemon| {
+        mount_options_of(&d.workspace)
+            .split(',')
+            .skip(1)
+            .any(|o| o == "ro")
+    };
+    assert!(ro(&d), "{}", mount_options_of(&d.workspace));
+    mount(&d, "src");
+    assert!(!ro(&d), "a writable path needs a read-write superblock");
+    unmount(&d, "src");
+    assert!(ro(&d), "back to read-only once nothing is writable");
+}

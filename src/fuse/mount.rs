@@ -87,6 +87,26 @@ pub fn mounted_fstype(path: &Path) -> Option<String> {
     found
 }
 
+/// Flips the workspace between read-only and read-write.
+///
+/// While nothing in the workspace is writable it is mounted read-only: then the kernel keeps
+/// attributes across reads (on a writable FUSE mount every read from the daemon invalidates the
+/// file's atime, so the next `stat` costs a round trip) and refuses writes itself. Needs
+/// CAP_SYS_ADMIN; without it the workspace just stays read-write.
+pub fn set_readonly(path: &Path, ro: bool) {
+    let flags = if ro {
+        rustix::mount::MountFlags::RDONLY
+    } else {
+        rustix::mount::MountFlags::empty()
+    };
+    match rustix::mount::mount_remount(path, flags, "") {
+        Ok(()) => tracing::debug!(path = %path.display(), ro, "workspace remounted"),
+        Err(e) => {
+            tracing::debug!(path = %path.display(), ro, error = %e, "workspace not remounted")
+        }
+    }
+}
+
 /// Detaches whatever is mounted at `path` (lazily, so busy users do not block it).
 pub fn detach(path: &Path) -> io::Result<()> {
     let c = CString::new(path.as_os_str().as_bytes())

@@ -237,6 +237,9 @@ impl MountManager {
             .flush_async()
             .await
             .map_err(|e| MountError::Internal(e.to_string()))?;
+        if active.is_empty() && self.router.is_live() {
+            super::mount::set_readonly(&self.workspace, false);
+        }
         self.router.attach(slot, at, ovl.clone()).await;
         if self.router.is_live() {
             settle(self.probe_path(&info).await, true).await;
@@ -334,6 +337,9 @@ impl MountManager {
             settle(probe, false).await;
         }
         active.remove(&path);
+        if active.is_empty() && self.router.is_live() {
+            super::mount::set_readonly(&self.workspace, true);
+        }
         tracing::info!(path, "unmounted; the upper layer is kept");
         Ok(())
     }

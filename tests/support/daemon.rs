@@ -447,6 +447,8 @@ pub struct MountEntry {
     pub fstype: String,
     /// Mount source (e.g. `scorpio`, `/dev/sda1`).
     pub source: String,
+    /// Per-mount options, then the superblock's (`rw,relatime,...,ro,...`).
+    pub options: String,
 }
 
 /// Decodes the `\ooo` octal escapes the kernel uses in mountinfo fields.
@@ -483,11 +485,17 @@ pub fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
     let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
     let fstype = String::from_utf8_lossy(&decode_mount_field(fields.get(sep + 1)?)).into_owned();
     let source = String::from_utf8_lossy(&decode_mount_field(fields.get(sep + 2)?)).into_owned();
+    let options = format!(
+        "{},{}",
+        fields[5],
+        fields.get(sep + 3).copied().unwrap_or_default()
+    );
     Some(MountEntry {
         mount_id,
         mount_point,
         fstype,
         source,
+        options,
     })
 }
 
