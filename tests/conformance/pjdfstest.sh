@@ -238,6 +238,42 @@ awk -F'\t' '
       else if (st[t] != "ok" && st[t] != "skipped") print t "\t" st[t] "\t" msg[t]
     }
   }' "$tmp/plain.tsv" "$tmp/scorpio.tsv" | sort >"$tmp/regressions.tsv"
+# A regression that passes when run again is intermittent, not a conformance failure: each is run
+# up to three more times, alone, and listed apart (open::etxtbsy is one: exec of a file read
+# through FUSE sometimes lets an open for writing through, seen about once in five runs).
+: >"$tmp/intermittent.tsv"
+if [ "$crashed" = 0 ] && [ "$incomplete" = 0 ] && [ -s "$tmp/regressions.tsv" ]; then
+  saved_patterns=("${patterns[@]}")
+  : >"$tmp/still-failing.tsv"
+  i=0
+  while IFS=$'\t' read -r t st msg; do
+    passed=0
+    if [ "$st" = FAILED ]; then
+      for r in 1 2 3; do
+        i=$((i + 1))
+        mkdir -p "$ws/work/retry-$i" && chmod 755 "$ws/work/retry-$i"
+        patterns=("$t")
+        run_pjd "retry-$i" "$ws/work/retry-$i" >/dev/null 2>&1 || true
+        if awk -F'\t' -v t="$t" '$1 == t && $2 == "ok" { f = 1 } END { exit !f }' "$tmp/retry-$i.tsv"; then
+          passed=$((passed + 1))
+        fi
+      done
+    fi
+    if [ "$passed" -gt 0 ]; then
+      printf '%s\t%s\t%s\n' "$t" "passed $passed of 3 retries" "$msg" >>"$tmp/intermittent.tsv"
+    else
+      printf '%s\t%s\t%s\n' "$t" "$st" "$msg" >>"$tmp/still-failing.tsv"
+    fi
+  done <"$tmp/regressions.tsv"
+  patterns=("${saved_patterns[@]}")
+  mv "$tmp/still-failing.tsv" "$tmp/regressions.tsv"
+fi
+if [ -s "$tmp/intermittent.tsv" ]; then
+  echo
+  echo "intermittent on scorpio (failed once, passed when run again alone):"
+  awk -F'\t' '{ printf "  %-55s %s\n      first failure: %s\n", $1, $2, $3 }' "$tmp/intermittent.tsv"
+fi
+
 awk -F'\t' 'FNR == NR { if ($2 == "ok") ok[$1] = 1; next } ($1 in ok) && $2 == "skipped" { print $1 }' \
   "$tmp/plain.tsv" "$tmp/scorpio.tsv" | sort >"$tmp/skipped-only-on-scorpio.txt"
 
