@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod dicfuse;
 pub mod doctor;
+pub mod fileio;
 pub mod fuse;
 pub mod overlay;
 pub mod remote;

@@ -5,7 +5,6 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 
 use bytes::Bytes;
 use futures::stream::{self, Stream};
@@ -262,23 +261,11 @@ impl Filesystem for Dicfuse {
         size: u32,
     ) -> Result<ReplyData> {
         let file = self.handle(fh).ok_or(libc::EBADF)?;
-        let mut buf = vec![0u8; size as usize];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading a cached object failed");
-                    return Err(libc::EIO.into());
-                }
-            }
-        }
-        buf.truncate(filled);
-        Ok(ReplyData {
-            data: Bytes::from(buf),
-        })
+        let data = crate::fileio::read_full_at(&file, offset, size as usize).map_err(|e| {
+            tracing::error!(error = %e, "reading a cached object failed");
+            libc::EIO
+        })?;
+        Ok(ReplyData { data })
     }
 
     async fn write(

@@ -75,6 +75,19 @@ impl From<OverlayError> for rfuse3::Errno {
 
 type Result<T> = std::result::Result<T, OverlayError>;
 
+/// The FUSE file type of a `st_mode`.
+fn file_type(mode: u32) -> FileType {
+    match rustix::fs::FileType::from_raw_mode(mode) {
+        rustix::fs::FileType::Directory => FileType::Directory,
+        rustix::fs::FileType::Symlink => FileType::Symlink,
+        rustix::fs::FileType::CharacterDevice => FileType::CharDevice,
+        rustix::fs::FileType::BlockDevice => FileType::BlockDevice,
+        rustix::fs::FileType::Fifo => FileType::NamedPipe,
+        rustix::fs::FileType::Socket => FileType::Socket,
+        _ => FileType::RegularFile,
+    }
+}
+
 fn errno<T>(e: i32) -> Result<T> {
     Err(OverlayError::Errno(e))
 }
@@ -313,15 +326,7 @@ impl OverlayFs {
     }
 
     fn attr_from_stat(&self, ino: u64, st: &Stat) -> FileAttr {
-        let kind = match rustix::fs::FileType::from_raw_mode(st.st_mode) {
-            rustix::fs::FileType::Directory => FileType::Directory,
-            rustix::fs::FileType::Symlink => FileType::Symlink,
-            rustix::fs::FileType::CharacterDevice => FileType::CharDevice,
-            rustix::fs::FileType::BlockDevice => FileType::BlockDevice,
-            rustix::fs::FileType::Fifo => FileType::NamedPipe,
-            rustix::fs::FileType::Socket => FileType::Socket,
-            _ => FileType::RegularFile,
-        };
+        let kind = file_type(st.st_mode);
         let ts = |s: i64, ns: i64| Timestamp::new(s, ns.clamp(0, 999_999_999) as u32);
         FileAttr {
             ino,

@@ -767,20 +767,9 @@ impl Filesystem for OverlayFs {
         size: u32,
     ) -> FuseResult<ReplyData> {
         let file = self.file_handle(fh)?;
-        let mut buf = vec![0u8; size as usize];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(OverlayError::from(e).into()),
-            }
-        }
-        buf.truncate(filled);
-        Ok(ReplyData {
-            data: Bytes::from(buf),
-        })
+        let data = crate::fileio::read_full_at(&file, offset, size as usize)
+            .map_err(OverlayError::from)?;
+        Ok(ReplyData { data })
     }
 
     async fn write(

@@ -21,18 +21,6 @@ pub(super) struct DirItem {
     pub ino_hint: u64,
 }
 
-fn kind_of(mode: u32) -> FileType {
-    match rustix::fs::FileType::from_raw_mode(mode) {
-        rustix::fs::FileType::Directory => FileType::Directory,
-        rustix::fs::FileType::Symlink => FileType::Symlink,
-        rustix::fs::FileType::CharacterDevice => FileType::CharDevice,
-        rustix::fs::FileType::BlockDevice => FileType::BlockDevice,
-        rustix::fs::FileType::Fifo => FileType::NamedPipe,
-        rustix::fs::FileType::Socket => FileType::Socket,
-        _ => FileType::RegularFile,
-    }
-}
-
 impl OverlayFs {
     /// The merged entries of directory `ino` (without `.` and `..`), sorted by name.
     pub(super) async fn merged_listing(&self, ino: u64) -> Result<Vec<DirItem>> {
@@ -75,7 +63,7 @@ impl OverlayFs {
                     name.to_os_string(),
                     DirItem {
                         name: name.to_os_string(),
-                        kind: kind_of(st.st_mode),
+                        kind: super::file_type(st.st_mode),
                         ino_hint: st.st_ino,
                     },
                 );

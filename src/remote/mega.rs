@@ -195,19 +195,9 @@ impl MegaRemote {
             "{}/api/v1/tree/content-hash?path={api_path}",
             self.opts.base_url
         );
-        let parsed: CommonResult<Vec<HashItem>> =
-            serde_json::from_slice(&body).map_err(|e| RemoteError::Protocol {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
-        if !parsed.req_result {
-            return Err(RemoteError::Protocol {
-                url,
-                reason: parsed.err_message,
-            });
-        }
+        let data: Vec<HashItem> = common_data(&url, &body)?;
         let mut entries = Vec::new();
-        for item in parsed.data.unwrap_or_default() {
+        for item in data {
             let name = item.name.into_bytes();
             super::object::check_name(&name).map_err(|reason| RemoteError::Protocol {
                 url: url.clone(),
@@ -247,6 +237,25 @@ impl MegaRemote {
             .await?
             .1)
     }
+}
+
+/// The `data` of a Mega `CommonResult` body, or the server's error message.
+fn common_data<T: serde::de::DeserializeOwned + Default>(
+    url: &str,
+    body: &[u8],
+) -> Result<T, RemoteError> {
+    let parsed: CommonResult<T> =
+        serde_json::from_slice(body).map_err(|e| RemoteError::Protocol {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+    if !parsed.req_result {
+        return Err(RemoteError::Protocol {
+            url: url.to_string(),
+            reason: parsed.err_message,
+        });
+    }
+    Ok(parsed.data.unwrap_or_default())
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -389,19 +398,9 @@ impl Remote for MegaRemote {
         let path = format!("/api/v1/cl/{cl}/files-list");
         let url = format!("{}{path}", self.opts.base_url);
         let (_, body) = self.fetch(Method::GET, &path, &[]).await?;
-        let parsed: CommonResult<Vec<ClFile>> =
-            serde_json::from_slice(&body).map_err(|e| RemoteError::Protocol {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
-        if !parsed.req_result {
-            return Err(RemoteError::Protocol {
-                url,
-                reason: parsed.err_message,
-            });
-        }
+        let data: Vec<ClFile> = common_data(&url, &body)?;
         let mut out = Vec::new();
-        for f in parsed.data.unwrap_or_default() {
+        for f in data {
             let clean = |p: &str| p.trim_start_matches('/').to_string();
             match f.action.as_str() {
                 "deleted" | "delete" => out.push(ClChange {

@@ -1,0 +1,685 @@
+#!/usr/bin/env bash
+# benches/compare.sh: one build workload on four filesystems, in one run, with ratios against native.
+#
+#   bash benches/compare.sh                     # one round (4 filesystems, each on a fresh mount), ~5-10 min
+#   BENCH_RUNS=3 bash benches/compare.sh        # three rounds, medians (the order rotates every round)
+#   BENCH_FS=native,scorpio bash benches/compare.sh
+#
+# The filesystems (all on the disk of BENCH_TMP, which should be the disk of /work):
+#   native          a plain directory;
+#   kernel-ovl      kernel overlayfs: lowerdir = the lower tree, upperdir/workdir on the same disk;
+#   fuse-overlayfs  fuse-overlayfs over the same lower tree;
+#   scorpio         a git repository whose path work/ holds the same lower tree, mounted by scorpio and
+#                   made writable with POST /api/fs/mount {"path":"work"}.
+# Each starts from the same lower tree (a few hundred small files, see "lower tree" below), so that the
+# workload also goes through copy-up, whiteouts and merged directories.
+#
+# The workload, timed phase by phase (wall clock), in the writable directory:
+#   untar    tar -xf of libgit2's source tree (the copy vendored by the libgit2-sys crate in the cargo
+#            registry: ~680 files, ~10 MB), over the lower tree, which already has some of its paths;
+#   build    make -jBENCH_JOBS: libgit2 (static library) and its CLI `git2`, compiled with cc from a
+#            Makefile this script writes (the way libgit2-sys's build.rs builds it: no cmake needed);
+#            ~230 objects, all written under libgit2/build/ inside the mount;
+#   find+du  find . -type f | wc -l; du -s .
+#   rm -rf   rm -rf libgit2/build (which also holds a few files of the lower tree: whiteouts).
+# Not timed, after each phase: sync; and checks: `tar -d` (the extracted tree equals the tarball), file
+# counts (equal on all four filesystems and to the count expected from the two file lists), the built
+# library and binary are byte-identical on all four, and the built `git2 hash-object` agrees with git.
+#
+# Exit status: 0; 3 when something failed or looked wrong (listed under SURPRISES); 1 on errors.
+#
+# Needs (checked up front; nothing is installed): tar, cc, make, ar, git, curl, fuse-overlayfs,
+# fusermount3, mount/umount with overlayfs, /dev/fuse, coreutils/findutils/awk; root.
+# Uses ${SCORPIO_BIN:-target/release/scorpio} (relative to the repository root), and runs
+# `cargo build --release` only when that binary is absent.
+#
+# Environment knobs:
+#   BENCH_RUNS (1)  BENCH_FS (native,kernel-ovl,fuse-overlayfs,scorpio)  BENCH_JOBS (2: make -j)
+#   BENCH_LOWER_FILES (300: extra small lower files, besides the ~210 that overlap the tarball)
+#   BENCH_TMP (/var/tmp)  BENCH_TIMEOUT (60 s: mount/unmount/daemon waits)
+#   BENCH_CMD_TIMEOUT (1800 s: any one timed phase)  BENCH_KEEP (0; 1 keeps the temp root)
+#   BENCH_SRC (libgit2 source dir; default: the newest libgit2-sys-*/libgit2 in the cargo registry)
+#   SCORPIO_BIN  SCORPIO_LOG_LEVEL (info)
+set -euo pipefail
+export LC_ALL=C
+
+BENCH_RUNS=${BENCH_RUNS:-1}
+BENCH_FS=${BENCH_FS:-native,kernel-ovl,fuse-overlayfs,scorpio}
+BENCH_JOBS=${BENCH_JOBS:-2}
+BENCH_LOWER_FILES=${BENCH_LOWER_FILES:-300}
+BENCH_TMP=${BENCH_TMP:-/var/tmp}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-60}
+CMD_TIMEOUT=${BENCH_CMD_TIMEOUT:-1800}
+BENCH_KEEP=${BENCH_KEEP:-0}
+SCORPIO_LOG_LEVEL=${SCORPIO_LOG_LEVEL:-info}
+
+INVOKE_DIR=$PWD
+_self=${BASH_SOURCE[0]}
+[[ $_self == */* ]] && _self_dir=${_self%/*} || _self_dir=.
+REPO_DIR=$(cd "$_self_dir/.." && pwd)
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "compare.sh: error: $*"; exit 1; }
+
+for v in BENCH_RUNS BENCH_JOBS BENCH_LOWER_FILES BENCH_TIMEOUT CMD_TIMEOUT; do
+    [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
+done
+ALL_FS=(native kernel-ovl fuse-overlayfs scorpio)
+FS_LIST=()
+IFS=', ' read -r -a _want <<<"$BENCH_FS"
+for f in "${ALL_FS[@]}"; do
+    for w in "${_want[@]}"; do [[ $w == "$f" ]] && FS_LIST+=("$f"); done
+done
+for w in "${_want[@]}"; do
+    [[ " ${ALL_FS[*]} " == *" $w "* ]] || die "BENCH_FS: unknown filesystem '$w' (known: ${ALL_FS[*]})"
+done
+((${#FS_LIST[@]})) || die "BENCH_FS selects no filesystem"
+want_fs() { [[ " ${FS_LIST[*]} " == *" $1 "* ]]; }
+
+# ---------------------------------------------------------------------------------------------- tools
+missing=()
+tools=(tar cc make ar git timeout find du wc awk sed sort comm sha1sum cmp mktemp sync mount umount cp tail)
+want_fs fuse-overlayfs && tools+=(fuse-overlayfs fusermount3)
+want_fs scorpio && tools+=(curl fusermount3)
+for t in "${tools[@]}"; do
+    command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+done
+# cmake is not used (libgit2 is built with a generated Makefile); say so when it is absent, as a note.
+command -v cmake >/dev/null 2>&1 || say "note: cmake is not installed; not needed (libgit2 is built with a generated Makefile)"
+((${#missing[@]} == 0)) || die "missing tool(s): ${missing[*]} (this script installs nothing; e.g. apt-get install build-essential git curl fuse3 fuse-overlayfs)"
+((BASH_VERSINFO[0] >= 5)) || die "bash >= 5 is needed (EPOCHREALTIME)"
+[[ $(id -u) -eq 0 ]] || die "run as root: kernel overlayfs needs mount(2), and the FUSE mounts /dev/fuse"
+if want_fs fuse-overlayfs || want_fs scorpio; then
+    [[ -e /dev/fuse ]] || die "/dev/fuse does not exist (no FUSE in this kernel/container)"
+fi
+if want_fs kernel-ovl && ! grep -qw overlay /proc/filesystems; then
+    modprobe overlay 2>/dev/null || true
+    grep -qw overlay /proc/filesystems || die "the kernel has no overlayfs (not in /proc/filesystems; modprobe overlay failed)"
+fi
+
+# The C project: libgit2, as vendored by libgit2-sys (a dependency of this project).
+if [[ -z ${BENCH_SRC:-} ]]; then
+    _reg=${CARGO_HOME:-$HOME/.cargo}/registry/src
+    BENCH_SRC=$(ls -d "$_reg"/*/libgit2-sys-*/libgit2 2>/dev/null | sort -V | tail -n 1 || true)
+    [[ -n $BENCH_SRC ]] || die "no libgit2-sys-*/libgit2 under $_reg; run 'cargo fetch' in $REPO_DIR or set BENCH_SRC"
+fi
+[[ $BENCH_SRC = /* ]] || BENCH_SRC=$INVOKE_DIR/$BENCH_SRC
+[[ -f $BENCH_SRC/src/libgit2/repository.c && -f $BENCH_SRC/deps/zlib/deflate.c && -d $BENCH_SRC/src/cli ]] \
+    || die "$BENCH_SRC does not look like libgit2's source tree (with deps/zlib and src/cli)"
+
+if want_fs scorpio; then
+    if [[ -n ${SCORPIO_BIN:-} ]]; then
+        [[ $SCORPIO_BIN = /* ]] || SCORPIO_BIN=$INVOKE_DIR/$SCORPIO_BIN
+    else
+        SCORPIO_BIN=$REPO_DIR/target/release/scorpio
+    fi
+    if [[ ! -x $SCORPIO_BIN ]]; then
+        command -v cargo >/dev/null 2>&1 || die "no scorpio binary at $SCORPIO_BIN and no cargo to build it"
+        say "no scorpio binary at $SCORPIO_BIN: building it (cargo build --release) ..."
+        (cd "$REPO_DIR" && timeout "$CMD_TIMEOUT" cargo build --release) >&2 || die "cargo build --release failed"
+        [[ -x $SCORPIO_BIN ]] || die "cargo build --release did not produce $SCORPIO_BIN"
+    fi
+fi
+
+# ------------------------------------------------------------------------- processes, mounts, cleanup
+ROOT=
+SURPRISES=()
+surprise() { SURPRISES+=("$*"); say "!! $*"; }
+
+# The filesystem type mounted exactly at $1 (last one wins), or empty. Reads only /proc (never the
+# mount itself, which may hang).
+fstype_at() {
+    local want=$1 line found=
+    local re='^[0-9]+ [0-9]+ [0-9]+:[0-9]+ [^ ]+ ([^ ]+) .* - ([^ ]+) '
+    while IFS= read -r line; do
+        if [[ $line =~ $re && ${BASH_REMATCH[1]} == "$want" ]]; then
+            found=${BASH_REMATCH[2]}
+        fi
+    done </proc/self/mountinfo
+    printf '%s' "$found"
+}
+# The device minor of the mount at $1 (the FUSE connection number), or empty.
+devminor_at() {
+    local want=$1 line found=
+    local re='^[0-9]+ [0-9]+ 0:([0-9]+) [^ ]+ ([^ ]+) '
+    while IFS= read -r line; do
+        if [[ $line =~ $re && ${BASH_REMATCH[2]} == "$want" ]]; then
+            found=${BASH_REMATCH[1]}
+        fi
+    done </proc/self/mountinfo
+    printf '%s' "$found"
+}
+mounts_under_root() {
+    local line re='^[0-9]+ [0-9]+ [0-9]+:[0-9]+ [^ ]+ ([^ ]+) '
+    while IFS= read -r line; do
+        [[ $line =~ $re ]] || continue
+        case ${BASH_REMATCH[1]} in "$ROOT"/*) printf '%s\n' "${BASH_REMATCH[1]}" ;; esac
+    done </proc/self/mountinfo
+}
+nap() { read -r -t "$1" -u "$SLEEP_FD" _ || true; }
+
+# Aborts the FUSE connection of the mount at $1 (unsticks processes blocked on a hung daemon).
+fuse_abort() {
+    local minor
+    minor=$(devminor_at "$1")
+    [[ -n $minor ]] || return 0
+    if [[ ! -d /sys/fs/fuse/connections/$minor ]]; then
+        mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
+    fi
+    [[ -w /sys/fs/fuse/connections/$minor/abort ]] && echo 1 >"/sys/fs/fuse/connections/$minor/abort" 2>/dev/null || true
+}
+# Unmounts $1 whatever it is; lazily and after aborting a FUSE connection if need be. Bounded.
+unmount_any() {
+    local m=$1 t
+    t=$(fstype_at "$m")
+    [[ -n $t ]] || return 0
+    if [[ $t == fuse* ]]; then
+        timeout -k 2 "$BENCH_TIMEOUT" fusermount3 -u "$m" 2>/dev/null && [[ -z $(fstype_at "$m") ]] && return 0
+        fuse_abort "$m"
+        timeout -k 2 10 fusermount3 -uz "$m" 2>/dev/null || timeout -k 2 10 umount -l "$m" 2>/dev/null || true
+    else
+        timeout -k 2 "$BENCH_TIMEOUT" umount "$m" 2>/dev/null && [[ -z $(fstype_at "$m") ]] && return 0
+        timeout -k 2 10 umount -l "$m" 2>/dev/null || true
+    fi
+    [[ -z $(fstype_at "$m") ]]
+}
+
+# reap <pid> <secs>: waits for our child; REAPED = its status, or "timeout".
+reap() {
+    local pid=$1 deadline=$((${EPOCHREALTIME%.*} + $2))
+    REAPED=0
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((${EPOCHREALTIME%.*} > deadline)); then
+            REAPED=timeout; return 0
+        fi
+        nap 0.05
+    done
+    wait "$pid" 2>/dev/null || REAPED=$?
+}
+
+DPID= DWS= DLOG=
+# Stops the scorpio daemon (SIGTERM, bounded wait, SIGKILL), then makes sure its workspace is gone.
+stop_daemon() {
+    local mode=${1:-} rc
+    [[ -n $DPID ]] || return 0
+    kill -TERM "$DPID" 2>/dev/null || true
+    reap "$DPID" "$BENCH_TIMEOUT"; rc=$REAPED
+    if [[ $rc == timeout ]]; then
+        [[ $mode == quiet ]] || surprise "scorpio (pid $DPID) did not exit within ${BENCH_TIMEOUT}s of SIGTERM; sent SIGKILL (log: $DLOG)"
+        fuse_abort "$DWS"
+        kill -KILL "$DPID" 2>/dev/null || true
+        reap "$DPID" 10
+    elif [[ $rc != 0 && $mode != quiet ]]; then
+        surprise "scorpio (pid $DPID) exited with status $rc after SIGTERM (expected 0); log: $DLOG"
+    fi
+    if [[ -n $DWS && -n $(fstype_at "$DWS") ]]; then
+        [[ $mode == quiet ]] || surprise "workspace $DWS still mounted after scorpio exited; detaching it"
+        unmount_any "$DWS" || true
+    fi
+    DPID= DWS=
+}
+
+# T <log> <cmd...>: runs a command under `timeout`, output to <log>, in the background while the
+# script waits for it (so that SIGINT/SIGTERM to the script are handled at once).
+CHILD=
+T() {
+    local log=$1 rc=0; shift
+    timeout -k 10 "$CMD_TIMEOUT" "$@" </dev/null >>"$log" 2>&1 &
+    CHILD=$!
+    wait "$CHILD" || rc=$?
+    CHILD=
+    return "$rc"
+}
+
+KEPT_LOGS=
+cleanup() {
+    local rc=$? m
+    set +e
+    trap - EXIT INT TERM
+    [[ -n $CHILD ]] && kill -TERM "$CHILD" 2>/dev/null && wait "$CHILD" 2>/dev/null
+    stop_daemon quiet
+    [[ -n $ROOT ]] || exit "$rc"
+    cd /
+    while read -r m; do
+        [[ -n $m ]] && unmount_any "$m"
+    done < <(mounts_under_root | sort -r)
+    if [[ $BENCH_KEEP == 1 ]]; then
+        say "kept $ROOT (BENCH_KEEP=1)"
+    elif [[ -n $(mounts_under_root) ]]; then
+        say "not removing $ROOT: something is still mounted under it: $(mounts_under_root | tr '\n' ' ')"
+    else
+        if [[ $rc != 0 || ${#SURPRISES[@]} -gt 0 ]] && [[ -d $ROOT/logs ]]; then
+            KEPT_LOGS=$(mktemp -d "$BENCH_TMP/scorpio-compare-logs.XXXXXX")
+            cp -a "$ROOT/logs/." "$KEPT_LOGS/" && say "logs kept in $KEPT_LOGS"
+        fi
+        timeout 300 rm -rf --one-file-system "$ROOT"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$BENCH_TMP"
+ROOT=$(mktemp -d "$BENCH_TMP/scorpio-compare.XXXXXX")
+chmod 755 "$ROOT"
+ROOT=$(cd "$ROOT" && pwd -P)
+[[ $ROOT =~ ^[A-Za-z0-9/._+-]+$ ]] || die "temp dir $ROOT has characters this script does not quote for mountinfo; set BENCH_TMP"
+LOGDIR=$ROOT/logs
+mkdir -p "$LOGDIR"
+mkfifo "$ROOT/.sleep"
+exec {SLEEP_FD}<>"$ROOT/.sleep"
+
+loadavg() { awk '{print $1" "$2" "$3}' /proc/loadavg; }
+fsec() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.6f", b-a}'; }
+# median <values...> (FAIL if any is FAIL; - if none)
+median() {
+    printf '%s\n' "$@" | sort -g | awk '
+        $0=="" {next}
+        $0=="FAIL" {fail=1; next}
+        {v[++n]=$0}
+        END {
+            if (fail) {print "FAIL"; exit}
+            if (!n) {print "-"; exit}
+            if (n%2) printf "%.6f\n", v[(n+1)/2]; else printf "%.6f\n", (v[n/2]+v[n/2+1])/2
+        }'
+}
+fmt() { awk -v t="$1" 'BEGIN{ if (t !~ /^[0-9.]+$/) {print t; exit}
+                            if (t<1) printf "%.3fs", t; else if (t<10) printf "%.2fs", t; else if (t<100) printf "%.1fs", t; else printf "%.0fs", t }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="FAIL"||b=="FAIL"||a=="-"||b=="-"||b+0==0) {print "-"; exit} printf "%.2fx", a/b }'; }
+
+
+say "== scorpio compare: untar + build + find/du + rm of libgit2 on ${FS_LIST[*]} =="
+say "kernel:   $(uname -r);  cpus: $(nproc);  temp root: $ROOT ($(df -P "$ROOT" | awk 'NR==2{print $1}'))"
+if [[ -d /work ]] && [[ $(stat -c %d "$ROOT") != $(stat -c %d /work) ]]; then
+    say "note:     the temp root is not on the filesystem of /work; set BENCH_TMP to compare like with like"
+fi
+say "source:   $BENCH_SRC"
+say "compiler: $(cc --version | head -n 1);  make -j$BENCH_JOBS"
+want_fs fuse-overlayfs && say "fuse-overlayfs: $(fuse-overlayfs --version 2>&1 | awk '/fuse-overlayfs: version/{print $3}')"
+if want_fs scorpio; then
+    _stale=
+    [[ -d $REPO_DIR/src && -n $(find "$REPO_DIR/src" -newer "$SCORPIO_BIN" -type f -print -quit 2>/dev/null) ]] \
+        && _stale=", OLDER than some file in src/: rebuild with cargo build --release"
+    say "scorpio:  $SCORPIO_BIN (built $(date -u -r "$SCORPIO_BIN" +%FT%TZ)$_stale; tree $(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$REPO_DIR" && [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]] && echo ', dirty' || true)); log_level $SCORPIO_LOG_LEVEL"
+fi
+LOAD_START=$(loadavg)
+say "load:     $LOAD_START (1/5/15 min) at start; this machine may be shared: expect noise"
+
+# ------------------------------------------------------------------------------ inputs (not timed)
+# The tarball: libgit2's directory as it is, members libgit2/...
+TAR=$ROOT/libgit2.tar
+SRC_PARENT=$(dirname "$BENCH_SRC") SRC_NAME=$(basename "$BENCH_SRC")
+tar -C "$SRC_PARENT" -cf "$TAR" --transform "s,^$SRC_NAME,libgit2," "$SRC_NAME"
+tar -tf "$TAR" | sed -n '/\/$/!p' | sort >"$ROOT/tar.files"
+NTAR=$(wc -l <"$ROOT/tar.files")
+cat "$TAR" >/dev/null   # in the page cache for every filesystem alike
+
+# The lower tree: the same on all four filesystems.
+#   libgit2/include/**, libgit2/deps/**: paths the tarball also has (content altered, so that a stale
+#     lower file showing through after tar -x is caught by tar -d); tar unlinks and recreates them;
+#   libgit2/build/stale/*: lower files inside the build directory that rm -rf removes;
+#   notes/dNN/fNNN.txt: BENCH_LOWER_FILES small files the workload never touches.
+LOWER=$ROOT/lower
+mkdir -p "$LOWER/libgit2"
+cp -a "$BENCH_SRC/include" "$BENCH_SRC/deps" "$LOWER/libgit2/"
+find "$LOWER/libgit2" -type f -exec sh -c 'for f; do printf "\n/* lower layer copy */\n" >>"$f"; done' _ {} +
+mkdir -p "$LOWER/libgit2/build/stale"
+for i in $(seq -w 1 20); do printf 'stale build file %s\n' "$i" >"$LOWER/libgit2/build/stale/s$i.txt"; done
+for ((i = 0; i < BENCH_LOWER_FILES; i++)); do
+    d=$LOWER/notes/d$(printf %02d $((i / 30)))
+    [[ -d $d ]] || mkdir -p "$d"
+    printf 'note %d\n%s\n' "$i" "$(printf 'line of lower content %d\n' $(seq 1 $((i % 7 + 1))))" >"$d/f$(printf %03d "$i").txt"
+done
+chmod -R u=rwX,go=rX "$LOWER"
+(cd "$LOWER" && find . -type f | sed 's,^\./,,' | sort) >"$ROOT/lower.files"
+NLOWER=$(wc -l <"$ROOT/lower.files")
+NSTALE=$(grep -c '^libgit2/build/' "$ROOT/lower.files" || true)
+NOVERLAP=$(comm -12 "$ROOT/lower.files" "$ROOT/tar.files" | wc -l)
+EXP_UNTAR=$(sort -u "$ROOT/lower.files" "$ROOT/tar.files" | wc -l)
+EXP_RM=$((EXP_UNTAR - NSTALE))
+say "inputs:   tarball $NTAR files ($(du -sh "$TAR" | cut -f1)); lower tree $NLOWER files ($NOVERLAP also in the tarball, $NSTALE under libgit2/build/)"
+
+# The Makefile (outside the mount; objects go to build/ under make's -C directory, i.e. inside it).
+MK=$ROOT/libgit2.mk
+cat >"$MK" <<'EOF'
+# libgit2 (static library) and its CLI `git2`, without cmake, the way libgit2-sys's build.rs does it.
+O      := build
+CC     ?= cc
+AR     ?= ar
+CFLAGS := -O2 -g0 -w -fvisibility=hidden -pthread
+INC    := -Iinclude -I$(O)/gen -Isrc/libgit2 -Isrc/util -Isrc/cli -Ideps/llhttp -Ideps/xdiff -Ideps/pcre2 -Ideps/zlib
+DEFS   := -DGIT_REGEX_BUILTIN=1 -DPCRE2_STATIC -DPCRE2_EXPORT= -DPCRE2_EXP_DECL= -DPCRE2_EXP_DEFN= \
+          -DPCRE2_CODE_UNIT_WIDTH=8 -DSUPPORT_PCRE2_8=1 -DSUPPORT_UNICODE=1 -DLINK_SIZE=2 \
+          -DHEAP_LIMIT=20000000 -DMATCH_LIMIT=10000000 -DMATCH_LIMIT_DEPTH=MATCH_LIMIT \
+          -DMAX_VARLOOKBEHIND=255 -DNEWLINE_DEFAULT=2 -DPARENS_NEST_LIMIT=250 -DMAX_NAME_SIZE=128 \
+          -DMAX_NAME_COUNT=10000 -DSHA1DC_NO_STANDARD_INCLUDES=1 \
+          '-DSHA1DC_CUSTOM_INCLUDE_SHA1_C="git2_util.h"' '-DSHA1DC_CUSTOM_INCLUDE_UBC_CHECK_C="git2_util.h"' \
+          -DNO_VIZ -DSTDC -DNO_GZIP -DHAVE_SYS_TYPES_H -DHAVE_STDINT_H -DHAVE_STDDEF_H
+PCRE2  := auto_possess chartables chkdint compile compile_cgroup compile_class config context convert \
+          dfa_match error extuni find_bracket maketables match match_data match_next newline ord2utf \
+          pattern_info script_run serialize string_utils study substitute substring tables ucd \
+          valid_utf xclass
+LIBSRC := $(sort $(wildcard src/libgit2/*.c src/libgit2/transports/*.c src/libgit2/streams/*.c \
+            src/util/*.c src/util/unix/*.c deps/llhttp/*.c deps/xdiff/*.c deps/zlib/*.c)) \
+          src/util/allocators/failalloc.c src/util/allocators/stdalloc.c \
+          src/util/hash/collisiondetect.c src/util/hash/sha1dc/sha1.c src/util/hash/sha1dc/ubc_check.c \
+          src/util/hash/builtin.c src/util/hash/rfc6234/sha224-256.c \
+          $(patsubst %,deps/pcre2/pcre2_%.c,$(PCRE2))
+CLISRC := $(sort $(wildcard src/cli/*.c src/cli/unix/*.c))
+LIBOBJ := $(patsubst %.c,$(O)/obj/%.o,$(LIBSRC))
+CLIOBJ := $(patsubst %.c,$(O)/obj/%.o,$(CLISRC))
+FEAT   := $(O)/gen/git2_features.h
+
+all: $(O)/git2
+$(O)/git2: $(CLIOBJ) $(O)/libgit2.a
+	$(CC) $(CFLAGS) -o $@ $(CLIOBJ) $(O)/libgit2.a -lpthread
+$(O)/libgit2.a: $(LIBOBJ)
+	rm -f $@
+	$(AR) rcsD $@ $^
+$(O)/obj/%.o: %.c $(FEAT)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEFS) $(INC) -c -o $@ $<
+$(FEAT):
+	@mkdir -p $(@D)
+	printf '%s\n' '#ifndef INCLUDE_features_h__' '#define INCLUDE_features_h__' \
+	  '#define GIT_THREADS 1' '#define GIT_TRACE 1' '#define GIT_ARCH_64 1' '#define GIT_USE_NSEC 1' \
+	  '#define GIT_USE_STAT_MTIM 1' '#define GIT_USE_FUTIMENS 1' '#define GIT_REGEX_BUILTIN 1' \
+	  '#define GIT_QSORT_GNU' '#define GIT_HTTPPARSER_BUILTIN 1' '#define GIT_SHA1_COLLISIONDETECT 1' \
+	  '#define GIT_SHA256_BUILTIN 1' '#define GIT_COMPRESSION_BUILTIN 1' '#define GIT_IO_POLL 1' \
+	  '#define GIT_IO_SELECT 1' '#define GIT_RAND_GETLOADAVG 1' '#endif' > $@
+.PHONY: all
+EOF
+README_OID=$(git hash-object "$BENCH_SRC/README.md")
+
+# The scorpio repository: work/ holds the lower tree.
+if want_fs scorpio; then
+    REPO=$ROOT/repo
+    git init -q -b main "$REPO"
+    cp -a "$LOWER" "$REPO/work"
+    git -C "$REPO" add -A
+    git -C "$REPO" -c user.name=Bench -c user.email=bench@example.com commit -q -m "lower tree for compare.sh"
+    [[ $(git -C "$REPO" ls-files | wc -l) == "$NLOWER" ]] || die "the scorpio repository does not hold all $NLOWER lower files"
+fi
+sync
+
+# -------------------------------------------------------------------------- filesystem set-up/teardown
+free_port() {
+    local p hex i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 40000))
+        printf -v hex '%04X' "$p"
+        if ! awk -v h=":$hex" '$2 ~ h"$" {f=1} END{exit !f}' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+            printf '%s' "$p"; return 0
+        fi
+    done
+    die "no free TCP port found"
+}
+
+# setup_fs <fs> <dir>: makes <dir> and mounts/prepares the filesystem there; sets WD (the writable
+# directory holding the lower tree). Returns non-zero (after a surprise) if it could not.
+setup_fs() {
+    local fs=$1 d=$2 t deadline port out code
+    mkdir -p "$d"
+    case $fs in
+    native)
+        cp -a "$LOWER" "$d/ws"
+        WD=$d/ws
+        ;;
+    kernel-ovl)
+        mkdir -p "$d/upper" "$d/work" "$d/merged"
+        if ! timeout "$BENCH_TIMEOUT" mount -t overlay overlay \
+            -o "lowerdir=$LOWER,upperdir=$d/upper,workdir=$d/work" "$d/merged" 2>"$LOGDIR/$RUNTAG-mount.log"; then
+            surprise "kernel overlayfs mount failed: $(tail -n 3 "$LOGDIR/$RUNTAG-mount.log")"
+            return 1
+        fi
+        WD=$d/merged
+        ;;
+    fuse-overlayfs)
+        mkdir -p "$d/upper" "$d/work" "$d/merged"
+        if ! timeout "$BENCH_TIMEOUT" fuse-overlayfs \
+            -o "lowerdir=$LOWER,upperdir=$d/upper,workdir=$d/work" "$d/merged" >"$LOGDIR/$RUNTAG-mount.log" 2>&1; then
+            surprise "fuse-overlayfs mount failed: $(tail -n 3 "$LOGDIR/$RUNTAG-mount.log")"
+            return 1
+        fi
+        [[ $(fstype_at "$d/merged") == fuse* ]] || { surprise "fuse-overlayfs returned but nothing is mounted at $d/merged"; return 1; }
+        WD=$d/merged
+        ;;
+    scorpio)
+        mkdir -p "$d/ws" "$d/store"
+        port=$(free_port)
+        cat >"$d/scorpio.toml" <<EOF
+remote = "$REPO"
+workspace = "$d/ws"
+store_path = "$d/store"
+http_addr = "127.0.0.1:$port"
+log_level = "$SCORPIO_LOG_LEVEL"
+EOF
+        DLOG=$LOGDIR/$RUNTAG-scorpio.log
+        "$SCORPIO_BIN" -c "$d/scorpio.toml" </dev/null >"$DLOG" 2>&1 &
+        DPID=$! DWS=$d/ws
+        deadline=$((${EPOCHREALTIME%.*} + BENCH_TIMEOUT))
+        while :; do
+            t=$(fstype_at "$d/ws")
+            [[ $t == fuse* ]] && break
+            if ! kill -0 "$DPID" 2>/dev/null; then
+                surprise "scorpio exited before mounting $d/ws; log $DLOG: $(tail -n 5 "$DLOG" | tr '\n' ' ')"
+                reap "$DPID" 1; DPID= DWS=
+                return 1
+            fi
+            if ((${EPOCHREALTIME%.*} >= deadline)); then
+                surprise "no FUSE mount at $d/ws ${BENCH_TIMEOUT}s after starting scorpio; log $DLOG"
+                return 1
+            fi
+            nap 0.01
+        done
+        # The HTTP API may come up a moment after the mount: retry the mount request briefly.
+        code=
+        for ((t = 0; t < 50; t++)); do
+            out=$(curl -sS -m "$BENCH_TIMEOUT" -o "$d/mount.json" -w '%{http_code}' -X POST \
+                "http://127.0.0.1:$port/api/fs/mount" -H 'content-type: application/json' \
+                -d '{"path":"work"}' 2>&1) && code=$out && break
+            nap 0.1
+        done
+        if [[ $code != 200 ]] || ! grep -q '"Success"' "$d/mount.json" 2>/dev/null; then
+            surprise "POST /api/fs/mount {\"path\":\"work\"} failed (HTTP ${code:-none}): $(cat "$d/mount.json" 2>/dev/null) ${out:-}"
+            return 1
+        fi
+        WD=$d/ws/work
+        ;;
+    esac
+    [[ -d $WD ]] || { surprise "$fs: the writable directory $WD does not exist"; return 1; }
+    return 0
+}
+
+teardown_fs() {
+    local fs=$1 d=$2
+    case $fs in
+    native) ;;
+    kernel-ovl | fuse-overlayfs)
+        unmount_any "$d/merged" || surprise "$fs: could not unmount $d/merged"
+        ;;
+    scorpio)
+        [[ -n $DPID ]] && ! kill -0 "$DPID" 2>/dev/null && surprise "scorpio (pid $DPID) died during the workload; log $DLOG"
+        stop_daemon
+        ;;
+    esac
+}
+
+# -------------------------------------------------------------------------------------- the workload
+declare -A RES=() NFILES=() DUS=() SUMS=() LOADS=()
+PHASES=(untar build find+du rm-rf)
+
+# phase <fs> <run> <name> <cmd...>: times one phase; records seconds or FAIL. Returns the command's status.
+phase() {
+    local fs=$1 run=$2 name=$3 t0 t1 rc=0 log
+    shift 3
+    log=$LOGDIR/$RUNTAG-$name.log
+    : >"$log"
+    t0=$EPOCHREALTIME
+    T "$log" "$@" || rc=$?
+    t1=$EPOCHREALTIME
+    if ((rc == 0)); then
+        RES[$fs,$name,$run]=$(fsec "$t0" "$t1")
+    else
+        RES[$fs,$name,$run]=FAIL
+        local why="exit status $rc"
+        ((rc == 124 || rc == 137)) && why="timed out after ${CMD_TIMEOUT}s (hang?)"
+        surprise "$fs (run $run): phase '$name' failed: $why; log $log; last lines: $(tail -n 8 "$log" | tr '\n' '|')"
+    fi
+    return "$rc"
+}
+
+count_files() { (cd "$1" && timeout -k 5 "$CMD_TIMEOUT" find . -type f | wc -l); }
+
+# check_count <fs> <run> <stage> <dir> <expected>
+check_count() {
+    local fs=$1 run=$2 stage=$3 n
+    n=$(count_files "$4" 2>>"$LOGDIR/$RUNTAG-check.log") || n="?"
+    NFILES[$fs,$stage,$run]=$n
+    [[ $n == "$5" ]] || surprise "$fs (run $run): after $stage, $n files (find -type f), expected $5"
+}
+
+run_workload() {
+    local fs=$1 run=$2 d=$3 n sums la0 la1 line msg
+    la0=$(loadavg)
+    # 1. untar
+    phase "$fs" "$run" untar bash -c 'cd "$1" && tar -xf "$2"' _ "$WD" "$TAR" || return 0
+    T "$LOGDIR/$RUNTAG-check.log" sync || true
+    if ! (cd "$WD" && timeout -k 5 "$CMD_TIMEOUT" tar -df "$TAR") >"$LOGDIR/$RUNTAG-tardiff.log" 2>&1; then
+        surprise "$fs (run $run): the extracted tree differs from the tarball (tar -d): $(head -n 5 "$LOGDIR/$RUNTAG-tardiff.log" | tr '\n' '|')"
+    fi
+    check_count "$fs" "$run" untar "$WD" "$EXP_UNTAR"
+    # 2. build
+    if phase "$fs" "$run" build make -C "$WD/libgit2" -f "$MK" -j"$BENCH_JOBS"; then
+        T "$LOGDIR/$RUNTAG-check.log" sync || true
+        sums=$( (cd "$WD/libgit2/build" && sha1sum libgit2.a git2) 2>&1 | awk '{print $1}' | tr '\n' ' ') || true
+        SUMS[$fs,$run]=$sums
+        n=$( (cd "$WD/libgit2/build" && find . -type f | wc -l) 2>/dev/null) || n="?"
+        NFILES[$fs,buildout,$run]=$n
+        msg=$(cd "$WD/libgit2" && timeout 30 build/git2 hash-object README.md 2>&1) || true
+        [[ $msg == "$README_OID" ]] || surprise "$fs (run $run): the built git2 hash-object README.md gave '$msg', git says $README_OID"
+    fi
+    # 3. find + du
+    phase "$fs" "$run" find+du bash -c 'cd "$1" && find . -type f | wc -l && du -s .' _ "$WD" || true
+    line=$(tr '\n' ' ' <"$LOGDIR/$RUNTAG-find+du.log")
+    NFILES[$fs,find,$run]=$(awk '{print $1}' <<<"$line")
+    DUS[$fs,$run]=$(awk '{print $2}' <<<"$line")
+    # 4. rm -rf of the build directory
+    phase "$fs" "$run" rm-rf rm -rf "$WD/libgit2/build" || true
+    T "$LOGDIR/$RUNTAG-check.log" sync || true
+    [[ -e $WD/libgit2/build ]] && surprise "$fs (run $run): libgit2/build still exists after rm -rf"
+    check_count "$fs" "$run" rm-rf "$WD" "$EXP_RM"
+    n=$( (cd "$WD/notes" && find . -type f | wc -l) 2>/dev/null) || n="?"
+    [[ $n == "$BENCH_LOWER_FILES" ]] || surprise "$fs (run $run): notes/ (lower only, untouched) shows $n files, expected $BENCH_LOWER_FILES"
+    la1=$(loadavg)
+    LOADS[$fs,$run]="$la0 -> $la1"
+}
+
+# ------------------------------------------------------------------------------------------- rounds
+for ((run = 1; run <= BENCH_RUNS; run++)); do
+    # Rotate the order every round, so that slow drift of the machine's load spreads over all four.
+    order=()
+    for ((i = 0; i < ${#FS_LIST[@]}; i++)); do
+        order+=("${FS_LIST[$(((i + run - 1) % ${#FS_LIST[@]}))]}")
+    done
+    for fs in "${order[@]}"; do
+        RUNTAG=$fs-run$run
+        d=$ROOT/$RUNTAG
+        say "[run $run/$BENCH_RUNS] $fs: load $(loadavg)"
+        T "$LOGDIR/$RUNTAG-check.log" sync || true
+        if setup_fs "$fs" "$d"; then
+            run_workload "$fs" "$run" "$d"
+        else
+            for p in "${PHASES[@]}"; do RES[$fs,$p,$run]=FAIL; done
+        fi
+        teardown_fs "$fs" "$d"
+        # (the directories are kept until the end: ext4 allocates inodes slowly right after many frees)
+        msg=
+        for p in "${PHASES[@]}"; do msg+=" $p $(fmt "${RES[$fs,$p,$run]:-skipped}")"; done
+        say "    $fs:$msg  (load ${LOADS[$fs,$run]:-?})"
+    done
+done
+
+# ------------------------------------------------------------------------------- consistency checks
+REF=
+for fs in "${FS_LIST[@]}"; do
+    for ((run = 1; run <= BENCH_RUNS; run++)); do
+        s=${SUMS[$fs,$run]:-}
+        [[ -n $s ]] || continue
+        if [[ -z $REF ]]; then REF=$s REF_FROM="$fs run $run"; continue; fi
+        [[ $s == "$REF" ]] || surprise "$fs (run $run): build output (sha1 of libgit2.a, git2: $s) differs from $REF_FROM ($REF)"
+    done
+done
+declare -A REFN=() REFN_FROM=()
+for fs in "${FS_LIST[@]}"; do
+    for ((run = 1; run <= BENCH_RUNS; run++)); do
+        for k in buildout find; do
+            n=${NFILES[$fs,$k,$run]:-}
+            [[ -n $n ]] || continue
+            if [[ -z ${REFN[$k]:-} ]]; then REFN[$k]=$n REFN_FROM[$k]="$fs run $run"; continue; fi
+            [[ $n == "${REFN[$k]}" ]] || surprise "$fs (run $run): $k file count $n differs from ${REFN_FROM[$k]} (${REFN[$k]})"
+        done
+    done
+done
+EXP_FIND=
+# (the build directory already held the NSTALE lower files; the build adds the rest of what it holds)
+[[ -n ${REFN[buildout]:-} ]] && EXP_FIND=$((EXP_UNTAR - NSTALE + ${REFN[buildout]}))
+for fs in "${FS_LIST[@]}"; do
+    for ((run = 1; run <= BENCH_RUNS; run++)); do
+        n=${NFILES[$fs,find,$run]:-}
+        [[ -n $n && -n $EXP_FIND && $n != "$EXP_FIND" ]] \
+            && surprise "$fs (run $run): find . -type f counted $n after the build, expected $EXP_FIND ($EXP_UNTAR after untar, ${REFN[buildout]} in libgit2/build/ after the build, $NSTALE of them from the lower tree)"
+    done
+done
+
+# -------------------------------------------------------------------------------------------- table
+declare -A MED=()
+for fs in "${ALL_FS[@]}"; do
+    want_fs "$fs" || { for p in "${PHASES[@]}" total; do MED[$fs,$p]=-; done; continue; }
+    totals=()
+    for ((run = 1; run <= BENCH_RUNS; run++)); do
+        tot=0
+        for p in "${PHASES[@]}"; do
+            v=${RES[$fs,$p,$run]:-FAIL}
+            if [[ $v == FAIL || $tot == FAIL ]]; then tot=FAIL; else tot=$(awk -v a="$tot" -v b="$v" 'BEGIN{printf "%.6f", a+b}'); fi
+        done
+        totals+=("$tot")
+    done
+    for p in "${PHASES[@]}"; do
+        vals=()
+        for ((run = 1; run <= BENCH_RUNS; run++)); do vals+=("${RES[$fs,$p,$run]:-FAIL}"); done
+        MED[$fs,$p]=$(median "${vals[@]}")
+    done
+    MED[$fs,total]=$(median "${totals[@]}")
+done
+
+LOAD_END=$(loadavg)
+echo
+echo "== compare.sh: libgit2 ($NTAR files) untar + build (make -j$BENCH_JOBS, $(nproc) cpus) + find/du + rm -rf, over a lower tree of $NLOWER files =="
+if ((BENCH_RUNS > 1)); then echo "   medians of $BENCH_RUNS runs (each on a fresh mount; order rotated every run); wall-clock seconds"; else echo "   one run each, on a fresh mount; wall-clock seconds"; fi
+echo "   load average (1/5/15 min): $LOAD_START at start, $LOAD_END at end"
+echo
+printf '%-9s %9s %11s %15s %9s  | %15s %16s %14s\n' phase native kernel-ovl fuse-overlayfs scorpio scorpio/native fuse-ovl/native kernel/native
+for p in "${PHASES[@]}" total; do
+    printf '%-9s %9s %11s %15s %9s  | %15s %16s %14s\n' "$p" \
+        "$(fmt "${MED[native,$p]}")" "$(fmt "${MED[kernel-ovl,$p]}")" "$(fmt "${MED[fuse-overlayfs,$p]}")" "$(fmt "${MED[scorpio,$p]}")" \
+        "$(ratio "${MED[scorpio,$p]}" "${MED[native,$p]}")" "$(ratio "${MED[fuse-overlayfs,$p]}" "${MED[native,$p]}")" \
+        "$(ratio "${MED[kernel-ovl,$p]}" "${MED[native,$p]}")"
+done
+echo
+echo "per run (files: after untar / found after build / after rm -rf; du -s KiB after build; load 1/5/15 before -> after):"
+for ((run = 1; run <= BENCH_RUNS; run++)); do
+    for fs in "${FS_LIST[@]}"; do
+        printf '  run %d %-15s files %s / %s / %s  du %s  load %s\n' "$run" "$fs" \
+            "${NFILES[$fs,untar,$run]:-?}" "${NFILES[$fs,find,$run]:-?}" "${NFILES[$fs,rm-rf,$run]:-?}" \
+            "${DUS[$fs,$run]:-?}" "${LOADS[$fs,$run]:-?}"
+    done
+done
+echo "  expected files: $EXP_UNTAR after untar, ${EXP_FIND:-?} after the build, $EXP_RM after rm -rf"
+if ((${#SURPRISES[@]})); then
+    echo
+    echo "SURPRISES:"
+    printf '  - %s\n' "${SURPRISES[@]}"
+    exit 3
+fi
