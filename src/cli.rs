@@ -56,6 +56,16 @@ pub enum Cmd {
     },
     /// List the writable paths.
     List,
+    /// Show what the writable paths change (A added, M modified, D deleted).
+    Status {
+        /// One writable path (default: all).
+        path: Option<String>,
+    },
+    /// Show the changes as a unified diff.
+    Diff {
+        /// One writable path (default: all).
+        path: Option<String>,
+    },
 }
 
 impl Cli {

@@ -56,6 +56,29 @@ pub async fn call(
     let text = resp.text().await.unwrap_or_default();
     let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
     if status.is_success() {
+        if let Some(changes) = v.get("changes").and_then(Value::as_array) {
+            let lines: Vec<String> = changes
+                .iter()
+                .map(|c| {
+                    let kind = match c.get("kind").and_then(Value::as_str) {
+                        Some("added") => "A",
+                        Some("deleted") => "D",
+                        _ => "M",
+                    };
+                    format!(
+                        "{kind} {}",
+                        c.get("path").and_then(Value::as_str).unwrap_or_default()
+                    )
+                })
+                .collect();
+            return Outcome {
+                code: 0,
+                text: lines.join("\n"),
+            };
+        }
+        if !matches!(v, Value::Object(_)) {
+            return Outcome { code: 0, text };
+        }
         let msg = v.get("message").and_then(Value::as_str).map(str::to_string);
         Outcome {
             code: 0,

@@ -12,6 +12,7 @@ pub mod dicfuse;
 pub mod doctor;
 pub mod fileio;
 pub mod fuse;
+pub mod manager;
 pub mod overlay;
 pub mod remote;
 pub mod store;

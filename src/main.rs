@@ -75,6 +75,20 @@ fn main() -> ExitCode {
             "/api/fs/unmount",
             Some(serde_json::json!({"path": path})),
         ),
+        Cmd::Status { path } => api(
+            &rt,
+            &cfg,
+            reqwest::Method::GET,
+            &query("/api/git/status", path.as_deref()),
+            None,
+        ),
+        Cmd::Diff { path } => api(
+            &rt,
+            &cfg,
+            reqwest::Method::GET,
+            &query("/api/git/diff", path.as_deref()),
+            None,
+        ),
         Cmd::List => api(&rt, &cfg, reqwest::Method::GET, "/api/fs/mpoint", None),
         Cmd::Run => match rt.block_on(run(cfg)) {
             Ok(()) => ExitCode::SUCCESS,
@@ -247,4 +261,24 @@ fn api(
         eprintln!("scorpio: {}", out.text);
     }
     ExitCode::from(out.code)
+}
+
+/// `route?path=<p>` with `p` percent-encoded, or just `route`.
+fn query(route: &str, path: Option<&str>) -> String {
+    match path {
+        Some(p) => {
+            let enc: String = p
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_./~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            format!("{route}?path={enc}")
+        }
+        None => route.to_string(),
+    }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::fuse::mounts::MountManager;
 
+pub mod git;
 pub mod workspace;
 
 /// Shared state of the API.
@@ -47,6 +48,11 @@ impl AppState {
     pub fn with_auth_token(mut self, token: Option<String>) -> AppState {
         self.auth_token = token.map(Arc::new);
         self
+    }
+
+    /// The commit the workspace shows.
+    pub fn commit(&self) -> String {
+        self.commit.to_string()
     }
 
     /// Sets the number of mounts reported by `/health`.
@@ -118,6 +124,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .merge(workspace::routes())
+        .merge(git::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

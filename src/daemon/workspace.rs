@@ -70,7 +70,7 @@ impl From<MountError> for AppError {
     }
 }
 
-fn manager(s: &AppState) -> Result<Arc<MountManager>, AppError> {
+pub(super) fn manager(s: &AppState) -> Result<Arc<MountManager>, AppError> {
     s.mounts.clone().ok_or_else(|| {
         AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -114,7 +114,7 @@ pub struct MountManager {
     layers: PathBuf,
     workspace: PathBuf,
     table: sled::Tree,
-    active: tokio::sync::Mutex<BTreeMap<String, (u32, Arc<OverlayFs>)>>,
+    active: tokio::sync::Mutex<BTreeMap<String, (u32, Arc<OverlayFs>, u64)>>,
     requests: Mutex<BTreeMap<String, RequestOutcome>>,
 }
 
@@ -187,7 +187,7 @@ impl MountManager {
             return Err(MountError::NotDir(path));
         }
         let slot = (0u32..)
-            .find(|s| !active.values().any(|(a, _)| a == s))
+            .find(|s| !active.values().any(|(a, _, _)| a == s))
             .unwrap_or(0);
         let info = self.info(&path);
         let layer = self.layers.join(&info.id);
@@ -244,7 +244,7 @@ impl MountManager {
         if self.router.is_live() {
             settle(self.probe_path(&info).await, true).await;
         }
-        active.insert(path.clone(), (slot, ovl));
+        active.insert(path.clone(), (slot, ovl, lower));
         tracing::info!(path, id = info.id, upper = %info.upper.display(), "mounted writable");
         Ok(info)
     }
@@ -317,7 +317,7 @@ impl MountManager {
     pub async fn unmount(&self, path: &str) -> Result<(), MountError> {
         let path = normalize(path)?;
         let mut active = self.active.lock().await;
-        let (slot, ovl) = active
+        let (slot, ovl, _) = active
             .get(&path)
             .cloned()
             .ok_or_else(|| MountError::NotMounted(path.clone()))?;
@@ -401,6 +401,30 @@ impl MountManager {
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
             .cloned()
+    }
+
+    /// The mounted paths at or under `path` (all when `None`), each with its upper layer and
+    /// the commit's directory (a Dicfuse inode) it overlays.
+    pub async fn layers(
+        &self,
+        path: Option<&str>,
+    ) -> Result<Vec<(String, PathBuf, u64)>, MountError> {
+        let active = self.active.lock().await;
+        let want = path.map(normalize).transpose()?;
+        let found: Vec<_> = active
+            .iter()
+            .filter(|(p, _)| want.as_ref().is_none_or(|w| *p == w))
+            .map(|(p, (_, _, lower))| (p.clone(), self.info(p).upper, *lower))
+            .collect();
+        match (&want, found.is_empty()) {
+            (Some(w), true) => Err(MountError::NotMounted(w.clone())),
+            _ => Ok(found),
+        }
+    }
+
+    /// The read-only view the overlays sit on.
+    pub fn dicfuse(&self) -> &Arc<Dicfuse> {
+        &self.dic
     }
 
     /// Number of mounted paths.

@@ -1,0 +1,90 @@
+//! Version-control routes: `GET /api/git/status`, `GET /api/git/diff`.
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{AppError, AppState};
+use crate::manager::status::Change;
+use crate::manager::{diff, status, ManagerError};
+
+/// `?path=`: one mounted path, or every one when absent.
+#[derive(Deserialize, Debug, Default)]
+pub struct PathQuery {
+    /// Repository path of a writable mount.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// Answer of `GET /api/git/status`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct StatusResponse {
+    /// The path asked about (`""` for all).
+    pub path: String,
+    /// The commit the changes are relative to.
+    pub base: String,
+    /// Changes, sorted by path.
+    pub changes: Vec<serde_json::Value>,
+}
+
+impl From<ManagerError> for AppError {
+    fn from(e: ManagerError) -> Self {
+        AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "VCS_FAILED",
+            e.to_string(),
+        )
+    }
+}
+
+async fn collect(
+    s: &AppState,
+    path: Option<&str>,
+) -> Result<Vec<(String, std::path::PathBuf, Vec<Change>)>, AppError> {
+    let m = super::workspace::manager(s)?;
+    let mut out = Vec::new();
+    for (p, upper, lower) in m.layers(path).await? {
+        let changes = status::status(m.dicfuse(), &upper, Some(lower), &p).await?;
+        out.push((p, upper, changes));
+    }
+    Ok(out)
+}
+
+async fn get_status(
+    State(s): State<AppState>,
+    Query(q): Query<PathQuery>,
+) -> Result<Json<StatusResponse>, AppError> {
+    let per_mount = collect(&s, q.path.as_deref()).await?;
+    let changes = per_mount
+        .into_iter()
+        .flat_map(|(_, _, c)| c)
+        .map(|c| serde_json::to_value(c).unwrap_or_default())
+        .collect();
+    Ok(Json(StatusResponse {
+        path: q.path.unwrap_or_default(),
+        base: s.commit(),
+        changes,
+    }))
+}
+
+async fn get_diff(
+    State(s): State<AppState>,
+    Query(q): Query<PathQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let m = super::workspace::manager(&s)?;
+    let mut text = String::new();
+    for (p, upper, changes) in collect(&s, q.path.as_deref()).await? {
+        text.push_str(&diff::diff(m.dicfuse().store(), &upper, &p, &changes).await?);
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
+}
+
+/// The version-control routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/git/status", get(get_status))
+        .route("/api/git/diff", get(get_diff))
+}

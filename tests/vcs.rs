@@ -1,0 +1,166 @@
+//! Version control from the upper layer: status and diff (commit, push and reset come next).
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use support::daemon::{run_with_timeout, Daemon, DaemonOpts};
+use support::fixture::{self, Fixture};
+use support::http;
+use support::mega_server::MegaServer;
+
+fn mount(d: &Daemon, path: &str) {
+    let (status, body) = http::post(
+        &d.http_addr,
+        "/api/fs/mount",
+        &format!(r#"{{"path":"{path}"}}"#),
+    );
+    assert_eq!(status, 200, "mount {path}: {body}\n{}", d.log());
+}
+
+fn status(d: &Daemon, query: &str) -> Vec<(String, String)> {
+    let (code, body) = http::get(&d.http_addr, &format!("/api/git/status{query}"));
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
+    v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap_or("?").to_string(),
+                c["path"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The edits issue #4 names, on the standard fixture mounted whole.
+fn edit(root: &std::path::Path) {
+    std::fs::write(root.join("README.md"), b"# Changed\n").expect("modify");
+    std::fs::write(root.join("new.txt"), b"new\n").expect("add");
+    std::fs::remove_file(root.join("src/lib.rs")).expect("delete");
+    let p = root.join("dir with space/file name.txt");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod +x");
+    std::fs::remove_file(root.join("empty.txt")).expect("rm");
+    std::os::unix::fs::symlink("README.md", root.join("empty.txt")).expect("file -> symlink");
+    std::fs::rename(root.join("a/b/d"), root.join("a/dd")).expect("rename a directory");
+    std::fs::remove_dir_all(root.join("ünïcødé")).expect("delete a whole directory");
+    // Copied up, rewritten with the same bytes: not a change.
+    std::fs::write(root.join("bin/run.sh"), fixture::EXEC_FILE_CONTENT).expect("same content");
+}
+
+#[test]
+fn status_lists_exactly_the_changes() {
+    let fx = fixture::standard();
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    mount(&d, "/");
+    assert!(status(&d, "").is_empty(), "a fresh mount has no changes");
+    edit(&d.workspace);
+    let got = status(&d, "");
+    let want: Vec<(String, String)> = [
+        ("modified", "README.md"),
+        ("deleted", "a/b/d"),
+        ("added", "a/dd/e/deep.txt"),
+        ("modified", "dir with space/file name.txt"),
+        ("modified", "empty.txt"),
+        ("added", "new.txt"),
+        ("deleted", "src/lib.rs"),
+        ("deleted", "ünïcødé"),
+    ]
+    .iter()
+    .map(|(k, p)| (k.to_string(), p.to_string()))
+    .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut want_sorted = want;
+    want_sorted.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(got_sorted, want_sorted);
+    // One mounted path at a time, and a path that is not mounted is a 404.
+    assert_eq!(status(&d, "?path=/").len(), got.len());
+    assert_eq!(http::get(&d.http_addr, "/api/git/status?path=src").0, 404);
+}
+
+#[test]
+fn diff_is_unified_with_modes_and_binaries() {
+    let fx = fixture::standard();
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    mount(&d, "/");
+    edit(&d.workspace);
+    let mut big = fixture::big_blob_content();
+    big[10] ^= 0xff;
+    std::fs::write(d.workspace.join(fixture::BIG_FILE), &big).expect("binary change");
+    let (code, text) = http::get(&d.http_addr, "/api/git/diff");
+    assert_eq!(code, 200, "{text}");
+    for needle in [
+        "diff --git a/README.md b/README.md",
+        "--- a/README.md\n+++ b/README.md\n",
+        "-# Fixture repository\n",
+        "+# Changed\n",
+        "new file mode 100644",
+        "+new\n",
+        "deleted file mode 100644",
+        "old mode 100644\nnew mode 100755",
+        "Binary files a/big/blob.bin and b/big/blob.bin differ",
+        "deleted directory 040000",
+    ] {
+        assert!(text.contains(needle), "diff lacks {needle:?}:\n{text}");
+    }
+    // The CLI prints the same, and status as `X path` lines.
+    let cli = |args: &[&str]| {
+        run_with_timeout(
+            Command::new(env!("CARGO_BIN_EXE_scorpio"))
+                .arg("-c")
+                .arg(&d.config_path)
+                .args(args),
+            60,
+        )
+    };
+    let out = cli(&["diff"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("+# Changed"));
+    let out = cli(&["status", "/"]);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.lines().any(|l| l == "M README.md")
+            && s.lines().any(|l| l == "A new.txt")
+            && s.lines().any(|l| l == "D src/lib.rs"),
+        "{s}"
+    );
+}
+
+#[test]
+fn status_on_a_large_tree_reads_no_untouched_directory() {
+    let n = 50_000;
+    let fx: Fixture = fixture::generated(n, 100);
+    let server = MegaServer::start(&fx.repo_path);
+    let d = Daemon::start(DaemonOpts::new(server.url())).unwrap_or_else(|e| panic!("{e}"));
+    mount(&d, "/");
+    let touched = [1usize, 2, 3, 150, 151, 30_000, 30_001, 49_998, 49_999];
+    for i in touched {
+        let p = d.workspace.join(fixture::generated_path(i, n, 100));
+        std::fs::write(&p, format!("changed {i}\n")).expect("modify");
+    }
+    std::fs::write(
+        d.workspace
+            .join(fixture::generated_path(5, n, 100))
+            .with_file_name("added.txt"),
+        b"new\n",
+    )
+    .expect("add");
+    server.reset_counts();
+    let changes = status(&d, "");
+    assert_eq!(changes.len(), 10, "{changes:?}");
+    let c = server.counts();
+    assert!(
+        c.tree.is_empty() && c.content_hash.is_empty(),
+        "status listed directories: {c:?}"
+    );
+    assert!(
+        c.blob_get.is_empty() && c.blob_head.is_empty(),
+        "status fetched blobs: {c:?}"
+    );
+}
