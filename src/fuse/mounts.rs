@@ -104,6 +104,9 @@ pub fn layer_id(path: &str) -> String {
     hex::encode(&h[..8])
 }
 
+/// A mounted path: its inode slot, its overlay and the commit's directory under it.
+type Active = (u32, Arc<OverlayFs>, u64);
+
 /// A request's path and its outcome, for `GET /api/fs/select/{id}`.
 pub type RequestOutcome = (String, Result<MountInfo, String>);
 
@@ -114,7 +117,7 @@ pub struct MountManager {
     layers: PathBuf,
     workspace: PathBuf,
     table: sled::Tree,
-    active: tokio::sync::Mutex<BTreeMap<String, (u32, Arc<OverlayFs>, u64)>>,
+    active: tokio::sync::Mutex<BTreeMap<String, Active>>,
     requests: Mutex<BTreeMap<String, RequestOutcome>>,
 }
 
@@ -413,7 +416,7 @@ impl MountManager {
         let want = path.map(normalize).transpose()?;
         let found: Vec<_> = active
             .iter()
-            .filter(|(p, _)| want.as_ref().is_none_or(|w| *p == w))
+            .filter(|(p, _)| want.as_ref().map_or(true, |w| *p == w))
             .map(|(p, (_, _, lower))| (p.clone(), self.info(p).upper, *lower))
             .collect();
         match (&want, found.is_empty()) {
