@@ -66,6 +66,11 @@ pub enum Cmd {
         /// One writable path (default: all).
         path: Option<String>,
     },
+    /// Drop the changes of a writable path, or those under a path inside one.
+    Reset {
+        /// The path whose changes go.
+        path: String,
+    },
 }
 
 impl Cli {

@@ -89,6 +89,13 @@ fn main() -> ExitCode {
             &query("/api/git/diff", path.as_deref()),
             None,
         ),
+        Cmd::Reset { path } => api(
+            &rt,
+            &cfg,
+            reqwest::Method::POST,
+            "/api/git/reset",
+            Some(serde_json::json!({"path": path})),
+        ),
         Cmd::List => api(&rt, &cfg, reqwest::Method::GET, "/api/fs/mpoint", None),
         Cmd::Run => match rt.block_on(run(cfg)) {
             Ok(()) => ExitCode::SUCCESS,

@@ -164,3 +164,49 @@ fn status_on_a_large_tree_reads_no_untouched_directory() {
         "status fetched blobs: {c:?}"
     );
 }
+
+#[test]
+fn reset_drops_changes_under_a_path_or_all_of_them() {
+    let fx = fixture::standard();
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    mount(&d, "/");
+    edit(&d.workspace);
+    // Only under a/: the renamed directory comes back, everything else stays changed.
+    let (code, body) = http::post(&d.http_addr, "/api/git/reset", r#"{"path":"a"}"#);
+    assert_eq!(code, 200, "{body}");
+    assert!(d.workspace.join("a/b/d/e/deep.txt").exists() && !d.workspace.join("a/dd").exists());
+    let left = status(&d, "");
+    assert!(!left.iter().any(|(_, p)| p.starts_with("a/")), "{left:?}");
+    assert!(left.iter().any(|(_, p)| p == "README.md"), "{left:?}");
+    // A path that is not inside any writable path is refused.
+    let (code, _) = http::post(&d.http_addr, "/api/git/reset", r#"{"path":"../x"}"#);
+    assert_eq!(code, 400);
+    // Everything, through the CLI.
+    let out = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_scorpio"))
+            .arg("-c")
+            .arg(&d.config_path)
+            .args(["reset", "/"]),
+        60,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(status(&d, "").is_empty());
+    assert_eq!(
+        std::fs::read(d.workspace.join("README.md")).expect("read"),
+        fixture::README_CONTENT
+    );
+    assert_eq!(
+        std::fs::read(d.workspace.join("src/lib.rs")).expect("restored"),
+        fixture::LIB_RS_CONTENT
+    );
+    assert!(std::fs::symlink_metadata(d.workspace.join("empty.txt"))
+        .expect("stat")
+        .is_file());
+    // Still writable afterwards.
+    std::fs::write(d.workspace.join("after.txt"), b"x").expect("write after reset");
+}

@@ -3,7 +3,7 @@
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -82,9 +82,31 @@ async fn get_diff(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }
 
+/// Body of `POST /api/git/reset`.
+#[derive(Deserialize, Serialize, Debug)]
+pub struct ResetRequest {
+    /// A mounted path (drop all its changes) or a path inside one (drop the changes there).
+    pub path: String,
+}
+
+async fn post_reset(
+    State(s): State<AppState>,
+    Json(req): Json<ResetRequest>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let m = super::workspace::manager(&s)?;
+    let (mounted, removed) = m.reset(&req.path).await?;
+    Ok(Json(serde_json::json!({
+        "status": "Success",
+        "path": mounted,
+        "removed": removed,
+        "message": format!("dropped the changes at {:?} ({removed} upper entries)", req.path),
+    })))
+}
+
 /// The version-control routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/git/status", get(get_status))
         .route("/api/git/diff", get(get_diff))
+        .route("/api/git/reset", post(post_reset))
 }

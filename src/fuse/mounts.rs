@@ -316,6 +316,42 @@ impl MountManager {
         )
     }
 
+    /// Drops the changes at `path`: all of a mounted path's changes when `path` is mounted, or
+    /// those at and under `path` when it lies inside a mounted path. Returns the mounted path and
+    /// how many upper entries were removed. The path is remounted afterwards (so the kernel forgets
+    /// every inode that came from the dropped changes); open files make it refuse.
+    pub async fn reset(&self, path: &str) -> Result<(String, usize), MountError> {
+        let path = normalize(path)?;
+        let mounted = {
+            let active = self.active.lock().await;
+            active
+                .keys()
+                .find(|m| m.is_empty() || path == **m || path.starts_with(&format!("{m}/")))
+                .cloned()
+                .ok_or_else(|| MountError::NotMounted(path.clone()))?
+        };
+        let rel = if path == mounted {
+            String::new()
+        } else {
+            path[mounted.len()..].trim_start_matches('/').to_string()
+        };
+        let cl = self
+            .table
+            .get(mounted.as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_slice::<Record>(&v).ok())
+            .and_then(|r| r.cl);
+        let upper = self.info(&mounted).upper;
+        self.unmount(&mounted).await?;
+        let removed = clear_upper(&upper, &rel);
+        let again = self.mount(&mounted, cl.as_deref()).await;
+        let removed = removed.map_err(|e| MountError::Internal(e.to_string()))?;
+        again?;
+        tracing::info!(path = mounted, under = rel, removed, "changes dropped");
+        Ok((mounted, removed))
+    }
+
     /// Unmounts `path`; its upper layer stays on disk.
     pub async fn unmount(&self, path: &str) -> Result<(), MountError> {
         let path = normalize(path)?;
@@ -459,6 +495,31 @@ async fn settle(probe: Option<PathBuf>, overlay: bool) {
             "the kernel did not show the mount change within 3s"
         );
     }
+}
+
+/// Removes `rel` (everything when empty) from the upper layer `upper`; counts what it removed.
+fn clear_upper(upper: &Path, rel: &str) -> std::io::Result<usize> {
+    let remove = |p: &Path| -> std::io::Result<usize> {
+        let meta = match std::fs::symlink_metadata(p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        if meta.is_dir() {
+            std::fs::remove_dir_all(p)?;
+        } else {
+            std::fs::remove_file(p)?;
+        }
+        Ok(1)
+    };
+    if !rel.is_empty() {
+        return remove(&upper.join(rel));
+    }
+    let mut n = 0;
+    for e in std::fs::read_dir(upper)? {
+        n += remove(&e?.path())?;
+    }
+    Ok(n)
 }
 
 /// Creates a directory only the daemon's user can enter (the umask is 0 in the daemon).
