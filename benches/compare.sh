@@ -39,6 +39,8 @@
 #   BENCH_TMP (/var/tmp)  BENCH_TIMEOUT (60 s: mount/unmount/daemon waits)
 #   BENCH_CMD_TIMEOUT (1800 s: any one timed phase)  BENCH_KEEP (0; 1 keeps the temp root)
 #   BENCH_SRC (libgit2 source dir; default: the newest libgit2-sys-*/libgit2 in the cargo registry)
+#   BENCH_COUNT (1): afterwards, one more untimed pass on scorpio (rfuse3 debug log) and on fuse-overlayfs
+#     (-d) that counts the FUSE requests of each phase, by opcode; 0 skips it
 #   SCORPIO_BIN  SCORPIO_LOG_LEVEL (info)
 set -euo pipefail
 export LC_ALL=C
@@ -51,6 +53,7 @@ BENCH_TMP=${BENCH_TMP:-/var/tmp}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-60}
 CMD_TIMEOUT=${BENCH_CMD_TIMEOUT:-1800}
 BENCH_KEEP=${BENCH_KEEP:-0}
+BENCH_COUNT=${BENCH_COUNT:-1}
 SCORPIO_LOG_LEVEL=${SCORPIO_LOG_LEVEL:-info}
 
 INVOKE_DIR=$PWD
@@ -197,7 +200,7 @@ reap() {
     wait "$pid" 2>/dev/null || REAPED=$?
 }
 
-DPID= DWS= DLOG=
+DPID= DWS= DLOG= FOPID= COUNT_FILE=
 # Stops the scorpio daemon (SIGTERM, bounded wait, SIGKILL), then makes sure its workspace is gone.
 stop_daemon() {
     local mode=${1:-} rc
@@ -238,6 +241,7 @@ cleanup() {
     trap - EXIT INT TERM
     [[ -n $CHILD ]] && kill -TERM "$CHILD" 2>/dev/null && wait "$CHILD" 2>/dev/null
     stop_daemon quiet
+    [[ -n $FOPID ]] && kill -TERM "$FOPID" 2>/dev/null
     [[ -n $ROOT ]] || exit "$rc"
     cd /
     while read -r m; do
@@ -419,7 +423,7 @@ free_port() {
 # setup_fs <fs> <dir>: makes <dir> and mounts/prepares the filesystem there; sets WD (the writable
 # directory holding the lower tree). Returns non-zero (after a surprise) if it could not.
 setup_fs() {
-    local fs=$1 d=$2 t deadline port out code
+    local fs=$1 d=$2 t deadline port out code level
     mkdir -p "$d"
     case $fs in
     native)
@@ -437,7 +441,18 @@ setup_fs() {
         ;;
     fuse-overlayfs)
         mkdir -p "$d/upper" "$d/work" "$d/merged"
-        if ! timeout "$BENCH_TIMEOUT" fuse-overlayfs \
+        if [[ -n $COUNT_FILE ]]; then
+            # -d: libfuse's request log, in the foreground; only the opcodes are kept.
+            fuse-overlayfs -d -o "lowerdir=$LOWER,upperdir=$d/upper,workdir=$d/work" "$d/merged" </dev/null \
+                > >(grep --line-buffered -oE 'opcode: [A-Z_0-9]+' | sed -u 's/^opcode: //' >"$COUNT_FILE") 2>&1 &
+            FOPID=$!
+            deadline=$((${EPOCHREALTIME%.*} + BENCH_TIMEOUT))
+            until [[ $(fstype_at "$d/merged") == fuse* ]]; do
+                kill -0 "$FOPID" 2>/dev/null && ((${EPOCHREALTIME%.*} < deadline)) \
+                    || { surprise "fuse-overlayfs -d did not mount $d/merged"; return 1; }
+                nap 0.01
+            done
+        elif ! timeout "$BENCH_TIMEOUT" fuse-overlayfs \
             -o "lowerdir=$LOWER,upperdir=$d/upper,workdir=$d/work" "$d/merged" >"$LOGDIR/$RUNTAG-mount.log" 2>&1; then
             surprise "fuse-overlayfs mount failed: $(tail -n 3 "$LOGDIR/$RUNTAG-mount.log")"
             return 1
@@ -448,15 +463,26 @@ setup_fs() {
     scorpio)
         mkdir -p "$d/ws" "$d/store"
         port=$(free_port)
+        level=$SCORPIO_LOG_LEVEL
+        [[ -n $COUNT_FILE ]] && level="info,rfuse3=debug"
         cat >"$d/scorpio.toml" <<EOF
 remote = "$REPO"
 workspace = "$d/ws"
 store_path = "$d/store"
 http_addr = "127.0.0.1:$port"
-log_level = "$SCORPIO_LOG_LEVEL"
+log_level = "$level"
 EOF
         DLOG=$LOGDIR/$RUNTAG-scorpio.log
-        "$SCORPIO_BIN" -c "$d/scorpio.toml" </dev/null >"$DLOG" 2>&1 &
+        if [[ -n $COUNT_FILE ]]; then
+            # rfuse3's debug log is ~1.5 kB per request: keep only the opcodes, what lookups answered
+            # (an entry, with its nodeid: 0 is a cacheable negative entry) and warnings/errors.
+            "$SCORPIO_BIN" -c "$d/scorpio.toml" </dev/null \
+                > >(grep --line-buffered -oE 'opcode=FUSE_[A-Z_0-9]+|lookup response fuse_entry_out \{ nodeid: [0-9]+| (WARN|ERROR) .*' \
+                    >"$COUNT_FILE") 2>&1 &
+            DLOG=$COUNT_FILE
+        else
+            "$SCORPIO_BIN" -c "$d/scorpio.toml" </dev/null >"$DLOG" 2>&1 &
+        fi
         DPID=$! DWS=$d/ws
         deadline=$((${EPOCHREALTIME%.*} + BENCH_TIMEOUT))
         while :; do
@@ -498,6 +524,11 @@ teardown_fs() {
     native) ;;
     kernel-ovl | fuse-overlayfs)
         unmount_any "$d/merged" || surprise "$fs: could not unmount $d/merged"
+        if [[ -n $FOPID ]]; then
+            reap "$FOPID" "$BENCH_TIMEOUT"
+            [[ $REAPED == timeout ]] && { kill -KILL "$FOPID" 2>/dev/null; reap "$FOPID" 5; }
+            FOPID=
+        fi
         ;;
     scorpio)
         [[ -n $DPID ]] && ! kill -0 "$DPID" 2>/dev/null && surprise "scorpio (pid $DPID) died during the workload; log $DLOG"
@@ -601,6 +632,64 @@ for ((run = 1; run <= BENCH_RUNS; run++)); do
     done
 done
 
+# ------------------------------------------------------------------- FUSE requests per phase (untimed)
+# count_range <file> <from> <to>: "N  (OP n, OP n, ...)" for the opcodes logged between two byte offsets.
+count_range() {
+    head -c "$3" "$1" | tail -c +$(($2 + 1)) | awk '
+        /^ (WARN|ERROR) / {next}
+        /^lookup response/ {if ($NF == 0) neg++; else pos++; next}
+        {sub(/^opcode=FUSE_/, ""); c[$0]++; n++}
+        END {
+            out = ""
+            while (1) {
+                best = ""
+                for (k in c) if (best == "" || c[k] > c[best]) best = k
+                if (best == "") break
+                out = out (out == "" ? "" : ", ") best " " c[best]
+                if (best == "LOOKUP" && pos + neg > 0) out = out " [" (c[best] - pos - neg) " errors]"
+                delete c[best]
+            }
+            printf "%d  (%s)", n, out
+        }'
+}
+declare -A COUNTS=()
+COUNT_FS=()
+if [[ $BENCH_COUNT == 1 ]]; then
+    want_fs scorpio && COUNT_FS+=(scorpio)
+    want_fs fuse-overlayfs && COUNT_FS+=(fuse-overlayfs)
+fi
+for fs in "${COUNT_FS[@]}"; do
+    RUNTAG=count-$fs d=$ROOT/count-$fs
+    COUNT_FILE=$LOGDIR/$RUNTAG-requests.log
+    say "[count] $fs: counting FUSE requests per phase (untimed)"
+    T "$LOGDIR/$RUNTAG-check.log" sync || true
+    if setup_fs "$fs" "$d"; then
+        mark() { nap 0.5; stat -c %s "$COUNT_FILE"; }
+        m0=$(mark)
+        for p in "${PHASES[@]}"; do
+            rc=0
+            case $p in
+            untar) T "$LOGDIR/$RUNTAG-$p.log" bash -c 'cd "$1" && tar -xf "$2"' _ "$WD" "$TAR" || rc=$? ;;
+            build) T "$LOGDIR/$RUNTAG-$p.log" make -C "$WD/libgit2" -f "$MK" -j"$BENCH_JOBS" || rc=$? ;;
+            find+du) T "$LOGDIR/$RUNTAG-$p.log" bash -c 'cd "$1" && find . -type f | wc -l && du -s .' _ "$WD" || rc=$? ;;
+            rm-rf) T "$LOGDIR/$RUNTAG-$p.log" rm -rf "$WD/libgit2/build" || rc=$? ;;
+            esac
+            ((rc == 0)) || surprise "$fs (counting pass): phase '$p' failed (status $rc); log $LOGDIR/$RUNTAG-$p.log"
+            m1=$(mark)
+            COUNTS[$fs,$p]=$(count_range "$COUNT_FILE" "$m0" "$m1")
+            m0=$m1
+        done
+        # (rfuse3 warns "The data is not 4096 bytes aligned" on every unaligned WRITE at this level: noise)
+        warns=$(grep -E '^ (WARN|ERROR) ' "$COUNT_FILE" | grep -v 'not 4096 bytes aligned' | sed 's/{request=.*}}//') || true
+        if [[ -n $warns ]]; then
+            say "    $fs logged warnings/errors during the counting pass (see $COUNT_FILE):"
+            printf '%s\n' "$warns" | sort | uniq -c | sort -rn | awk 'NR <= 5' | cut -c1-200 >&2
+        fi
+    fi
+    teardown_fs "$fs" "$d"
+    COUNT_FILE=
+done
+
 # ------------------------------------------------------------------------------- consistency checks
 REF=
 for fs in "${FS_LIST[@]}"; do
@@ -677,6 +766,17 @@ for ((run = 1; run <= BENCH_RUNS; run++)); do
     done
 done
 echo "  expected files: $EXP_UNTAR after untar, ${EXP_FIND:-?} after the build, $EXP_RM after rm -rf"
+if ((${#COUNT_FS[@]})); then
+    echo
+    echo "FUSE requests per phase (one more, untimed pass on a fresh mount: scorpio from rfuse3's debug log,"
+    echo "fuse-overlayfs from its -d log; scorpio's LOOKUP [errors] are lookups answered with an error such as"
+    echo "ENOENT, which the kernel does not cache, unlike an entry with nodeid 0 and a timeout):"
+    for p in "${PHASES[@]}"; do
+        for fs in "${COUNT_FS[@]}"; do
+            printf '  %-8s %-15s %s\n' "$p" "$fs" "${COUNTS[$fs,$p]:-?}"
+        done
+    done
+fi
 if ((${#SURPRISES[@]})); then
     echo
     echo "SURPRISES:"

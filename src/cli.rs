@@ -66,6 +66,14 @@ pub enum Cmd {
         /// One writable path (default: all).
         path: Option<String>,
     },
+    /// Commit the changes of every writable path (or one) on top of the mounted commit.
+    Commit {
+        /// The commit message.
+        #[arg(short, long)]
+        message: String,
+        /// Only this writable path's changes.
+        path: Option<String>,
+    },
     /// Drop the changes of a writable path, or those under a path inside one.
     Reset {
         /// The path whose changes go.

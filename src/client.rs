@@ -79,6 +79,12 @@ pub async fn call(
         if !matches!(v, Value::Object(_)) {
             return Outcome { code: 0, text };
         }
+        if let (Some(c), Some(ahead)) = (v.get("commit").and_then(Value::as_str), v.get("ahead")) {
+            return Outcome {
+                code: 0,
+                text: format!("{c} ({ahead} ahead of the mounted commit)"),
+            };
+        }
         let msg = v.get("message").and_then(Value::as_str).map(str::to_string);
         Outcome {
             code: 0,

@@ -89,6 +89,13 @@ fn main() -> ExitCode {
             &query("/api/git/diff", path.as_deref()),
             None,
         ),
+        Cmd::Commit { message, path } => api(
+            &rt,
+            &cfg,
+            reqwest::Method::POST,
+            "/api/git/commit",
+            Some(serde_json::json!({"message": message, "path": path})),
+        ),
         Cmd::Reset { path } => api(
             &rt,
             &cfg,
@@ -181,8 +188,22 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         mount::set_readonly(&cfg.workspace, true);
     }
 
+    let author = scorpio::manager::commit::Author {
+        name: cfg.git_author.clone().unwrap_or_else(|| "Scorpio".into()),
+        email: cfg
+            .git_email
+            .clone()
+            .unwrap_or_else(|| "scorpio@localhost".into()),
+    };
+    let vcs = scorpio::manager::Vcs::open(
+        router.dicfuse().clone(),
+        store.tree("vcs")?,
+        &cfg.store_path,
+        author,
+    )?;
     let state = daemon::AppState::new(commit.oid.to_hex())
         .with_mounts(mounts.clone())
+        .with_vcs(Arc::new(vcs))
         .with_auth_token(cfg.auth_token.clone());
     state.set_mount_count(1 + mounts.count().await);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -210,3 +210,112 @@ fn reset_drops_changes_under_a_path_or_all_of_them() {
     // Still writable afterwards.
     std::fs::write(d.workspace.join("after.txt"), b"x").expect("write after reset");
 }
+
+/// The tree git itself makes from the same edits in a checkout of the fixture.
+fn git_tree_after_edits(fx: &Fixture) -> String {
+    let wt = tempfile::tempdir().expect("worktree");
+    let git = |args: &[&str]| {
+        let out = run_with_timeout(Command::new("git").arg("-C").arg(wt.path()).args(args), 60);
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let out = run_with_timeout(
+        Command::new("git")
+            .arg("clone")
+            .arg("-q")
+            .arg(&fx.repo_path)
+            .arg(wt.path()),
+        60,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    edit(wt.path());
+    git(&["add", "-A"]);
+    git(&["write-tree"])
+}
+
+fn commit(d: &Daemon, body: &str) -> (u16, serde_json::Value) {
+    let (code, resp) = http::post(&d.http_addr, "/api/git/commit", body);
+    (
+        code,
+        serde_json::from_str(&resp).unwrap_or(serde_json::Value::String(resp)),
+    )
+}
+
+#[test]
+fn commit_builds_the_tree_git_would_and_stacks() {
+    let fx = fixture::standard();
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    mount(&d, "/");
+    let (code, v) = commit(&d, r#"{"message":"nothing yet"}"#);
+    assert_eq!(
+        (code, v["code"].as_str()),
+        (409, Some("NOTHING_TO_COMMIT")),
+        "{v}"
+    );
+    edit(&d.workspace);
+    let (code, v) = commit(&d, r#"{"message":"   "}"#);
+    assert_eq!(code, 400, "{v}");
+    let (code, v) = commit(
+        &d,
+        r#"{"message":"edits","author":{"name":"Ada","email":"ada@example.com"}}"#,
+    );
+    assert_eq!(code, 200, "{v}\n{}", d.log());
+    assert_eq!(
+        v["tree"].as_str(),
+        Some(git_tree_after_edits(&fx).as_str()),
+        "tree differs from git's"
+    );
+    assert_eq!(v["parent"].as_str(), Some(fx.commit.as_str()));
+    assert_eq!(v["ahead"], 1);
+    let first = v["commit"].as_str().expect("commit").to_string();
+    // The commit object is well formed and names its author.
+    let out = run_with_timeout(
+        Command::new("git")
+            .arg("--git-dir")
+            .arg(d.store.join("git"))
+            .args(["cat-file", "-p", &first]),
+        60,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("parent {}", fx.commit))
+            && text.contains("author Ada <ada@example.com>"),
+        "{text}"
+    );
+    // The CLI commits too (nothing new here, so it is refused with exit code 1).
+    let out = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_scorpio"))
+            .arg("-c")
+            .arg(&d.config_path)
+            .args(["commit", "-m", "x"]),
+        60,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to commit"));
+    // Nothing new since: refused; then a second commit stacks on the first.
+    assert_eq!(commit(&d, r#"{"message":"again"}"#).0, 409);
+    std::fs::write(d.workspace.join("second.txt"), b"2\n").expect("write");
+    let (code, v) = http::post(&d.http_addr, "/api/commit", r#"{"message":"second"}"#);
+    assert_eq!(code, 200, "{v}");
+    let v: serde_json::Value = serde_json::from_str(&v).expect("JSON");
+    assert_eq!(v["parent"].as_str(), Some(first.as_str()));
+    assert_eq!(v["ahead"], 2);
+    let (_, body) = http::get(&d.http_addr, "/api/git/status");
+    let s: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(s["ahead"], 2);
+    assert_eq!(s["head"].as_str(), v["commit"].as_str());
+}

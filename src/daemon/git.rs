@@ -26,6 +26,10 @@ pub struct StatusResponse {
     pub path: String,
     /// The commit the changes are relative to.
     pub base: String,
+    /// The last local commit (the base when there is none).
+    pub head: String,
+    /// Local commits not pushed yet.
+    pub ahead: u64,
     /// Changes, sorted by path.
     pub changes: Vec<serde_json::Value>,
 }
@@ -63,9 +67,12 @@ async fn get_status(
         .flat_map(|(_, _, c)| c)
         .map(|c| serde_json::to_value(c).unwrap_or_default())
         .collect();
+    let (head, ahead) = vcs(&s)?.head();
     Ok(Json(StatusResponse {
         path: q.path.unwrap_or_default(),
         base: s.commit(),
+        head: head.to_hex(),
+        ahead,
         changes,
     }))
 }
@@ -80,6 +87,76 @@ async fn get_diff(
         text.push_str(&diff::diff(m.dicfuse().store(), &upper, &p, &changes).await?);
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
+}
+
+fn vcs(s: &AppState) -> Result<std::sync::Arc<crate::manager::Vcs>, AppError> {
+    s.vcs.clone().ok_or_else(|| {
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NO_WORKSPACE",
+            "no workspace is mounted",
+        )
+    })
+}
+
+impl From<crate::manager::CommitError> for AppError {
+    fn from(e: crate::manager::CommitError) -> Self {
+        use crate::manager::CommitError as E;
+        match e {
+            E::NothingToCommit => {
+                AppError::new(StatusCode::CONFLICT, "NOTHING_TO_COMMIT", e.to_string())
+            }
+            E::NoMessage => AppError::new(StatusCode::BAD_REQUEST, "NO_MESSAGE", e.to_string()),
+            E::Failed(inner) => inner.into(),
+        }
+    }
+}
+
+/// An author given in a request.
+#[derive(Deserialize, Serialize, Debug, Clone)]
+pub struct AuthorBody {
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+}
+
+/// Body of `POST /api/git/commit` and `POST /api/commit`.
+#[derive(Deserialize, Serialize, Debug)]
+pub struct CommitRequest {
+    /// One writable path (absent: every one).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The commit message.
+    pub message: String,
+    /// The author (default: `git_author`/`git_email` from the config).
+    #[serde(default)]
+    pub author: Option<AuthorBody>,
+}
+
+async fn post_commit(
+    State(s): State<AppState>,
+    Json(req): Json<CommitRequest>,
+) -> Result<Json<crate::manager::CommitOutcome>, AppError> {
+    let v = vcs(&s)?;
+    let m = super::workspace::manager(&s)?;
+    // Every writable path's changes go in (each sits in the same commit tree); `path` only
+    // narrows which changes are taken.
+    let per_mount = collect(&s, req.path.as_deref()).await?;
+    let uppers: Vec<_> = m
+        .layers(None)
+        .await?
+        .into_iter()
+        .map(|(p, u, _)| (p, u))
+        .collect();
+    let changes = per_mount.into_iter().flat_map(|(_, _, c)| c).collect();
+    let author = req.author.map(|a| crate::manager::commit::Author {
+        name: a.name,
+        email: a.email,
+    });
+    Ok(Json(
+        v.commit(&uppers, changes, &req.message, author).await?,
+    ))
 }
 
 /// Body of `POST /api/git/reset`.
@@ -109,4 +186,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/git/status", get(get_status))
         .route("/api/git/diff", get(get_diff))
         .route("/api/git/reset", post(post_reset))
+        .route("/api/git/commit", post(post_commit))
+        .route("/api/commit", post(post_commit))
 }

@@ -23,6 +23,7 @@ pub struct AppState {
     mount_count: Arc<AtomicUsize>,
     commit: Arc<String>,
     mounts: Option<Arc<MountManager>>,
+    vcs: Option<Arc<crate::manager::Vcs>>,
     auth_token: Option<Arc<String>>,
 }
 
@@ -34,6 +35,7 @@ impl AppState {
             mount_count: Arc::new(AtomicUsize::new(1)),
             commit: Arc::new(commit),
             mounts: None,
+            vcs: None,
             auth_token: None,
         }
     }
@@ -41,6 +43,12 @@ impl AppState {
     /// Serves the workspace routes with `m`.
     pub fn with_mounts(mut self, m: Arc<MountManager>) -> AppState {
         self.mounts = Some(m);
+        self
+    }
+
+    /// Serves the version-control routes with `v`.
+    pub fn with_vcs(mut self, v: Arc<crate::manager::Vcs>) -> AppState {
+        self.vcs = Some(v);
         self
     }
 
