@@ -2,6 +2,13 @@
 //! Mega `mono` server described in DESIGN.md ("The remote contract"), request counters and fault
 //! injection.
 //!
+//! Git smart HTTP (`<path>.git/info/refs`, `<path>.git/git-receive-pack`,
+//! `<path>.git/git-upload-pack`, under any `<path>`) is handed to the real `git http-backend` as
+//! a CGI over the one bare repository served, so `git clone`/`git push` work against the server
+//! and pushes are accepted or refused by real git (`receive.fsckObjects` and
+//! `receive.denyNonFastForwards` are switched on in the repository when the server starts).
+//! With [`MegaServer::set_push_token`], receive-pack requests need `Authorization: Bearer <token>`.
+//!
 //! The server runs on its own tokio runtime in a background std thread, so tests can be plain
 //! `#[test]` functions and the server keeps answering while the test thread is blocked in a
 //! filesystem syscall on a FUSE mount.
@@ -35,6 +42,12 @@ pub struct Counts {
     pub blob_get: Vec<String>,
     /// oid of each `HEAD /api/v1/file/blob/{oid}`, in order.
     pub blob_head: Vec<String>,
+    /// `GET <path>.git/info/refs` (any `service`, unauthorized ones included).
+    pub info_refs: usize,
+    /// `POST <path>.git/git-receive-pack` (unauthorized and refused ones included).
+    pub receive_pack: usize,
+    /// `POST <path>.git/git-upload-pack`.
+    pub upload_pack: usize,
 }
 
 /// An injected fault, applied to every request until changed.
@@ -49,6 +62,9 @@ pub enum Fault {
     Slow(Duration),
     /// Blob GET bodies have one byte flipped (same length; HEAD and empty blobs unchanged).
     WrongBytes,
+    /// `POST .../git-receive-pack` answers 500 without running git (the push fails and the
+    /// repository is unchanged); every other route, `info/refs` included, behaves normally.
+    RefusePush,
 }
 
 struct Shared {
@@ -57,6 +73,8 @@ struct Shared {
     fault: Mutex<Fault>,
     /// CL link -> the `files-list` items (`{path, sha, action}`) it answers with.
     cls: Mutex<HashMap<String, serde_json::Value>>,
+    /// When set, receive-pack requests need `Authorization: Bearer <token>`.
+    push_token: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -66,6 +84,13 @@ impl Shared {
 
     fn fault(&self) -> Fault {
         self.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn push_token(&self) -> Option<String> {
+        self.push_token
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn open(&self) -> Result<Repository, Fail> {
@@ -91,12 +116,18 @@ pub struct MegaServer {
 
 impl MegaServer {
     /// Serves the bare repository at `repo_path` on 127.0.0.1 with an ephemeral port.
+    ///
+    /// Sets `receive.fsckObjects=true` and `receive.denyNonFastForwards=true` in the repository's
+    /// own config first, so pushes of bad objects and non-fast-forward pushes are refused.
     pub fn start(repo_path: &Path) -> MegaServer {
+        make_strict(repo_path)
+            .unwrap_or_else(|e| panic!("configure {} for pushes: {e}", repo_path.display()));
         let shared = Arc::new(Shared {
             repo_path: repo_path.to_path_buf(),
             counts: Mutex::new(Counts::default()),
             fault: Mutex::new(Fault::None),
             cls: Mutex::new(HashMap::new()),
+            push_token: Mutex::new(None),
         });
         let (port, running) =
             spawn(shared.clone(), 0).unwrap_or_else(|e| panic!("start MegaServer: {e}"));
@@ -154,6 +185,21 @@ impl MegaServer {
 
     pub fn fault(&self) -> Fault {
         self.shared.fault()
+    }
+
+    /// `Some(token)`: receive-pack requests (`info/refs?service=git-receive-pack` and
+    /// `POST .../git-receive-pack`) without `Authorization: Bearer <token>` get 401, as Mega does.
+    /// `None` (the default): no auth. Fetches (`git-upload-pack`) never need auth.
+    pub fn set_push_token(&self, token: Option<String>) {
+        *self
+            .shared
+            .push_token
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = token;
+    }
+
+    pub fn push_token(&self) -> Option<String> {
+        self.shared.push_token()
     }
 
     /// Graceful shutdown: stops accepting, closes idle connections, waits (at most a few seconds)
@@ -299,8 +345,9 @@ fn spawn(shared: Arc<Shared>, port: u16) -> Result<(u16, Running), String> {
     }
 }
 
-/// All routes. Git smart HTTP (`info/refs`, `git-receive-pack` via `git http-backend`) is to be
-/// added here as further `.route(...)` calls (or `.merge(git_routes())`).
+/// All routes. Everything not under the static API routes goes to [`git_smart_http`], which
+/// answers `<path>.git/info/refs`, `<path>.git/git-receive-pack` and `<path>.git/git-upload-pack`
+/// and 404s the rest.
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/latest-commit", get(latest_commit))
@@ -308,6 +355,7 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/tree/content-hash", get(content_hash))
         .route("/api/v1/file/blob/{oid}", get(blob_get).head(blob_head))
         .route("/api/v1/cl/{link}/files-list", get(cl_files))
+        .route("/{*rest}", get(git_smart_http).post(git_smart_http))
         .with_state(state)
 }
 
@@ -376,7 +424,7 @@ fn octets(body: Vec<u8>, len: usize) -> Response {
 /// Applies the current fault before a handler answers. `Some(response)` means "answer this".
 async fn apply_fault(state: &Shared) -> Option<Response> {
     match state.fault() {
-        Fault::None | Fault::WrongBytes => None,
+        Fault::None | Fault::WrongBytes | Fault::RefusePush => None,
         Fault::Http500 => Some(text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "injected fault: HTTP 500",
@@ -598,4 +646,346 @@ async fn blob_head(State(state): State<AppState>, UrlPath(oid): UrlPath<String>)
         }
     })
     .await
+}
+
+// ---- git smart HTTP via `git http-backend` --------------------------------------------------
+
+/// How long `git http-backend` may run for one request before it is killed.
+const CGI_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Switches on the receive-side checks in the repository's own (local) config.
+fn make_strict(repo_path: &Path) -> Result<(), git2::Error> {
+    let repo = Repository::open_bare(repo_path)?;
+    let mut cfg = repo.config()?.open_level(git2::ConfigLevel::Local)?;
+    cfg.set_bool("receive.fsckObjects", true)?;
+    cfg.set_bool("receive.denyNonFastForwards", true)?;
+    Ok(())
+}
+
+/// The git smart-HTTP endpoints the server answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GitEndpoint {
+    InfoRefs,
+    ReceivePack,
+    UploadPack,
+}
+
+impl GitEndpoint {
+    /// The part of `PATH_INFO` after the repository.
+    fn tail(self) -> &'static str {
+        match self {
+            GitEndpoint::InfoRefs => "info/refs",
+            GitEndpoint::ReceivePack => "git-receive-pack",
+            GitEndpoint::UploadPack => "git-upload-pack",
+        }
+    }
+}
+
+/// `path` (the URL path) as `<anything>.git/<endpoint>`, e.g. `/project/foo.git/info/refs`,
+/// `/.git/git-receive-pack`; any such prefix names the one repository served.
+fn git_endpoint(path: &str) -> Option<GitEndpoint> {
+    [
+        GitEndpoint::InfoRefs,
+        GitEndpoint::ReceivePack,
+        GitEndpoint::UploadPack,
+    ]
+    .into_iter()
+    .find(|ep| {
+        path.strip_suffix(ep.tail())
+            .is_some_and(|prefix| prefix.ends_with(".git/"))
+    })
+}
+
+/// The value of `name` in a URL query string (no percent-decoding; git's values need none).
+fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>` (scheme case-insensitive).
+fn bearer_ok(headers: &header::HeaderMap, token: &str) -> bool {
+    headers.get_all(header::AUTHORIZATION).iter().any(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|s| s.trim().split_once(' '))
+            .is_some_and(|(scheme, t)| scheme.eq_ignore_ascii_case("bearer") && t.trim() == token)
+    })
+}
+
+fn header_str(headers: &header::HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `GET <path>.git/info/refs`, `POST <path>.git/git-receive-pack`, `POST <path>.git/git-upload-pack`:
+/// count, apply the fault, check the push token, then run `git http-backend`.
+async fn git_smart_http(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let Some(ep) = git_endpoint(&path) else {
+        return text(StatusCode::NOT_FOUND, format!("no route for {path}"));
+    };
+    let is_get =
+        req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD;
+    let is_post = req.method() == axum::http::Method::POST;
+    if (ep == GitEndpoint::InfoRefs && !is_get) || (ep != GitEndpoint::InfoRefs && !is_post) {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    }
+    {
+        let mut c = state.counts();
+        match ep {
+            GitEndpoint::InfoRefs => c.info_refs += 1,
+            GitEndpoint::ReceivePack => c.receive_pack += 1,
+            GitEndpoint::UploadPack => c.upload_pack += 1,
+        }
+    }
+    if let Some(resp) = apply_fault(&state).await {
+        return resp;
+    }
+    let receive = ep == GitEndpoint::ReceivePack
+        || (ep == GitEndpoint::InfoRefs
+            && query_param(&query, "service") == Some("git-receive-pack"));
+    if receive {
+        if let Some(token) = state.push_token() {
+            if !bearer_ok(req.headers(), &token) {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer realm=\"mega\"")],
+                    "push needs Authorization: Bearer <token>",
+                )
+                    .into_response();
+            }
+        }
+    }
+    if ep == GitEndpoint::ReceivePack && state.fault() == Fault::RefusePush {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "injected fault: push refused",
+        );
+    }
+
+    let headers = req.headers().clone();
+    let body = match axum::body::to_bytes(req.into_body(), usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("read request body: {e}")),
+    };
+    let body = match header_str(&headers, header::CONTENT_ENCODING)
+        .map(|s| s.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("") | Some("identity") => body.to_vec(),
+        Some("gzip") | Some("x-gzip") => {
+            let mut out = Vec::new();
+            let mut dec = flate2::read::MultiGzDecoder::new(&body[..]);
+            if let Err(e) = std::io::Read::read_to_end(&mut dec, &mut out) {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("bad gzip request body: {e}"),
+                );
+            }
+            out
+        }
+        Some(other) => {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported Content-Encoding {other:?}"),
+            )
+        }
+    };
+    let cgi = Cgi {
+        method: if is_post { "POST" } else { "GET" },
+        tail: ep.tail(),
+        query,
+        content_type: header_str(&headers, header::CONTENT_TYPE),
+        git_protocol: header_str(&headers, "git-protocol"),
+        body,
+    };
+    match run_http_backend(&state.repo_path, cgi).await {
+        Ok(resp) => resp,
+        Err(fail) => fail.into_response(),
+    }
+}
+
+/// One CGI request to `git http-backend`.
+struct Cgi {
+    method: &'static str,
+    /// `info/refs`, `git-receive-pack` or `git-upload-pack`.
+    tail: &'static str,
+    query: String,
+    content_type: Option<String>,
+    /// The `Git-Protocol` request header (protocol v2), passed on as `HTTP_GIT_PROTOCOL`.
+    git_protocol: Option<String>,
+    /// The (decompressed) request body.
+    body: Vec<u8>,
+}
+
+/// Runs `git http-backend` for `cgi` over the bare repository `repo_path` and turns its CGI
+/// output into a response. The process is killed after [`CGI_TIMEOUT`].
+async fn run_http_backend(repo_path: &Path, cgi: Cgi) -> Result<Response, Fail> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let root = repo_path
+        .parent()
+        .ok_or_else(|| Fail::internal("bare repository has no parent directory"))?;
+    let name = repo_path
+        .file_name()
+        .ok_or_else(|| Fail::internal("bare repository has no directory name"))?;
+    let mut path_info = std::ffi::OsString::from("/");
+    path_info.push(name);
+    path_info.push("/");
+    path_info.push(cgi.tail);
+
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.arg("http-backend");
+    for var in [
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_NAMESPACE",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_COUNT",
+        "HTTP_CONTENT_ENCODING",
+        "HTTP_GIT_PROTOCOL",
+        "GIT_PROTOCOL",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("PATH_INFO", &path_info)
+        .env("REQUEST_METHOD", cgi.method)
+        .env("QUERY_STRING", &cgi.query)
+        .env("CONTENT_TYPE", cgi.content_type.as_deref().unwrap_or(""))
+        .env("REMOTE_USER", "test")
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("SERVER_PROTOCOL", "HTTP/1.1")
+        .env("GATEWAY_INTERFACE", "CGI/1.1");
+    if cgi.method == "POST" {
+        cmd.env("CONTENT_LENGTH", cgi.body.len().to_string());
+    } else {
+        cmd.env_remove("CONTENT_LENGTH");
+    }
+    if let Some(proto) = &cgi.git_protocol {
+        cmd.env("HTTP_GIT_PROTOCOL", proto);
+    }
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Fail::internal(format!("spawn git http-backend: {e}")))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let body = cgi.body;
+    // Owns `child`: when the timeout drops this future, kill_on_drop kills the process.
+    let run = async move {
+        let write = async move {
+            // git may stop reading early (e.g. when it refuses a request): ignore EPIPE.
+            let _ = stdin.write_all(&body).await;
+            drop(stdin);
+        };
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let (_, out_res, err_res) = tokio::join!(
+            write,
+            stdout.read_to_end(&mut out),
+            stderr.read_to_end(&mut err)
+        );
+        out_res.map_err(|e| format!("read stdout: {e}"))?;
+        let _ = err_res;
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| format!("wait for git http-backend: {e}"))?;
+        Ok::<_, String>((status, out, err))
+    };
+    let (status, out, err) = match tokio::time::timeout(CGI_TIMEOUT, run).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => return Err(Fail::internal(e)),
+        Err(_) => {
+            return Err(Fail::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("git http-backend {path_info:?} killed after {CGI_TIMEOUT:?}"),
+            ))
+        }
+    };
+    let err = String::from_utf8_lossy(&err).into_owned();
+    let resp = parse_cgi_output(&out).map_err(|e| {
+        Fail::internal(format!(
+            "git http-backend {path_info:?} ({status}): {e}; stderr: {err}"
+        ))
+    })?;
+    if !resp.status().is_success() || !status.success() {
+        eprintln!(
+            "MegaServer: git http-backend {path_info:?} -> {} ({status}): {}",
+            resp.status(),
+            err.trim()
+        );
+    }
+    Ok(resp)
+}
+
+/// Splits CGI output into headers (`Status:` and the rest) and body.
+fn parse_cgi_output(out: &[u8]) -> Result<Response, String> {
+    let crlf = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4));
+    let lf = out.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
+    let (end, sep) = match (crlf, lf) {
+        (Some(a), Some(b)) => {
+            if a.0 <= b.0 {
+                a
+            } else {
+                b
+            }
+        }
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => {
+            return Err(format!(
+                "no CGI header block in {} bytes of output",
+                out.len()
+            ))
+        }
+    };
+    let head = std::str::from_utf8(&out[..end]).map_err(|e| format!("CGI headers: {e}"))?;
+    let mut builder = Response::builder().status(StatusCode::OK);
+    for line in head.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("bad CGI header line {line:?}"))?;
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("status") {
+            let code = value
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse::<u16>().ok())
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .ok_or_else(|| format!("bad CGI status {value:?}"))?;
+            builder = builder.status(code);
+        } else if name.eq_ignore_ascii_case("content-length") {
+            // The body below is the whole rest; hyper sets the length itself.
+        } else {
+            builder = builder.header(name.trim(), value);
+        }
+    }
+    builder
+        .body(Body::from(out[end + sep..].to_vec()))
+        .map_err(|e| format!("build response: {e}"))
 }
