@@ -514,7 +514,7 @@ EOF
         WD=$d/ws/work
         ;;
     esac
-    [[ -d $WD ]] || { surprise "$fs: the writable directory $WD does not exist"; return 1; }
+    timeout -k 2 "$BENCH_TIMEOUT" test -d "$WD" || { surprise "$fs: the writable directory $WD does not exist"; return 1; }
     return 0
 }
 
@@ -533,6 +533,12 @@ teardown_fs() {
     scorpio)
         [[ -n $DPID ]] && ! kill -0 "$DPID" 2>/dev/null && surprise "scorpio (pid $DPID) died during the workload; log $DLOG"
         stop_daemon
+        if [[ -z $COUNT_FILE && -f $DLOG ]]; then
+            local nw ne
+            nw=$(grep -c ' WARN ' "$DLOG" || true) ne=$(grep -c ' ERROR ' "$DLOG" || true)
+            ((ne == 0)) || surprise "scorpio logged $ne ERROR line(s) ($DLOG), e.g.: $(grep -m 2 ' ERROR ' "$DLOG" | cut -c1-300 | tr '\n' '|')"
+            ((nw == 0)) || say "    note: scorpio logged $nw WARN line(s) ($DLOG), e.g.: $(grep -m 1 ' WARN ' "$DLOG" | cut -c1-200)"
+        fi
         ;;
     esac
 }
@@ -584,9 +590,9 @@ run_workload() {
     # 2. build
     if phase "$fs" "$run" build make -C "$WD/libgit2" -f "$MK" -j"$BENCH_JOBS"; then
         T "$LOGDIR/$RUNTAG-check.log" sync || true
-        sums=$( (cd "$WD/libgit2/build" && sha1sum libgit2.a git2) 2>&1 | awk '{print $1}' | tr '\n' ' ') || true
+        sums=$(cd "$WD/libgit2/build" && timeout -k 5 "$BENCH_TIMEOUT" sha1sum libgit2.a git2 2>&1 | awk '{print $1}' | tr '\n' ' ') || true
         SUMS[$fs,$run]=$sums
-        n=$( (cd "$WD/libgit2/build" && find . -type f | wc -l) 2>/dev/null) || n="?"
+        n=$(count_files "$WD/libgit2/build" 2>/dev/null) || n="?"
         NFILES[$fs,buildout,$run]=$n
         msg=$(cd "$WD/libgit2" && timeout 30 build/git2 hash-object README.md 2>&1) || true
         [[ $msg == "$README_OID" ]] || surprise "$fs (run $run): the built git2 hash-object README.md gave '$msg', git says $README_OID"
@@ -599,9 +605,9 @@ run_workload() {
     # 4. rm -rf of the build directory
     phase "$fs" "$run" rm-rf rm -rf "$WD/libgit2/build" || true
     T "$LOGDIR/$RUNTAG-check.log" sync || true
-    [[ -e $WD/libgit2/build ]] && surprise "$fs (run $run): libgit2/build still exists after rm -rf"
+    timeout -k 2 "$BENCH_TIMEOUT" test -e "$WD/libgit2/build" && surprise "$fs (run $run): libgit2/build still exists after rm -rf"
     check_count "$fs" "$run" rm-rf "$WD" "$EXP_RM"
-    n=$( (cd "$WD/notes" && find . -type f | wc -l) 2>/dev/null) || n="?"
+    n=$(count_files "$WD/notes" 2>/dev/null) || n="?"
     [[ $n == "$BENCH_LOWER_FILES" ]] || surprise "$fs (run $run): notes/ (lower only, untouched) shows $n files, expected $BENCH_LOWER_FILES"
     la1=$(loadavg)
     LOADS[$fs,$run]="$la0 -> $la1"

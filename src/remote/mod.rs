@@ -7,6 +7,7 @@
 pub mod local;
 pub mod mega;
 pub mod object;
+pub mod smart_http;
 
 use std::sync::Arc;
 
