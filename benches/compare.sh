@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # benches/compare.sh: one build workload on four filesystems, in one run, with ratios against native.
 #
-#   bash benches/compare.sh                     # one round (4 filesystems, each on a fresh mount), ~5-10 min
+#   bash benches/compare.sh                     # one round (4 filesystems, each on a fresh mount), ~7 min on 2 cpus
 #   BENCH_RUNS=3 bash benches/compare.sh        # three rounds, medians (the order rotates every round)
 #   BENCH_FS=native,scorpio bash benches/compare.sh
 #
@@ -16,7 +16,7 @@
 #
 # The workload, timed phase by phase (wall clock), in the writable directory:
 #   untar    tar -xf of libgit2's source tree (the copy vendored by the libgit2-sys crate in the cargo
-#            registry: ~680 files, ~10 MB), over the lower tree, which already has some of its paths;
+#            registry: ~680 files, ~9 MB), over the lower tree, which already has some of its paths;
 #   build    make -jBENCH_JOBS: libgit2 (static library) and its CLI `git2`, compiled with cc from a
 #            Makefile this script writes (the way libgit2-sys's build.rs builds it: no cmake needed);
 #            ~230 objects, all written under libgit2/build/ inside the mount;
@@ -30,8 +30,10 @@
 #
 # Needs (checked up front; nothing is installed): tar, cc, make, ar, git, curl, fuse-overlayfs,
 # fusermount3, mount/umount with overlayfs, /dev/fuse, coreutils/findutils/awk; root.
-# Uses ${SCORPIO_BIN:-target/release/scorpio} (relative to the repository root), and runs
-# `cargo build --release` only when that binary is absent.
+# Uses $SCORPIO_BIN (default: target/release/scorpio of this repository; a relative SCORPIO_BIN is
+# taken from the current directory), and runs `cargo build --release` only when that binary is absent.
+# Scorpio runs with log_level SCORPIO_LOG_LEVEL (info). All logs (daemon, each phase's output) go to
+# BENCH_TMP/scorpio-compare-logs.*, which is kept when anything failed or looked wrong, else removed.
 #
 # Environment knobs:
 #   BENCH_RUNS (1)  BENCH_FS (native,kernel-ovl,fuse-overlayfs,scorpio)  BENCH_JOBS (2: make -j)
@@ -234,7 +236,7 @@ T() {
     return "$rc"
 }
 
-KEPT_LOGS=
+LOGDIR=
 cleanup() {
     local rc=$? m
     set +e
@@ -252,11 +254,14 @@ cleanup() {
     elif [[ -n $(mounts_under_root) ]]; then
         say "not removing $ROOT: something is still mounted under it: $(mounts_under_root | tr '\n' ' ')"
     else
-        if [[ $rc != 0 || ${#SURPRISES[@]} -gt 0 ]] && [[ -d $ROOT/logs ]]; then
-            KEPT_LOGS=$(mktemp -d "$BENCH_TMP/scorpio-compare-logs.XXXXXX")
-            cp -a "$ROOT/logs/." "$KEPT_LOGS/" && say "logs kept in $KEPT_LOGS"
-        fi
         timeout 300 rm -rf --one-file-system "$ROOT"
+    fi
+    if [[ -n $LOGDIR && -d $LOGDIR ]]; then
+        if [[ $rc != 0 || ${#SURPRISES[@]} -gt 0 || $BENCH_KEEP == 1 ]]; then
+            say "logs kept in $LOGDIR"
+        else
+            rm -rf "$LOGDIR"
+        fi
     fi
     exit "$rc"
 }
@@ -269,8 +274,8 @@ ROOT=$(mktemp -d "$BENCH_TMP/scorpio-compare.XXXXXX")
 chmod 755 "$ROOT"
 ROOT=$(cd "$ROOT" && pwd -P)
 [[ $ROOT =~ ^[A-Za-z0-9/._+-]+$ ]] || die "temp dir $ROOT has characters this script does not quote for mountinfo; set BENCH_TMP"
-LOGDIR=$ROOT/logs
-mkdir -p "$LOGDIR"
+# The logs live beside the temp root, so that they can be kept when something went wrong.
+LOGDIR=$(mktemp -d "$BENCH_TMP/scorpio-compare-logs.XXXXXX")
 mkfifo "$ROOT/.sleep"
 exec {SLEEP_FD}<>"$ROOT/.sleep"
 
@@ -489,8 +494,9 @@ EOF
             t=$(fstype_at "$d/ws")
             [[ $t == fuse* ]] && break
             if ! kill -0 "$DPID" 2>/dev/null; then
-                surprise "scorpio exited before mounting $d/ws; log $DLOG: $(tail -n 5 "$DLOG" | tr '\n' ' ')"
-                reap "$DPID" 1; DPID= DWS=
+                reap "$DPID" 1
+                surprise "scorpio exited (status $REAPED) before mounting $d/ws; log $DLOG: $(tail -n 5 "$DLOG" | tr '\n' ' ')"
+                DPID= DWS=
                 return 1
             fi
             if ((${EPOCHREALTIME%.*} >= deadline)); then
