@@ -83,8 +83,8 @@ want_fs() { [[ " ${FS_LIST[*]} " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------------------------------------- tools
 missing=()
-tools=(tar cc make ar git timeout find du wc awk sed sort comm sha1sum cmp mktemp sync mount umount cp tail)
-want_fs fuse-overlayfs && tools+=(fuse-overlayfs fusermount3)
+tools=(tar cc make ar git timeout find du wc awk sed sort comm sha1sum cmp mktemp sync mount umount cp tail getconf)
+want_fs fuse-overlayfs && tools+=(fuse-overlayfs fusermount3 pgrep)
 want_fs scorpio && tools+=(curl fusermount3)
 for t in "${tools[@]}"; do
     command -v "$t" >/dev/null 2>&1 || missing+=("$t")
@@ -429,6 +429,7 @@ free_port() {
 # directory holding the lower tree). Returns non-zero (after a surprise) if it could not.
 setup_fs() {
     local fs=$1 d=$2 t deadline port out code level
+    FS_DAEMON_PID=
     mkdir -p "$d"
     case $fs in
     native)
@@ -463,6 +464,14 @@ setup_fs() {
             return 1
         fi
         [[ $(fstype_at "$d/merged") == fuse* ]] || { surprise "fuse-overlayfs returned but nothing is mounted at $d/merged"; return 1; }
+        FS_DAEMON_PID=$FOPID
+        if [[ -z $FS_DAEMON_PID ]]; then
+            # it daemonized: find it by its mountpoint argument
+            for t in $(pgrep -x fuse-overlayfs || true); do
+                tr '\0' '\n' <"/proc/$t/cmdline" 2>/dev/null | grep -qxF "$d/merged" && FS_DAEMON_PID=$t
+            done
+            [[ -n $FS_DAEMON_PID ]] || say "    note: fuse-overlayfs's pid not found: its CPU time is not counted"
+        fi
         WD=$d/merged
         ;;
     scorpio)
@@ -518,6 +527,7 @@ EOF
             return 1
         fi
         WD=$d/ws/work
+        FS_DAEMON_PID=$DPID
         ;;
     esac
     timeout -k 2 "$BENCH_TIMEOUT" test -d "$WD" || { surprise "$fs: the writable directory $WD does not exist"; return 1; }
@@ -526,6 +536,7 @@ EOF
 
 teardown_fs() {
     local fs=$1 d=$2
+    FS_DAEMON_PID=
     case $fs in
     native) ;;
     kernel-ovl | fuse-overlayfs)
@@ -553,19 +564,46 @@ teardown_fs() {
 declare -A RES=() NFILES=() DUS=() SUMS=() LOADS=()
 PHASES=(untar build find+du rm-rf)
 
+# CPU time, which other load on the machine disturbs less than wall-clock time: the user+sys time of
+# the phase's processes (this shell's reaped children, from bash's `times`: no fork), plus that of
+# the filesystem's daemon (scorpio, fuse-overlayfs) from /proc/<pid>/stat. Kernel overlayfs work is
+# in the processes' sys time.
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+FS_DAEMON_PID=
+daemon_ticks() {
+    local line f
+    [[ -n $FS_DAEMON_PID && -r /proc/$FS_DAEMON_PID/stat ]] || { printf 0; return 0; }
+    read -r line </proc/"$FS_DAEMON_PID"/stat || { printf 0; return 0; }
+    line=${line##*) }
+    read -r -a f <<<"$line"
+    printf '%s' $((f[11] + f[12]))
+}
+# cpu_secs <times-before> <times-after> <daemon ticks before> <daemon ticks after>
+cpu_secs() {
+    awk -v hz="$CLK_TCK" -v d0="$3" -v d1="$4" '
+        function sec(x,   m) { m = x; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", x); sub(/s$/, "", x); return m * 60 + x }
+        FNR == 2 { t = sec($1) + sec($2); if (NR == FNR) a = t; else b = t }
+        END { printf "%.6f", b - a + (d1 - d0) / hz }' "$1" "$2"
+}
+
 # phase <fs> <run> <name> <cmd...>: times one phase; records seconds or FAIL. Returns the command's status.
 phase() {
-    local fs=$1 run=$2 name=$3 t0 t1 rc=0 log
+    local fs=$1 run=$2 name=$3 t0 t1 rc=0 log d0 d1
     shift 3
     log=$LOGDIR/$RUNTAG-$name.log
     : >"$log"
+    d0=$(daemon_ticks)
+    times >"$ROOT/.times0"
     t0=$EPOCHREALTIME
     T "$log" "$@" || rc=$?
     t1=$EPOCHREALTIME
+    times >"$ROOT/.times1"
+    d1=$(daemon_ticks)
     if ((rc == 0)); then
         RES[$fs,$name,$run]=$(fsec "$t0" "$t1")
+        RES[cpu:$fs,$name,$run]=$(cpu_secs "$ROOT/.times0" "$ROOT/.times1" "$d0" "$d1")
     else
-        RES[$fs,$name,$run]=FAIL
+        RES[$fs,$name,$run]=FAIL RES[cpu:$fs,$name,$run]=FAIL
         local why="exit status $rc"
         ((rc == 124 || rc == 137)) && why="timed out after ${CMD_TIMEOUT}s (hang?)"
         surprise "$fs (run $run): phase '$name' failed: $why; log $log; last lines: $(tail -n 8 "$log" | tr '\n' '|')"
@@ -736,24 +774,41 @@ done
 
 # -------------------------------------------------------------------------------------------- table
 declare -A MED=()
-for fs in "${ALL_FS[@]}"; do
-    want_fs "$fs" || { for p in "${PHASES[@]}" total; do MED[$fs,$p]=-; done; continue; }
-    totals=()
-    for ((run = 1; run <= BENCH_RUNS; run++)); do
-        tot=0
-        for p in "${PHASES[@]}"; do
-            v=${RES[$fs,$p,$run]:-FAIL}
-            if [[ $v == FAIL || $tot == FAIL ]]; then tot=FAIL; else tot=$(awk -v a="$tot" -v b="$v" 'BEGIN{printf "%.6f", a+b}'); fi
+# medians <prefix>: MED[<prefix><fs>,<phase>] from RES[<prefix><fs>,<phase>,<run>], and the total.
+medians() {
+    local pre=$1 fs p run tot v vals totals
+    for fs in "${ALL_FS[@]}"; do
+        want_fs "$fs" || { for p in "${PHASES[@]}" total; do MED[$pre$fs,$p]=-; done; continue; }
+        totals=()
+        for ((run = 1; run <= BENCH_RUNS; run++)); do
+            tot=0
+            for p in "${PHASES[@]}"; do
+                v=${RES[$pre$fs,$p,$run]:-FAIL}
+                if [[ $v == FAIL || $tot == FAIL ]]; then tot=FAIL; else tot=$(awk -v a="$tot" -v b="$v" 'BEGIN{printf "%.6f", a+b}'); fi
+            done
+            totals+=("$tot")
         done
-        totals+=("$tot")
+        for p in "${PHASES[@]}"; do
+            vals=()
+            for ((run = 1; run <= BENCH_RUNS; run++)); do vals+=("${RES[$pre$fs,$p,$run]:-FAIL}"); done
+            MED[$pre$fs,$p]=$(median "${vals[@]}")
+        done
+        MED[$pre$fs,total]=$(median "${totals[@]}")
     done
-    for p in "${PHASES[@]}"; do
-        vals=()
-        for ((run = 1; run <= BENCH_RUNS; run++)); do vals+=("${RES[$fs,$p,$run]:-FAIL}"); done
-        MED[$fs,$p]=$(median "${vals[@]}")
+}
+# table <prefix>
+table() {
+    local pre=$1 p
+    printf '%-9s %9s %11s %15s %9s  | %15s %16s %14s\n' phase native kernel-ovl fuse-overlayfs scorpio scorpio/native fuse-ovl/native kernel/native
+    for p in "${PHASES[@]}" total; do
+        printf '%-9s %9s %11s %15s %9s  | %15s %16s %14s\n' "$p" \
+            "$(fmt "${MED[${pre}native,$p]}")" "$(fmt "${MED[${pre}kernel-ovl,$p]}")" "$(fmt "${MED[${pre}fuse-overlayfs,$p]}")" "$(fmt "${MED[${pre}scorpio,$p]}")" \
+            "$(ratio "${MED[${pre}scorpio,$p]}" "${MED[${pre}native,$p]}")" "$(ratio "${MED[${pre}fuse-overlayfs,$p]}" "${MED[${pre}native,$p]}")" \
+            "$(ratio "${MED[${pre}kernel-ovl,$p]}" "${MED[${pre}native,$p]}")"
     done
-    MED[$fs,total]=$(median "${totals[@]}")
-done
+}
+medians ""
+medians "cpu:"
 
 LOAD_END=$(loadavg)
 echo
@@ -761,13 +816,11 @@ echo "== compare.sh: libgit2 ($NTAR files) untar + build (make -j$BENCH_JOBS, $(
 if ((BENCH_RUNS > 1)); then echo "   medians of $BENCH_RUNS runs (each on a fresh mount; order rotated every run); wall-clock seconds"; else echo "   one run each, on a fresh mount; wall-clock seconds"; fi
 echo "   load average (1/5/15 min): $LOAD_START at start, $LOAD_END at end"
 echo
-printf '%-9s %9s %11s %15s %9s  | %15s %16s %14s\n' phase native kernel-ovl fuse-overlayfs scorpio scorpio/native fuse-ovl/native kernel/native
-for p in "${PHASES[@]}" total; do
-    printf '%-9s %9s %11s %15s %9s  | %15s %16s %14s\n' "$p" \
-        "$(fmt "${MED[native,$p]}")" "$(fmt "${MED[kernel-ovl,$p]}")" "$(fmt "${MED[fuse-overlayfs,$p]}")" "$(fmt "${MED[scorpio,$p]}")" \
-        "$(ratio "${MED[scorpio,$p]}" "${MED[native,$p]}")" "$(ratio "${MED[fuse-overlayfs,$p]}" "${MED[native,$p]}")" \
-        "$(ratio "${MED[kernel-ovl,$p]}" "${MED[native,$p]}")"
-done
+table ""
+echo
+echo "CPU seconds (user+sys of the phase's processes + of the filesystem daemon, scorpio or fuse-overlayfs):"
+echo "less disturbed by other load than the wall clock; FUSE round-trip latency itself is not in it."
+table "cpu:"
 echo
 echo "per run (files: after untar / found after build / after rm -rf; du -s KiB after build; load 1/5/15 before -> after):"
 for ((run = 1; run <= BENCH_RUNS; run++)); do

@@ -261,7 +261,8 @@ fn fsynced_bytes_survive_sigkill() {
     let _ = writer.join();
     d.restart()
         .unwrap_or_else(|e| panic!("restart after SIGKILL: {e}"));
-    let got = std::fs::read(&path).unwrap_or_else(|e| panic!("the file does not survive: {e}\n{}", d.log()));
+    let got = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("the file does not survive: {e}\n{}", d.log()));
     assert!(
         got.starts_with(synced),
         "fsync'd bytes lost: {:?}",
