@@ -22,6 +22,8 @@
 #            ~230 objects, all written under libgit2/build/ inside the mount;
 #   find+du  find . -type f | wc -l; du -s .
 #   rm -rf   rm -rf libgit2/build (which also holds a few files of the lower tree: whiteouts).
+# Two tables: wall-clock seconds, and CPU seconds (user+sys of the phase's processes plus the FUSE
+# daemon's), the latter being much less disturbed by other load on a shared machine.
 # Not timed, after each phase: sync; and checks: `tar -d` (the extracted tree equals the tarball), file
 # counts (equal on all four filesystems and to the count expected from the two file lists), the built
 # library and binary are byte-identical on all four, and the built `git2 hash-object` agrees with git.
@@ -561,7 +563,7 @@ teardown_fs() {
 }
 
 # -------------------------------------------------------------------------------------- the workload
-declare -A RES=() NFILES=() DUS=() SUMS=() LOADS=()
+declare -A RES=() NFILES=() DUS=() SUMS=() LOADS=() DCPU=()
 PHASES=(untar build find+du rm-rf)
 
 # CPU time, which other load on the machine disturbs less than wall-clock time: the user+sys time of
@@ -602,6 +604,7 @@ phase() {
     if ((rc == 0)); then
         RES[$fs,$name,$run]=$(fsec "$t0" "$t1")
         RES[cpu:$fs,$name,$run]=$(cpu_secs "$ROOT/.times0" "$ROOT/.times1" "$d0" "$d1")
+        [[ -n $FS_DAEMON_PID ]] && DCPU[$fs,$name,$run]=$(awk -v a="$d0" -v b="$d1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2fs", (b-a)/hz}')
     else
         RES[$fs,$name,$run]=FAIL RES[cpu:$fs,$name,$run]=FAIL
         local why="exit status $rc"
@@ -828,6 +831,10 @@ for ((run = 1; run <= BENCH_RUNS; run++)); do
         printf '  run %d %-15s files %s / %s / %s  du %s  load %s\n' "$run" "$fs" \
             "${NFILES[$fs,untar,$run]:-?}" "${NFILES[$fs,find,$run]:-?}" "${NFILES[$fs,rm-rf,$run]:-?}" \
             "${DUS[$fs,$run]:-?}" "${LOADS[$fs,$run]:-?}"
+        if [[ -n ${DCPU[$fs,build,$run]:-} ]]; then
+            printf '        %-15s daemon CPU: untar %s, build %s, find+du %s, rm-rf %s\n' "" \
+                "${DCPU[$fs,untar,$run]:-?}" "${DCPU[$fs,build,$run]:-?}" "${DCPU[$fs,find+du,$run]:-?}" "${DCPU[$fs,rm-rf,$run]:-?}"
+        fi
     done
 done
 echo "  expected files: $EXP_UNTAR after untar, ${EXP_FIND:-?} after the build, $EXP_RM after rm -rf"

@@ -116,6 +116,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
+    // Before anything is mounted: a SIGTERM that arrives early must unmount, not kill.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
     let remote = remote::from_config(&cfg).context("cannot open the remote")?;
     let store = Store::open(
         &cfg.store_path,
@@ -216,8 +219,6 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             .await
     });
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
     let session_ended = tokio::select! {
         r = &mut handle => {
             tracing::warn!(result = ?r, "the FUSE session ended (unmounted from outside?)");

@@ -150,7 +150,8 @@ impl Dicfuse {
         FileAttr {
             ino,
             size,
-            blocks: size.div_ceil(512),
+            // In 512-byte units, allocated in 4 KiB blocks as on a local disk (so `du` agrees).
+            blocks: size.div_ceil(4096) * 8,
             atime: t,
             mtime: t,
             ctime: t,

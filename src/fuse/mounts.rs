@@ -159,6 +159,17 @@ impl MountManager {
 
     /// Mounts `path` writable.
     pub async fn mount(&self, path: &str, cl: Option<&str>) -> Result<MountInfo, MountError> {
+        self.mount_avoiding(path, cl, None).await
+    }
+
+    /// Mounts `path`, in another inode slot than `avoid` (so that, after a reset, the kernel
+    /// can be seen to hold the new overlay's inodes and none of the old one's).
+    async fn mount_avoiding(
+        &self,
+        path: &str,
+        cl: Option<&str>,
+        avoid: Option<u32>,
+    ) -> Result<MountInfo, MountError> {
         let path = normalize(path)?;
         let cl = cl.map(str::trim).filter(|c| !c.is_empty());
         if let Some(c) = cl {
@@ -190,7 +201,7 @@ impl MountManager {
             return Err(MountError::NotDir(path));
         }
         let slot = (0u32..)
-            .find(|s| !active.values().any(|(a, _, _)| a == s))
+            .find(|s| Some(*s) != avoid && !active.values().any(|(a, _, _)| a == s))
             .unwrap_or(0);
         let info = self.info(&path);
         let layer = self.layers.join(&info.id);
@@ -245,7 +256,7 @@ impl MountManager {
         }
         self.router.attach(slot, at, ovl.clone()).await;
         if self.router.is_live() {
-            settle(self.probe_path(&info).await, true).await;
+            settle(self.probe_path(&info).await, Some(slot)).await;
         }
         active.insert(path.clone(), (slot, ovl, lower));
         tracing::info!(path, id = info.id, upper = %info.upper.display(), "mounted writable");
@@ -343,9 +354,10 @@ impl MountManager {
             .and_then(|v| serde_json::from_slice::<Record>(&v).ok())
             .and_then(|r| r.cl);
         let upper = self.info(&mounted).upper;
+        let old_slot = self.active.lock().await.get(&mounted).map(|a| a.0);
         self.unmount(&mounted).await?;
         let removed = clear_upper(&upper, &rel);
-        let again = self.mount(&mounted, cl.as_deref()).await;
+        let again = self.mount_avoiding(&mounted, cl.as_deref(), old_slot).await;
         let removed = removed.map_err(|e| MountError::Internal(e.to_string()))?;
         again?;
         tracing::info!(path = mounted, under = rel, removed, "changes dropped");
@@ -373,7 +385,7 @@ impl MountManager {
         let probe = self.probe_path(&self.info(&path)).await;
         self.router.detach(slot).await;
         if self.router.is_live() {
-            settle(probe, false).await;
+            settle(probe, None).await;
         }
         active.remove(&path);
         if active.is_empty() && self.router.is_live() {
@@ -475,25 +487,26 @@ impl MountManager {
 /// Waits (briefly) until the kernel shows `probe` from the overlay (`true`) or from the
 /// read-only view. Cache invalidations reach the kernel asynchronously; a request must not
 /// return before its effect is visible.
-async fn settle(probe: Option<PathBuf>, overlay: bool) {
+async fn settle(probe: Option<PathBuf>, slot: Option<u32>) {
     use std::os::unix::fs::MetadataExt;
-    let Some(probe) = probe else { return };
+    let Some(probe) = probe else {
+        return;
+    };
+    // The owner of an inode number: 0 for the read-only view, slot + 1 for an overlay.
+    let want = slot.map_or(0, |s| u64::from(s) + 1);
     let wait = tokio::task::spawn_blocking(move || {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
         while std::time::Instant::now() < deadline {
             match std::fs::symlink_metadata(&probe) {
-                Ok(m) if (m.ino() >> 32 != 0) == overlay => return true,
-                Err(_) if !overlay => return true,
+                Ok(m) if m.ino() >> 32 == want => return true,
+                Err(_) if want == 0 => return true,
                 _ => std::thread::sleep(std::time::Duration::from_millis(5)),
             }
         }
         false
     });
     if !matches!(wait.await, Ok(true)) {
-        tracing::warn!(
-            overlay,
-            "the kernel did not show the mount change within 3s"
-        );
+        tracing::warn!(?slot, "the kernel did not show the mount change within 3s");
     }
 }
 

@@ -102,6 +102,10 @@ impl MegaFuse {
             }
             (ovl, key)
         };
+        if at.is_none() {
+            // Names only the overlay had at the root are cached too.
+            self.invalidate_names(ROOT, ovl.upper_path()).await;
+        }
         self.invalidate(at).await;
         Some(ovl)
     }
@@ -114,6 +118,18 @@ impl MegaFuse {
     /// Whether the kernel serves the session.
     pub fn is_live(&self) -> bool {
         self.live.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Tells the kernel to forget the entries of `dir` named like those in local directory `names`.
+    async fn invalidate_names(&self, dir: u64, names: &std::path::Path) {
+        let Some(n) = self.notify.get().filter(|_| self.is_live()) else {
+            return;
+        };
+        if let Ok(rd) = std::fs::read_dir(names) {
+            for e in rd.flatten() {
+                n.clone().invalid_entry(dir, e.file_name()).await;
+            }
+        }
     }
 
     /// Tells the kernel to forget what it cached for a mount point.

@@ -529,7 +529,12 @@ impl OverlayFs {
                     if !whiteout::is_whiteout(&t.dir, &t.name, &st) {
                         let fh =
                             self.add_handle(Handle::Upper(Arc::new(std::fs::File::from(fd)), ino));
-                        return Ok(ReplyOpen { fh, flags: 0 });
+                        // Every write reaches the upper file through the kernel's page cache, so
+                        // what the kernel cached is still right at the next open.
+                        return Ok(ReplyOpen {
+                            fh,
+                            flags: FOPEN_KEEP_CACHE,
+                        });
                     }
                 }
                 Err(e) if e == rustix::io::Errno::NOENT => {}
@@ -565,7 +570,21 @@ impl Filesystem for OverlayFs {
     async fn destroy(&self, _req: Request) {}
 
     async fn lookup(&self, _req: Request, parent: u64, name: &OsStr) -> FuseResult<ReplyEntry> {
-        Ok(self.do_lookup(parent, name).await?)
+        match self.do_lookup(parent, name).await {
+            // A miss the kernel may remember for a while (nodeid 0): compilers probe the same
+            // missing headers in every include directory thousands of times. Every create goes
+            // through the kernel, which drops the negative entry then.
+            Err(OverlayError::Errno(libc::ENOENT)) if self.info(parent).is_ok() => {
+                let mut attr = self.attr_of(parent).await?;
+                attr.ino = 0;
+                Ok(ReplyEntry {
+                    ttl: UPPER_TTL,
+                    attr,
+                    generation: 0,
+                })
+            }
+            r => Ok(r?),
+        }
     }
 
     async fn forget(&self, _req: Request, inode: u64, nlookup: u64) {
