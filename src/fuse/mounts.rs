@@ -372,6 +372,13 @@ impl MountManager {
             .get(&path)
             .cloned()
             .ok_or_else(|| MountError::NotMounted(path.clone()))?;
+        // The kernel sends RELEASE after close() has returned: give closes just made a moment.
+        for _ in 0..200 {
+            if ovl.open_handles() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         if ovl.open_handles() > 0 {
             return Err(MountError::Busy(path));
         }
