@@ -719,29 +719,8 @@ fn api_requires_the_bearer_token_when_one_is_set() {
 /// Makes branch `name` on the fixture: one commit over the fixture commit that rewrites
 /// `a/b/c.txt`, adds an executable `a/tool.sh`, deletes `a/up` and `a/b/d/e/deep.txt`.
 fn cl_branch(fx: &Fixture, name: &str) -> String {
-    let wt = tempfile::tempdir().expect("worktree");
-    let git = |args: &[&str]| {
-        let out = run_with_timeout(Command::new("git").arg("-C").arg(wt.path()).args(args), 60);
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let out = run_with_timeout(
-        Command::new("git")
-            .arg("clone")
-            .arg("-q")
-            .arg(&fx.repo_path)
-            .arg(wt.path()),
-        60,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let wt = fixture::Worktree::clone_of(fx);
+    let git = |args: &[&str]| wt.git(args);
     std::fs::write(wt.path().join("a/b/c.txt"), b"from the change list\n").expect("write");
     std::fs::write(wt.path().join("a/tool.sh"), b"#!/bin/sh\n").expect("write");
     std::fs::set_permissions(

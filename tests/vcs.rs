@@ -213,29 +213,8 @@ fn reset_drops_changes_under_a_path_or_all_of_them() {
 
 /// The tree git itself makes from the same edits in a checkout of the fixture.
 fn git_tree_after_edits(fx: &Fixture) -> String {
-    let wt = tempfile::tempdir().expect("worktree");
-    let git = |args: &[&str]| {
-        let out = run_with_timeout(Command::new("git").arg("-C").arg(wt.path()).args(args), 60);
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let out = run_with_timeout(
-        Command::new("git")
-            .arg("clone")
-            .arg("-q")
-            .arg(&fx.repo_path)
-            .arg(wt.path()),
-        60,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let wt = fixture::Worktree::clone_of(fx);
+    let git = |args: &[&str]| wt.git(args);
     edit(wt.path());
     git(&["add", "-A"]);
     git(&["write-tree"])

@@ -465,3 +465,52 @@ pub fn object_bytes(fx: &Fixture, oid: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("read object {oid}: {e}"));
     obj.data().to_vec()
 }
+
+/// A non-bare clone of a fixture, for making commits with the `git` CLI.
+pub struct Worktree {
+    /// Owns the checkout.
+    pub dir: tempfile::TempDir,
+}
+
+impl Worktree {
+    /// Clones `fx` into a fresh temporary directory.
+    pub fn clone_of(fx: &Fixture) -> Worktree {
+        let dir = tempfile::tempdir().expect("worktree");
+        let out = super::daemon::run_with_timeout(
+            std::process::Command::new("git")
+                .arg("clone")
+                .arg("-q")
+                .arg(&fx.repo_path)
+                .arg(dir.path()),
+            60,
+        );
+        assert!(
+            out.status.success(),
+            "git clone: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Worktree { dir }
+    }
+
+    /// The checkout's path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `git <args>` in the checkout; panics on failure; returns trimmed stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = super::daemon::run_with_timeout(
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(self.path())
+                .args(args),
+            60,
+        );
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
