@@ -14,7 +14,9 @@
 #   4. readdir of wide/ (100 x os.listdir in one python process; and one `ls -f` process);
 #   5. sequential read of the cached big file (`cat big/blob.bin > /dev/null`);
 #   6. start-to-first-read: scorpio with an empty store vs `git clone` vs
-#      `git clone --filter=blob:none --sparse file://` + `git sparse-checkout add <dir>` (median of 3).
+#      `git clone --filter=blob:none --sparse file://` + `git sparse-checkout add <dir>` (median of 3);
+#   7. (run before 6, on the same mount made writable) status with 10 changes: `git status` in the
+#      checkout vs `GET /api/git/status` (curl) and `scorpio status`.
 # Then, unless BENCH_COUNT=0, it restarts the daemon over the warm store with rfuse3 debug logging and
 # counts the FUSE requests each workload sends, cold and warm (untimed; the timings use log_level=info).
 # Exit status: 0, or 3 when something looked wrong (listed under SURPRISES), 1 on errors.
@@ -58,7 +60,7 @@ done
 
 # ---------------------------------------------------------------------------------------------- tools
 missing=()
-for t in git hyperfine python3 fusermount3 timeout xargs cat cmp awk sed grep sort wc df stat mkfifo mktemp dirname date; do
+for t in git hyperfine python3 curl fusermount3 timeout xargs cat cmp awk sed grep sort wc df stat mkfifo mktemp dirname date; do
     command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
 if ((${#missing[@]})); then
@@ -557,6 +559,30 @@ for side in scorpio plain; do
 done
 say "[5] sequential read of big/blob.bin"
 pair "read ${BENCH_BIG_MB}MB cached" "$ROOT/big-scorpio.json" "$ROOT/big-plain.json"
+
+# ------------------------------------------------------------------- 7. status with 10 changes
+# The whole repository made writable, the same 10 changes (9 files modified across the tree, 1 added)
+# on both sides; then `git status` in the checkout against Scorpio's status (over HTTP, and the CLI).
+if ! curl -fsS -X POST -H 'content-type: application/json' -d '{"path":"/"}' \
+    "http://127.0.0.1:$DPORT/api/fs/mount" >"$LOGDIR/mount-rw.json" 2>&1; then
+    die "POST /api/fs/mount {\"path\":\"/\"} failed: $(cat "$LOGDIR/mount-rw.json")"
+fi
+awk -v n="$NTOTAL" '!/^big\// && !/^wide\// && (NR % int(n / 9) == 1) && c < 9 {print; c++}' "$ALL" >"$ROOT/changed.list"
+ADDED=$(dirname "$(head -n 1 "$ROOT/changed.list")")/added-by-bench.txt
+for root in "$MNT" "$PLAIN"; do
+    while IFS= read -r f; do printf 'changed\n' >>"$root/$f"; done <"$ROOT/changed.list"
+    printf 'new\n' >"$root/$ADDED"
+done
+NCH_GIT=$(git -C "$PLAIN" status --porcelain | wc -l)
+NCH_SCORPIO=$("$SCORPIO_BIN" -c "$ROOT/bench.toml" status | wc -l)
+((NCH_GIT == 10)) || surprise "git status shows $NCH_GIT changes, expected 10"
+((NCH_SCORPIO == 10)) || surprise "scorpio status shows $NCH_SCORPIO changes, expected 10"
+hf "$ROOT/st-plain.json" -N --warmup 2 --runs $((BENCH_RUNS * 4)) "git -C $PLAIN status --porcelain"
+hf "$ROOT/st-scorpio.json" -N --warmup 2 --runs $((BENCH_RUNS * 4)) "curl -fsS http://127.0.0.1:$DPORT/api/git/status"
+hf "$ROOT/stc-scorpio.json" -N --warmup 2 --runs $((BENCH_RUNS * 4)) "$SCORPIO_BIN -c $ROOT/bench.toml status"
+say "[7] status with 10 changes on $NTOTAL files"
+pair "status, 10 changes (HTTP)" "$ROOT/st-scorpio.json" "$ROOT/st-plain.json"
+pair "status, 10 changes (CLI)" "$ROOT/stc-scorpio.json" "$ROOT/st-plain.json"
 
 stop_daemon "$BENCH_PID"
 

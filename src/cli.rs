@@ -74,6 +74,11 @@ pub enum Cmd {
         /// Only this writable path's changes.
         path: Option<String>,
     },
+    /// Push the local commits to the remote; the workspace then shows the pushed commit.
+    Push {
+        /// A writable path (only checked to be mounted: the commits hold every path's changes).
+        path: Option<String>,
+    },
     /// Drop the changes of a writable path, or those under a path inside one.
     Reset {
         /// The path whose changes go.

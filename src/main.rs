@@ -96,6 +96,13 @@ fn main() -> ExitCode {
             "/api/git/commit",
             Some(serde_json::json!({"message": message, "path": path})),
         ),
+        Cmd::Push { path } => api(
+            &rt,
+            &cfg,
+            reqwest::Method::POST,
+            "/api/git/push",
+            Some(serde_json::json!({"path": path})),
+        ),
         Cmd::Reset { path } => api(
             &rt,
             &cfg,
@@ -198,12 +205,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| "scorpio@localhost".into()),
     };
+    let pusher = remote::pusher_from_config(&cfg).context("cannot set up pushing")?;
     let vcs = scorpio::manager::Vcs::open(
         router.dicfuse().clone(),
         store.tree("vcs")?,
         &cfg.store_path,
         author,
-    )?;
+    )?
+    .with_push(pusher, cfg.refname.clone());
     let state = daemon::AppState::new(commit.oid.to_hex())
         .with_mounts(mounts.clone())
         .with_vcs(Arc::new(vcs))

@@ -1,4 +1,4 @@
-//! Version control from the upper layer: status and diff (commit, push and reset come next).
+//! Version control from the upper layer: status, diff, commit and reset (push: tests/push.rs).
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! Version-control routes: `GET /api/git/status`, `GET /api/git/diff`.
+//! Version-control routes: `/api/git/status|diff|commit|push|reset` and `POST /api/commit`.
 
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
@@ -67,10 +67,11 @@ async fn get_status(
         .flat_map(|(_, _, c)| c)
         .map(|c| serde_json::to_value(c).unwrap_or_default())
         .collect();
-    let (head, ahead) = vcs(&s)?.head();
+    let v = vcs(&s)?;
+    let (head, ahead) = v.head();
     Ok(Json(StatusResponse {
         path: q.path.unwrap_or_default(),
-        base: s.commit(),
+        base: v.base().to_hex(),
         head: head.to_hex(),
         ahead,
         changes,
@@ -159,6 +160,71 @@ async fn post_commit(
     ))
 }
 
+impl From<crate::manager::PushFailure> for AppError {
+    fn from(e: crate::manager::PushFailure) -> Self {
+        use crate::manager::PushFailure as F;
+        use crate::remote::PushError as P;
+        let (status, code) = match &e {
+            F::NothingToPush(_) => (StatusCode::CONFLICT, "NOTHING_TO_PUSH"),
+            F::Push(P::Moved { .. }) => (StatusCode::CONFLICT, "REMOTE_MOVED"),
+            F::Push(P::Refused { .. }) => (StatusCode::CONFLICT, "PUSH_REFUSED"),
+            F::Push(P::NoBranch(_)) => (StatusCode::BAD_REQUEST, "NO_BRANCH"),
+            F::Push(P::Remote(_)) => (StatusCode::BAD_GATEWAY, "REMOTE_FAILED"),
+            F::Rebase { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "REBASE_FAILED"),
+            F::Failed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "VCS_FAILED"),
+        };
+        let msg = match &e {
+            F::Push(_) | F::NothingToPush(_) => {
+                format!("{e}; nothing changed in the workspace")
+            }
+            _ => e.to_string(),
+        };
+        AppError::new(status, code, msg)
+    }
+}
+
+/// Body of `POST /api/git/push` (optional).
+#[derive(Deserialize, Serialize, Debug, Default)]
+pub struct PushRequest {
+    /// A writable path; the push carries the local commits, which hold every writable path's
+    /// changes, so this only checks that the path is mounted.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+async fn post_push(
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let req: PushRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        PushRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            AppError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                format!("bad JSON body: {e}"),
+            )
+        })?
+    };
+    let v = vcs(&s)?;
+    let m = super::workspace::manager(&s)?;
+    if let Some(p) = req.path.as_deref() {
+        m.layers(Some(p)).await?;
+    }
+    let out = v.push().await?;
+    let settled = m.settle_after_push(&out.touched).await;
+    let message = format!(
+        "pushed {} to {} {} ({} commit(s), {} objects, {} bytes); {settled} upper entries now come from the pushed commit",
+        out.commit, out.target, out.refname, out.commits, out.objects, out.pack_bytes
+    );
+    let mut body = serde_json::to_value(&out).unwrap_or_default();
+    body["status"] = "Success".into();
+    body["settled"] = settled.into();
+    body["message"] = message.into();
+    Ok(Json(body))
+}
+
 /// Body of `POST /api/git/reset`.
 #[derive(Deserialize, Serialize, Debug)]
 pub struct ResetRequest {
@@ -187,5 +253,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/git/diff", get(get_diff))
         .route("/api/git/reset", post(post_reset))
         .route("/api/git/commit", post(post_commit))
+        .route("/api/git/push", post(post_push))
         .route("/api/commit", post(post_commit))
 }

@@ -24,7 +24,13 @@ pub const LOWER_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 /// The read-only filesystem of one commit.
 pub struct Dicfuse {
     store: Arc<Store>,
-    commit: CommitInfo,
+    /// The commit shown; moves only by [`Dicfuse::rebase`] after a push.
+    commit: std::sync::RwLock<CommitInfo>,
+    /// Held shared while a listing or a size is written to the inode table, exclusively while a
+    /// rebase rewrites it, so that nothing read from the old commit lands after the rebase.
+    epoch: tokio::sync::RwLock<()>,
+    /// Every entry's times: those of the commit first shown.
+    time: i64,
     uid: u32,
     gid: u32,
     handles: Mutex<HashMap<u64, Arc<File>>>,
@@ -38,7 +44,9 @@ impl Dicfuse {
     pub fn new(store: Arc<Store>, commit: CommitInfo, uid: u32, gid: u32) -> Dicfuse {
         Dicfuse {
             store,
-            commit,
+            time: commit.time,
+            commit: std::sync::RwLock::new(commit),
+            epoch: tokio::sync::RwLock::new(()),
             uid,
             gid,
             handles: Mutex::new(HashMap::new()),
@@ -59,8 +67,33 @@ impl Dicfuse {
     }
 
     /// The commit shown.
-    pub fn commit(&self) -> &CommitInfo {
-        &self.commit
+    pub fn commit(&self) -> CommitInfo {
+        self.commit
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Moves the view to `commit` in place (after a push of it): `updates` are the directories
+    /// that differ from the shown commit, with their new entries, parents first. Entries that
+    /// stay keep their inodes; returns those whose identity changed, for the kernel to forget.
+    /// Entry times stay those of the commit first shown, so nothing the kernel cached about the
+    /// untouched rest goes stale.
+    pub async fn rebase(
+        &self,
+        commit: CommitInfo,
+        updates: &[(String, Vec<crate::remote::ListedEntry>)],
+    ) -> Result<Vec<crate::store::Touched>, DicError> {
+        let _exclusive = self.epoch.write().await;
+        let old = self.commit();
+        let commit = CommitInfo {
+            time: old.time,
+            ..commit
+        };
+        let touched = self.store.inodes.rebase(&commit, updates)?;
+        *self.commit.write().unwrap_or_else(|p| p.into_inner()) = commit;
+        self.listings.invalidate_all();
+        Ok(touched)
     }
 
     /// The node of `ino`, or ENOENT.
@@ -78,6 +111,7 @@ impl Dicfuse {
             locks.entry(ino).or_default().clone()
         };
         let _guard = lock.lock().await;
+        let _epoch = self.epoch.read().await;
         if self.store.inodes.is_loaded(ino)? {
             return Ok(());
         }
@@ -85,7 +119,7 @@ impl Dicfuse {
         let listing = self
             .store
             .remote()
-            .list_tree(&self.commit, &path, node.oid)
+            .list_tree(&self.commit(), &path, node.oid)
             .await
             .map_err(StoreError::from)?;
         tracing::debug!(
@@ -112,6 +146,7 @@ impl Dicfuse {
             return Err(DicError::NotDir);
         }
         self.ensure_loaded(ino, &node).await?;
+        let _epoch = self.epoch.read().await;
         let children = Arc::new(self.store.inodes.children(ino)?);
         self.listings.insert(ino, children.clone());
         Ok(children)
@@ -132,7 +167,11 @@ impl Dicfuse {
             .blob_size(oid)
             .await
             .map_err(StoreError::from)?;
-        self.store.inodes.set_size(ino, size)?;
+        let _epoch = self.epoch.read().await;
+        // A rebase in between may have given the inode another blob.
+        if self.store.inodes.get(ino)?.and_then(|n| n.oid) == Some(oid) {
+            self.store.inodes.set_size(ino, size)?;
+        }
         // The cached listing holds the node without its size.
         self.listings.invalidate(&node.parent);
         Ok(size)
@@ -146,7 +185,7 @@ impl Dicfuse {
             EntryKind::Executable => (FileType::RegularFile, 0o755, 1),
             EntryKind::Symlink => (FileType::Symlink, 0o777, 1),
         };
-        let t = Timestamp::new(self.commit.time.max(0), 0);
+        let t = Timestamp::new(self.time.max(0), 0);
         FileAttr {
             ino,
             size,

@@ -151,6 +151,50 @@ impl MegaFuse {
         }
     }
 
+    /// Waits (at most 2 s) until every queued invalidation has been written to the kernel.
+    pub async fn flush_notifications(&self) {
+        let t0 = std::time::Instant::now();
+        while rfuse3::notify::pending() > 0 && t0.elapsed() < std::time::Duration::from_secs(2) {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Tells the kernel to drop the attributes and pages it cached for inodes of `ovl`.
+    pub async fn forget_inodes(&self, ovl: &OverlayFs, inodes: &[u64]) {
+        let Some(n) = self.notify.get().filter(|_| self.is_live()) else {
+            return;
+        };
+        for ino in inodes {
+            n.clone().invalid_inode(self.out(ovl, *ino), 0, 0).await;
+        }
+    }
+
+    /// Tells the kernel to forget names (`(directory, name)`) and inodes of the read-only view
+    /// after the base moved under them.
+    pub async fn forget_cached(
+        &self,
+        items: impl IntoIterator<Item = (u64, OsString, Option<u64>)>,
+    ) {
+        let Some(n) = self.notify.get().filter(|_| self.is_live()) else {
+            return;
+        };
+        for (parent, name, ino) in items {
+            // Where an overlay is spliced in, the kernel's entry is the overlay's: the push did
+            // not change what it shows, and dropping it would drop the whole subtree's inodes.
+            let hidden = {
+                let t = self.read();
+                (parent == ROOT && t.root.is_some()) || t.at.contains_key(&(parent, name.clone()))
+            };
+            if hidden {
+                continue;
+            }
+            n.clone().invalid_entry(parent, name).await;
+            if let Some(ino) = ino {
+                n.clone().invalid_inode(ino, 0, 0).await;
+            }
+        }
+    }
+
     /// Number of overlays attached.
     pub fn overlay_count(&self) -> usize {
         self.read().slots.len()

@@ -57,6 +57,22 @@ pub fn open_staging(store_path: &Path) -> Result<git2::Repository, ManagerError>
     r.map_err(|e| ManagerError::Lower(format!("staging repository {}: {e}", dir.display())))
 }
 
+/// Replaces the staging repository by an empty one (after its objects were pushed).
+pub fn renew_staging(store_path: &Path) -> Result<git2::Repository, ManagerError> {
+    let dir = store_path.join("git");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let old = store_path.join(format!("git.pushed-{nanos}"));
+    std::fs::rename(&dir, &old)?;
+    let fresh = open_staging(store_path)?;
+    if let Err(e) = std::fs::remove_dir_all(&old) {
+        tracing::warn!(dir = %old.display(), error = %e, "could not remove the old staging repository");
+    }
+    Ok(fresh)
+}
+
 /// A change placed in the tree of changed paths.
 #[derive(Default)]
 struct Node {

@@ -6,6 +6,7 @@
 
 pub mod commit;
 pub mod diff;
+pub mod push;
 pub mod status;
 
 /// Errors of status, diff, commit and reset.
@@ -66,12 +67,61 @@ pub enum CommitError {
     Failed(#[from] ManagerError),
 }
 
+/// What a push did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PushOutcome {
+    /// The pushed commit, now the workspace's base.
+    pub commit: String,
+    /// Where the ref was before.
+    pub previous: String,
+    /// The ref updated.
+    pub refname: String,
+    /// Where it went.
+    pub target: String,
+    /// Local commits pushed.
+    pub commits: u64,
+    /// Objects in the pack.
+    pub objects: usize,
+    /// Size of the pack.
+    pub pack_bytes: usize,
+    /// Inode-table entries whose identity changed (for the kernel to forget).
+    #[serde(skip)]
+    pub touched: Vec<crate::store::Touched>,
+}
+
+/// Why a push did not happen or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum PushFailure {
+    /// No local commit to push.
+    #[error("nothing to push: no local commit ahead of {0}")]
+    NothingToPush(String),
+    /// The receiver refused, or could not be reached; nothing changed locally.
+    #[error(transparent)]
+    Push(#[from] crate::remote::PushError),
+    /// The remote has the commit but the workspace could not move to it (the edits stay in the
+    /// upper layer; a restart shows the pushed commit).
+    #[error("pushed {commit}, but the workspace could not move to it: {reason}")]
+    Rebase {
+        /// The pushed commit.
+        commit: String,
+        /// Why.
+        reason: String,
+    },
+    /// Reading the local commits failed; nothing was sent.
+    #[error(transparent)]
+    Failed(#[from] ManagerError),
+}
+
 /// Commits and their history for one workspace.
 pub struct Vcs {
-    repo: tokio::sync::Mutex<git2::Repository>,
+    repo: std::sync::Mutex<git2::Repository>,
+    /// One commit or push at a time (held across the network round trips of a push).
+    op: tokio::sync::Mutex<()>,
     history: History,
     author: Author,
     dic: Arc<Dicfuse>,
+    store_path: PathBuf,
+    pusher: Option<(Arc<dyn crate::remote::Push>, Option<String>)>,
 }
 
 impl Vcs {
@@ -83,10 +133,87 @@ impl Vcs {
         author: Author,
     ) -> Result<Vcs, ManagerError> {
         Ok(Vcs {
-            repo: tokio::sync::Mutex::new(commit::open_staging(store_path)?),
+            repo: std::sync::Mutex::new(commit::open_staging(store_path)?),
+            op: tokio::sync::Mutex::new(()),
             history: History::new(history),
             author,
             dic,
+            store_path: store_path.to_path_buf(),
+            pusher: None,
+        })
+    }
+
+    /// Pushes go to `pusher`, updating the configured `refname` (`None`: the default branch).
+    pub fn with_push(
+        mut self,
+        pusher: Arc<dyn crate::remote::Push>,
+        refname: Option<String>,
+    ) -> Vcs {
+        self.pusher = Some((pusher, refname));
+        self
+    }
+
+    fn staging(&self) -> std::sync::MutexGuard<'_, git2::Repository> {
+        self.repo.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends the local commits to the remote and, once it has them, makes the last one the
+    /// base. The caller then settles the upper layers (see `fuse::mounts`).
+    pub async fn push(&self) -> Result<PushOutcome, PushFailure> {
+        let Some((pusher, configured)) = &self.pusher else {
+            return Err(PushFailure::Failed(ManagerError::Lower(
+                "this workspace has nowhere to push to".into(),
+            )));
+        };
+        let _one_at_a_time = self.op.lock().await;
+        let base = self.base();
+        let (head, ahead) = self.history.head(base);
+        if ahead == 0 {
+            return Err(PushFailure::NothingToPush(base.to_hex()));
+        }
+        let refname = pusher.refname(configured.as_deref()).await?;
+        let (pack, objects, tree, time, updates) = {
+            let repo = self.staging();
+            let (pack, objects) = commit::pack_new_objects(&repo, head, base)?;
+            let (tree, time) = push::commit_tree(&repo, head)?;
+            let updates = push::changed_dirs(&repo, tree)?;
+            (pack, objects, tree, time, updates)
+        };
+        let pack_bytes = pack.len();
+        let target = pusher.target();
+        tracing::info!(%head, %base, refname, target, objects, pack_bytes, commits = ahead, "pushing");
+        pusher.push(&refname, base, head, pack).await?;
+        tracing::info!(%head, refname, "the remote accepted the push; moving the workspace to it");
+        let mut root = [0u8; 20];
+        root.copy_from_slice(tree.as_bytes());
+        let info = crate::remote::CommitInfo {
+            oid: head,
+            root_tree: Some(Oid(root)),
+            time,
+        };
+        let touched = self
+            .dic
+            .rebase(info, &updates)
+            .await
+            .map_err(|e| PushFailure::Rebase {
+                commit: head.to_hex(),
+                reason: e.to_string(),
+            })?;
+        // Everything the staging repository held is on the remote now; start it afresh so the
+        // next push packs only what is new again.
+        match commit::renew_staging(&self.store_path) {
+            Ok(fresh) => *self.staging() = fresh,
+            Err(e) => tracing::warn!(error = %e, "could not start the staging repository afresh"),
+        }
+        Ok(PushOutcome {
+            commit: head.to_hex(),
+            previous: base.to_hex(),
+            refname,
+            target,
+            commits: ahead,
+            objects,
+            pack_bytes,
+            touched,
         })
     }
 
@@ -115,10 +242,11 @@ impl Vcs {
         if changes.is_empty() && self.history.head(base).0 == base {
             return Err(CommitError::NothingToCommit);
         }
+        let _one_at_a_time = self.op.lock().await;
         let plan = commit::plan(&self.dic, changes).await?;
         // git2 objects are not Sync: all git work happens here, without awaiting.
-        let _one_at_a_time = self.repo.lock().await;
-        let repo = &*_one_at_a_time;
+        let repo = self.staging();
+        let repo = &*repo;
         let (parent, _) = self.history.head(base);
         let tree = commit::tree_with(repo, uppers, &plan)?;
         let parent_tree = if parent == base {

@@ -6,17 +6,16 @@
 //! a rename shows as a deletion and an addition.
 
 use std::ffi::OsStr;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::Serialize;
-use sha1::{Digest, Sha1};
 
 use super::ManagerError;
 use crate::dicfuse::Dicfuse;
 use crate::overlay::whiteout;
+pub use crate::remote::object::hash_file;
 use crate::remote::{EntryKind, Oid};
 
 /// An entry as git records it.
@@ -69,31 +68,6 @@ pub struct Change {
     /// The new entry (files and symlinks only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new: Option<GitEntry>,
-}
-
-/// The git blob id of a file's content, streamed.
-pub fn hash_file(path: &Path) -> std::io::Result<Oid> {
-    let mut f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    let mut h = Sha1::new();
-    h.update(format!("blob {len}\0").as_bytes());
-    let mut buf = vec![0u8; 1 << 16];
-    let mut seen = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        seen += n as u64;
-        h.update(&buf[..n]);
-    }
-    if seen != len {
-        return Err(std::io::Error::other(format!(
-            "{} changed while hashed",
-            path.display()
-        )));
-    }
-    Ok(Oid(h.finalize().into()))
 }
 
 /// The entry an upper file or symlink would be in git; `None` for what git cannot hold.

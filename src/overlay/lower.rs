@@ -106,6 +106,11 @@ impl Lower {
         ))
     }
 
+    /// Whether a change-list layer sits over the commit.
+    pub fn has_cl(&self) -> bool {
+        self.cl.is_some()
+    }
+
     /// The Dicfuse view underneath.
     pub fn dicfuse(&self) -> &Arc<Dicfuse> {
         &self.dic

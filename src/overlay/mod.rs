@@ -14,6 +14,7 @@ mod copyup;
 pub mod lower;
 mod ops;
 mod readdir;
+pub mod settle;
 pub mod whiteout;
 
 use std::collections::HashMap;
@@ -491,6 +492,30 @@ impl OverlayFs {
             .lower_lookup(pl, name.as_bytes())
             .await?
             .map(|(ino, _)| ino))
+    }
+
+    /// The lower entry an inode at `name` in upper directory `pdir` merges: an upper directory
+    /// merges a lower one unless it is opaque; an upper file only remembers what it was copied
+    /// from; a whiteout hides everything; without an upper entry the lower one shows.
+    fn merged_lower(
+        &self,
+        pdir: Option<&OwnedFd>,
+        name: &OsStr,
+        upper: Option<&Stat>,
+        lower: Option<(u64, lower::LowerNode)>,
+    ) -> Option<u64> {
+        let (l, node) = lower?;
+        let Some(st) = upper else {
+            return Some(l);
+        };
+        let pdir = pdir?;
+        if ops::is_dir_mode(st.st_mode) {
+            (node.kind.is_dir() && !whiteout::is_opaque(pdir, name)).then_some(l)
+        } else if whiteout::is_whiteout(pdir, name, st) {
+            None
+        } else {
+            (!node.kind.is_dir()).then_some(l)
+        }
     }
 
     /// Ownership for a new entry in `parent_dir`: the caller, with the directory's group when

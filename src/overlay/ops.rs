@@ -24,7 +24,7 @@ use super::{errno, whiteout, Handle, OverlayError, OverlayFs, Result, Target, RE
 const RENAME_NOREPLACE: u32 = 1;
 const RENAME_EXCHANGE: u32 = 2;
 
-fn is_dir_mode(mode: u32) -> bool {
+pub(super) fn is_dir_mode(mode: u32) -> bool {
     rustix::fs::FileType::from_raw_mode(mode) == rustix::fs::FileType::Directory
 }
 
@@ -68,17 +68,7 @@ impl OverlayFs {
         };
         let ino = match (&upper, lower) {
             (Some(st), lower) => {
-                // An upper directory merges the lower one unless it is opaque; an upper file
-                // only remembers what it was copied from.
-                let merged = match (&pdir, lower) {
-                    (Some(pdir), Some((l, node))) if is_dir_mode(st.st_mode) => {
-                        (node.kind.is_dir() && !whiteout::is_opaque(pdir, name)).then_some(l)
-                    }
-                    (_, Some((l, node))) if !is_dir_mode(st.st_mode) && !node.kind.is_dir() => {
-                        Some(l)
-                    }
-                    _ => None,
-                };
+                let merged = self.merged_lower(pdir.as_ref(), name, Some(st), lower);
                 self.link_node(parent, name, merged, upper_id(st))
             }
             (None, Some((l, _))) => self.link_node(parent, name, Some(l), None),
@@ -426,10 +416,9 @@ impl OverlayFs {
         if let Some(f) = self.upper_handle(fh) {
             return self.setattr_fd(ino, &f, set);
         }
-        {
-            let _ns = self.ns_lock.lock().await;
-            self.copy_up(ino).await?;
-        }
+        // Held to the end: a push settling the upper layer must not see half a change.
+        let _ns = self.ns_lock.lock().await;
+        self.copy_up(ino).await?;
         let t = self.target(ino)?.ok_or(OverlayError::Errno(libc::ENOENT))?;
         let st = rustix::fs::statat(&t.dir, &t.name, AtFlags::SYMLINK_NOFOLLOW)?;
         let is_link =
@@ -509,10 +498,16 @@ impl OverlayFs {
     async fn do_open(&self, ino: u64, flags: u32) -> Result<ReplyOpen> {
         let flags = flags as i32;
         let writable = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
-        if writable {
-            let _ns = self.ns_lock.lock().await;
-            self.copy_up(ino).await?;
-        }
+        // A writable open holds the lock until its handle exists, so a push settling the upper
+        // layer either sees the open file or finishes before it is opened.
+        let _ns = match writable {
+            true => {
+                let ns = self.ns_lock.lock().await;
+                self.copy_up(ino).await?;
+                Some(ns)
+            }
+            false => None,
+        };
         if let Some(t) = self.target(ino)? {
             let keep = libc::O_ACCMODE
                 | libc::O_APPEND
@@ -862,10 +857,8 @@ impl Filesystem for OverlayFs {
         if whiteout::is_private_xattr_os(name) {
             return Err(libc::EPERM.into());
         }
-        {
-            let _ns = self.ns_lock.lock().await;
-            self.copy_up(inode).await?;
-        }
+        let _ns = self.ns_lock.lock().await;
+        self.copy_up(inode).await?;
         let t = self
             .target(inode)?
             .ok_or(OverlayError::Errno(libc::ENOENT))?;
@@ -931,6 +924,7 @@ impl Filesystem for OverlayFs {
         if whiteout::is_private_xattr_os(name) {
             return Err(libc::EPERM.into());
         }
+        let _ns = self.ns_lock.lock().await;
         if self.upper_stat(inode)?.is_none() {
             self.info(inode)?;
             return Err(libc::ENODATA.into());

@@ -11,8 +11,8 @@ use bytes::Bytes;
 
 use super::object::{parse_tree, verify};
 use super::{
-    ClAction, ClChange, CommitInfo, EntryKind, ListedEntry, Listing, ObjectKind, Oid, Remote,
-    RemoteError,
+    ClAction, ClChange, CommitInfo, EntryKind, ListedEntry, Listing, ObjectKind, Oid, PushError,
+    Remote, RemoteError,
 };
 
 /// A git repository on local disk.
@@ -209,5 +209,108 @@ impl Remote for LocalRemote {
             Ok(out)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl super::Push for LocalRemote {
+    fn target(&self) -> String {
+        let repo = self.repo.lock().unwrap_or_else(|p| p.into_inner());
+        repo.path().display().to_string()
+    }
+
+    async fn refname(&self, configured: Option<&str>) -> Result<String, PushError> {
+        let spec = configured.unwrap_or("HEAD").to_string();
+        if Oid::from_hex(&spec).is_ok() {
+            return Err(PushError::NoBranch(spec));
+        }
+        let found = self
+            .with_repo(move |repo| {
+                // HEAD (and a short branch name) stand for the branch they name.
+                let r = repo
+                    .resolve_reference_from_short_name(&spec)
+                    .map_err(|e| not_found(e, format!("ref {spec}")))?;
+                let full = match r.symbolic_target() {
+                    Some(t) => t.to_string(),
+                    None => r.name().unwrap_or_default().to_string(),
+                };
+                Ok(full)
+            })
+            .await?;
+        if !found.starts_with("refs/") {
+            return Err(PushError::NoBranch(found));
+        }
+        Ok(found)
+    }
+
+    async fn push(
+        &self,
+        refname: &str,
+        old: Oid,
+        new: Oid,
+        pack: Vec<u8>,
+    ) -> Result<(), PushError> {
+        let refname = refname.to_string();
+        let repo = self.repo.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), PushError> {
+            let repo = repo.lock().unwrap_or_else(|p| p.into_inner());
+            let actual = repo
+                .refname_to_id(&refname)
+                .map(to_oid)
+                .unwrap_or(Oid([0; 20]));
+            if actual != old {
+                return Err(PushError::Moved {
+                    refname,
+                    expected: old.to_hex(),
+                    actual: actual.to_hex(),
+                });
+            }
+            let odb = repo.odb().map_err(RemoteError::Git)?;
+            let mut w = odb.packwriter().map_err(RemoteError::Git)?;
+            std::io::Write::write_all(&mut w, &pack).map_err(|e| PushError::Refused {
+                refname: refname.clone(),
+                reason: format!("cannot store the pack: {e}"),
+            })?;
+            w.commit().map_err(RemoteError::Git)?;
+            let new_git = to_git(new)?;
+            let commit = repo.find_commit(new_git).map_err(RemoteError::Git)?;
+            if commit.parent_id(0).map(to_oid).ok() != Some(old)
+                && !repo
+                    .graph_descendant_of(new_git, to_git(old)?)
+                    .unwrap_or(false)
+            {
+                return Err(PushError::Refused {
+                    refname,
+                    reason: "not a fast-forward".into(),
+                });
+            }
+            // The ref moves only if nobody moved it since it was read: the same
+            // compare-and-swap a git server applies.
+            let moved = repo
+                .reference_matching(&refname, new_git, true, to_git(old)?, "scorpio push")
+                .map(|_| ());
+            match moved {
+                Ok(()) => Ok(()),
+                Err(e) if e.code() == git2::ErrorCode::Modified => {
+                    let actual = repo
+                        .refname_to_id(&refname)
+                        .map(to_oid)
+                        .unwrap_or(Oid([0; 20]));
+                    Err(PushError::Moved {
+                        refname,
+                        expected: old.to_hex(),
+                        actual: actual.to_hex(),
+                    })
+                }
+                Err(e) => Err(RemoteError::Git(e).into()),
+            }
+        })
+        .await
+        .map_err(|e| {
+            PushError::Remote(RemoteError::Protocol {
+                url: "local".into(),
+                reason: format!("blocking task failed: {e}"),
+            })
+        })?
     }
 }

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use crate::config::{Config, RemoteSpec};
 pub use object::{EntryKind, ObjectError, ObjectKind, Oid, TreeEntry};
+pub use smart_http::PushError;
 
 /// The commit a workspace shows.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -144,6 +145,49 @@ pub trait Remote: Send + Sync + 'static {
 
     /// The changes of change list `cl` relative to `base`.
     async fn cl_changes(&self, cl: &str, base: &CommitInfo) -> Result<Vec<ClChange>, RemoteError>;
+}
+
+/// The receiving end of a push: the remote's own, or the `push_url` of the config.
+#[async_trait]
+pub trait Push: Send + Sync + 'static {
+    /// Where pushes go, for messages.
+    fn target(&self) -> String;
+
+    /// The full name of the ref a push updates, given the configured `ref` (`None`: the
+    /// remote's default branch).
+    async fn refname(&self, configured: Option<&str>) -> Result<String, PushError>;
+
+    /// Moves `refname` from `old` to `new` (compare-and-swap: refused when the ref is not at
+    /// `old`), sending `pack`, which holds every object the receiver lacks.
+    async fn push(&self, refname: &str, old: Oid, new: Oid, pack: Vec<u8>)
+        -> Result<(), PushError>;
+}
+
+/// The full ref name for a configured branch over HTTP (`None` and `HEAD` mean `main`).
+pub fn branch_ref(configured: Option<&str>) -> Result<String, PushError> {
+    match configured {
+        None | Some("HEAD") => Ok("refs/heads/main".into()),
+        Some(r) if Oid::from_hex(r).is_ok() => Err(PushError::NoBranch(r.to_string())),
+        Some(r) if r.starts_with("refs/") => Ok(r.to_string()),
+        Some(r) => Ok(format!("refs/heads/{r}")),
+    }
+}
+
+/// Builds where pushes go: `push_url` when the config has one, else the remote itself.
+pub fn pusher_from_config(cfg: &Config) -> Result<Arc<dyn Push>, RemoteError> {
+    let http = |url: String| -> Result<Arc<dyn Push>, RemoteError> {
+        Ok(Arc::new(smart_http::HttpPush::new(smart_http::Endpoint {
+            url,
+            token: cfg.remote_token.clone(),
+            timeout: cfg.request_timeout,
+        })?))
+    };
+    match (&cfg.push_url, &cfg.remote) {
+        (Some(url), _) => http(url.trim_end_matches('/').to_string()),
+        // The whole monorepo is one repository at the root of the Mega server.
+        (None, RemoteSpec::Mega(base)) => http(format!("{}/.git", base.trim_end_matches('/'))),
+        (None, RemoteSpec::Local(path)) => Ok(Arc::new(local::LocalRemote::open(path)?)),
+    }
 }
 
 /// Builds the remote the config names.

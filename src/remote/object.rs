@@ -224,6 +224,32 @@ pub fn parse_tree(oid: Oid, body: &[u8]) -> Result<Vec<TreeEntry>, ObjectError> 
     Ok(entries)
 }
 
+/// The git blob id of a file's content, streamed.
+pub fn hash_file(path: &std::path::Path) -> std::io::Result<Oid> {
+    let mut f = std::fs::File::open(path)?;
+    use std::io::Read;
+    let len = f.metadata()?.len();
+    let mut h = Sha1::new();
+    h.update(format!("blob {len}\0").as_bytes());
+    let mut buf = vec![0u8; 1 << 16];
+    let mut seen = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        seen += n as u64;
+        h.update(&buf[..n]);
+    }
+    if seen != len {
+        return Err(std::io::Error::other(format!(
+            "{} changed while hashed",
+            path.display()
+        )));
+    }
+    Ok(Oid(h.finalize().into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,9 @@ pub enum PushError {
         /// The server's words.
         reason: String,
     },
+    /// The mount follows no branch (a commit id was configured as `ref`).
+    #[error("the workspace is pinned to commit {0}, not a branch: set `ref` to a branch to push")]
+    NoBranch(String),
     /// Transport or protocol trouble.
     #[error(transparent)]
     Remote(#[from] RemoteError),
@@ -240,6 +243,49 @@ impl Endpoint {
             .body(body);
         let report = self.send(req, &url).await?;
         parse_report(&report, refname)
+    }
+}
+
+/// Pushes over smart HTTP to one endpoint.
+pub struct HttpPush {
+    endpoint: Endpoint,
+    client: reqwest::Client,
+}
+
+impl HttpPush {
+    /// A pusher to `endpoint`.
+    pub fn new(endpoint: Endpoint) -> Result<HttpPush, RemoteError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("scorpio/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| RemoteError::Unreachable {
+                url: endpoint.url.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(HttpPush { endpoint, client })
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Push for HttpPush {
+    fn target(&self) -> String {
+        self.endpoint.url.clone()
+    }
+
+    async fn refname(&self, configured: Option<&str>) -> Result<String, PushError> {
+        super::branch_ref(configured)
+    }
+
+    async fn push(
+        &self,
+        refname: &str,
+        old: Oid,
+        new: Oid,
+        pack: Vec<u8>,
+    ) -> Result<(), PushError> {
+        self.endpoint
+            .push(&self.client, refname, old, new, pack)
+            .await
     }
 }
 

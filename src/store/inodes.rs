@@ -5,6 +5,8 @@
 //! numbers and a crash never leaves a half-listed directory. The table is bound to one
 //! remote+commit; binding another clears it (objects stay cached by id).
 
+use std::collections::{BTreeMap, HashMap};
+
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -41,6 +43,187 @@ pub struct Child {
     pub ino: u64,
     /// Its node.
     pub node: Node,
+}
+
+/// An entry whose identity a rebase changed: the kernel must forget `(parent, name)` and `ino`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Touched {
+    /// The directory holding the name.
+    pub parent: u64,
+    /// The name.
+    pub name: Vec<u8>,
+    /// The inode the name had before (`None` for a new name).
+    pub ino: Option<u64>,
+}
+
+/// The writes of one rebase, gathered before they are applied in one transaction.
+struct RebasePlan<'a> {
+    table: &'a InodeTable,
+    nodes: HashMap<u64, Option<Node>>,
+    names: HashMap<Vec<u8>, Option<u64>>,
+    dirs: HashMap<u64, bool>,
+    next: u64,
+    touched: Vec<Touched>,
+}
+
+impl RebasePlan<'_> {
+    fn node(&self, ino: u64) -> Result<Option<Node>, StoreError> {
+        match self.nodes.get(&ino) {
+            Some(n) => Ok(n.clone()),
+            None => self.table.get(ino),
+        }
+    }
+
+    fn child(&self, parent: u64, name: &[u8]) -> Result<Option<u64>, StoreError> {
+        match self.names.get(&name_key(parent, name)) {
+            Some(i) => Ok(*i),
+            None => self.table.child(parent, name),
+        }
+    }
+
+    fn is_loaded(&self, ino: u64) -> Result<bool, StoreError> {
+        match self.dirs.get(&ino) {
+            Some(l) => Ok(*l),
+            None => self.table.is_loaded(ino),
+        }
+    }
+
+    /// The names of loaded directory `parent`, as the plan has them now.
+    fn names_of(&self, parent: u64) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
+        let mut out: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        for kv in self.table.names.scan_prefix(parent.to_be_bytes()) {
+            let (k, v) = kv?;
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v[..8]);
+            out.insert(k[8..].to_vec(), u64::from_be_bytes(b));
+        }
+        let prefix = parent.to_be_bytes();
+        for (k, v) in &self.names {
+            if k.len() >= 8 && k[..8] == prefix {
+                match v {
+                    Some(i) => out.insert(k[8..].to_vec(), *i),
+                    None => out.remove(&k[8..]),
+                };
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn resolve(&self, path: &str) -> Result<u64, StoreError> {
+        let mut ino = ROOT_INO;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            ino = self.child(ino, part.as_bytes())?.ok_or_else(|| {
+                StoreError::Decode(format!("rebase: {path:?} is not in the new commit"))
+            })?;
+        }
+        Ok(ino)
+    }
+
+    /// Forgets the listing of `ino` and of every loaded directory below it.
+    fn unload(&mut self, ino: u64) -> Result<(), StoreError> {
+        if !self.is_loaded(ino)? {
+            return Ok(());
+        }
+        for (name, child) in self.names_of(ino)? {
+            self.unload(child)?;
+            self.names.insert(name_key(ino, &name), None);
+            self.nodes.insert(child, None);
+        }
+        self.dirs.insert(ino, false);
+        Ok(())
+    }
+
+    fn add(&mut self, parent: u64, e: &ListedEntry) -> Result<u64, StoreError> {
+        if self.next >= MAX_INO {
+            return Err(StoreError::InodesExhausted);
+        }
+        let ino = self.next;
+        self.next += 1;
+        self.nodes.insert(
+            ino,
+            Some(Node {
+                parent,
+                name: e.entry.name.clone(),
+                kind: e.entry.kind,
+                oid: Some(e.entry.oid),
+                size: e.size,
+            }),
+        );
+        self.names
+            .insert(name_key(parent, &e.entry.name), Some(ino));
+        Ok(ino)
+    }
+
+    /// Makes directory `dir` hold exactly `entries`, keeping the inodes of names that stay.
+    /// A directory that changes without an entry in `listed` is forgotten and listed again
+    /// from the remote when next looked at.
+    fn apply(
+        &mut self,
+        dir: u64,
+        path: &str,
+        entries: &[ListedEntry],
+        listed: &std::collections::HashSet<&str>,
+    ) -> Result<(), StoreError> {
+        if !self.is_loaded(dir)? {
+            for e in entries {
+                self.add(dir, e)?;
+            }
+            self.dirs.insert(dir, true);
+            return Ok(());
+        }
+        let old: HashMap<Vec<u8>, u64> = self.names_of(dir)?.into_iter().collect();
+        let new: std::collections::HashSet<&[u8]> =
+            entries.iter().map(|e| e.entry.name.as_slice()).collect();
+        for (name, ino) in &old {
+            if !new.contains(name.as_slice()) {
+                self.unload(*ino)?;
+                self.names.insert(name_key(dir, name), None);
+                self.nodes.insert(*ino, None);
+                self.touched.push(Touched {
+                    parent: dir,
+                    name: name.clone(),
+                    ino: Some(*ino),
+                });
+            }
+        }
+        for e in entries {
+            let Some(&ino) = old.get(&e.entry.name) else {
+                self.add(dir, e)?;
+                self.touched.push(Touched {
+                    parent: dir,
+                    name: e.entry.name.clone(),
+                    ino: None,
+                });
+                continue;
+            };
+            let Some(mut node) = self.node(ino)? else {
+                continue;
+            };
+            if node.kind == e.entry.kind && node.oid == Some(e.entry.oid) {
+                continue;
+            }
+            let child_path = if path.is_empty() {
+                String::from_utf8_lossy(&e.entry.name).into_owned()
+            } else {
+                format!("{path}/{}", String::from_utf8_lossy(&e.entry.name))
+            };
+            if node.kind.is_dir()
+                && !(e.entry.kind.is_dir() && listed.contains(child_path.as_str()))
+            {
+                self.unload(ino)?;
+            }
+            node.kind = e.entry.kind;
+            node.oid = Some(e.entry.oid);
+            node.size = e.size;
+            self.nodes.insert(ino, Some(node));
+            self.touched.push(Touched {
+                parent: dir,
+                name: e.entry.name.clone(),
+                ino: Some(ino),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Eq)]
@@ -236,6 +419,96 @@ impl InodeTable {
         Ok(String::from_utf8_lossy(&parts.join(&b'/')).into_owned())
     }
 
+    /// Moves the table to `commit` in place: each of `updates` (a directory path and its entries
+    /// in the new commit, parents before children) is applied to the directory at that path, so
+    /// every entry that still exists keeps its inode. Returns the entries whose identity changed
+    /// (added, removed or replaced), for the kernel to forget.
+    ///
+    /// The caller must keep every other writer of the table out while this runs.
+    pub fn rebase(
+        &self,
+        commit: &CommitInfo,
+        updates: &[(String, Vec<ListedEntry>)],
+    ) -> Result<Vec<Touched>, StoreError> {
+        let mut plan = RebasePlan {
+            table: self,
+            nodes: HashMap::new(),
+            names: HashMap::new(),
+            dirs: HashMap::new(),
+            next: self.next_ino()?,
+            touched: Vec::new(),
+        };
+        let mut root = self
+            .get(ROOT_INO)?
+            .ok_or_else(|| StoreError::Decode("no root inode".into()))?;
+        root.oid = commit.root_tree;
+        plan.nodes.insert(ROOT_INO, Some(root));
+        let listed: std::collections::HashSet<&str> =
+            updates.iter().map(|(p, _)| p.as_str()).collect();
+        for (path, entries) in updates {
+            let ino = plan.resolve(path)?;
+            plan.apply(ino, path, entries, &listed)?;
+        }
+        let remote = match self.meta.get(BINDING)? {
+            Some(raw) => dec::<Binding>(&raw)?.remote,
+            None => return Err(StoreError::Decode("rebase of an unbound table".into())),
+        };
+        let binding = enc(&Binding {
+            remote,
+            commit: commit.clone(),
+        });
+        let RebasePlan {
+            nodes,
+            names,
+            dirs,
+            next,
+            touched,
+            ..
+        } = plan;
+        let res: Result<(), TransactionError<StoreError>> =
+            (&self.nodes, &self.names, &self.dirs, &self.meta).transaction(|(tn, tm, td, meta)| {
+                for (ino, node) in &nodes {
+                    match node {
+                        Some(n) => tn.insert(&ino.to_be_bytes(), enc(n))?,
+                        None => tn.remove(&ino.to_be_bytes())?,
+                    };
+                }
+                for (key, ino) in &names {
+                    match ino {
+                        Some(i) => tm.insert(key.as_slice(), &i.to_be_bytes())?,
+                        None => tm.remove(key.as_slice())?,
+                    };
+                }
+                for (ino, loaded) in &dirs {
+                    if *loaded {
+                        td.insert(&ino.to_be_bytes(), &[])?;
+                    } else {
+                        td.remove(&ino.to_be_bytes())?;
+                    }
+                }
+                meta.insert(NEXT_INO, &next.to_be_bytes())?;
+                meta.insert(BINDING, binding.as_slice())?;
+                Ok(())
+            });
+        res.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Db(e),
+        })?;
+        self.meta.flush()?;
+        Ok(touched)
+    }
+
+    fn next_ino(&self) -> Result<u64, StoreError> {
+        Ok(match self.meta.get(NEXT_INO)? {
+            Some(v) => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&v[..8]);
+                u64::from_be_bytes(b)
+            }
+            None => ROOT_INO + 1,
+        })
+    }
+
     /// Number of inodes known.
     pub fn len(&self) -> usize {
         self.nodes.len()
@@ -311,6 +584,101 @@ mod tests {
         assert!(t.bind("r", &commit(7)).unwrap());
         assert_eq!(t.child(ROOT_INO, b"a").unwrap(), None);
         assert!(!t.is_loaded(ROOT_INO).unwrap());
+    }
+
+    #[test]
+    fn rebase_keeps_inodes_of_what_stays_and_reports_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let t = InodeTable::open(&db).unwrap();
+        t.bind("r", &commit(1)).unwrap();
+        t.insert_children(
+            ROOT_INO,
+            &[
+                listed("a", EntryKind::Dir, 2),
+                listed("gone", EntryKind::File, 3),
+                listed("same", EntryKind::File, 4),
+                listed("was-dir", EntryKind::Dir, 5),
+            ],
+        )
+        .unwrap();
+        let a = t.child(ROOT_INO, b"a").unwrap().unwrap();
+        let same = t.child(ROOT_INO, b"same").unwrap().unwrap();
+        let was_dir = t.child(ROOT_INO, b"was-dir").unwrap().unwrap();
+        t.insert_children(a, &[listed("f", EntryKind::File, 6)])
+            .unwrap();
+        let f = t.child(a, b"f").unwrap().unwrap();
+        t.insert_children(was_dir, &[listed("inner", EntryKind::File, 7)])
+            .unwrap();
+        let inner = t.child(was_dir, b"inner").unwrap().unwrap();
+
+        let touched = t
+            .rebase(
+                &commit(9),
+                &[
+                    (
+                        String::new(),
+                        vec![
+                            listed("a", EntryKind::Dir, 12),
+                            listed("new-dir", EntryKind::Dir, 13),
+                            listed("same", EntryKind::File, 4),
+                            listed("was-dir", EntryKind::File, 15),
+                        ],
+                    ),
+                    (
+                        "a".into(),
+                        vec![
+                            listed("f", EntryKind::Executable, 16),
+                            listed("g", EntryKind::File, 17),
+                        ],
+                    ),
+                    ("new-dir".into(), vec![listed("n", EntryKind::File, 18)]),
+                ],
+            )
+            .unwrap();
+        // What stays keeps its inode; what changed is updated in place.
+        assert_eq!(t.child(ROOT_INO, b"a").unwrap(), Some(a));
+        assert_eq!(t.child(ROOT_INO, b"same").unwrap(), Some(same));
+        assert_eq!(t.child(a, b"f").unwrap(), Some(f));
+        let fnode = t.get(f).unwrap().unwrap();
+        assert_eq!(
+            (fnode.kind, fnode.oid),
+            (EntryKind::Executable, Some(Oid([16; 20])))
+        );
+        assert_eq!(t.get(a).unwrap().unwrap().oid, Some(Oid([12; 20])));
+        assert_eq!(t.get(ROOT_INO).unwrap().unwrap().oid, commit(9).root_tree);
+        // Gone is gone; a directory turned file loses its listing.
+        assert_eq!(t.child(ROOT_INO, b"gone").unwrap(), None);
+        assert_eq!(t.get(was_dir).unwrap().unwrap().kind, EntryKind::File);
+        assert!(!t.is_loaded(was_dir).unwrap());
+        assert_eq!(t.child(was_dir, b"inner").unwrap(), None);
+        assert_eq!(t.get(inner).unwrap(), None);
+        // New entries are listed from the update, with fresh inodes.
+        let nd = t.child(ROOT_INO, b"new-dir").unwrap().unwrap();
+        assert!(t.is_loaded(nd).unwrap());
+        assert!(t.child(nd, b"n").unwrap().is_some());
+        assert!(t.child(a, b"g").unwrap().is_some());
+        let mut names: Vec<_> = touched.iter().map(|x| x.name.clone()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                b"a".to_vec(),
+                b"f".to_vec(),
+                b"g".to_vec(),
+                b"gone".to_vec(),
+                b"new-dir".to_vec(),
+                b"was-dir".to_vec()
+            ]
+        );
+        // The binding moved: a restart on commit 9 keeps all of this.
+        assert!(!t.bind("r", &commit(9)).unwrap());
+        assert_eq!(t.child(ROOT_INO, b"same").unwrap(), Some(same));
+        // A path the new commit does not have is an error, and nothing is written.
+        assert!(t
+            .rebase(&commit(20), &[("missing".into(), vec![])])
+            .is_err());
+        assert_eq!(t.recorded("r").unwrap(), Some(commit(9)));
     }
 
     #[test]

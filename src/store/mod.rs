@@ -17,7 +17,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::remote::object::verify;
 use crate::remote::{ObjectError, ObjectKind, Oid, Remote, RemoteError};
-pub use inodes::{Child, InodeTable, Node, ROOT_INO};
+pub use inodes::{Child, InodeTable, Node, Touched, ROOT_INO};
 use objects::ObjectDir;
 
 /// Objects up to this size are kept in the memory cache too.

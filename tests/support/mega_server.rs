@@ -65,6 +65,8 @@ pub enum Fault {
     /// `POST .../git-receive-pack` answers 500 without running git (the push fails and the
     /// repository is unchanged); every other route, `info/refs` included, behaves normally.
     RefusePush,
+    /// `POST .../git-receive-pack` waits this long, then runs git as usual (a push in flight).
+    SlowPush(Duration),
 }
 
 struct Shared {
@@ -424,7 +426,7 @@ fn octets(body: Vec<u8>, len: usize) -> Response {
 /// Applies the current fault before a handler answers. `Some(response)` means "answer this".
 async fn apply_fault(state: &Shared) -> Option<Response> {
     match state.fault() {
-        Fault::None | Fault::WrongBytes | Fault::RefusePush => None,
+        Fault::None | Fault::WrongBytes | Fault::RefusePush | Fault::SlowPush(_) => None,
         Fault::Http500 => Some(text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "injected fault: HTTP 500",
@@ -761,6 +763,9 @@ async fn git_smart_http(State(state): State<AppState>, req: axum::extract::Reque
                     .into_response();
             }
         }
+    }
+    if let (GitEndpoint::ReceivePack, Fault::SlowPush(d)) = (ep, state.fault()) {
+        tokio::time::sleep(d).await;
     }
     if ep == GitEndpoint::ReceivePack && state.fault() == Fault::RefusePush {
         return text(

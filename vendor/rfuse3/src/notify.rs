@@ -20,6 +20,15 @@ use crate::raw::abi::{
 };
 use crate::raw::FuseData;
 
+/// Scorpio patch: notifications queued but not yet written to the kernel (all sessions).
+pub(crate) static PENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Scorpio patch: how many notifications are queued but not yet written to the kernel, so a
+/// caller can wait until its invalidations have landed.
+pub fn pending() -> usize {
+    PENDING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 #[derive(Debug, Clone)]
 /// notify kernel there are something need to handle.
 pub struct Notify {
@@ -219,7 +228,11 @@ impl Notify {
             }
         };
 
-        self.sender.send(data).await.or(Err(kind))
+        PENDING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.sender.send(data).await.or_else(|_| {
+            PENDING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            Err(kind)
+        })
     }
 
     /// try to notify kernel the IO is ready, kernel can wakeup the waiting program.

@@ -835,6 +835,7 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
                     if let Err(err) = conn.write_notify_blocking(&data, extend_data.as_deref()) {
                         debug!(error = %err, "kernel refused a notification");
                     }
+                    crate::notify::PENDING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 });
                 continue;
             }

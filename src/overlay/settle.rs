@@ -1,0 +1,286 @@
+//! After a push moved the base: upper entries equal to the new base leave the upper layer, and
+//! every inode the kernel knows is pointed at its entry in the new base.
+//!
+//! Only what the new base shows exactly leaves: same kind, content, executable bit, the
+//! permissions and owner the lower layer shows, one link, no extended attributes of the user's,
+//! and no open handle. Anything else (an edit made while the push was in flight, a `chmod 600`,
+//! an empty directory git cannot hold) stays. All of this runs under `ns_lock`, and opening for
+//! writing takes that lock too, so no write can slip in between the check and the removal.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+
+use super::{whiteout, OverlayFs, Result};
+use crate::remote::{EntryKind, ObjectKind, Oid};
+
+/// What settling did.
+#[derive(Clone, Debug, Default)]
+pub struct Settled {
+    /// Upper entries removed because the base now has them.
+    pub dropped: usize,
+    /// Inodes whose cached attributes and pages the kernel must drop. Names need no
+    /// invalidation: a push changes no name's inode, and the merged view shows the same entries
+    /// before and after it (only the metadata of what left the upper layer changes).
+    pub forget: Vec<u64>,
+}
+
+fn open_dir(p: &Path) -> Result<rustix::fd::OwnedFd> {
+    Ok(rustix::fs::open(
+        p,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Whether `path` carries no extended attribute but Scorpio's own marks.
+fn only_private_xattrs(path: &Path) -> bool {
+    let mut buf = vec![0u8; 4096];
+    match rustix::fs::llistxattr(path, &mut buf[..]) {
+        Ok(n) => buf[..n]
+            .split(|b| *b == 0)
+            .filter(|n| !n.is_empty())
+            .all(whiteout::is_private_xattr),
+        Err(e) => e == rustix::io::Errno::NOTSUP,
+    }
+}
+
+impl OverlayFs {
+    /// Settles this overlay on the base its lower layer now shows (see the module comment).
+    pub async fn settle(&self) -> Result<Settled> {
+        let _ns = self.ns_lock.lock().await;
+        let mut dropped = HashSet::new();
+        if self.lower.has_cl() {
+            // A CL layer sits between; what it shows did not move with the push.
+            tracing::info!(upper = %self.upper_path.display(), "a mount with a change list keeps its upper layer after a push");
+        } else {
+            let open = self.open_upper_ids();
+            let root_lower = self.info(self.root_ino())?.lower;
+            Box::pin(self.prune(Path::new(""), root_lower, &open, &mut dropped)).await?;
+        }
+        let forget = self.relink(&dropped).await?;
+        Ok(Settled {
+            dropped: dropped.len(),
+            forget,
+        })
+    }
+
+    /// (dev, ino) of every upper file open through the mount.
+    fn open_upper_ids(&self) -> HashSet<(u64, u64)> {
+        let files: Vec<_> = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(|h| match h {
+                super::Handle::Upper(f, _) => Some(f.clone()),
+                _ => None,
+            })
+            .collect();
+        files
+            .iter()
+            .filter_map(|f| rustix::fs::fstat(&**f).ok())
+            .map(|st| (st.st_dev, st.st_ino))
+            .collect()
+    }
+
+    /// Whether upper file or symlink `path` (stat `st`) is exactly lower entry `lower`.
+    async fn same_entry(
+        &self,
+        path: &Path,
+        st: &Stat,
+        lower: u64,
+        open: &HashSet<(u64, u64)>,
+    ) -> Result<bool> {
+        let node = self.lower.dicfuse().lower_node(lower)?;
+        let (uid, gid) = self.lower.dicfuse().owner();
+        if open.contains(&(st.st_dev, st.st_ino))
+            || st.st_nlink != 1
+            || (st.st_uid, st.st_gid) != (uid, gid)
+        {
+            return Ok(false);
+        }
+        let perm = st.st_mode & 0o7777;
+        let kind_ok = match (FileType::from_raw_mode(st.st_mode), node.kind) {
+            (FileType::RegularFile, EntryKind::File) => perm == 0o644,
+            (FileType::RegularFile, EntryKind::Executable) => perm == 0o755,
+            (FileType::Symlink, EntryKind::Symlink) => true,
+            _ => false,
+        };
+        if !kind_ok || !only_private_xattrs(path) {
+            return Ok(false);
+        }
+        let oid = if node.kind == EntryKind::Symlink {
+            let target = std::fs::read_link(path)?;
+            Oid::hash_object(ObjectKind::Blob, target.as_os_str().as_bytes())
+        } else {
+            crate::remote::object::hash_file(path)?
+        };
+        Ok(Some(oid) == node.oid)
+    }
+
+    /// Whether a directory's metadata is what the lower layer shows for a directory.
+    fn plain_dir(&self, path: &Path, st: &Stat) -> bool {
+        st.st_mode & 0o7777 == 0o755
+            && (st.st_uid, st.st_gid) == self.lower.dicfuse().owner()
+            && only_private_xattrs(path)
+    }
+
+    /// Whether upper directory `path` holds exactly what lower directory `lower` holds.
+    async fn same_tree(&self, path: &Path, lower: u64, open: &HashSet<(u64, u64)>) -> Result<bool> {
+        let dir = open_dir(path)?;
+        let mut upper_names = Vec::new();
+        for e in std::fs::read_dir(path)? {
+            let name = e?.file_name();
+            let st = rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+            if whiteout::is_whiteout(&dir, &name, &st) {
+                return Ok(false);
+            }
+            upper_names.push((name, st));
+        }
+        let lower_children = self.lower.dicfuse().lower_children(lower).await?;
+        if lower_children.len() != upper_names.len() {
+            return Ok(false);
+        }
+        for (name, st) in upper_names {
+            let Some(l) = lower_children
+                .iter()
+                .find(|c| c.name.as_slice() == name.as_bytes())
+            else {
+                return Ok(false);
+            };
+            let child = path.join(&name);
+            let same = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                l.node.kind.is_dir()
+                    && self.plain_dir(&child, &st)
+                    && Box::pin(self.same_tree(&child, l.ino, open)).await?
+            } else {
+                self.same_entry(&child, &st, l.ino, open).await?
+            };
+            if !same {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Removes from upper directory `rel` (merged with lower directory `lower`) what the lower
+    /// layer now shows exactly, recording the removed paths.
+    async fn prune(
+        &self,
+        rel: &Path,
+        lower: Option<u64>,
+        open: &HashSet<(u64, u64)>,
+        dropped: &mut HashSet<PathBuf>,
+    ) -> Result<()> {
+        let dir_path = self.upper_path.join(rel);
+        let dir = open_dir(&dir_path)?;
+        let names: Vec<OsString> = std::fs::read_dir(&dir_path)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()?;
+        for name in names {
+            let st = rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+            let low = match lower {
+                Some(l) => self.lower.lower_lookup(l, name.as_bytes()).await?,
+                None => None,
+            };
+            let path = dir_path.join(&name);
+            let child_rel = rel.join(&name);
+            if whiteout::is_whiteout(&dir, &name, &st) {
+                if low.is_none() {
+                    std::fs::remove_file(&path)?;
+                    dropped.insert(child_rel);
+                }
+                continue;
+            }
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                let low_dir = low.filter(|(_, n)| n.kind.is_dir()).map(|(i, _)| i);
+                if whiteout::is_opaque(&dir, &name) {
+                    if let Some(l) = low_dir {
+                        if self.plain_dir(&path, &st) && self.same_tree(&path, l, open).await? {
+                            std::fs::remove_dir_all(&path)?;
+                            dropped.insert(child_rel);
+                        }
+                    }
+                    continue;
+                }
+                Box::pin(self.prune(&child_rel, low_dir, open, dropped)).await?;
+                if low_dir.is_some()
+                    && self.plain_dir(&path, &st)
+                    && std::fs::read_dir(&path)?.next().is_none()
+                {
+                    std::fs::remove_dir(&path)?;
+                    dropped.insert(child_rel);
+                }
+                continue;
+            }
+            if let Some((l, _)) = low {
+                if self.same_entry(&path, &st, l, open).await? {
+                    std::fs::remove_file(&path)?;
+                    dropped.insert(child_rel);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Points every known inode at its entry in the new base; returns the inodes whose kernel
+    /// caches must go (their lower entry changed, or their upper entry was dropped).
+    async fn relink(&self, dropped: &HashSet<PathBuf>) -> Result<Vec<u64>> {
+        let root = self.root_ino();
+        let (mut children, lowers) = {
+            let t = self.table();
+            let mut children: HashMap<u64, Vec<(u64, OsString)>> = HashMap::new();
+            let mut lowers = HashMap::new();
+            for (ino, n) in &t.nodes {
+                lowers.insert(*ino, n.lower);
+                if *ino != root {
+                    children
+                        .entry(n.parent)
+                        .or_default()
+                        .push((*ino, n.name.clone()));
+                }
+            }
+            (children, lowers)
+        };
+        let mut forget = Vec::new();
+        let mut fresh: HashMap<u64, Option<u64>> = HashMap::new();
+        fresh.insert(root, lowers.get(&root).copied().flatten());
+        let mut queue = VecDeque::from([(root, PathBuf::new())]);
+        while let Some((parent, rel)) = queue.pop_front() {
+            let Some(kids) = children.remove(&parent) else {
+                continue;
+            };
+            let pl = fresh.get(&parent).copied().flatten();
+            let pdir = self.open_upper_dir(&rel)?;
+            for (ino, name) in kids {
+                let upper = match &pdir {
+                    Some(d) => match rustix::fs::statat(d, &name, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) => Some(st),
+                        Err(e) if e == rustix::io::Errno::NOENT => None,
+                        Err(e) => return Err(e.into()),
+                    },
+                    None => None,
+                };
+                let low = match pl {
+                    Some(l) => self.lower.lower_lookup(l, name.as_bytes()).await?,
+                    None => None,
+                };
+                let new = self.merged_lower(pdir.as_ref(), &name, upper.as_ref(), low);
+                fresh.insert(ino, new);
+                let child_rel = rel.join(&name);
+                if new != lowers.get(&ino).copied().flatten() || dropped.contains(&child_rel) {
+                    if let Some(n) = self.table().nodes.get_mut(&ino) {
+                        n.lower = new;
+                    }
+                    forget.push(ino);
+                }
+                queue.push_back((ino, child_rel));
+            }
+        }
+        Ok(forget)
+    }
+}

@@ -1,0 +1,415 @@
+//! `push`: local commits go to a real git server (git http-backend behind the test Mega server,
+//! or a local repository), the workspace moves to the pushed commit in place, and nothing the
+//! user wrote is ever lost — not on refusal, not while the push is in flight.
+
+mod support;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::daemon::{run_with_timeout, Daemon, DaemonOpts};
+use support::fixture::{self, Fixture};
+use support::http;
+use support::mega_server::{Fault, MegaServer};
+use support::tree::{archive, assert_same_tree, walk};
+
+fn mount(d: &Daemon, path: &str) {
+    let (status, body) = http::post(
+        &d.http_addr,
+        "/api/fs/mount",
+        &format!(r#"{{"path":"{path}"}}"#),
+    );
+    assert_eq!(status, 200, "mount {path}: {body}\n{}", d.log());
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+fn commit(d: &Daemon, message: &str) -> String {
+    let (code, body) = http::post(
+        &d.http_addr,
+        "/api/git/commit",
+        &serde_json::json!({ "message": message }).to_string(),
+    );
+    assert_eq!(code, 200, "commit: {body}\n{}", d.log());
+    json(&body)["commit"]
+        .as_str()
+        .expect("commit id")
+        .to_string()
+}
+
+fn push(d: &Daemon) -> (u16, serde_json::Value) {
+    let (code, body) = http::post(&d.http_addr, "/api/git/push", "{}");
+    (code, json(&body))
+}
+
+fn status(d: &Daemon) -> serde_json::Value {
+    let (code, body) = http::get(&d.http_addr, "/api/git/status");
+    assert_eq!(code, 200, "{body}");
+    json(&body)
+}
+
+fn changes(d: &Daemon) -> Vec<(String, String)> {
+    status(d)["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap_or("?").to_string(),
+                c["path"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn cli(d: &Daemon, args: &[&str]) -> std::process::Output {
+    run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_scorpio"))
+            .arg("-c")
+            .arg(&d.config_path)
+            .args(args),
+        120,
+    )
+}
+
+fn fsck(fx: &Fixture) {
+    let out = run_with_timeout(
+        Command::new("git")
+            .arg("--git-dir")
+            .arg(&fx.repo_path)
+            .args(["fsck", "--strict"]),
+        120,
+    );
+    assert!(
+        out.status.success(),
+        "git fsck --strict: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The upper layer of the only mounted path.
+fn upper(d: &Daemon) -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(d.store.join("mounts"))
+        .expect("mounts dir")
+        .flatten()
+        .map(|e| e.path().join("upper"))
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
+/// Every change kind the issue names, on the standard fixture mounted whole.
+fn edit(root: &Path) {
+    std::fs::write(root.join("README.md"), b"# Changed\n").expect("modify");
+    std::fs::write(root.join("a/b/new.txt"), b"new\n").expect("add");
+    std::fs::remove_file(root.join("src/lib.rs")).expect("delete");
+    // git keeps no empty directories; neither does the comparison with `git archive`.
+    std::fs::remove_dir(root.join("src")).expect("rmdir");
+    let p = root.join(fixture::SPACE_FILE);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod +x");
+    std::fs::remove_file(root.join(fixture::EMPTY_FILE)).expect("rm");
+    std::os::unix::fs::symlink("README.md", root.join(fixture::EMPTY_FILE)).expect("symlink");
+    std::fs::rename(root.join("a/b/d"), root.join("a/dd")).expect("rename a directory");
+    std::fs::remove_dir_all(root.join(fixture::UNICODE_DIR)).expect("delete a directory");
+}
+
+fn mega_daemon(fx: &Fixture) -> (MegaServer, Daemon) {
+    let server = MegaServer::start(&fx.repo_path);
+    server.set_push_token(Some("tok".into()));
+    let mut opts = DaemonOpts::new(server.url());
+    opts.extra_toml = "remote_token = \"tok\"\n".into();
+    let d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
+    (server, d)
+}
+
+#[test]
+fn push_lands_on_a_real_git_server_and_the_mount_moves_to_it_in_place() {
+    let fx = fixture::standard();
+    let (server, mut d) = mega_daemon(&fx);
+    mount(&d, "/");
+    let ws = d.workspace.clone();
+    let ino = |p: &str| std::fs::symlink_metadata(ws.join(p)).expect("stat").ino();
+    let deep_ino = ino(fixture::DEEP_FILE);
+    edit(&ws);
+    let c1 = commit(&d, "every kind of change");
+
+    // Through the CLI, as a user would.
+    let out = cli(&d, &["push"]);
+    assert!(
+        out.status.success(),
+        "scorpio push: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&c1));
+    assert_eq!(
+        fixture::head(&fx),
+        c1,
+        "the server's branch is the pushed commit"
+    );
+    assert!(server.counts().receive_pack >= 1);
+    fsck(&fx);
+    let pushed = archive(&fx, &c1);
+    assert_same_tree(&ws, pushed.path());
+
+    // The workspace now stands on the pushed commit: nothing to show, nothing ahead, and the
+    // upper layer gave back everything the commit now holds.
+    let st = status(&d);
+    assert_eq!(st["base"], c1.as_str(), "{st}");
+    assert_eq!(st["ahead"], 0, "{st}");
+    assert!(changes(&d).is_empty(), "{st}");
+    let left = walk(&upper(&d));
+    assert!(left.is_empty(), "upper layer still holds {:?}", left.keys());
+    // In place, no remount: an entry the push did not change keeps its inode.
+    assert_eq!(ino(fixture::DEEP_FILE), deep_ino);
+    assert_eq!(
+        std::fs::read(ws.join(fixture::README)).expect("read"),
+        b"# Changed\n"
+    );
+
+    // A second round starts from the pushed commit and sends only what is new.
+    std::fs::write(ws.join(fixture::README), b"# Second\n").expect("modify again");
+    let c2 = commit(&d, "second");
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert!(body["objects"].as_u64().expect("objects") <= 3, "{body}");
+    assert_eq!(fixture::head(&fx), c2);
+    fsck(&fx);
+    assert_same_tree(&ws, archive(&fx, &c2).path());
+
+    // Nothing left to push is a clear refusal that changes nothing.
+    let (code, body) = push(&d);
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["code"], "NOTHING_TO_PUSH");
+
+    // After a restart the workspace shows the pushed commit, with no changes.
+    d.restart().unwrap_or_else(|e| panic!("{e}"));
+    assert_same_tree(&d.workspace, archive(&fx, &c2).path());
+    assert!(changes(&d).is_empty());
+}
+
+#[test]
+fn a_refused_push_loses_nothing_and_works_once_the_branch_is_sorted_out() {
+    let fx = fixture::standard();
+    let (_server, mut d) = mega_daemon(&fx);
+    mount(&d, "/");
+    let ws = d.workspace.clone();
+    std::fs::write(ws.join(fixture::README), b"# mine\n").expect("modify");
+    let base = fx.commit.clone();
+    let mine = commit(&d, "mine");
+    // Someone else pushes first.
+    let theirs = fixture::add_commit(&fx, "theirs.txt", b"theirs\n");
+
+    let (code, body) = push(&d);
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["code"], "REMOTE_MOVED", "{body}");
+    let msg = body["error"].as_str().expect("error");
+    assert!(
+        msg.contains(&theirs) && msg.contains("fetch the new commit"),
+        "{msg}"
+    );
+    let out = cli(&d, &["push"]);
+    assert_eq!(out.status.code(), Some(1), "a refusal exits 1");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fetch the new commit"));
+    // Nothing lost: the edit, its status, the local commit.
+    assert_eq!(
+        std::fs::read(ws.join(fixture::README)).expect("read"),
+        b"# mine\n"
+    );
+    assert_eq!(
+        changes(&d),
+        [("modified".to_string(), "README.md".to_string())]
+    );
+    assert_eq!(status(&d)["ahead"], 1);
+    assert_eq!(fixture::head(&fx), theirs);
+
+    // The remote is put back where the workspace started: the same push now lands.
+    let reset = run_with_timeout(
+        Command::new("git")
+            .arg("--git-dir")
+            .arg(&fx.repo_path)
+            .args(["update-ref", "refs/heads/main", &base]),
+        60,
+    );
+    assert!(reset.status.success());
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert_eq!(fixture::head(&fx), mine);
+    fsck(&fx);
+
+    // The branch moves again; a restart brings the workspace to the server's new commit, with
+    // the user's edits still on top, and then a push works.
+    let theirs2 = fixture::add_commit(&fx, "theirs2.txt", b"again\n");
+    std::fs::write(ws.join("mine.txt"), b"mine too\n").expect("add");
+    commit(&d, "mine too");
+    let (code, body) = push(&d);
+    assert_eq!(code, 409, "{body}");
+    d.restart().unwrap_or_else(|e| panic!("{e}"));
+    let ws = d.workspace.clone();
+    assert_eq!(
+        std::fs::read(ws.join("mine.txt")).expect("kept"),
+        b"mine too\n"
+    );
+    assert_eq!(
+        std::fs::read(ws.join("theirs2.txt")).expect("theirs"),
+        b"again\n"
+    );
+    assert_eq!(changes(&d), [("added".to_string(), "mine.txt".to_string())]);
+    let last = commit(&d, "mine too, on theirs");
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert_eq!(fixture::head(&fx), last);
+    fsck(&fx);
+    let tree = archive(&fx, &last);
+    assert_same_tree(&ws, tree.path());
+    assert!(tree.path().join("theirs2.txt").exists() && tree.path().join("mine.txt").exists());
+    let _ = theirs2;
+
+    // reset drops what is left in the upper layer.
+    std::fs::write(ws.join(fixture::README), b"# scratch\n").expect("modify");
+    let (code, body) = http::post(&d.http_addr, "/api/git/reset", r#"{"path":"/"}"#);
+    assert_eq!(code, 200, "{body}");
+    assert!(changes(&d).is_empty());
+}
+
+#[test]
+fn a_thousand_files_push_to_a_local_repository_with_compare_and_swap() {
+    let fx = fixture::standard();
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    mount(&d, "/");
+    let ws = d.workspace.clone();
+    for i in 0..1000 {
+        let dir = ws.join(format!("many/d{:02}", i / 100));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join(format!("f{i:04}.txt")), format!("file {i}\n")).expect("write");
+    }
+    let c = commit(&d, "a thousand files");
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert!(body["objects"].as_u64().expect("objects") >= 1000, "{body}");
+    assert_eq!(fixture::head(&fx), c);
+    fsck(&fx);
+    assert_same_tree(&ws, archive(&fx, &c).path());
+    assert!(
+        walk(&upper(&d)).is_empty(),
+        "pushed files left the upper layer"
+    );
+    assert_eq!(
+        std::fs::read(ws.join("many/d07/f0777.txt")).expect("read"),
+        b"file 777\n"
+    );
+
+    // The local repository's branch moved: compare-and-swap refuses, nothing is lost.
+    let theirs = fixture::add_commit(&fx, "theirs.txt", b"x\n");
+    std::fs::write(ws.join("many/d00/f0000.txt"), b"changed\n").expect("modify");
+    commit(&d, "after theirs");
+    let (code, body) = push(&d);
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["code"], "REMOTE_MOVED");
+    assert_eq!(fixture::head(&fx), theirs);
+    assert_eq!(
+        std::fs::read(ws.join("many/d00/f0000.txt")).expect("kept"),
+        b"changed\n"
+    );
+}
+
+#[test]
+fn a_file_written_while_a_push_is_in_flight_stays() {
+    let fx = fixture::standard();
+    let (server, d) = mega_daemon(&fx);
+    mount(&d, "/");
+    let ws = d.workspace.clone();
+    std::fs::write(ws.join(fixture::README), b"v1\n").expect("modify");
+    std::fs::write(ws.join("pushed.txt"), b"pushed\n").expect("add");
+    let c = commit(&d, "v1");
+    server.set_fault(Fault::SlowPush(Duration::from_secs(3)));
+    let before = server.counts().receive_pack;
+    let addr = d.http_addr.clone();
+    let pusher = std::thread::spawn(move || http::post(&addr, "/api/git/push", "{}"));
+    let t0 = Instant::now();
+    while server.counts().receive_pack == before {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the push never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The pack is on its way: edit a pushed file, and write a new one.
+    std::fs::write(ws.join(fixture::README), b"v2, written during the push\n").expect("write");
+    std::fs::write(ws.join("during.txt"), b"during\n").expect("add");
+    let (code, body) = pusher.join().expect("push thread");
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    server.set_fault(Fault::None);
+    assert_eq!(fixture::head(&fx), c);
+    let pushed = archive(&fx, &c);
+    assert_eq!(
+        std::fs::read(pushed.path().join(fixture::README)).expect("pushed"),
+        b"v1\n"
+    );
+    // Both edits made during the push are still there, and show as changes to the new base.
+    assert_eq!(
+        std::fs::read(ws.join(fixture::README)).expect("kept"),
+        b"v2, written during the push\n"
+    );
+    assert_eq!(
+        std::fs::read(ws.join("during.txt")).expect("kept"),
+        b"during\n"
+    );
+    let mut got = changes(&d);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("added".to_string(), "during.txt".to_string()),
+            ("modified".to_string(), "README.md".to_string()),
+        ]
+    );
+    // What was pushed unchanged left the upper layer.
+    assert!(!upper(&d).join("pushed.txt").exists());
+    assert_eq!(
+        std::fs::read(ws.join("pushed.txt")).expect("read"),
+        b"pushed\n"
+    );
+}
+
+#[test]
+fn a_push_after_unmount_shows_in_the_read_only_view() {
+    let fx = fixture::standard();
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    mount(&d, "a");
+    let ws = d.workspace.clone();
+    // The kernel caches the read-only view for a long time; look at it first.
+    assert!(ws.join(fixture::README).exists());
+    std::fs::write(ws.join("a/x.txt"), b"x\n").expect("add");
+    std::fs::write(ws.join(fixture::DEEP_FILE), b"changed\n").expect("modify");
+    let c = commit(&d, "in a");
+    let (code, body) = http::post(&d.http_addr, "/api/fs/unmount", r#"{"path":"a"}"#);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        std::fs::read(ws.join(fixture::DEEP_FILE)).expect("read-only view"),
+        fixture::DEEP_FILE_CONTENT
+    );
+    assert!(!ws.join("a/x.txt").exists());
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert_eq!(fixture::head(&fx), c);
+    // The read-only view moved with the push, though nothing of it was mounted.
+    assert_eq!(
+        std::fs::read(ws.join("a/x.txt")).expect("pushed file"),
+        b"x\n"
+    );
+    assert_eq!(
+        std::fs::read(ws.join(fixture::DEEP_FILE)).expect("pushed change"),
+        b"changed\n"
+    );
+    assert_same_tree(&ws, archive(&fx, &c).path());
+}
