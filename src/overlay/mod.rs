@@ -34,8 +34,11 @@ use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat};
 use crate::dicfuse::DicError;
 pub use lower::Lower;
 
-/// How long the kernel may trust overlay entries and attributes.
-pub const UPPER_TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may trust overlay entries and attributes. Every change to an overlay
+/// either passes through the kernel (which updates its own caches) or is one of Scorpio's own
+/// (mount, unmount, reset, push), which invalidate what they change; so a long time is safe, and
+/// spares a LOOKUP per path component per second that a build would otherwise send.
+pub const UPPER_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Errors of overlay operations, mapped to an errno at the FUSE edge.
 #[derive(Debug, thiserror::Error)]
