@@ -198,12 +198,25 @@ fn push_lands_on_a_real_git_server_and_the_mount_moves_to_it_in_place() {
 #[test]
 fn a_refused_push_loses_nothing_and_works_once_the_branch_is_sorted_out() {
     let fx = fixture::standard();
-    let (_server, mut d) = mega_daemon(&fx);
+    let (server, mut d) = mega_daemon(&fx);
     mount(&d, "/");
     let ws = d.workspace.clone();
     std::fs::write(ws.join(fixture::README), b"# mine\n").expect("modify");
     let base = fx.commit.clone();
     let mine = commit(&d, "mine");
+    // A server error: a clear error, and nothing changes on either side.
+    server.set_fault(Fault::RefusePush);
+    let (code, body) = push(&d);
+    assert_eq!(code, 502, "{body}");
+    assert_eq!(body["code"], "REMOTE_FAILED", "{body}");
+    assert!(
+        body["error"].as_str().expect("error").contains("500"),
+        "{body}"
+    );
+    server.set_fault(Fault::None);
+    assert_eq!(fixture::head(&fx), base);
+    assert_eq!(status(&d)["ahead"], 1);
+    assert!(upper(&d).join(fixture::README).exists());
     // Someone else pushes first.
     let theirs = fixture::add_commit(&fx, "theirs.txt", b"theirs\n");
 
