@@ -567,7 +567,7 @@ if ! curl -fsS -X POST -H 'content-type: application/json' -d '{"path":"/"}' \
     "http://127.0.0.1:$DPORT/api/fs/mount" >"$LOGDIR/mount-rw.json" 2>&1; then
     die "POST /api/fs/mount {\"path\":\"/\"} failed: $(cat "$LOGDIR/mount-rw.json")"
 fi
-awk -v n="$NTOTAL" '!/^big\// && !/^wide\// && (NR % int(n / 9) == 1) && c < 9 {print; c++}' "$ALL" >"$ROOT/changed.list"
+grep -v -e '^big/' -e '^wide/' "$ALL" | awk -v n="$BENCH_FILES" 'NR % int(n / 9) == 1 && c < 9 {print; c++}' >"$ROOT/changed.list"
 ADDED=$(dirname "$(head -n 1 "$ROOT/changed.list")")/added-by-bench.txt
 for root in "$MNT" "$PLAIN"; do
     while IFS= read -r f; do printf 'changed\n' >>"$root/$f"; done <"$ROOT/changed.list"
