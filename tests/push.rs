@@ -9,20 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::api::{cli, mount};
 use support::daemon::{run_with_timeout, Daemon, DaemonOpts};
 use support::fixture::{self, Fixture};
 use support::http;
 use support::mega_server::{Fault, MegaServer};
 use support::tree::{archive, assert_same_tree, walk};
-
-fn mount(d: &Daemon, path: &str) {
-    let (status, body) = http::post(
-        &d.http_addr,
-        "/api/fs/mount",
-        &format!(r#"{{"path":"{path}"}}"#),
-    );
-    assert_eq!(status, 200, "mount {path}: {body}\n{}", d.log());
-}
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
@@ -53,27 +45,7 @@ fn status(d: &Daemon) -> serde_json::Value {
 }
 
 fn changes(d: &Daemon) -> Vec<(String, String)> {
-    status(d)["changes"]
-        .as_array()
-        .expect("changes")
-        .iter()
-        .map(|c| {
-            (
-                c["kind"].as_str().unwrap_or("?").to_string(),
-                c["path"].as_str().unwrap_or("?").to_string(),
-            )
-        })
-        .collect()
-}
-
-fn cli(d: &Daemon, args: &[&str]) -> std::process::Output {
-    run_with_timeout(
-        Command::new(env!("CARGO_BIN_EXE_scorpio"))
-            .arg("-c")
-            .arg(&d.config_path)
-            .args(args),
-        120,
-    )
+    support::api::changes(d, "")
 }
 
 fn fsck(fx: &Fixture) {

@@ -5,36 +5,11 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
+use support::api::{changes as status, mount};
 use support::daemon::{run_with_timeout, Daemon, DaemonOpts};
 use support::fixture::{self, Fixture};
 use support::http;
 use support::mega_server::MegaServer;
-
-fn mount(d: &Daemon, path: &str) {
-    let (status, body) = http::post(
-        &d.http_addr,
-        "/api/fs/mount",
-        &format!(r#"{{"path":"{path}"}}"#),
-    );
-    assert_eq!(status, 200, "mount {path}: {body}\n{}", d.log());
-}
-
-fn status(d: &Daemon, query: &str) -> Vec<(String, String)> {
-    let (code, body) = http::get(&d.http_addr, &format!("/api/git/status{query}"));
-    assert_eq!(code, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
-    v["changes"]
-        .as_array()
-        .expect("changes")
-        .iter()
-        .map(|c| {
-            (
-                c["kind"].as_str().unwrap_or("?").to_string(),
-                c["path"].as_str().unwrap_or("?").to_string(),
-            )
-        })
-        .collect()
-}
 
 /// The edits issue #4 names, on the standard fixture mounted whole.
 fn edit(root: &std::path::Path) {
