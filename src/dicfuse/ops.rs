@@ -438,12 +438,15 @@ impl Filesystem for Dicfuse {
             .into_iter()
             .enumerate()
             .skip(offset as usize)
-            .map(|(i, (inode, kind, name, attr, known))| {
-                // A size the remote has not told yet is sent with a zero TTL, so the kernel asks
-                // again (lookup/getattr) before it relies on it.
+            .map(|(i, (inode, kind, name, mut attr, known))| {
+                // An entry whose size the remote has not told yet goes out without attributes
+                // (node id 0): the kernel lists it and looks it up on first use. Sent with a
+                // made-up size, it would stick: with the writeback cache the kernel keeps the
+                // size of a regular file it already has, whatever a later reply says.
                 let ttl = if known {
                     LOWER_TTL
                 } else {
+                    attr.ino = 0;
                     std::time::Duration::ZERO
                 };
                 Ok(DirectoryEntryPlus {

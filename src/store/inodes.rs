@@ -202,6 +202,19 @@ impl RebasePlan<'_> {
             if node.kind == e.entry.kind && node.oid == Some(e.entry.oid) {
                 continue;
             }
+            if !node.kind.is_dir() || !e.entry.kind.is_dir() {
+                // Other content is another file: a new inode, so that nothing the kernel keeps
+                // about the old one (its size, its pages) can be taken for the new content.
+                self.unload(ino)?;
+                self.nodes.insert(ino, None);
+                self.add(dir, e)?;
+                self.touched.push(Touched {
+                    parent: dir,
+                    name: e.entry.name.clone(),
+                    ino: Some(ino),
+                });
+                continue;
+            }
             let child_path = if path.is_empty() {
                 String::from_utf8_lossy(&e.entry.name).into_owned()
             } else {
@@ -639,8 +652,11 @@ mod tests {
         // What stays keeps its inode; what changed is updated in place.
         assert_eq!(t.child(ROOT_INO, b"a").unwrap(), Some(a));
         assert_eq!(t.child(ROOT_INO, b"same").unwrap(), Some(same));
-        assert_eq!(t.child(a, b"f").unwrap(), Some(f));
-        let fnode = t.get(f).unwrap().unwrap();
+        // A file with other content is another inode; the old one is gone.
+        let f2 = t.child(a, b"f").unwrap().unwrap();
+        assert_ne!(f2, f);
+        assert_eq!(t.get(f).unwrap(), None);
+        let fnode = t.get(f2).unwrap().unwrap();
         assert_eq!(
             (fnode.kind, fnode.oid),
             (EntryKind::Executable, Some(Oid([16; 20])))
@@ -649,7 +665,9 @@ mod tests {
         assert_eq!(t.get(ROOT_INO).unwrap().unwrap().oid, commit(9).root_tree);
         // Gone is gone; a directory turned file loses its listing.
         assert_eq!(t.child(ROOT_INO, b"gone").unwrap(), None);
-        assert_eq!(t.get(was_dir).unwrap().unwrap().kind, EntryKind::File);
+        let now_file = t.child(ROOT_INO, b"was-dir").unwrap().unwrap();
+        assert_eq!(t.get(now_file).unwrap().unwrap().kind, EntryKind::File);
+        assert_eq!(t.get(was_dir).unwrap(), None);
         assert!(!t.is_loaded(was_dir).unwrap());
         assert_eq!(t.child(was_dir, b"inner").unwrap(), None);
         assert_eq!(t.get(inner).unwrap(), None);
