@@ -231,8 +231,8 @@ fn live_fuse(p: &Path) -> bool {
         && std::fs::read_dir(p).is_ok()
 }
 
-/// Everything under `dirs` with sizes, and the bytes of `files`: what "nothing changed" means.
-fn snapshot(dirs: &[PathBuf], files: &[PathBuf]) -> Vec<(PathBuf, u64, Vec<u8>)> {
+/// Everything under `dirs` with sizes, and the bytes of `file`: what "nothing changed" means.
+fn snapshot(dirs: &[PathBuf], file: &Path) -> Vec<(PathBuf, u64, Vec<u8>)> {
     let mut out = Vec::new();
     for d in dirs {
         for e in walkdir::WalkDir::new(d)
@@ -244,9 +244,11 @@ fn snapshot(dirs: &[PathBuf], files: &[PathBuf]) -> Vec<(PathBuf, u64, Vec<u8>)>
             out.push((e.path().to_path_buf(), len, Vec::new()));
         }
     }
-    for f in files {
-        out.push((f.clone(), 0, std::fs::read(f).unwrap_or_default()));
-    }
+    out.push((
+        file.to_path_buf(),
+        0,
+        std::fs::read(file).unwrap_or_default(),
+    ));
     out
 }
 
@@ -515,7 +517,7 @@ fn limits_and_bad_paths_are_refused_and_change_nothing_on_disk() {
             s.root.join("cl"),
             outside_path.clone(),
         ],
-        &[state.clone()],
+        &state,
     );
     let m = |p: &str| mroot.join(p).display().to_string();
     let u = |p: &str| uroot.join(p).display().to_string();
@@ -627,7 +629,7 @@ fn limits_and_bad_paths_are_refused_and_change_nothing_on_disk() {
                 s.root.join("cl"),
                 outside_path.clone()
             ],
-            &[state.clone()]
+            &state
         ),
         before,
         "a refusal changed the disk"
@@ -637,17 +639,14 @@ fn limits_and_bad_paths_are_refused_and_change_nothing_on_disk() {
         s.create(json!({"path": "src", "mountpoint": m("given"), "upper_dir": u("given")}));
     assert_eq!(path_of(&second, "mountpoint"), mroot.join("given"));
     assert_eq!(path_of(&second, "upper_dir"), uroot.join("given"));
-    let before = snapshot(&[mroot.clone(), uroot.clone()], &[state.clone()]);
+    let before = snapshot(&[mroot.clone(), uroot.clone()], &state);
     let (st, v) = s.post(&json!({"path": "bin"}));
     assert_eq!(
         (st, v["code"].as_str()),
         (429, Some("TOO_MANY_MOUNTS")),
         "{v}"
     );
-    assert_eq!(
-        snapshot(&[mroot.clone(), uroot.clone()], &[state.clone()]),
-        before
-    );
+    assert_eq!(snapshot(&[mroot.clone(), uroot.clone()], &state), before);
     // Deleting one makes room again.
     assert_eq!(
         s.delete(&format!("/mounts/{}", first["mount_id"].as_str().unwrap()))

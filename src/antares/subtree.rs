@@ -34,23 +34,31 @@ impl Subtree {
         Subtree { dic, root }
     }
 
-    /// Kernel inode -> Dicfuse inode.
     fn inward(&self, ino: u64) -> u64 {
-        if ino == KERNEL_ROOT {
-            self.root
-        } else {
-            ino
-        }
+        inward(self.root, ino)
     }
 
-    /// Dicfuse inode -> kernel inode. The repository root (Dicfuse 1) can only appear as the
-    /// `..` of a top-level directory, which the kernel does not follow; it stays 1.
     fn outward(&self, ino: u64) -> u64 {
-        if ino == self.root {
-            KERNEL_ROOT
-        } else {
-            ino
-        }
+        outward(self.root, ino)
+    }
+}
+
+/// Kernel inode -> Dicfuse inode, for a view rooted at Dicfuse directory `root`.
+fn inward(root: u64, ino: u64) -> u64 {
+    if ino == KERNEL_ROOT {
+        root
+    } else {
+        ino
+    }
+}
+
+/// Dicfuse inode -> kernel inode. The repository root (Dicfuse 1) can only appear as the `..`
+/// of a top-level directory, which the kernel does not follow; it stays 1.
+fn outward(root: u64, ino: u64) -> u64 {
+    if ino == root {
+        KERNEL_ROOT
+    } else {
+        ino
     }
 }
 
@@ -319,13 +327,16 @@ mod tests {
 
     #[test]
     fn the_root_maps_both_ways_and_others_pass_through() {
-        // Mapping needs no Dicfuse state: check it on the numbers alone.
-        let map_in = |root: u64, ino: u64| if ino == KERNEL_ROOT { root } else { ino };
-        let map_out = |root: u64, ino: u64| if ino == root { KERNEL_ROOT } else { ino };
         for root in [1u64, 7, 1 << 20] {
-            assert_eq!(map_out(root, map_in(root, 1)), 1);
-            assert_eq!(map_in(root, map_out(root, root)), root);
-            assert_eq!(map_in(root, 99), if root == 99 { root } else { 99 });
+            assert_eq!(inward(root, KERNEL_ROOT), root);
+            assert_eq!(outward(root, root), KERNEL_ROOT);
+            assert_eq!(outward(root, inward(root, KERNEL_ROOT)), KERNEL_ROOT);
+            for other in [2u64, 99, 1 << 40] {
+                if other != root {
+                    assert_eq!(inward(root, other), other);
+                    assert_eq!(outward(root, other), other);
+                }
+            }
         }
     }
 }
