@@ -68,7 +68,7 @@ cat >"$WORK/scorpio.toml" <<EOF
 remote = "$BENCH_REMOTE"
 store_path = "$WORK/store"
 workspace = "$WORK/ws"
-log_level = "warn"
+log_level = "${BENCH_LOG:-warn}"
 [antares]
 bind = "127.0.0.1:$PORT"
 mount_root = "$WORK/mnt"

@@ -729,6 +729,30 @@ fn delete_frees_the_mountpoint_the_upper_layer_and_the_session() {
     );
     let (st, _) = s.delete(&format!("/mounts/{}", ro["mount_id"].as_str().unwrap()));
     assert_eq!(st, 200);
+    // A mount someone unmounts behind the server's back becomes `failed`, and DELETE still
+    // cleans it up.
+    let gone = s.create(json!({"path": "src"}));
+    let gone_mp = path_of(&gone, "mountpoint");
+    let out = run_with_timeout(Command::new("fusermount3").arg("-u").arg(&gone_mp), 10);
+    assert!(out.status.success(), "{out:?}");
+    let url = format!("/mounts/{}", gone["mount_id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let failed = loop {
+        let (_, v) = s.get(&url);
+        if v["state"] == "failed" || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(failed["state"], "failed", "{failed}\n{}", s.log());
+    assert!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("ended")),
+        "{failed}"
+    );
+    assert_eq!(s.delete(&url).0, 200);
+    assert!(!gone_mp.exists() && !path_of(&gone, "upper_dir").exists());
     assert!(s.fuse_mounts().is_empty(), "{:?}", s.fuse_mounts());
     assert_eq!(s.get("/mounts").1["mounts"], json!([]));
     // The state file agrees.

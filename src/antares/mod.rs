@@ -434,6 +434,7 @@ impl Antares {
     /// Creates a mount, or returns the job's existing one (`false`: nothing new was made).
     pub async fn create(&self, req: CreateRequest) -> Result<(MountRecord, bool), AntaresError> {
         self.open_for_requests()?;
+        let started = Instant::now();
         let _op = self.ops.lock().await;
         self.open_for_requests()?;
         let path =
@@ -518,12 +519,23 @@ impl Antares {
             created_at: now_secs(),
         };
         self.put(rec.clone()).await?;
+        let checked_ms = started.elapsed().as_secs_f64() * 1e3;
         match self.provision(&rec, lower, changes, true).await {
             Ok(s) => {
                 self.sessions().insert(id.clone(), s);
+                let mounted_ms = started.elapsed().as_secs_f64() * 1e3;
                 rec.state = MountState::Mounted;
                 self.put(rec.clone()).await?;
-                tracing::info!(id, path = rec.path, mountpoint = %rec.mountpoint.display(), job = ?rec.job_id, "antares mount created");
+                tracing::info!(
+                    id,
+                    path = rec.path,
+                    mountpoint = %rec.mountpoint.display(),
+                    job = ?rec.job_id,
+                    checked_ms,
+                    mounted_ms,
+                    total_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "antares mount created"
+                );
                 Ok((rec, true))
             }
             Err(e) => {
@@ -857,7 +869,9 @@ impl Antares {
             }
         }
         let lower = self.lower_dir(&rec.path).await.map_err(|e| e.to_string())?;
-        self.provision(rec, lower, None, false)
+        // A mount that was never answered may lack its upper layer; one that was must have it.
+        let fresh = rec.state == MountState::Provisioning;
+        self.provision(rec, lower, None, fresh)
             .await
             .map_err(|e| e.to_string())
     }
