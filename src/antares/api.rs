@@ -70,10 +70,18 @@ async fn get_one(State(a): State<Arc<Antares>>, Path(id): Path<String>) -> ApiRe
 
 async fn delete_one(State(a): State<Arc<Antares>>, Path(id): Path<String>) -> ApiResult {
     let rec = a.delete(&id).await?;
+    let message = match &rec.upper_dir {
+        Some(u) if !rec.owns_upper => format!(
+            "mount {} deleted; its upper layer {} was there before it and is kept",
+            rec.mount_id,
+            u.display()
+        ),
+        _ => format!("mount {} deleted", rec.mount_id),
+    };
     Ok(Json(json!({
         "mount_id": rec.mount_id,
         "mountpoint": rec.mountpoint,
-        "message": format!("mount {} deleted", rec.mount_id),
+        "message": message,
     }))
     .into_response())
 }

@@ -245,6 +245,7 @@ impl Antares {
             path,
             cl,
             owns_mountpoint: !mountpoint.exists(),
+            owns_upper,
             mountpoint,
             upper_dir: upper,
             labels: req.labels.clone(),
@@ -281,7 +282,7 @@ impl Antares {
                 let _ = tokio::task::spawn_blocking(move || {
                     let _ = remove_tree(&cl.with_extension("new"));
                     let _ = remove_tree(&cl);
-                    remove_layers(&r, !owns_upper)
+                    remove_layers(&r)
                 })
                 .await;
                 self.forget(&id).await?;
@@ -455,7 +456,7 @@ impl Antares {
         let r = rec.clone();
         let cl = self.cl_dir(&rec.mount_id);
         tokio::task::spawn_blocking(move || {
-            remove_layers(&r, false)?;
+            remove_layers(&r)?;
             remove_tree(&cl)?;
             remove_tree(&cl.with_extension("new"))
         })
@@ -569,13 +570,13 @@ impl Antares {
     }
 }
 
-/// Removes what a mount made on disk: its upper layer (unless `keep_upper`) and scratch
-/// directory, and its mountpoint when it was made for it (only if empty: never delete through a
+/// Removes what a mount made on disk: its scratch directory, its upper layer when it was made
+/// for it, and its mountpoint when it was made for it (only if empty: never delete through a
 /// mount).
-fn remove_layers(rec: &MountRecord, keep_upper: bool) -> std::io::Result<()> {
+fn remove_layers(rec: &MountRecord) -> std::io::Result<()> {
     if let Some(u) = &rec.upper_dir {
         let mut doomed = vec![paths::work_dir_for(u)];
-        if !keep_upper {
+        if rec.owns_upper {
             doomed.push(u.clone());
         }
         for p in doomed {

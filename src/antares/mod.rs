@@ -82,6 +82,10 @@ pub struct MountRecord {
     /// Whether the mountpoint directory was made for it (and so is removed with it).
     #[serde(default)]
     pub owns_mountpoint: bool,
+    /// Whether the upper directory was made for it (and so is removed with it); a requested
+    /// `upper_dir` that existed before is the caller's and is kept.
+    #[serde(default)]
+    pub owns_upper: bool,
 }
 
 /// Body of `POST /mounts`.

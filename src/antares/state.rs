@@ -137,6 +137,7 @@ mod tests {
             commit: "00".repeat(20),
             created_at: 1,
             owns_mountpoint: true,
+            owns_upper: true,
         }
     }
 
