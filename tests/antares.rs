@@ -939,3 +939,38 @@ fn the_cli_mounts_lists_and_unmounts() {
     let out = cli(&["umount", "no-such-id"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+#[test]
+fn a_crash_in_the_middle_of_a_create_or_a_delete_is_finished_at_start() {
+    let fx = fixture::standard();
+    let mut s = Server::start(&fx.repo_path.display().to_string(), "");
+    let x = s.create(json!({"job_id": "x", "path": "a"}));
+    let y = s.create(json!({"job_id": "y", "path": "src"}));
+    let (xmp, xup) = (path_of(&x, "mountpoint"), path_of(&x, "upper_dir"));
+    let ymp = path_of(&y, "mountpoint");
+    std::fs::write(xmp.join("x.txt"), b"x").expect("write");
+    std::fs::write(ymp.join("y.txt"), b"y").expect("write");
+    s.kill9();
+    // As if the crash came while x was being deleted and y was being made.
+    let state_path = s.root.join("store/antares/state.json");
+    let mut state: Value =
+        serde_json::from_slice(&std::fs::read(&state_path).expect("state")).expect("JSON");
+    for m in state["mounts"].as_array_mut().expect("mounts") {
+        m["state"] = match m["job_id"].as_str() {
+            Some("x") => json!("unmounting"),
+            _ => json!("provisioning"),
+        };
+    }
+    std::fs::write(&state_path, state.to_string()).expect("write state");
+    s.spawn();
+    // x's deletion is finished: no record, no mount, no upper layer, no mountpoint.
+    assert_eq!(s.get("/mounts/by-job/x").0, 404, "{}", s.log());
+    assert!(!xup.exists(), "x's upper layer is gone");
+    assert!(!xmp.exists(), "x's mountpoint is gone");
+    // y is mounted, with what was written before the crash.
+    let (_, y2) = s.get("/mounts/by-job/y");
+    assert_eq!(y2["state"], "mounted", "{y2}");
+    assert_eq!(std::fs::read(ymp.join("y.txt")).expect("read"), b"y");
+    assert_eq!(s.fuse_mounts(), vec![ymp.clone()]);
+    assert!(live_fuse(&ymp));
+}
