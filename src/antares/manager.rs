@@ -310,13 +310,9 @@ impl Antares {
     }
 
     async fn fetch_cl(&self, cl: &str) -> Result<Vec<ClChange>, AntaresError> {
-        match self
-            .dic
-            .store()
-            .remote()
-            .cl_changes(cl, self.dic.commit())
-            .await
-        {
+        // Owned, so it does not matter whether the view hands out its commit by reference.
+        let commit = self.dic.commit().clone();
+        match self.dic.store().remote().cl_changes(cl, &commit).await {
             Ok(c) => Ok(c),
             Err(RemoteError::NotFound { .. }) => Err(AntaresError::NoSuchCl(cl.to_string())),
             Err(e) => Err(AntaresError::Cl {
