@@ -84,11 +84,71 @@ pub enum Cmd {
         /// The path whose changes go.
         path: String,
     },
+    /// Per-job CI mounts (Antares): serve the API, or talk to it.
+    Antares {
+        /// Talk to the main daemon's `/antares` routes (at `http_addr`), not to `antares.bind`.
+        #[arg(long)]
+        via_daemon: bool,
+        /// What to do.
+        #[command(subcommand)]
+        cmd: AntaresCmd,
+    },
+}
+
+/// `scorpio antares ...` subcommands.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum AntaresCmd {
+    /// Serve the Antares API alone (no workspace) until SIGINT/SIGTERM.
+    Serve {
+        /// Address to listen on (the `antares.bind` key).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Ask for a mount; prints its mountpoint.
+    Mount {
+        /// Repository path (`/` for the whole repository).
+        path: String,
+        /// Makes the request idempotent: the same job gets the same mount.
+        #[arg(long)]
+        job_id: Option<String>,
+        /// A change list to lay under the job's writes.
+        #[arg(long)]
+        cl: Option<String>,
+        /// Where to mount (default: `antares.mount_root/<id>`).
+        #[arg(long)]
+        mountpoint: Option<String>,
+        /// Where the writes go (default: `antares.upper_root/<id>`).
+        #[arg(long)]
+        upper_dir: Option<String>,
+        /// A label `key=value` (repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// A read-only mount (no upper layer).
+        #[arg(long)]
+        readonly: bool,
+    },
+    /// Delete a mount: unmount it and remove its upper layer.
+    Umount {
+        /// The mount id (or, with `--job`, the job id).
+        id: String,
+        /// `id` is a job id.
+        #[arg(long)]
+        job: bool,
+    },
+    /// List the mounts.
+    List,
 }
 
 impl Cli {
     /// The config keys given on the command line.
     pub fn overrides(&self) -> Vec<(&'static str, Option<String>)> {
+        let bind = match &self.command {
+            Some(Cmd::Antares {
+                cmd: AntaresCmd::Serve { bind },
+                ..
+            }) => bind.clone(),
+            _ => None,
+        };
         vec![
             ("remote", self.remote.clone()),
             ("ref", self.refname.clone()),
@@ -96,6 +156,7 @@ impl Cli {
             ("store_path", self.store_path.clone()),
             ("http_addr", self.http_addr.clone()),
             ("log_level", self.log_level.clone()),
+            ("antares.bind", bind),
         ]
     }
 }

@@ -30,6 +30,8 @@ pub struct AntaresConfig {
     pub cl_root: PathBuf,
     /// Most mounts at once.
     pub max_mounts: usize,
+    /// Whether mountpoints and upper layers may lie outside `mount_root` and `upper_root`.
+    pub allow_other_roots: bool,
 }
 
 /// The validated configuration.
@@ -134,6 +136,7 @@ const KEYS: &[&str] = &[
     "antares.upper_root",
     "antares.cl_root",
     "antares.max_mounts",
+    "antares.allow_other_roots",
 ];
 
 /// A value and where it came from.
@@ -273,6 +276,21 @@ impl Sources {
         Ok(Some(n))
     }
 
+    fn boolean(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+        let b = match self.values.get(key) {
+            None => return Ok(None),
+            Some(Value::File(toml::Value::Boolean(b), _)) => Some(*b),
+            Some(Value::Text(s, _)) => match s.trim() {
+                "true" | "1" | "yes" => Some(true),
+                "false" | "0" | "no" => Some(false),
+                _ => None,
+            },
+            Some(Value::File(_, _)) => None,
+        };
+        b.map(Some)
+            .ok_or_else(|| invalid(key, &self.origin(key), "expected true or false"))
+    }
+
     /// Validates every layer into a [`Config`].
     pub fn build(&self) -> Result<Config, ConfigError> {
         let cwd = std::env::current_dir().unwrap_or_default();
@@ -354,6 +372,13 @@ impl Sources {
                 &format!("{antares_bind_raw:?} is not host:port"),
             )
         })?;
+        if !antares_bind.ip().is_loopback() && auth_token.is_none() {
+            return Err(invalid(
+                "antares.bind",
+                &self.origin("antares.bind"),
+                "binding beyond loopback requires `auth_token`",
+            ));
+        }
         let antares = AntaresConfig {
             bind: antares_bind,
             mount_root: self
@@ -366,6 +391,7 @@ impl Sources {
                 .path("antares.cl_root")?
                 .unwrap_or_else(|| store_path.join("antares/cl")),
             max_mounts: self.number("antares.max_mounts", 1, 100_000)?.unwrap_or(64) as usize,
+            allow_other_roots: self.boolean("antares.allow_other_roots")?.unwrap_or(false),
         };
         Ok(Config {
             remote,
@@ -513,6 +539,39 @@ mod tests {
             e.contains("http_addr") && e.contains("SCORPIO_HTTP_ADDR"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn antares_keys() {
+        let (d, p) = file("remote = \".\"\nstore_path = \"st\"\n[antares]\nallow_other_roots = true\nmax_mounts = 3\n");
+        let c = Sources::from_file(Some(&p)).unwrap().build().unwrap();
+        assert!(c.antares.allow_other_roots);
+        assert_eq!(c.antares.max_mounts, 3);
+        assert_eq!(c.antares.mount_root, d.path().join("st/antares/mnt"));
+        let (_d, p) =
+            file("remote = \".\"\nstore_path = \"/s\"\n[antares]\nallow_other_roots = 1\n");
+        let e = Sources::from_file(Some(&p))
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("antares.allow_other_roots"), "{e}");
+        let (_d, p) =
+            file("remote = \".\"\nstore_path = \"/s\"\n[antares]\nbind = \"0.0.0.0:2726\"\n");
+        assert!(Sources::from_file(Some(&p)).unwrap().build().is_err());
+        let c = Sources::from_file(None)
+            .unwrap()
+            .with_env([
+                ("SCORPIO_REMOTE".to_string(), ".".to_string()),
+                ("SCORPIO_STORE_PATH".to_string(), "/s".to_string()),
+                (
+                    "SCORPIO_ANTARES_ALLOW_OTHER_ROOTS".to_string(),
+                    "true".to_string(),
+                ),
+            ])
+            .build()
+            .unwrap();
+        assert!(c.antares.allow_other_roots);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! view of one commit) -> `store` (verified objects on disk, inode table in sled) -> `remote`.
 //! See `DESIGN.md` in the shared docs for the full module map.
 
+pub mod antares;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -9,7 +9,7 @@ use clap::Parser;
 use rfuse3::raw::Session;
 use tokio::signal::unix::{signal, SignalKind};
 
-use scorpio::cli::{Cli, Cmd};
+use scorpio::cli::{AntaresCmd, Cli, Cmd};
 use scorpio::config::Config;
 use scorpio::dicfuse::Dicfuse;
 use scorpio::fuse::mount;
@@ -111,6 +111,29 @@ fn main() -> ExitCode {
             Some(serde_json::json!({"path": path})),
         ),
         Cmd::List => api(&rt, &cfg, reqwest::Method::GET, "/api/fs/mpoint", None),
+        Cmd::Antares {
+            cmd: AntaresCmd::Serve { .. },
+            ..
+        } => {
+            raise_fd_limit();
+            match rt.block_on(scorpio::antares::serve::run(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("scorpio: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Antares { via_daemon, cmd } => {
+            let out = rt.block_on(scorpio::antares::cli::run(&cfg, via_daemon, &cmd));
+            if out.code == 0 {
+                println!("{}", out.text);
+            } else {
+                eprintln!("scorpio: {}", out.text);
+            }
+            ExitCode::from(out.code)
+        }
         Cmd::Run => match rt.block_on(run(cfg)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -213,7 +236,17 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         author,
     )?
     .with_push(pusher, cfg.refname.clone());
+    // Per-job mounts (Antares) share this daemon's read-only view; each is its own session.
+    let antares = scorpio::antares::Antares::open(
+        router.dicfuse().clone(),
+        scorpio::antares::Settings::from_config(&cfg),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the Antares state: {e}"))?;
+    for (id, why) in antares.restore().await {
+        tracing::error!(id, reason = why, "an antares mount could not be restored");
+    }
     let state = daemon::AppState::new(commit.oid.to_hex())
+        .with_antares(antares.clone())
         .with_mounts(mounts.clone())
         .with_vcs(Arc::new(vcs))
         .with_auth_token(cfg.auth_token.clone());
@@ -236,6 +269,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         _ = sigterm.recv() => { tracing::info!("SIGTERM: unmounting"); false }
         _ = sigint.recv() => { tracing::info!("SIGINT: unmounting"); false }
     };
+    // Requests get 503 while the Antares sessions go.
+    antares.shutdown().await;
     let _ = stop_tx.send(());
     if !session_ended {
         match tokio::time::timeout(Duration::from_secs(10), handle.unmount()).await {

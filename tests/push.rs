@@ -398,3 +398,34 @@ fn a_push_after_unmount_shows_in_the_read_only_view() {
     );
     assert_same_tree(&ws, archive(&fx, &c).path());
 }
+
+#[test]
+fn a_push_waits_for_ci_mounts_that_share_the_view() {
+    let fx = fixture::standard();
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    mount(&d, "/");
+    std::fs::write(d.workspace.join(fixture::README), b"# pushed later\n").expect("modify");
+    let c = commit(&d, "after the CI job");
+    let (code, body) = http::post(
+        &d.http_addr,
+        "/antares/mounts",
+        r#"{"job_id":"ci","path":"a"}"#,
+    );
+    assert_eq!(code, 201, "{body}\n{}", d.log());
+    let (code, body) = push(&d);
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["code"], "ANTARES_MOUNTS_ACTIVE", "{body}");
+    assert_eq!(fixture::head(&fx), fx.commit, "nothing was sent");
+    let (code, body) = http::request(
+        &d.http_addr,
+        "DELETE",
+        "/antares/mounts/by-job/ci",
+        None,
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert_eq!(fixture::head(&fx), c);
+}

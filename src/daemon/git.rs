@@ -212,6 +212,15 @@ async fn post_push(
     if let Some(p) = req.path.as_deref() {
         m.layers(Some(p)).await?;
     }
+    // CI mounts of this daemon sit on the same read-only view, which a push moves; their jobs
+    // must not see the base change under them.
+    if let Some(n) = s.antares.as_ref().map(|a| a.count()).filter(|n| *n > 0) {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "ANTARES_MOUNTS_ACTIVE",
+            format!("{n} Antares mount(s) share this daemon's view of the commit, which a push would move under them; delete them (or run Antares standalone) and push again; nothing changed"),
+        ));
+    }
     let out = v.push().await?;
     let settled = m.settle_after_push(&out.touched).await;
     let message = format!(

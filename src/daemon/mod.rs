@@ -25,6 +25,7 @@ pub struct AppState {
     mounts: Option<Arc<MountManager>>,
     vcs: Option<Arc<crate::manager::Vcs>>,
     auth_token: Option<Arc<String>>,
+    antares: Option<Arc<crate::antares::Antares>>,
 }
 
 impl AppState {
@@ -37,6 +38,7 @@ impl AppState {
             mounts: None,
             vcs: None,
             auth_token: None,
+            antares: None,
         }
     }
 
@@ -49,6 +51,12 @@ impl AppState {
     /// Serves the version-control routes with `v`.
     pub fn with_vcs(mut self, v: Arc<crate::manager::Vcs>) -> AppState {
         self.vcs = Some(v);
+        self
+    }
+
+    /// Serves the Antares routes with `a`, nested at `/antares`.
+    pub fn with_antares(mut self, a: Arc<crate::antares::Antares>) -> AppState {
+        self.antares = Some(a);
         self
     }
 
@@ -129,11 +137,14 @@ async fn not_found() -> AppError {
 
 /// The API routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut r = Router::new()
         .route("/health", get(health))
         .merge(workspace::routes())
-        .merge(git::routes())
-        .fallback(not_found)
+        .merge(git::routes());
+    if let Some(a) = &state.antares {
+        r = r.nest("/antares", crate::antares::api::router(a.clone(), None));
+    }
+    r.fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,

@@ -1,0 +1,324 @@
+//! The Antares HTTP API (axum): served alone by `scorpio antares serve`, and nested at
+//! `/antares` in the main daemon.
+//!
+//! Errors are `{"error", "code"}` with the status of [`AntaresError::status`]. Request bodies
+//! are parsed here (not by axum's extractor) so a malformed one gets the same JSON error shape.
+//! Once shutdown has begun every request gets 503.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::{Antares, AntaresError, CreateRequest};
+use crate::daemon::{AppError, Health};
+
+impl From<AntaresError> for AppError {
+    fn from(e: AntaresError) -> Self {
+        let (status, code) = e.status();
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(error = %e, "antares request failed");
+        } else {
+            tracing::debug!(error = %e, "antares request refused");
+        }
+        AppError::new(status, code, e.to_string())
+    }
+}
+
+type ApiResult = Result<Response, AppError>;
+
+async fn health(State(a): State<Arc<Antares>>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_secs: a.uptime_secs(),
+        mount_count: a.count(),
+        commit: a.commit(),
+    })
+}
+
+async fn create(State(a): State<Arc<Antares>>, body: Bytes) -> ApiResult {
+    let req: CreateRequest = serde_json::from_slice(&body).map_err(|e| {
+        AppError::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_JSON",
+            format!("the body is not a mount request: {e}"),
+        )
+    })?;
+    let (rec, new) = a.create(req).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(rec)).into_response())
+}
+
+async fn list(State(a): State<Arc<Antares>>) -> Json<serde_json::Value> {
+    Json(json!({ "mounts": a.list() }))
+}
+
+async fn get_one(State(a): State<Arc<Antares>>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(a.get(&id)?).into_response())
+}
+
+async fn delete_one(State(a): State<Arc<Antares>>, Path(id): Path<String>) -> ApiResult {
+    let rec = a.delete(&id).await?;
+    let message = match &rec.upper_dir {
+        Some(u) if !rec.owns_upper => format!(
+            "mount {} deleted; its upper layer {} was there before it and is kept",
+            rec.mount_id,
+            u.display()
+        ),
+        _ => format!("mount {} deleted", rec.mount_id),
+    };
+    Ok(Json(json!({
+        "mount_id": rec.mount_id,
+        "mountpoint": rec.mountpoint,
+        "message": message,
+    }))
+    .into_response())
+}
+
+async fn get_job(State(a): State<Arc<Antares>>, Path(job): Path<String>) -> ApiResult {
+    Ok(Json(a.by_job(&job)?).into_response())
+}
+
+async fn delete_job(State(a): State<Arc<Antares>>, Path(job): Path<String>) -> ApiResult {
+    let id = a.by_job(&job)?.mount_id;
+    delete_one(State(a), Path(id)).await
+}
+
+async fn changes(State(a): State<Arc<Antares>>, Path(id): Path<String>) -> ApiResult {
+    let rec = a.get(&id)?;
+    let changes = a.changes(&id).await?;
+    Ok(Json(json!({
+        "mount_id": rec.mount_id,
+        "path": rec.path,
+        "base": rec.commit,
+        "changes": changes,
+    }))
+    .into_response())
+}
+
+async fn not_found() -> AppError {
+    AppError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+}
+
+/// Answers 503 once shutdown has begun, before anything else runs.
+async fn refuse_when_closing(
+    State(a): State<Arc<Antares>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if a.is_closing() {
+        return AppError::from(AntaresError::ShuttingDown).into_response();
+    }
+    next.run(req).await
+}
+
+/// Refuses requests without `Authorization: Bearer <token>`.
+async fn require_token(
+    State(token): State<Arc<String>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given != Some(token.as_str()) {
+        return AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "missing or wrong bearer token",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// The Antares routes over `a`; with `token`, every request needs it as a bearer token (the main
+/// daemon passes `None`: its own check already covers the nested routes).
+pub fn router<S: Clone + Send + Sync + 'static>(
+    a: Arc<Antares>,
+    token: Option<String>,
+) -> Router<S> {
+    let r = Router::new()
+        .route("/health", get(health))
+        .route("/mounts", get(list).post(create))
+        .route("/mounts/{id}", get(get_one).delete(delete_one))
+        .route("/mounts/{id}/changes", get(changes))
+        .route("/mounts/by-job/{job_id}", get(get_job).delete(delete_job))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            a.clone(),
+            refuse_when_closing,
+        ))
+        .with_state(a);
+    match token {
+        Some(t) => r.layer(axum::middleware::from_fn_with_state(
+            Arc::new(t),
+            require_token,
+        )),
+        None => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::antares::Settings;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    /// A manager over a one-commit local repository; no FUSE is involved until a mount is made.
+    async fn manager(dir: &std::path::Path) -> Arc<Antares> {
+        let repo = git2::Repository::init(dir.join("repo")).expect("init");
+        let blob = repo.blob(b"hello\n").expect("blob");
+        let mut sub = repo.treebuilder(None).expect("tb");
+        sub.insert("f.txt", blob, 0o100644).expect("insert");
+        let sub = sub.write().expect("write");
+        let mut root = repo.treebuilder(None).expect("tb");
+        root.insert("a", sub, 0o040000).expect("insert");
+        root.insert("top.txt", blob, 0o100644).expect("insert");
+        let tree = repo.find_tree(root.write().expect("write")).expect("tree");
+        let sig = git2::Signature::now("t", "t@t").expect("sig");
+        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
+            .expect("commit");
+        let remote: Arc<dyn crate::remote::Remote> =
+            Arc::new(crate::remote::local::LocalRemote::open(&dir.join("repo")).expect("remote"));
+        let store = crate::store::Store::open(&dir.join("store"), remote.clone(), 1 << 24, 1 << 30)
+            .expect("store");
+        let commit = remote.resolve(None).await.expect("resolve");
+        store.inodes.bind("test", &commit).expect("bind");
+        let dic = Arc::new(crate::dicfuse::Dicfuse::new(store, commit, 0, 0));
+        Antares::open(
+            dic,
+            Settings {
+                mount_root: dir.join("mnt"),
+                upper_root: dir.join("upper"),
+                cl_root: dir.join("cl"),
+                max_mounts: 4,
+                allow_other_roots: false,
+                state_path: dir.join("store/antares/state.json"),
+            },
+        )
+        .expect("open")
+    }
+
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        let resp = app.clone().oneshot(req).await.expect("response");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn refusals_are_json_and_leave_the_roots_empty() {
+        let d = tempfile::tempdir().expect("dir");
+        let a = manager(d.path()).await;
+        let app: Router = router(a.clone(), None);
+        let (st, h) = call(&app, "GET", "/health", "").await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(h["commit"], a.commit());
+        for (body, status, code) in [
+            ("{", 400, "BAD_JSON"),
+            (r#"{"path":"a/../a"}"#, 400, "BAD_PATH"),
+            (r#"{"path":"nope"}"#, 400, "NOT_IN_REPOSITORY"),
+            (r#"{"path":"top.txt"}"#, 400, "NOT_A_DIRECTORY"),
+            (r#"{"path":"a","mountpoint":"/etc/x"}"#, 400, "OUTSIDE_ROOT"),
+        ] {
+            let (st, v) = call(&app, "POST", "/mounts", body).await;
+            assert_eq!(
+                (st.as_u16(), v["code"].as_str()),
+                (status, Some(code)),
+                "{body}: {v}"
+            );
+        }
+        for (m, uri) in [
+            ("GET", "/mounts/x"),
+            ("DELETE", "/mounts/x"),
+            ("GET", "/mounts/by-job/j"),
+            ("GET", "/nope"),
+        ] {
+            let (st, v) = call(&app, m, uri, "").await;
+            assert_eq!(st, StatusCode::NOT_FOUND, "{m} {uri}");
+            assert_eq!(v["code"], "NOT_FOUND");
+        }
+        for root in ["mnt", "upper", "cl"] {
+            let n = std::fs::read_dir(d.path().join(root))
+                .expect("root")
+                .count();
+            assert_eq!(n, 0, "{root} was touched");
+        }
+        assert!(!d.path().join("store/antares/state.json").exists());
+    }
+
+    #[tokio::test]
+    async fn every_request_gets_503_once_shutdown_has_begun() {
+        let d = tempfile::tempdir().expect("dir");
+        let a = manager(d.path()).await;
+        let app: Router = router(a.clone(), None);
+        assert_eq!(call(&app, "GET", "/mounts", "").await.0, StatusCode::OK);
+        a.shutdown().await;
+        for (m, uri, body) in [
+            ("GET", "/health", ""),
+            ("GET", "/mounts", ""),
+            ("POST", "/mounts", r#"{"path":"a"}"#),
+            ("DELETE", "/mounts/x", ""),
+        ] {
+            let (st, v) = call(&app, m, uri, body).await;
+            assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{m} {uri}");
+            assert_eq!(v["code"], "SHUTTING_DOWN");
+        }
+        // The manager itself refuses too, whoever calls it.
+        assert!(matches!(
+            a.create(CreateRequest {
+                path: "a".into(),
+                ..Default::default()
+            })
+            .await,
+            Err(AntaresError::ShuttingDown)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_token_is_required_when_configured() {
+        let d = tempfile::tempdir().expect("dir");
+        let a = manager(d.path()).await;
+        let app: Router = router(a, Some("s3cret".into()));
+        let (st, v) = call(&app, "GET", "/mounts", "").await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        assert_eq!(v["code"], "UNAUTHORIZED");
+        let req = Request::get("/mounts")
+            .header("authorization", "Bearer s3cret")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(
+            app.oneshot(req).await.expect("resp").status(),
+            StatusCode::OK
+        );
+    }
+}
