@@ -44,9 +44,7 @@ fn options(readonly: bool) -> MountOptions {
         .default_permissions(true)
         .allow_other(uid == 0)
         .read_only(readonly)
-        .max_readahead(Some(1 << 20))
-        // As for the workspace: the overlay opens upper files for the writeback cache.
-        .write_back(!readonly);
+        .max_readahead(Some(1 << 20));
     o
 }
 

@@ -440,9 +440,8 @@ impl Filesystem for Dicfuse {
             .skip(offset as usize)
             .map(|(i, (inode, kind, name, mut attr, known))| {
                 // An entry whose size the remote has not told yet goes out without attributes
-                // (node id 0): the kernel lists it and looks it up on first use. Sent with a
-                // made-up size, it would stick: with the writeback cache the kernel keeps the
-                // size of a regular file it already has, whatever a later reply says.
+                // (node id 0): the kernel lists it and looks it up on first use, instead of
+                // holding an inode with a made-up size.
                 let ttl = if known {
                     LOWER_TTL
                 } else {

@@ -36,11 +36,7 @@ pub fn workspace_options() -> MountOptions {
         .default_permissions(true)
         // Root serves a shared box: let every user read the workspace.
         .allow_other(uid == 0)
-        .max_readahead(Some(1 << 20))
-        // Buffered writes gather in the page cache and reach the upper layer in large pieces
-        // (a compiler's 4 KiB writes were one request each), and what was written stays cached
-        // for the reads that follow (the linker's).
-        .write_back(true);
+        .max_readahead(Some(1 << 20));
     o
 }
 

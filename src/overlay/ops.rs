@@ -24,32 +24,6 @@ use super::{errno, whiteout, Handle, OverlayError, OverlayFs, Result, Target, RE
 const RENAME_NOREPLACE: u32 = 1;
 const RENAME_EXCHANGE: u32 = 2;
 
-/// The access mode of an upper file for the kernel's writeback cache: the kernel may read a page
-/// it partly writes, so a file opened write-only is opened read-write here (the daemon may, when
-/// root, or when the mode allows). `O_APPEND` is left out everywhere: the kernel places appended
-/// data itself and writes pages back at their offsets, which an `O_APPEND` descriptor would move.
-fn access_for_writeback(flags: i32, read_too: bool) -> OFlags {
-    match flags & libc::O_ACCMODE {
-        libc::O_RDONLY => OFlags::RDONLY,
-        _ if read_too => OFlags::RDWR,
-        _ => OFlags::WRONLY,
-    }
-}
-
-/// Opens with [`access_for_writeback`], falling back to write-only when reading is refused.
-fn open_for_writeback<T>(
-    flags: i32,
-    rest: OFlags,
-    open: impl Fn(OFlags) -> rustix::io::Result<T>,
-) -> rustix::io::Result<T> {
-    match open(rest | access_for_writeback(flags, true)) {
-        Err(e) if e == rustix::io::Errno::ACCESS && flags & libc::O_ACCMODE == libc::O_WRONLY => {
-            open(rest | access_for_writeback(flags, false))
-        }
-        r => r,
-    }
-}
-
 pub(super) fn is_dir_mode(mode: u32) -> bool {
     rustix::fs::FileType::from_raw_mode(mode) == rustix::fs::FileType::Directory
 }
@@ -535,14 +509,16 @@ impl OverlayFs {
             false => None,
         };
         if let Some(t) = self.target(ino)? {
-            let keep = libc::O_TRUNC | libc::O_SYNC | libc::O_DSYNC | libc::O_NOATIME;
+            let keep = libc::O_ACCMODE
+                | libc::O_APPEND
+                | libc::O_TRUNC
+                | libc::O_SYNC
+                | libc::O_DSYNC
+                | libc::O_NOATIME;
             let oflags = OFlags::from_bits_retain((flags & keep) as u32)
                 | OFlags::CLOEXEC
                 | OFlags::NOFOLLOW;
-            let opened = open_for_writeback(flags, oflags, |f| {
-                rustix::fs::openat2(&t.dir, &t.name, f, Mode::empty(), RESOLVE)
-            });
-            match opened {
+            match rustix::fs::openat2(&t.dir, &t.name, oflags, Mode::empty(), RESOLVE) {
                 Ok(fd) => {
                     let st = rustix::fs::fstat(&fd)?;
                     if !whiteout::is_whiteout(&t.dir, &t.name, &st) {
@@ -1102,7 +1078,7 @@ impl Filesystem for OverlayFs {
     ) -> FuseResult<ReplyCreated> {
         let _ns = self.ns_lock.lock().await;
         let perm = Mode::from_raw_mode(mode & 0o7777);
-        let keep = libc::O_SYNC | libc::O_DSYNC;
+        let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC;
         let oflags = OFlags::from_bits_retain((flags as i32 & keep) as u32)
             | OFlags::CREATE
             | OFlags::EXCL
@@ -1110,13 +1086,7 @@ impl Filesystem for OverlayFs {
         let mut opened = None;
         let (e, _) = self
             .create_with(&req, parent, name, Some(mode), |d| {
-                // O_EXCL: a retry after EACCES must not meet the file the first try made.
-                opened = Some(rustix::fs::openat(
-                    d,
-                    name,
-                    oflags | access_for_writeback(flags as i32, true),
-                    perm,
-                )?);
+                opened = Some(rustix::fs::openat(d, name, oflags, perm)?);
                 Ok(())
             })
             .await?;
