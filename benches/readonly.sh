@@ -583,6 +583,10 @@ hf "$ROOT/stc-scorpio.json" -N --warmup 2 --runs $((BENCH_RUNS * 4)) "$SCORPIO_B
 say "[7] status with 10 changes on $NTOTAL files"
 pair "status, 10 changes (HTTP)" "$ROOT/st-scorpio.json" "$ROOT/st-plain.json"
 pair "status, 10 changes (CLI)" "$ROOT/stc-scorpio.json" "$ROOT/st-plain.json"
+# Back to read-only, so the request counts below (a restart over this store) are of a read-only
+# workspace again; the edits stay in the upper layer, unused.
+curl -fsS -X POST -H 'content-type: application/json' -d '{"path":"/"}' \
+    "http://127.0.0.1:$DPORT/api/fs/unmount" >/dev/null || surprise "POST /api/fs/unmount {\"path\":\"/\"} failed"
 
 stop_daemon "$BENCH_PID"
 
