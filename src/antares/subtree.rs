@@ -292,7 +292,10 @@ impl Filesystem for Subtree {
         let mut v: Vec<Result<DirectoryEntryPlus>> = r.entries.collect().await;
         for e in v.iter_mut().flatten() {
             e.inode = self.outward(e.inode);
-            e.attr.ino = e.inode;
+            // Node id 0 (an entry sent without attributes, see Dicfuse) must stay 0.
+            if e.attr.ino != 0 {
+                e.attr.ino = e.inode;
+            }
         }
         Ok(ReplyDirectoryPlus {
             entries: stream::iter(v),
