@@ -16,6 +16,47 @@ pub struct Outcome {
     pub text: String,
 }
 
+/// Sends one request to `url` (`what` names the API in messages) and reads its JSON answer;
+/// a refusal or an unreachable API is the [`Outcome`] to print (exit 1 or 3).
+pub async fn request(
+    cfg: &Config,
+    what: &str,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> Result<Value, Outcome> {
+    let client = reqwest::Client::builder()
+        .timeout(cfg.request_timeout * 4)
+        .build()
+        .map_err(|e| Outcome {
+            code: 3,
+            text: format!("cannot build an HTTP client: {e}"),
+        })?;
+    let mut req = client.request(method, url);
+    if let Some(t) = &cfg.auth_token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.map_err(|e| Outcome {
+        code: 3,
+        text: format!("{what} is not reachable: {e}"),
+    })?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+    if status.is_success() {
+        Ok(v)
+    } else {
+        let msg = v.get("error").and_then(Value::as_str).unwrap_or(&text);
+        Err(Outcome {
+            code: 1,
+            text: format!("refused ({status}): {msg}"),
+        })
+    }
+}
+
 /// Sends one request to the daemon named by the config.
 pub async fn call(
     cfg: &Config,
@@ -24,77 +65,47 @@ pub async fn call(
     body: Option<Value>,
 ) -> Outcome {
     let url = format!("http://{}{}", cfg.http_addr, path);
-    let client = match reqwest::Client::builder()
-        .timeout(cfg.request_timeout * 4)
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return Outcome {
-                code: 3,
-                text: format!("cannot build an HTTP client: {e}"),
-            }
-        }
+    let what = format!("the daemon at {}", cfg.http_addr);
+    let v = match request(cfg, &what, method, &url, body).await {
+        Ok(v) => v,
+        Err(o) => return o,
     };
-    let mut req = client.request(method, &url);
-    if let Some(t) = &cfg.auth_token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = match req.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            return Outcome {
-                code: 3,
-                text: format!("the daemon at {} is not reachable: {e}", cfg.http_addr),
-            }
-        }
+    let text = match &v {
+        Value::String(t) => t.clone(),
+        other => other.to_string(),
     };
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-    if status.is_success() {
-        if let Some(changes) = v.get("changes").and_then(Value::as_array) {
-            let lines: Vec<String> = changes
-                .iter()
-                .map(|c| {
-                    let kind = match c.get("kind").and_then(Value::as_str) {
-                        Some("added") => "A",
-                        Some("deleted") => "D",
-                        _ => "M",
-                    };
-                    format!(
-                        "{kind} {}",
-                        c.get("path").and_then(Value::as_str).unwrap_or_default()
-                    )
-                })
-                .collect();
-            return Outcome {
-                code: 0,
-                text: lines.join("\n"),
-            };
-        }
-        if !matches!(v, Value::Object(_)) {
-            return Outcome { code: 0, text };
-        }
-        if let (Some(c), Some(ahead)) = (v.get("commit").and_then(Value::as_str), v.get("ahead")) {
-            return Outcome {
-                code: 0,
-                text: format!("{c} ({ahead} ahead of the mounted commit)"),
-            };
-        }
-        let msg = v.get("message").and_then(Value::as_str).map(str::to_string);
-        Outcome {
+    if let Some(changes) = v.get("changes").and_then(Value::as_array) {
+        let lines: Vec<String> = changes
+            .iter()
+            .map(|c| {
+                let kind = match c.get("kind").and_then(Value::as_str) {
+                    Some("added") => "A",
+                    Some("deleted") => "D",
+                    _ => "M",
+                };
+                format!(
+                    "{kind} {}",
+                    c.get("path").and_then(Value::as_str).unwrap_or_default()
+                )
+            })
+            .collect();
+        return Outcome {
             code: 0,
-            text: msg.unwrap_or_else(|| serde_json::to_string_pretty(&v).unwrap_or(text)),
-        }
-    } else {
-        let msg = v.get("error").and_then(Value::as_str).unwrap_or(&text);
-        Outcome {
-            code: 1,
-            text: format!("refused ({status}): {msg}"),
-        }
+            text: lines.join("\n"),
+        };
+    }
+    if !matches!(v, Value::Object(_)) {
+        return Outcome { code: 0, text };
+    }
+    if let (Some(c), Some(ahead)) = (v.get("commit").and_then(Value::as_str), v.get("ahead")) {
+        return Outcome {
+            code: 0,
+            text: format!("{c} ({ahead} ahead of the mounted commit)"),
+        };
+    }
+    let msg = v.get("message").and_then(Value::as_str).map(str::to_string);
+    Outcome {
+        code: 0,
+        text: msg.unwrap_or_else(|| serde_json::to_string_pretty(&v).unwrap_or(text)),
     }
 }

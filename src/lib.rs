@@ -17,3 +17,4 @@ pub mod manager;
 pub mod overlay;
 pub mod remote;
 pub mod store;
+pub mod view;

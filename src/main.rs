@@ -4,18 +4,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Parser;
 use rfuse3::raw::Session;
 use tokio::signal::unix::{signal, SignalKind};
 
 use scorpio::cli::{AntaresCmd, Cli, Cmd};
 use scorpio::config::Config;
-use scorpio::dicfuse::Dicfuse;
 use scorpio::fuse::mount;
 use scorpio::fuse::mounts::MountManager;
 use scorpio::fuse::router::MegaFuse;
-use scorpio::store::Store;
 use scorpio::{daemon, doctor, remote};
 
 fn main() -> ExitCode {
@@ -149,45 +147,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     // Before anything is mounted: a SIGTERM that arrives early must unmount, not kill.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    let remote = remote::from_config(&cfg).context("cannot open the remote")?;
-    let store = Store::open(
-        &cfg.store_path,
-        remote.clone(),
-        cfg.cache_mem_bytes,
-        cfg.cache_disk_bytes,
-    )
-    .with_context(|| {
-        format!(
-            "cannot open the store at {} (is another scorpio using it?)",
-            cfg.store_path.display()
-        )
-    })?;
-    let remote_id = cfg.remote_id();
-    let refname = cfg.refname.as_deref();
-    let resolved = tokio::time::timeout(cfg.request_timeout, remote.resolve(refname)).await;
-    let commit = match resolved {
-        Ok(Ok(c)) => c,
-        failure => {
-            let why = match failure {
-                Ok(Err(e)) => e.to_string(),
-                _ => format!("no answer within {}s", cfg.request_timeout.as_secs()),
-            };
-            match store.inodes.recorded(&remote_id)? {
-                Some(c) => {
-                    tracing::warn!(error = %why, commit = %c.oid, "remote unreachable; serving the commit this store last mounted");
-                    c
-                }
-                None => bail!(
-                    "cannot resolve {} on the {} remote: {why}",
-                    refname.unwrap_or("HEAD"),
-                    remote.kind()
-                ),
-            }
-        }
-    };
-    if store.inodes.bind(&remote_id, &commit)? {
-        tracing::info!(commit = %commit.oid, "new commit for this store; inode table started afresh");
-    }
+    let (store, dic) = scorpio::view::open_view(&cfg).await?;
+    let commit = dic.commit();
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
         .with_context(|| format!("cannot listen on http_addr {}", cfg.http_addr))?;
@@ -195,8 +156,6 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     // Modes arrive from the kernel with the caller's umask applied; ours must not apply again.
     rustix::process::umask(rustix::fs::Mode::empty());
     raise_fd_limit();
-    let (uid, gid) = mount::current_ids();
-    let dic = Arc::new(Dicfuse::new(store.clone(), commit.clone(), uid, gid));
     let router = Arc::new(MegaFuse::new(dic));
     let session = Session::new(mount::workspace_options());
     router.set_notify(session.get_notify());
@@ -214,7 +173,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .mount(router.as_ref().clone(), &cfg.workspace)
         .await
         .with_context(|| format!("cannot mount at {}", cfg.workspace.display()))?;
-    tracing::info!(workspace = %cfg.workspace.display(), commit = %commit.oid, remote = remote.kind(), http = %cfg.http_addr, "mounted");
+    tracing::info!(workspace = %cfg.workspace.display(), commit = %commit.oid, remote = store.remote().kind(), http = %cfg.http_addr, "mounted");
 
     router.set_live();
     if mounts.count().await == 0 {

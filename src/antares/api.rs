@@ -129,18 +129,8 @@ async fn require_token(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let given = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given != Some(token.as_str()) {
-        return AppError::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "missing or wrong bearer token",
-        )
-        .into_response();
+    if let Some(refusal) = crate::daemon::refuse_without(&req, &token) {
+        return refusal;
     }
     next.run(req).await
 }

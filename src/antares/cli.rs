@@ -11,14 +11,7 @@ use serde_json::{json, Value};
 use crate::cli::AntaresCmd;
 use crate::config::Config;
 
-/// What to print and the exit code.
-#[derive(Debug)]
-pub struct Outcome {
-    /// Process exit code.
-    pub code: u8,
-    /// What to print (stdout on success, stderr otherwise).
-    pub text: String,
-}
+pub use crate::client::Outcome;
 
 /// The API's base URL: the standalone server, or the daemon's nested routes.
 pub fn base_url(cfg: &Config, via_daemon: bool) -> String {
@@ -129,44 +122,6 @@ impl Answer {
 }
 
 async fn call(cfg: &Config, method: reqwest::Method, url: &str, body: Option<Value>) -> Answer {
-    let client = match reqwest::Client::builder()
-        .timeout(cfg.request_timeout * 4)
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return Answer(Err(Outcome {
-                code: 3,
-                text: format!("cannot build an HTTP client: {e}"),
-            }))
-        }
-    };
-    let mut req = client.request(method, url);
-    if let Some(t) = &cfg.auth_token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = match req.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            return Answer(Err(Outcome {
-                code: 3,
-                text: format!("the Antares API at {url} is not reachable: {e}"),
-            }))
-        }
-    };
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-    if status.is_success() {
-        Answer(Ok(v))
-    } else {
-        let msg = v.get("error").and_then(Value::as_str).unwrap_or(&text);
-        Answer(Err(Outcome {
-            code: 1,
-            text: format!("refused ({status}): {msg}"),
-        }))
-    }
+    let what = format!("the Antares API at {url}");
+    Answer(crate::client::request(cfg, &what, method, url, body).await)
 }

@@ -5,70 +5,20 @@
 //! API at `antares.bind` until SIGTERM or SIGINT. Then requests get 503 while every session is
 //! unmounted, the server stops, and the process exits 0.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{Antares, Settings};
 use crate::config::Config;
-use crate::dicfuse::Dicfuse;
-use crate::fuse::mount;
-use crate::store::Store;
-
-/// Opens the store over the configured remote and the read-only view of its commit: the commit
-/// the remote names now, or, when it cannot be reached, the one this store last served.
-pub async fn open_view(cfg: &Config) -> anyhow::Result<(Arc<Store>, Arc<Dicfuse>)> {
-    let remote = crate::remote::from_config(cfg).context("cannot open the remote")?;
-    let store = Store::open(
-        &cfg.store_path,
-        remote.clone(),
-        cfg.cache_mem_bytes,
-        cfg.cache_disk_bytes,
-    )
-    .with_context(|| {
-        format!(
-            "cannot open the store at {} (is another scorpio using it?)",
-            cfg.store_path.display()
-        )
-    })?;
-    let remote_id = cfg.remote_id();
-    let refname = cfg.refname.as_deref();
-    let commit = match tokio::time::timeout(cfg.request_timeout, remote.resolve(refname)).await {
-        Ok(Ok(c)) => c,
-        failure => {
-            let why = match failure {
-                Ok(Err(e)) => e.to_string(),
-                _ => format!("no answer within {}s", cfg.request_timeout.as_secs()),
-            };
-            match store.inodes.recorded(&remote_id)? {
-                Some(c) => {
-                    tracing::warn!(error = %why, commit = %c.oid, "remote unreachable; serving the commit this store last mounted");
-                    c
-                }
-                None => bail!(
-                    "cannot resolve {} on the {} remote: {why}",
-                    refname.unwrap_or("HEAD"),
-                    remote.kind()
-                ),
-            }
-        }
-    };
-    if store.inodes.bind(&remote_id, &commit)? {
-        tracing::info!(commit = %commit.oid, "new commit for this store; inode table started afresh");
-    }
-    let (uid, gid) = mount::current_ids();
-    let dic = Arc::new(Dicfuse::new(store.clone(), commit, uid, gid));
-    Ok((store, dic))
-}
 
 /// Runs the standalone Antares daemon until SIGTERM/SIGINT.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // Before anything is mounted: a SIGTERM that arrives early must unmount, not kill.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    let (store, dic) = open_view(&cfg).await?;
+    let (store, dic) = crate::view::open_view(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.antares.bind)
         .await
         .with_context(|| format!("cannot listen on antares.bind {}", cfg.antares.bind))?;

@@ -158,22 +158,31 @@ async fn require_token(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if let Some(token) = &s.auth_token {
-        let given = req
-            .headers()
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
-            return AppError::new(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "missing or wrong bearer token",
-            )
-            .into_response();
-        }
+    if let Some(refusal) = s
+        .auth_token
+        .as_deref()
+        .and_then(|t| refuse_without(&req, t))
+    {
+        return refusal;
     }
     next.run(req).await
+}
+
+/// The 401 answer for a request without `Authorization: Bearer <token>`; `None` when it has it.
+pub fn refuse_without(req: &axum::extract::Request, token: &str) -> Option<Response> {
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    (given != Some(token)).then(|| {
+        AppError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "missing or wrong bearer token",
+        )
+        .into_response()
+    })
 }
 
 #[cfg(test)]
