@@ -135,6 +135,8 @@ fn push_lands_on_a_real_git_server_and_the_mount_moves_to_it_in_place() {
     // upper layer gave back everything the commit now holds.
     let st = status(&d);
     assert_eq!(st["base"], c1.as_str(), "{st}");
+    let (_, health) = http::get(&d.http_addr, "/health");
+    assert_eq!(json(&health)["commit"], c1.as_str(), "{health}");
     assert_eq!(st["ahead"], 0, "{st}");
     assert!(changes(&d).is_empty(), "{st}");
     let left = walk(&upper(&d));

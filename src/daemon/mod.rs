@@ -66,9 +66,13 @@ impl AppState {
         self
     }
 
-    /// The commit the workspace shows.
+    /// The commit the workspace shows: the version control's base (a push moves it), else the
+    /// one given at start.
     pub fn commit(&self) -> String {
-        self.commit.to_string()
+        match &self.vcs {
+            Some(v) => v.base().to_hex(),
+            None => self.commit.to_string(),
+        }
     }
 
     /// Sets the number of mounts reported by `/health`.
@@ -127,7 +131,7 @@ async fn health(axum::extract::State(s): axum::extract::State<AppState>) -> Json
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_secs: s.started.elapsed().as_secs(),
         mount_count: s.mount_count.load(Ordering::Relaxed),
-        commit: s.commit.to_string(),
+        commit: s.commit(),
     })
 }
 
