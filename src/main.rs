@@ -193,8 +193,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         store.tree("vcs")?,
         &cfg.store_path,
         author,
-    )?
-    .with_push(pusher, cfg.refname.clone());
+        pusher,
+        cfg.refname.clone(),
+    )?;
     // Per-job mounts (Antares) share this daemon's read-only view; each is its own session.
     let antares = scorpio::antares::Antares::open(
         router.dicfuse().clone(),

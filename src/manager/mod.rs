@@ -121,16 +121,21 @@ pub struct Vcs {
     author: Author,
     dic: Arc<Dicfuse>,
     store_path: PathBuf,
-    pusher: Option<(Arc<dyn crate::remote::Push>, Option<String>)>,
+    /// Where pushes go, and the configured `ref` (`None`: the default branch).
+    pusher: Arc<dyn crate::remote::Push>,
+    refname: Option<String>,
 }
 
 impl Vcs {
-    /// Opens the staging repository under `store_path`.
+    /// Opens the staging repository under `store_path`; pushes go to `pusher`, updating the
+    /// configured `refname` (`None`: the default branch).
     pub fn open(
         dic: Arc<Dicfuse>,
         history: sled::Tree,
         store_path: &Path,
         author: Author,
+        pusher: Arc<dyn crate::remote::Push>,
+        refname: Option<String>,
     ) -> Result<Vcs, ManagerError> {
         Ok(Vcs {
             repo: std::sync::Mutex::new(commit::open_staging(store_path)?),
@@ -139,18 +144,9 @@ impl Vcs {
             author,
             dic,
             store_path: store_path.to_path_buf(),
-            pusher: None,
+            pusher,
+            refname,
         })
-    }
-
-    /// Pushes go to `pusher`, updating the configured `refname` (`None`: the default branch).
-    pub fn with_push(
-        mut self,
-        pusher: Arc<dyn crate::remote::Push>,
-        refname: Option<String>,
-    ) -> Vcs {
-        self.pusher = Some((pusher, refname));
-        self
     }
 
     fn staging(&self) -> std::sync::MutexGuard<'_, git2::Repository> {
@@ -160,18 +156,13 @@ impl Vcs {
     /// Sends the local commits to the remote and, once it has them, makes the last one the
     /// base. The caller then settles the upper layers (see `fuse::mounts`).
     pub async fn push(&self) -> Result<PushOutcome, PushFailure> {
-        let Some((pusher, configured)) = &self.pusher else {
-            return Err(PushFailure::Failed(ManagerError::Lower(
-                "this workspace has nowhere to push to".into(),
-            )));
-        };
         let _one_at_a_time = self.op.lock().await;
         let base = self.base();
         let (head, ahead) = self.history.head(base);
         if ahead == 0 {
             return Err(PushFailure::NothingToPush(base.to_hex()));
         }
-        let refname = pusher.refname(configured.as_deref()).await?;
+        let refname = self.pusher.refname(self.refname.as_deref()).await?;
         let (pack, objects, tree, time, updates) = {
             let repo = self.staging();
             let (pack, objects) = commit::pack_new_objects(&repo, head, base)?;
@@ -180,9 +171,9 @@ impl Vcs {
             (pack, objects, tree, time, updates)
         };
         let pack_bytes = pack.len();
-        let target = pusher.target();
+        let target = self.pusher.target();
         tracing::info!(%head, %base, refname, target, objects, pack_bytes, commits = ahead, "pushing");
-        pusher.push(&refname, base, head, pack).await?;
+        self.pusher.push(&refname, base, head, pack).await?;
         tracing::info!(%head, refname, "the remote accepted the push; moving the workspace to it");
         let mut root = [0u8; 20];
         root.copy_from_slice(tree.as_bytes());

@@ -273,11 +273,11 @@ impl super::Push for LocalRemote {
             })?;
             w.commit().map_err(RemoteError::Git)?;
             let new_git = to_git(new)?;
-            let commit = repo.find_commit(new_git).map_err(RemoteError::Git)?;
-            if commit.parent_id(0).map(to_oid).ok() != Some(old)
-                && !repo
-                    .graph_descendant_of(new_git, to_git(old)?)
-                    .unwrap_or(false)
+            // The pack must have brought the commit.
+            repo.find_commit(new_git).map_err(RemoteError::Git)?;
+            if !repo
+                .graph_descendant_of(new_git, to_git(old)?)
+                .unwrap_or(false)
             {
                 return Err(PushError::Refused {
                     refname,
