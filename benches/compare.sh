@@ -64,6 +64,8 @@ INVOKE_DIR=$PWD
 _self=${BASH_SOURCE[0]}
 [[ $_self == */* ]] && _self_dir=${_self%/*} || _self_dir=.
 REPO_DIR=$(cd "$_self_dir/.." && pwd)
+# shellcheck source=benches/lib.sh
+source "$_self_dir/lib.sh"
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "compare.sh: error: $*"; exit 1; }
@@ -131,20 +133,7 @@ fi
 # ------------------------------------------------------------------------- processes, mounts, cleanup
 ROOT=
 SURPRISES=()
-surprise() { SURPRISES+=("$*"); say "!! $*"; }
 
-# The filesystem type mounted exactly at $1 (last one wins), or empty. Reads only /proc (never the
-# mount itself, which may hang).
-fstype_at() {
-    local want=$1 line found=
-    local re='^[0-9]+ [0-9]+ [0-9]+:[0-9]+ [^ ]+ ([^ ]+) .* - ([^ ]+) '
-    while IFS= read -r line; do
-        if [[ $line =~ $re && ${BASH_REMATCH[1]} == "$want" ]]; then
-            found=${BASH_REMATCH[2]}
-        fi
-    done </proc/self/mountinfo
-    printf '%s' "$found"
-}
 # The device minor of the mount at $1 (the FUSE connection number), or empty.
 devminor_at() {
     local want=$1 line found=
@@ -156,14 +145,6 @@ devminor_at() {
     done </proc/self/mountinfo
     printf '%s' "$found"
 }
-mounts_under_root() {
-    local line re='^[0-9]+ [0-9]+ [0-9]+:[0-9]+ [^ ]+ ([^ ]+) '
-    while IFS= read -r line; do
-        [[ $line =~ $re ]] || continue
-        case ${BASH_REMATCH[1]} in "$ROOT"/*) printf '%s\n' "${BASH_REMATCH[1]}" ;; esac
-    done </proc/self/mountinfo
-}
-nap() { read -r -t "$1" -u "$SLEEP_FD" _ || true; }
 
 # Aborts the FUSE connection of the mount at $1 (unsticks processes blocked on a hung daemon).
 fuse_abort() {
@@ -189,19 +170,6 @@ unmount_any() {
         timeout -k 2 10 umount -l "$m" 2>/dev/null || true
     fi
     [[ -z $(fstype_at "$m") ]]
-}
-
-# reap <pid> <secs>: waits for our child; REAPED = its status, or "timeout".
-reap() {
-    local pid=$1 deadline=$((${EPOCHREALTIME%.*} + $2))
-    REAPED=0
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((${EPOCHREALTIME%.*} > deadline)); then
-            REAPED=timeout; return 0
-        fi
-        nap 0.05
-    done
-    wait "$pid" 2>/dev/null || REAPED=$?
 }
 
 DPID= DWS= DLOG= FOPID= COUNT_FILE=
@@ -282,7 +250,6 @@ mkfifo "$ROOT/.sleep"
 exec {SLEEP_FD}<>"$ROOT/.sleep"
 
 loadavg() { awk '{print $1" "$2" "$3}' /proc/loadavg; }
-fsec() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.6f", b-a}'; }
 # median <values...> (FAIL if any is FAIL; - if none)
 median() {
     printf '%s\n' "$@" | sort -g | awk '
@@ -298,7 +265,6 @@ median() {
 fmt() { awk -v t="$1" 'BEGIN{ if (t !~ /^[0-9.]+$/) {print t; exit}
                             if (t<1) printf "%.3fs", t; else if (t<10) printf "%.2fs", t; else if (t<100) printf "%.1fs", t; else printf "%.0fs", t }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="FAIL"||b=="FAIL"||a=="-"||b=="-"||b+0==0) {print "-"; exit} printf "%.2fx", a/b }'; }
-
 
 say "== scorpio compare: untar + build + find/du + rm of libgit2 on ${FS_LIST[*]} =="
 say "kernel:   $(uname -r);  cpus: $(nproc);  temp root: $ROOT ($(df -P "$ROOT" | awk 'NR==2{print $1}'))"

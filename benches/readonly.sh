@@ -50,6 +50,8 @@ INVOKE_DIR=$PWD
 _self=${BASH_SOURCE[0]}
 [[ $_self == */* ]] && _self_dir=${_self%/*} || _self_dir=.
 REPO_DIR=$(cd "$_self_dir/.." && pwd)
+# shellcheck source=benches/lib.sh
+source "$_self_dir/lib.sh"
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "readonly.sh: error: $*"; exit 1; }
@@ -85,46 +87,6 @@ ROOT=                     # the temp root (set below, once cleanup is defined)
 declare -A DAEMON_WS=()   # pid -> workspace of every daemon we started and have not reaped
 declare -A DAEMON_LOG=()  # pid -> its log file
 SURPRISES=()              # things that went wrong or looked odd; printed at the end
-
-surprise() { SURPRISES+=("$*"); say "!! $*"; }
-
-# The filesystem type mounted exactly at $1 (last one wins), or empty. Pure bash: no forks, so cheap
-# enough to poll in a tight loop while timing.
-fstype_at() {
-    local want=$1 line found=
-    local re='^[0-9]+ [0-9]+ [0-9]+:[0-9]+ [^ ]+ ([^ ]+) .* - ([^ ]+) '
-    while IFS= read -r line; do
-        if [[ $line =~ $re && ${BASH_REMATCH[1]} == "$want" ]]; then
-            found=${BASH_REMATCH[2]}
-        fi
-    done </proc/self/mountinfo
-    printf '%s' "$found"
-}
-# Every mountpoint under $ROOT (for cleanup).
-mounts_under_root() {
-    local line re='^[0-9]+ [0-9]+ [0-9]+:[0-9]+ [^ ]+ ([^ ]+) '
-    while IFS= read -r line; do
-        [[ $line =~ $re ]] || continue
-        case ${BASH_REMATCH[1]} in "$ROOT"/*) printf '%s\n' "${BASH_REMATCH[1]}" ;; esac
-    done </proc/self/mountinfo
-}
-
-# A sleep that forks nothing: read with a timeout on a FIFO nobody writes to (opened below).
-nap() { read -r -t "$1" -u "$SLEEP_FD" _ || true; }
-
-# Waits for our child $1 to exit, at most $2 seconds; sets REAPED to its exit status, or "timeout".
-# (Must run in the main shell, not in $(...): only the parent can wait for a child.)
-reap() {
-    local pid=$1 deadline=$((${EPOCHREALTIME%.*} + $2))
-    REAPED=0
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((${EPOCHREALTIME%.*} > deadline)); then
-            REAPED=timeout; return 0
-        fi
-        nap 0.05
-    done
-    wait "$pid" 2>/dev/null || REAPED=$?
-}
 
 # Stops the daemon $1 (SIGTERM, bounded wait, SIGKILL), then makes sure its workspace is unmounted.
 # With $2 = quiet, a non-zero exit is not reported (cleanup after an error).
@@ -417,7 +379,6 @@ PY
 
 RESULTS=$ROOT/results.tsv
 : >"$RESULTS"
-fsec() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.6f", b-a}'; }
 
 # hf <json> <hyperfine args...>: a hyperfine series, output to the log; aborts with its tail on failure.
 hf() {
