@@ -146,12 +146,12 @@ impl OverlayFs {
             return Ok(false);
         }
         for (name, st) in upper_names {
-            let Some(l) = lower_children
-                .iter()
-                .find(|c| c.name.as_slice() == name.as_bytes())
+            // Listings come sorted by name.
+            let Ok(i) = lower_children.binary_search_by(|c| c.name.as_slice().cmp(name.as_bytes()))
             else {
                 return Ok(false);
             };
+            let l = &lower_children[i];
             let child = path.join(&name);
             let same = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                 l.node.kind.is_dir()
