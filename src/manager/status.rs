@@ -7,7 +7,6 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::Serialize;
@@ -72,31 +71,7 @@ pub struct Change {
 
 /// The entry an upper file or symlink would be in git; `None` for what git cannot hold.
 pub fn upper_entry(path: &Path) -> std::io::Result<Option<GitEntry>> {
-    let meta = std::fs::symlink_metadata(path)?;
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        let target = std::fs::read_link(path)?;
-        let oid = Oid::hash_object(
-            crate::remote::ObjectKind::Blob,
-            target.as_os_str().as_bytes(),
-        );
-        Ok(Some(GitEntry {
-            kind: EntryKind::Symlink,
-            oid,
-        }))
-    } else if ft.is_file() {
-        let kind = if meta.permissions().mode() & 0o100 != 0 {
-            EntryKind::Executable
-        } else {
-            EntryKind::File
-        };
-        Ok(Some(GitEntry {
-            kind,
-            oid: hash_file(path)?,
-        }))
-    } else {
-        Ok(None)
-    }
+    Ok(crate::remote::object::git_identity(path)?.map(|(kind, oid)| GitEntry { kind, oid }))
 }
 
 fn join(prefix: &str, name: &[u8]) -> String {
@@ -215,6 +190,7 @@ pub async fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn hash_file_matches_git() {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
 use super::{whiteout, OverlayFs, Result};
-use crate::remote::{EntryKind, ObjectKind, Oid};
+use crate::remote::EntryKind;
 
 /// What settling did.
 #[derive(Clone, Debug, Default)]
@@ -113,13 +113,8 @@ impl OverlayFs {
         if !kind_ok || !only_private_xattrs(path) {
             return Ok(false);
         }
-        let oid = if node.kind == EntryKind::Symlink {
-            let target = std::fs::read_link(path)?;
-            Oid::hash_object(ObjectKind::Blob, target.as_os_str().as_bytes())
-        } else {
-            crate::remote::object::hash_file(path)?
-        };
-        Ok(Some(oid) == node.oid)
+        let id = crate::remote::object::git_identity(path)?;
+        Ok(id.map(|(_, oid)| oid) == node.oid)
     }
 
     /// Whether a directory's metadata is what the lower layer shows for a directory.

@@ -250,6 +250,29 @@ pub fn hash_file(path: &std::path::Path) -> std::io::Result<Oid> {
     Ok(Oid(h.finalize().into()))
 }
 
+/// The kind and blob id git would record for the file or symlink at `path`; `None` for any
+/// other type.
+pub fn git_identity(path: &std::path::Path) -> std::io::Result<Option<(EntryKind, Oid)>> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = std::fs::read_link(path)?;
+        let oid = Oid::hash_object(ObjectKind::Blob, target.as_os_str().as_bytes());
+        Ok(Some((EntryKind::Symlink, oid)))
+    } else if ft.is_file() {
+        let kind = if meta.permissions().mode() & 0o100 != 0 {
+            EntryKind::Executable
+        } else {
+            EntryKind::File
+        };
+        Ok(Some((kind, hash_file(path)?)))
+    } else {
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
