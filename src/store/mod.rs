@@ -115,6 +115,11 @@ impl Store {
         }
         let fut = {
             let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            // A fetch stores the blob before it leaves the map: one that ended since the check
+            // above is seen here, under the lock, and is not repeated.
+            if !map.contains_key(&oid) && self.objects.contains(oid) {
+                return Ok(());
+            }
             match map.get(&oid) {
                 Some(f) => f.clone(),
                 None => {
