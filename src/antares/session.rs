@@ -44,7 +44,12 @@ fn options(readonly: bool) -> MountOptions {
         .default_permissions(true)
         .allow_other(uid == 0)
         .read_only(readonly)
-        .max_readahead(Some(1 << 20));
+        .max_readahead(Some(1 << 20))
+        // File data changes only through this mount or through Scorpio's own operations,
+        // which invalidate what they change (or give changed content a new inode). The
+        // kernel's default, dropping a file's pages whenever it sees a new mtime, made every
+        // file written here be read back from the daemon.
+        .auto_inval_data(false);
     o
 }
 

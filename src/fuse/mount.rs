@@ -36,7 +36,12 @@ pub fn workspace_options() -> MountOptions {
         .default_permissions(true)
         // Root serves a shared box: let every user read the workspace.
         .allow_other(uid == 0)
-        .max_readahead(Some(1 << 20));
+        .max_readahead(Some(1 << 20))
+        // File data changes only through this mount or through Scorpio's own operations,
+        // which invalidate what they change (or give changed content a new inode). The
+        // kernel's default, dropping a file's pages whenever it sees a new mtime, made every
+        // file written here be read back from the daemon.
+        .auto_inval_data(false);
     o
 }
 

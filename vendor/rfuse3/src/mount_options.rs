@@ -49,6 +49,8 @@ pub struct MountOptions {
     pub(crate) write_back: bool,
     pub(crate) direct_io: bool,
     pub(crate) force_readdir_plus: bool,
+    /// Scorpio patch: whether to ask for `FUSE_AUTO_INVAL_DATA` (upstream always did).
+    pub(crate) auto_inval_data: bool,
 
     // FUSE transfer size options
     /// Maximum size of write requests. Default is 128KB.
@@ -94,6 +96,7 @@ impl Default for MountOptions {
             write_back: false,
             direct_io: false,
             force_readdir_plus: false,
+            auto_inval_data: true,
             max_write: NonZeroU32::new(DEFAULT_MAX_WRITE).unwrap(),
             max_readahead: None,
             rootmode: None,
@@ -207,6 +210,16 @@ impl MountOptions {
     /// if enable this feature, when write flags has `FUSE_WRITE_CACHE`, file handle is guessed.
     pub fn write_back(&mut self, write_back: bool) -> &mut Self {
         self.write_back = write_back;
+
+        self
+    }
+
+    /// Scorpio patch: whether the kernel drops a file's cached pages whenever it sees a new
+    /// mtime (`FUSE_AUTO_INVAL_DATA`, default on). Turn it off when every change to file data
+    /// either passes through this mount or is followed by an explicit invalidation: then pages
+    /// written through the mount stay cached instead of being read back from the daemon.
+    pub fn auto_inval_data(&mut self, auto_inval_data: bool) -> &mut Self {
+        self.auto_inval_data = auto_inval_data;
 
         self
     }

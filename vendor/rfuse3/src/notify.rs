@@ -5,7 +5,6 @@ use std::os::unix::ffi::OsStrExt;
 
 use bincode::Options;
 use bytes::{Buf, Bytes};
-use futures_channel::mpsc::UnboundedSender;
 use futures_util::future::Either;
 use futures_util::sink::SinkExt;
 
@@ -18,7 +17,7 @@ use crate::raw::abi::{
     FUSE_NOTIFY_POLL_WAKEUP_OUT_SIZE, FUSE_NOTIFY_RETRIEVE_OUT_SIZE, FUSE_NOTIFY_STORE_OUT_SIZE,
     FUSE_OUT_HEADER_SIZE,
 };
-use crate::raw::FuseData;
+use crate::raw::reply_sender::ReplySender;
 
 /// Scorpio patch: notifications queued but not yet written to the kernel (all sessions).
 pub(crate) static PENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -32,11 +31,11 @@ pub fn pending() -> usize {
 #[derive(Debug, Clone)]
 /// notify kernel there are something need to handle.
 pub struct Notify {
-    sender: UnboundedSender<FuseData>,
+    sender: ReplySender,
 }
 
 impl Notify {
-    pub(crate) fn new(sender: UnboundedSender<FuseData>) -> Self {
+    pub(crate) fn new(sender: ReplySender) -> Self {
         Self { sender }
     }
 

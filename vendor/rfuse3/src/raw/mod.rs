@@ -24,6 +24,7 @@ pub mod flags;
 pub mod logfs;
 mod object_safe_filesystem;
 pub mod reply;
+pub(crate) mod reply_sender;
 mod request;
 pub(crate) mod session;
 

@@ -13,11 +13,12 @@ use std::io;
 use std::io::Write;
 use std::io::{IoSlice, IoSliceMut};
 use std::ops::{Deref, DerefMut};
-#[cfg(any(
-    all(target_os = "linux", feature = "unprivileged"),
-    target_os = "freebsd",
-))]
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
 use std::os::fd::OwnedFd;
+#[cfg(target_os = "linux")]
+use std::os::fd::{AsRawFd as _, FromRawFd as _};
+#[cfg(target_os = "linux")]
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::os::fd::{AsFd, BorrowedFd};
 #[cfg(target_os = "freebsd")]
 use std::os::unix::fs::OpenOptionsExt;
@@ -154,6 +155,8 @@ async fn wait_for_macfuse_fd_task_until_timeout(
 
 #[derive(Debug)]
 pub struct FuseConnection {
+    // Scorpio patch: on Linux the session thread reads with `read_blocking` instead.
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
     unmount_notify: Arc<Notify>,
     mode: ConnectionMode,
 }
@@ -212,6 +215,7 @@ impl FuseConnection {
         })
     }
 
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
     pub async fn read_vectored<T: DerefMut<Target = [u8]> + Send + 'static>(
         &self,
         header_buf: Vec<u8>,
@@ -226,6 +230,7 @@ impl FuseConnection {
         }
     }
 
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
     async fn inner_read_vectored<T: DerefMut<Target = [u8]> + Send + 'static>(
         &self,
         header_buf: Vec<u8>,
@@ -246,11 +251,38 @@ impl FuseConnection {
         }
     }
 
-    /// Scorpio patch: writes a notification on the calling thread without the reply lock.
+    /// Scorpio patch: reads the next request on the calling thread.
     ///
-    /// The kernel may block an invalidation until a lookup in the same directory has its reply;
-    /// holding the reply lock meanwhile would deadlock the session.
-    pub fn write_notify_blocking(&self, data: &[u8], extend: Option<&[u8]>) -> io::Result<usize> {
+    /// `None` once [`shutdown`](Self::shutdown) was called. The device is non-blocking: when no
+    /// request is queued the thread sleeps in `poll` on the device and the shutdown eventfd, so
+    /// a busy session reads with one system call and an idle one can still be stopped.
+    #[cfg(target_os = "linux")]
+    pub fn read_blocking(&self, header: &mut [u8], data: &mut [u8]) -> Option<io::Result<usize>> {
+        match &self.mode {
+            ConnectionMode::Block(connection) => connection.read_blocking(header, data),
+            #[cfg(feature = "unprivileged")]
+            ConnectionMode::NonBlock(_) => Some(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "blocking reads need a blocking connection",
+            ))),
+        }
+    }
+
+    /// Scorpio patch: makes [`read_blocking`](Self::read_blocking) return `None` from now on.
+    #[cfg(target_os = "linux")]
+    pub fn shutdown(&self) {
+        #[allow(irrefutable_let_patterns)] // NonBlock exists only with `unprivileged`
+        if let ConnectionMode::Block(connection) = &self.mode {
+            connection.shutdown();
+        }
+    }
+
+    /// Scorpio patch: writes one reply or notification on the calling thread, without a lock.
+    ///
+    /// Each `write` carries one whole message, so threads need no lock between them. The kernel
+    /// may block an invalidation until a lookup in the same directory has its reply, so
+    /// notifications must not be written by a thread that also writes replies.
+    pub fn write_blocking(&self, data: &[u8], extend: Option<&[u8]>) -> io::Result<usize> {
         match &self.mode {
             #[cfg(any(target_os = "linux", target_os = "macos"))]
             ConnectionMode::Block(connection) => match extend {
@@ -304,8 +336,15 @@ enum ConnectionMode {
 #[derive(Debug)]
 struct BlockFuseConnection {
     file: File,
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
     read: Mutex<()>,
     write: Mutex<()>,
+    /// Scorpio patch: wakes a reader sleeping in `poll` when the session stops.
+    #[cfg(target_os = "linux")]
+    wake: OwnedFd,
+    /// Scorpio patch: set once the session stops.
+    #[cfg(target_os = "linux")]
+    stopped: AtomicBool,
 }
 
 #[cfg(any(target_os = "linux", target_os = "macos"))]
@@ -315,12 +354,75 @@ impl BlockFuseConnection {
         const DEV_FUSE: &str = "/dev/fuse";
 
         let file = OpenOptions::new().write(true).read(true).open(DEV_FUSE)?;
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor we own, no memory passed.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        // SAFETY: as above.
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: eventfd takes no pointers; a valid result is a new descriptor we then own.
+        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `wake` is a fresh descriptor owned by nobody else.
+        let wake = unsafe { OwnedFd::from_raw_fd(wake) };
 
         Ok(Self {
             file,
             read: Mutex::new(()),
             write: Mutex::new(()),
+            wake,
+            stopped: AtomicBool::new(false),
         })
+    }
+
+    /// Scorpio patch: see [`FuseConnection::read_blocking`].
+    #[cfg(target_os = "linux")]
+    fn read_blocking(&self, header: &mut [u8], data: &mut [u8]) -> Option<io::Result<usize>> {
+        use std::io::Read;
+
+        loop {
+            if self.stopped.load(Ordering::Acquire) {
+                return None;
+            }
+            match (&self.file).read_vectored(&mut [IoSliceMut::new(header), IoSliceMut::new(data)])
+            {
+                Ok(n) => return Some(Ok(n)),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Some(Err(err)),
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.file.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.wake.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
+            if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Some(Err(err));
+                }
+            }
+        }
+    }
+
+    /// Scorpio patch: see [`FuseConnection::shutdown`].
+    #[cfg(target_os = "linux")]
+    fn shutdown(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to our eventfd.
+        let _ = unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
     }
 
     #[cfg(target_os = "macos")]
@@ -466,6 +568,7 @@ impl BlockFuseConnection {
         })
     }
 
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
     async fn read_vectored<T: DerefMut<Target = [u8]> + Send + 'static>(
         &self,
         mut header_buf: Vec<u8>,

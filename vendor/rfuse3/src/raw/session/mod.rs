@@ -53,11 +53,11 @@ use async_process::Command;
 use bincode::Options;
 use bytes::Bytes;
 use futures_channel::{
-    mpsc::{unbounded, UnboundedReceiver, UnboundedSender},
     oneshot,
 };
-use futures_util::future::{Either, FutureExt};
-use futures_util::select;
+use futures_util::future::Either;
+#[cfg(all(target_os = "macos", feature = "async-io-runtime"))]
+use futures_util::{future::FutureExt, select};
 use futures_util::sink::SinkExt;
 use futures_util::stream::StreamExt;
 use nix::mount;
@@ -88,13 +88,13 @@ use crate::raw::connection::FuseConnection;
 use crate::raw::filesystem::Filesystem;
 use crate::raw::reply::ReplyXAttr;
 use crate::raw::request::Request;
-use crate::raw::FuseData;
+use crate::raw::reply_sender::ReplySender;
 use crate::{MountOptions, SetAttr};
 
 #[cfg(target_os = "macos")]
 const MACFUSE_INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn is_ignorable_reply_error(err: &IoError) -> bool {
+pub(crate) fn is_ignorable_reply_error(err: &IoError) -> bool {
     match err.raw_os_error() {
         Some(errno) if errno == libc::ENOENT => true,
         #[cfg(target_os = "macos")]
@@ -289,6 +289,9 @@ struct MountHandleInner {
     task: JoinHandle<IoResult<()>>,
     mount_path: PathBuf,
     destroy_notify: Arc<async_notify::Notify>,
+    /// Scorpio patch: stops the session thread's blocking read.
+    #[cfg(target_os = "linux")]
+    connection: Arc<FuseConnection>,
     #[cfg(all(target_os = "linux", feature = "unprivileged"))]
     unprivileged: bool,
 }
@@ -296,6 +299,8 @@ struct MountHandleInner {
 impl MountHandleInner {
     async fn inner_unmount(self) -> IoResult<()> {
         self.destroy_notify.notify();
+        #[cfg(target_os = "linux")]
+        self.connection.shutdown();
 
         #[cfg(all(not(feature = "tokio-runtime"), feature = "async-io-runtime"))]
         {
@@ -441,8 +446,8 @@ impl Future for MountHandle {
 pub struct Session<FS: Filesystem + Send + Sync + 'static> {
     fuse_connection: Option<Arc<FuseConnection>>,
     filesystem: Option<Arc<FS>>,
-    response_sender: UnboundedSender<FuseData>,
-    response_receiver: Option<UnboundedReceiver<FuseData>>,
+    /// Scorpio patch: replies are written by the thread that makes them (see `reply_sender`).
+    response_sender: ReplySender,
     mount_options: MountOptions,
     // ---- Concurrency configuration ----
     /// Number of worker tasks to execute FUSE requests. 0 or 1 keeps legacy inline spawn behavior.
@@ -463,13 +468,10 @@ pub struct Session<FS: Filesystem + Send + Sync + 'static> {
 impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
     /// new a fuse filesystem session.
     pub fn new(mount_options: MountOptions) -> Self {
-        let (sender, receiver) = unbounded();
-
         Self {
             fuse_connection: None,
             filesystem: None,
-            response_sender: sender,
-            response_receiver: Some(receiver),
+            response_sender: ReplySender::new(),
             mount_options,
             // default to legacy behaviour (no explicit pool)
             worker_count: 0,
@@ -644,7 +646,8 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
         )
         .await?;
 
-        self.fuse_connection.replace(Arc::new(fuse_connection));
+        let connection = Arc::new(fuse_connection);
+        self.fuse_connection.replace(connection.clone());
 
         self.filesystem.replace(Arc::new(fs));
 
@@ -655,6 +658,7 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
                 task: task::spawn(self.inner_mount(None)),
                 mount_path: mount_path.to_path_buf(),
                 destroy_notify: notify,
+                connection,
                 unprivileged: true,
             }),
         })
@@ -694,7 +698,8 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
             return Err(err.into());
         }
 
-        self.fuse_connection.replace(Arc::new(fuse_connection));
+        let connection = Arc::new(fuse_connection);
+        self.fuse_connection.replace(connection.clone());
 
         self.filesystem.replace(Arc::new(fs));
 
@@ -705,6 +710,7 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
                 task: task::spawn(self.inner_mount(None)),
                 mount_path: mount_path.to_path_buf(),
                 destroy_notify: notify,
+                connection,
                 #[cfg(all(target_os = "linux", feature = "unprivileged"))]
                 unprivileged: false,
             }),
@@ -757,116 +763,34 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
         self.mount_with_unprivileged(fs, mount_path).await
     }
 
+    /// Scorpio patch: runs the session on a thread of its own.
+    ///
+    /// Upstream reads each request on a blocking-pool thread, hands it to the dispatch task,
+    /// spawns a task for it and sends the reply through a channel to a writer task: four
+    /// hand-overs between threads per request. Here one thread reads the device, runs each
+    /// request's handler until it first has to wait (most finish without waiting: they are a
+    /// few system calls on local files), and writes the reply itself. A handler that waits (a
+    /// download, a lock) moves to the tokio runtime and replies from there.
     async fn inner_mount(
         mut self,
         ready_sender: Option<oneshot::Sender<IoResult<()>>>,
     ) -> IoResult<()> {
-        let fuse_write_connection = self.fuse_connection.as_ref().unwrap().clone();
+        let connection = self.fuse_connection.as_ref().unwrap().clone();
+        self.response_sender.bind(connection);
 
-        let receiver = self.response_receiver.take().unwrap();
+        let runtime = tokio::runtime::Handle::current();
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("fuse-session".into())
+            .spawn(move || {
+                let _runtime = runtime.enter();
+                let result = utils::block_on(self.dispatch(ready_sender));
+                let _ = done_tx.send(result);
+            })?;
 
-        let dispatch_task = self.dispatch(ready_sender).fuse();
-        let mut dispatch_task = pin!(dispatch_task);
-
-        #[cfg(all(not(feature = "tokio-runtime"), feature = "async-io-runtime"))]
-        let reply_task =
-            task::spawn(async move { Self::reply_fuse(fuse_write_connection, receiver).await })
-                .fuse();
-        #[cfg(all(not(feature = "async-io-runtime"), feature = "tokio-runtime"))]
-        let reply_task = task::spawn(Self::reply_fuse(fuse_write_connection, receiver))
-            .map(Result::unwrap)
-            .fuse();
-
-        let mut reply_task = pin!(reply_task);
-
-        select! {
-            reply_result = reply_task => {
-                reply_result?;
-            }
-
-            dispatch_result = dispatch_task => {
-                dispatch_result?;
-            }
-        }
-
-        Ok(())
-    }
-
-    async fn reply_fuse(
-        fuse_connection: Arc<FuseConnection>,
-        mut response_receiver: UnboundedReceiver<FuseData>,
-    ) -> IoResult<()> {
-        while let Some(response) = response_receiver.next().await {
-            let (mut data, extend_data) = match response {
-                Either::Left(data) => (data, None),
-                Either::Right((data, extend_data)) => (data, Some(extend_data)),
-            };
-            let extend_len = extend_data.as_ref().map(|v| v.len()).unwrap_or(0);
-            if data.len() >= FUSE_OUT_HEADER_SIZE {
-                let actual_len = data.len() + extend_len;
-                let header_len = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize;
-                if header_len != actual_len {
-                    let len_bytes = (actual_len as u32).to_le_bytes();
-                    data[0..4].copy_from_slice(&len_bytes);
-                    warn!(
-                        header_len,
-                        actual_len, "adjusted fuse reply length to match payload"
-                    );
-                }
-            }
-            let reply_header = if data.len() >= FUSE_OUT_HEADER_SIZE {
-                let len = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
-                let err_code = i32::from_le_bytes([data[4], data[5], data[6], data[7]]);
-                let unique = u64::from_le_bytes([
-                    data[8], data[9], data[10], data[11], data[12], data[13], data[14], data[15],
-                ]);
-                Some((len, err_code, unique))
-            } else {
-                None
-            };
-
-            // Scorpio patch: notifications (unique 0) are written on their own thread, so one
-            // the kernel holds back cannot stall the replies it is waiting for, and a refused
-            // one never ends the session.
-            #[cfg(all(not(feature = "async-io-runtime"), feature = "tokio-runtime"))]
-            if matches!(reply_header, Some((_, _, 0))) {
-                let conn = fuse_connection.clone();
-                task::spawn_blocking(move || {
-                    if let Err(err) = conn.write_notify_blocking(&data, extend_data.as_deref()) {
-                        debug!(error = %err, "kernel refused a notification");
-                    }
-                    crate::notify::PENDING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                });
-                continue;
-            }
-
-            if let Err(err) = fuse_connection.write_vectored(data, extend_data).await.1 {
-                if is_ignorable_reply_error(&err) {
-                    warn!(
-                        "may reply interrupted fuse request, ignore this error {}",
-                        err
-                    );
-
-                    continue;
-                }
-
-                if let Some((len, err_code, unique)) = reply_header {
-                    error!(
-                        error = %err,
-                        reply_len = len,
-                        reply_error = err_code,
-                        unique,
-                        "reply fuse failed"
-                    );
-                } else {
-                    error!("reply fuse failed {}", err);
-                }
-
-                return Err(err);
-            }
-        }
-
-        Ok(())
+        done_rx
+            .await
+            .unwrap_or_else(|_| Err(IoError::other("the FUSE session thread panicked")))
     }
 
     #[instrument(level = "debug", skip(self, fs), ret, err)]
@@ -938,24 +862,18 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
         mut header_buffer: Vec<u8>,
         mut data_buffer: AlignedBuffer,
     ) -> ReadResult {
-        let res = match fuse_connection
-            .read_vectored(header_buffer, data_buffer)
-            .await
-        {
+        // Scorpio patch: read on this (the session's own) thread; see `inner_mount`.
+        let res = match fuse_connection.read_blocking(&mut header_buffer[..], &mut data_buffer[..]) {
             None => return ReadResult::Destroy,
-
-            Some(((header_buf, data_buf), res)) => {
-                header_buffer = header_buf;
-                data_buffer = data_buf;
-
-                res
-            }
+            Some(res) => res,
         };
         let n = match res {
             Err(err) => {
                 if let Some(errno) = err.raw_os_error() {
-                    if errno == libc::ENODEV {
-                        debug!("read from /dev/fuse failed with ENODEV");
+                    // ECONNABORTED: the connection was aborted (fusectl `abort`); upstream
+                    // took it for a passing error and read again, forever.
+                    if errno == libc::ENODEV || errno == libc::ECONNABORTED {
+                        debug!("read from /dev/fuse failed with {}", err);
 
                         return ReadResult::Destroy;
                     }
@@ -1505,7 +1423,7 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
             reply_flags |= FUSE_HAS_IOCTL_DIR;
         }*/
 
-        if init_in.flags & FUSE_AUTO_INVAL_DATA > 0 {
+        if init_in.flags & FUSE_AUTO_INVAL_DATA > 0 && self.mount_options.auto_inval_data {
             debug!("enable FUSE_AUTO_INVAL_DATA");
 
             reply_flags |= FUSE_AUTO_INVAL_DATA;

@@ -8,6 +8,7 @@ use std::fmt::{Debug, Formatter};
 use std::future::Future;
 use std::io::Result as IoResult;
 use std::pin::pin;
+use std::task::{Context, Poll};
 use tracing::Span;
 
 #[cfg(all(not(feature = "tokio-runtime"), feature = "async-io-runtime"))]
@@ -77,7 +78,12 @@ where
     let _ = pin!(sender).send(Either::Left(data)).await;
 }
 
-/// Spawn an async task with proper instrumentation
+/// Runs a request's handler: here until it first has to wait, then as a task.
+///
+/// Scorpio patch: most handlers finish without waiting (a few system calls on local files),
+/// and running them on the session thread saves a hand-over to another thread per request.
+/// One that waits is moved to the runtime, whose task polls it again with its own waker (a
+/// future must only wake the waker of its latest poll).
 #[inline]
 pub(super) fn spawn<F>(span: Span, fut: F)
 where
@@ -85,10 +91,40 @@ where
     F::Output: Send + 'static,
 {
     #[cfg(all(not(feature = "async-io-runtime"), feature = "tokio-runtime"))]
-    task::spawn(fut.instrument(span));
+    {
+        let mut fut = Box::pin(fut.instrument(span));
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        if fut.as_mut().poll(&mut cx).is_pending() {
+            task::spawn(fut);
+        }
+    }
 
     #[cfg(all(not(feature = "tokio-runtime"), feature = "async-io-runtime"))]
     task::spawn(fut.instrument(span)).detach()
+}
+
+/// Scorpio patch: runs a future to completion on the calling thread (the session thread).
+///
+/// Not tokio's `Handle::block_on`: that gives the whole dispatch loop one cooperative budget,
+/// which a loop that never waits would use up, after which every tokio lock a handler takes
+/// would report "not ready" and send the handler to the runtime.
+pub(super) fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    let mut fut = pin!(fut);
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
 }
 
 /// Result type for reading from the FUSE connection

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_channel::mpsc::{channel, Receiver, Sender, UnboundedSender};
+use futures_channel::mpsc::{channel, Receiver, Sender};
 use futures_util::sink::SinkExt;
 use futures_util::stream::StreamExt;
 use tracing::debug;
@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::raw::abi::fuse_opcode;
 use crate::raw::filesystem::Filesystem;
-use crate::raw::FuseData;
+use crate::raw::reply_sender::ReplySender;
 
 use super::handlers::*;
 use super::utils::InHeaderLite;
@@ -62,7 +62,7 @@ impl Drop for InflightGuard {
 /// Dispatch context shared across all workers
 pub(crate) struct DispatchCtx<FS: Filesystem + Send + Sync + 'static> {
     pub(crate) fs: Arc<FS>,
-    pub(crate) resp: UnboundedSender<FuseData>,
+    pub(crate) resp: ReplySender,
     pub(crate) direct_io: bool,
     pub(crate) force_readdir_plus: bool,
     pub(crate) _inflight: Arc<AtomicUsize>,
