@@ -508,32 +508,24 @@ impl OverlayFs {
             }
             false => None,
         };
-        if let Some(t) = self.target(ino)? {
-            let keep = libc::O_ACCMODE
-                | libc::O_APPEND
-                | libc::O_TRUNC
-                | libc::O_SYNC
-                | libc::O_DSYNC
-                | libc::O_NOATIME;
-            let oflags = OFlags::from_bits_retain((flags & keep) as u32)
-                | OFlags::CLOEXEC
-                | OFlags::NOFOLLOW;
-            match rustix::fs::openat2(&t.dir, &t.name, oflags, Mode::empty(), RESOLVE) {
-                Ok(fd) => {
-                    let st = rustix::fs::fstat(&fd)?;
-                    if !whiteout::is_whiteout(&t.dir, &t.name, &st) {
-                        let fh =
-                            self.add_handle(Handle::Upper(Arc::new(std::fs::File::from(fd)), ino));
-                        // Every write reaches the upper file through the kernel's page cache, so
-                        // what the kernel cached is still right at the next open.
-                        return Ok(ReplyOpen {
-                            fh,
-                            flags: FOPEN_KEEP_CACHE,
-                        });
-                    }
-                }
-                Err(e) if e == rustix::io::Errno::NOENT => {}
-                Err(e) => return Err(e.into()),
+        let keep = libc::O_ACCMODE
+            | libc::O_APPEND
+            | libc::O_TRUNC
+            | libc::O_SYNC
+            | libc::O_DSYNC
+            | libc::O_NOATIME;
+        let oflags =
+            OFlags::from_bits_retain((flags & keep) as u32) | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        if let Some(fd) = self.open_upper(ino, oflags)? {
+            let st = rustix::fs::fstat(&fd)?;
+            if !whiteout::is_whiteout_fd(&fd, &st) {
+                let fh = self.add_handle(Handle::Upper(Arc::new(std::fs::File::from(fd)), ino));
+                // Every write reaches the upper file through the kernel's page cache, so what
+                // the kernel cached is still right at the next open.
+                return Ok(ReplyOpen {
+                    fh,
+                    flags: FOPEN_KEEP_CACHE,
+                });
             }
         }
         let lower = self

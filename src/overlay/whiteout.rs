@@ -70,6 +70,15 @@ pub fn is_whiteout(dir: impl AsFd, name: &OsStr, st: &Stat) -> bool {
         && has_mark(dir, name, true)
 }
 
+/// Whether the open file `fd` (with stat `st`) is a whiteout.
+pub fn is_whiteout_fd(fd: impl AsFd, st: &Stat) -> bool {
+    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+        && st.st_size == 0
+        && marks(true)
+            .iter()
+            .any(|m| rustix::fs::fgetxattr(fd.as_fd(), *m, &mut [0u8; 4][..]).is_ok())
+}
+
 /// Whether directory `name` in `dir` is opaque (hides the layers below it).
 pub fn is_opaque(dir: impl AsFd, name: &OsStr) -> bool {
     has_mark(dir, name, false)

@@ -170,6 +170,11 @@ impl Store {
 
     /// Opens blob `oid` for `pread`, fetching it first if needed.
     pub async fn open_blob(self: &Arc<Self>, oid: Oid) -> Result<std::fs::File, StoreError> {
+        // Stored objects are complete (written aside, then renamed), so a successful open needs
+        // no other check.
+        if let Some(f) = self.objects.open_object(oid)? {
+            return Ok(f);
+        }
         // Eviction can race with the open; one more fetch settles it.
         for _ in 0..2 {
             self.ensure_blob(oid).await?;
