@@ -379,6 +379,20 @@ fn sigterm_and_sigint_unmount_and_exit_zero() {
     }
     assert!(!is_fuse_mounted(&d.workspace), "SIGINT did not unmount");
     assert!(d.stop().success(), "SIGINT exit status\n{}", d.log());
+
+    // A file held open makes the clean unmount fail (busy): the session still ends (its
+    // connection is aborted), the daemon detaches the mount and exits 0, promptly.
+    d.restart().unwrap_or_else(|e| panic!("{e}"));
+    let held = std::fs::File::open(d.workspace.join(fixture::DEEP_FILE)).expect("open");
+    // `stop` sends SIGKILL (a failed status) when SIGTERM is not done within STOP_TIMEOUT.
+    let status = d.stop();
+    assert!(
+        status.success(),
+        "SIGTERM exit with a busy mount: {status:?}\n{}",
+        d.log()
+    );
+    assert!(!is_fuse_mounted(&d.workspace));
+    drop(held);
 }
 
 #[test]

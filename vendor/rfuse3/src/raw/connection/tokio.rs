@@ -13,12 +13,11 @@ use std::io;
 use std::io::Write;
 use std::io::{IoSlice, IoSliceMut};
 use std::ops::{Deref, DerefMut};
-#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+#[cfg(any(
+    all(target_os = "linux", feature = "unprivileged"),
+    target_os = "freebsd",
+))]
 use std::os::fd::OwnedFd;
-#[cfg(target_os = "linux")]
-use std::os::fd::{AsRawFd as _, FromRawFd as _};
-#[cfg(target_os = "linux")]
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::os::fd::{AsFd, BorrowedFd};
 #[cfg(target_os = "freebsd")]
 use std::os::unix::fs::OpenOptionsExt;
@@ -251,29 +250,17 @@ impl FuseConnection {
         }
     }
 
-    /// Scorpio patch: reads the next request on the calling thread.
+    /// Scorpio patch: reads the next request on the calling thread, blocking until one comes.
     ///
-    /// `None` once [`shutdown`](Self::shutdown) was called. The device is non-blocking: when no
-    /// request is queued the thread sleeps in `poll` on the device and the shutdown eventfd, so
-    /// a busy session reads with one system call and an idle one can still be stopped.
+    /// `None` when there is no blocking connection to read. The read ends when the connection
+    /// does (unmount, or an abort through fusectl): `MountHandle::unmount` unmounts first and
+    /// so ends the session thread that way.
     #[cfg(target_os = "linux")]
     pub fn read_blocking(&self, header: &mut [u8], data: &mut [u8]) -> Option<io::Result<usize>> {
         match &self.mode {
-            ConnectionMode::Block(connection) => connection.read_blocking(header, data),
+            ConnectionMode::Block(connection) => Some(connection.read_blocking(header, data)),
             #[cfg(feature = "unprivileged")]
-            ConnectionMode::NonBlock(_) => Some(Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "blocking reads need a blocking connection",
-            ))),
-        }
-    }
-
-    /// Scorpio patch: makes [`read_blocking`](Self::read_blocking) return `None` from now on.
-    #[cfg(target_os = "linux")]
-    pub fn shutdown(&self) {
-        #[allow(irrefutable_let_patterns)] // NonBlock exists only with `unprivileged`
-        if let ConnectionMode::Block(connection) = &self.mode {
-            connection.shutdown();
+            ConnectionMode::NonBlock(_) => None,
         }
     }
 
@@ -339,12 +326,6 @@ struct BlockFuseConnection {
     #[cfg_attr(target_os = "linux", allow(dead_code))]
     read: Mutex<()>,
     write: Mutex<()>,
-    /// Scorpio patch: wakes a reader sleeping in `poll` when the session stops.
-    #[cfg(target_os = "linux")]
-    wake: OwnedFd,
-    /// Scorpio patch: set once the session stops.
-    #[cfg(target_os = "linux")]
-    stopped: AtomicBool,
 }
 
 #[cfg(any(target_os = "linux", target_os = "macos"))]
@@ -354,75 +335,26 @@ impl BlockFuseConnection {
         const DEV_FUSE: &str = "/dev/fuse";
 
         let file = OpenOptions::new().write(true).read(true).open(DEV_FUSE)?;
-        let fd = file.as_raw_fd();
-        // SAFETY: fcntl on a descriptor we own, no memory passed.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        // SAFETY: as above.
-        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: eventfd takes no pointers; a valid result is a new descriptor we then own.
-        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if wake < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `wake` is a fresh descriptor owned by nobody else.
-        let wake = unsafe { OwnedFd::from_raw_fd(wake) };
 
         Ok(Self {
             file,
             read: Mutex::new(()),
             write: Mutex::new(()),
-            wake,
-            stopped: AtomicBool::new(false),
         })
     }
 
     /// Scorpio patch: see [`FuseConnection::read_blocking`].
     #[cfg(target_os = "linux")]
-    fn read_blocking(&self, header: &mut [u8], data: &mut [u8]) -> Option<io::Result<usize>> {
+    fn read_blocking(&self, header: &mut [u8], data: &mut [u8]) -> io::Result<usize> {
         use std::io::Read;
 
         loop {
-            if self.stopped.load(Ordering::Acquire) {
-                return None;
-            }
             match (&self.file).read_vectored(&mut [IoSliceMut::new(header), IoSliceMut::new(data)])
             {
-                Ok(n) => return Some(Ok(n)),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Some(Err(err)),
-            }
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.file.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.wake.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
-            if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Some(Err(err));
-                }
+                res => return res,
             }
         }
-    }
-
-    /// Scorpio patch: see [`FuseConnection::shutdown`].
-    #[cfg(target_os = "linux")]
-    fn shutdown(&self) {
-        self.stopped.store(true, Ordering::Release);
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a live buffer to our eventfd.
-        let _ = unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
     }
 
     #[cfg(target_os = "macos")]

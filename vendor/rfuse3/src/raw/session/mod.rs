@@ -289,9 +289,10 @@ struct MountHandleInner {
     task: JoinHandle<IoResult<()>>,
     mount_path: PathBuf,
     destroy_notify: Arc<async_notify::Notify>,
-    /// Scorpio patch: stops the session thread's blocking read.
+    /// Scorpio patch: the device number of the mounted filesystem, which names its fusectl
+    /// directory (to abort the connection when unmounting fails).
     #[cfg(target_os = "linux")]
-    connection: Arc<FuseConnection>,
+    device: Option<u64>,
     #[cfg(all(target_os = "linux", feature = "unprivileged"))]
     unprivileged: bool,
 }
@@ -299,8 +300,34 @@ struct MountHandleInner {
 impl MountHandleInner {
     async fn inner_unmount(self) -> IoResult<()> {
         self.destroy_notify.notify();
-        #[cfg(target_os = "linux")]
-        self.connection.shutdown();
+
+        // Scorpio patch: the session thread blocks in `read` on the device, and what ends
+        // that read is the end of the connection. So unmount first, and wait for the thread
+        // after; when unmounting fails (busy), abort the connection so the session still ends
+        // (upstream ended its read loop first, leaving a mount nobody answered).
+        #[cfg(all(
+            target_os = "linux",
+            not(feature = "unprivileged"),
+            not(feature = "async-io-runtime"),
+            feature = "tokio-runtime"
+        ))]
+        {
+            let path = self.mount_path.clone();
+            let unmounted = task::spawn_blocking(move || mount::umount(&path))
+                .await
+                .map_err(IoError::other)?;
+            if unmounted.is_err() {
+                if let Some(dev) = self.device {
+                    let abort = format!("/sys/fs/fuse/connections/{dev}/abort");
+                    if let Err(err) = std::fs::write(&abort, "1") {
+                        warn!("cannot abort the FUSE connection through {abort}: {err}");
+                    }
+                }
+            }
+            self.task.await.map_err(IoError::other)??;
+            #[allow(clippy::needless_return)]
+            return unmounted.map_err(IoError::from);
+        }
 
         #[cfg(all(not(feature = "tokio-runtime"), feature = "async-io-runtime"))]
         {
@@ -347,7 +374,11 @@ impl MountHandleInner {
             }
         }
 
-        #[cfg(all(not(feature = "async-io-runtime"), feature = "tokio-runtime"))]
+        #[cfg(all(
+            not(feature = "async-io-runtime"),
+            feature = "tokio-runtime",
+            not(all(target_os = "linux", not(feature = "unprivileged")))
+        ))]
         {
             // wait destroy done
             self.task.await.unwrap()?;
@@ -391,6 +422,12 @@ impl MountHandleInner {
             }
         }
 
+        #[cfg(not(all(
+            target_os = "linux",
+            not(feature = "unprivileged"),
+            not(feature = "async-io-runtime"),
+            feature = "tokio-runtime"
+        )))]
         Ok(())
     }
 }
@@ -646,8 +683,7 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
         )
         .await?;
 
-        let connection = Arc::new(fuse_connection);
-        self.fuse_connection.replace(connection.clone());
+        self.fuse_connection.replace(Arc::new(fuse_connection));
 
         self.filesystem.replace(Arc::new(fs));
 
@@ -658,7 +694,7 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
                 task: task::spawn(self.inner_mount(None)),
                 mount_path: mount_path.to_path_buf(),
                 destroy_notify: notify,
-                connection,
+                device: None,
                 unprivileged: true,
             }),
         })
@@ -697,9 +733,30 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
 
             return Err(err.into());
         }
+        // Scorpio patch: remembered for `inner_unmount`'s fusectl abort.
+        // AT_STATX_DONT_SYNC with an empty mask: answered from the superblock, without a
+        // request (nobody reads the device yet, so a request would never be answered).
+        let device = {
+            let path = std::ffi::CString::new(mount_path.as_os_str().as_bytes()).ok();
+            path.and_then(|path| {
+                let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+                // SAFETY: a NUL-terminated path and a statx buffer, both live for the call.
+                let rc = unsafe {
+                    libc::statx(
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        libc::AT_STATX_DONT_SYNC,
+                        0,
+                        stx.as_mut_ptr(),
+                    )
+                };
+                // SAFETY: statx filled the buffer when it returned 0.
+                (rc == 0).then(|| unsafe { stx.assume_init() })
+            })
+            .map(|s| (u64::from(s.stx_dev_major) << 20) | u64::from(s.stx_dev_minor))
+        };
 
-        let connection = Arc::new(fuse_connection);
-        self.fuse_connection.replace(connection.clone());
+        self.fuse_connection.replace(Arc::new(fuse_connection));
 
         self.filesystem.replace(Arc::new(fs));
 
@@ -710,7 +767,7 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
                 task: task::spawn(self.inner_mount(None)),
                 mount_path: mount_path.to_path_buf(),
                 destroy_notify: notify,
-                connection,
+                device,
                 #[cfg(all(target_os = "linux", feature = "unprivileged"))]
                 unprivileged: false,
             }),
