@@ -873,3 +873,103 @@ fn workspace_is_read_only_while_nothing_is_writable() {
     unmount(&d, "src");
     assert!(ro(&d), "back to read-only once nothing is writable");
 }
+
+/// Run as root the daemon lets the kernel write files opened for writing itself (FUSE
+/// passthrough), and the kernel refuses to mix that with opens served through the daemon on
+/// the same inode. Every mix of opens must still work and show the same bytes.
+#[test]
+fn writes_by_the_kernel_and_reads_through_the_daemon_agree() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::FileExt;
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    let mounted = mount(&d, "/");
+    let upper = PathBuf::from(
+        mounted["mount"]["upper"]
+            .as_str()
+            .expect("upper in the reply"),
+    );
+    let root = d.workspace.clone();
+    let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+    let open_w = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .unwrap_or_else(|e| panic!("open {} for writing: {e}", p.display()))
+    };
+
+    // A lower file held open for reading, then opened for writing (copy-up): both opens work,
+    // and the edit is what a new open reads.
+    let lower = root.join(fixture::DEEP_FILE);
+    let reader = std::fs::File::open(&lower).expect("open a lower file for reading");
+    let writer = open_w(&lower);
+    writer
+        .write_all_at(b"HELLO", 0)
+        .expect("write while a reader holds the file");
+    drop(writer);
+    let mut seen = Vec::new();
+    (&reader)
+        .read_to_end(&mut seen)
+        .expect("the reader still reads");
+    drop(reader);
+    let mut want = fixture::DEEP_FILE_CONTENT.to_vec();
+    want[..5].copy_from_slice(b"HELLO");
+    assert_eq!(read(&lower), want);
+
+    // A new file written while another open reads it: the reader sees every write.
+    let p = root.join("written.bin");
+    let mut w = std::fs::File::create(&p).expect("create");
+    w.write_all(b"hello").expect("write");
+    let r = std::fs::File::open(&p).expect("open for reading while written");
+    let mut buf = [0u8; 11];
+    r.read_exact_at(&mut buf[..5], 0).expect("read");
+    assert_eq!(&buf[..5], b"hello");
+    w.write_all(b" world").expect("write more");
+    r.read_exact_at(&mut buf, 0).expect("read again");
+    assert_eq!(&buf, b"hello world");
+    drop((w, r));
+
+    // O_APPEND, then a read that caches the pages, then an overwrite by another open: the
+    // next read must not be served the pages cached before the overwrite.
+    let mut a = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&p)
+        .expect("open O_APPEND");
+    a.write_all(b"!").expect("append");
+    drop(a);
+    assert_eq!(read(&p), b"hello world!");
+    open_w(&p).write_all_at(b"J", 0).expect("overwrite");
+    assert_eq!(read(&p), b"Jello world!");
+    let mapped = std::fs::File::open(&p).expect("open for mmap");
+    // SAFETY: a private read-only mapping of a file this test alone changes.
+    let m = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            12,
+            rustix::mm::ProtFlags::READ,
+            rustix::mm::MapFlags::PRIVATE,
+            &mapped,
+            0,
+        )
+    }
+    .expect("mmap");
+    // SAFETY: the mapping is 12 bytes long and stays mapped until munmap below.
+    let bytes = unsafe { std::slice::from_raw_parts(m as *const u8, 12) }.to_vec();
+    // SAFETY: unmapping what was mapped above.
+    unsafe { rustix::mm::munmap(m, 12) }.expect("munmap");
+    assert_eq!(bytes, b"Jello world!");
+
+    // O_TRUNC on reopen, and two writers at once.
+    std::fs::write(&p, b"short").expect("rewrite with O_TRUNC");
+    assert_eq!(read(&p), b"short");
+    assert_eq!(std::fs::metadata(&p).expect("stat").len(), 5);
+    let (w1, w2) = (open_w(&p), open_w(&p));
+    w1.write_all_at(b"S", 0).expect("first writer");
+    w2.write_all_at(b"P", 1).expect("second writer");
+    drop((w1, w2));
+    assert_eq!(read(&p), b"SPort");
+
+    // The bytes are in the upper layer, where commit and push take them from.
+    assert_eq!(read(&upper.join("written.bin")), b"SPort");
+    assert_eq!(read(&upper.join(fixture::DEEP_FILE)), want);
+}

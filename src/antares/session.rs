@@ -49,7 +49,10 @@ fn options(readonly: bool) -> MountOptions {
         // which invalidate what they change (or give changed content a new inode). The
         // kernel's default, dropping a file's pages whenever it sees a new mtime, made every
         // file written here be read back from the daemon.
-        .auto_inval_data(false);
+        .auto_inval_data(false)
+        // Files written through an overlay are then written by the kernel itself; registering
+        // them needs CAP_SYS_ADMIN, so only root asks (overlay/passthrough.rs).
+        .passthrough(uid == 0);
     o
 }
 

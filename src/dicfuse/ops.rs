@@ -249,6 +249,7 @@ impl Filesystem for Dicfuse {
         Ok(ReplyOpen {
             fh: self.add_handle(file),
             flags: FOPEN_KEEP_CACHE,
+            backing_id: 0,
         })
     }
 
@@ -360,6 +361,7 @@ impl Filesystem for Dicfuse {
         Ok(ReplyOpen {
             fh: 0,
             flags: FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR,
+            backing_id: 0,
         })
     }
 

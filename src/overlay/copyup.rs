@@ -50,6 +50,7 @@ impl OverlayFs {
                 .ok_or(OverlayError::Errno(libc::EIO))?;
             self.copy_lower_entry(lower, &pdir, &info.name, false)
                 .await?;
+            self.move_lower_handles_up(n)?;
             tracing::debug!(path = %self.rel_path(n)?.display(), "copied up");
         }
         Ok(())

@@ -13,6 +13,7 @@ pub mod cl;
 mod copyup;
 pub mod lower;
 mod ops;
+mod passthrough;
 mod readdir;
 pub mod settle;
 pub mod whiteout;
@@ -122,9 +123,9 @@ struct NodeTable {
 /// An open file or directory.
 enum Handle {
     /// An open upper file of an inode: it stays valid when its name is unlinked or renamed.
-    Upper(Arc<File>, u64),
-    /// An open lower file (read-only).
-    Lower(Arc<File>),
+    Upper(Arc<File>, u64, passthrough::Mode),
+    /// An open lower file (read-only) of an inode.
+    Lower(Arc<File>, u64),
     Dir(Arc<Vec<readdir::DirItem>>),
 }
 
@@ -142,6 +143,8 @@ pub struct OverlayFs {
     next_fh: AtomicU64,
     /// Serialises namespace changes (create, unlink, rename, copy-up).
     ns_lock: tokio::sync::Mutex<()>,
+    /// Which opens the kernel serves itself from the upper file (FUSE passthrough).
+    passthrough: passthrough::Passthrough,
 }
 
 /// Where an upper entry is: its directory and its name in it.
@@ -215,7 +218,14 @@ impl OverlayFs {
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             ns_lock: tokio::sync::Mutex::new(()),
+            passthrough: passthrough::Passthrough::default(),
         })
+    }
+
+    /// Lets the kernel write files opened for writing itself (FUSE passthrough), through the
+    /// session's channel; without this call every open goes through the daemon.
+    pub fn enable_passthrough(&self, notify: rfuse3::notify::Notify) {
+        self.passthrough.enable(notify);
     }
 
     /// The root inode.
@@ -463,7 +473,7 @@ impl OverlayFs {
             .unwrap_or_else(|p| p.into_inner())
             .get(&fh?)
         {
-            Some(Handle::Upper(f, _)) => Some(f.clone()),
+            Some(Handle::Upper(f, _, _)) => Some(f.clone()),
             _ => None,
         }
     }
@@ -475,9 +485,39 @@ impl OverlayFs {
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .find_map(|h| match h {
-                Handle::Upper(f, i) if *i == ino => Some(f.clone()),
+                Handle::Upper(f, i, _) if *i == ino => Some(f.clone()),
                 _ => None,
             })
+    }
+
+    /// Points the open lower handles of `ino`, just copied up, at its upper file. The kernel
+    /// keeps one page cache per inode: a read through an old lower handle would fill it with
+    /// the content from before the copy-up, and every later open would be served that.
+    fn move_lower_handles_up(&self, ino: u64) -> Result<()> {
+        let lower_open = |h: &Handle| matches!(h, Handle::Lower(_, i) if *i == ino);
+        let any = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(lower_open);
+        if !any {
+            return Ok(());
+        }
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let Some(fd) = self.open_upper(ino, flags)? else {
+            return Ok(());
+        };
+        let file = Arc::new(File::from(fd));
+        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        for h in handles.values_mut() {
+            if lower_open(h) {
+                // Lower handles count as cached opens, and so do these.
+                let mode = passthrough::Mode::Cached { keep_cache: true };
+                *h = Handle::Upper(file.clone(), ino, mode);
+            }
+        }
+        Ok(())
     }
 
     fn add_handle(&self, h: Handle) -> u64 {
@@ -496,7 +536,7 @@ impl OverlayFs {
             .unwrap_or_else(|p| p.into_inner())
             .get(&fh)
         {
-            Some(Handle::Upper(f, _)) | Some(Handle::Lower(f)) => Ok(f.clone()),
+            Some(Handle::Upper(f, _, _)) | Some(Handle::Lower(f, _)) => Ok(f.clone()),
             _ => errno(libc::EBADF),
         }
     }

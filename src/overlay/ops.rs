@@ -12,13 +12,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, Stream};
-use rfuse3::raw::flags::FOPEN_KEEP_CACHE;
+use rfuse3::raw::flags::{FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH};
 use rfuse3::raw::prelude::*;
 use rfuse3::{Result as FuseResult, SetAttr};
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, Timespec, Timestamps, Uid, XattrFlags};
 
 use super::readdir::DirItem;
-use super::{errno, whiteout, Handle, OverlayError, OverlayFs, Result, Target, RESOLVE, UPPER_TTL};
+use super::{
+    errno, passthrough, whiteout, Handle, OverlayError, OverlayFs, Result, Target, RESOLVE,
+    UPPER_TTL,
+};
 
 /// `renameat2` flags the kernel may pass.
 const RENAME_NOREPLACE: u32 = 1;
@@ -232,6 +235,7 @@ impl OverlayFs {
             None => false,
         };
         if gone {
+            self.passthrough.forget(ino);
             if let Some(info) = t.nodes.remove(&ino) {
                 let key = (info.parent, info.name);
                 if t.by_name.get(&key) == Some(&ino) {
@@ -516,16 +520,23 @@ impl OverlayFs {
             | libc::O_NOATIME;
         let oflags =
             OFlags::from_bits_retain((flags & keep) as u32) | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-        if let Some(fd) = self.open_upper(ino, oflags)? {
+        // A writable open may be passed through, and the backing file then serves every later
+        // open of the inode too, readers included: open it for both.
+        let rw = (oflags - OFlags::ACCMODE) | OFlags::RDWR;
+        let upper = match writable {
+            true => match self.open_upper(ino, rw) {
+                Err(OverlayError::Errno(libc::EACCES)) => self.open_upper(ino, oflags)?,
+                other => other?,
+            },
+            false => self.open_upper(ino, oflags)?,
+        };
+        if let Some(fd) = upper {
             let st = rustix::fs::fstat(&fd)?;
             if !whiteout::is_whiteout_fd(&fd, &st) {
-                let fh = self.add_handle(Handle::Upper(Arc::new(std::fs::File::from(fd)), ino));
-                // Every write reaches the upper file through the kernel's page cache, so what
-                // the kernel cached is still right at the next open.
-                return Ok(ReplyOpen {
-                    fh,
-                    flags: FOPEN_KEEP_CACHE,
-                });
+                let file = std::fs::File::from(fd);
+                let mode = self.passthrough.open_upper(ino, &file, &st, writable);
+                let fh = self.add_handle(Handle::Upper(Arc::new(file), ino, mode));
+                return Ok(open_reply(fh, mode));
             }
         }
         let lower = self
@@ -533,11 +544,27 @@ impl OverlayFs {
             .lower
             .ok_or(OverlayError::Errno(libc::ENOENT))?;
         let file = self.lower.lower_open(lower).await?;
-        let fh = self.add_handle(Handle::Lower(Arc::new(file)));
-        Ok(ReplyOpen {
+        let mode = self.passthrough.open_cached(ino);
+        let fh = self.add_handle(Handle::Lower(Arc::new(file), ino));
+        Ok(open_reply(fh, mode))
+    }
+}
+
+/// The open reply for a handle running in `mode`. Writes through the mount reach the upper
+/// file through the kernel's page cache (or bypass it entirely, passed through), so a cached
+/// open may keep the pages unless a passthrough write made them stale.
+fn open_reply(fh: u64, mode: passthrough::Mode) -> ReplyOpen {
+    match mode {
+        passthrough::Mode::Cached { keep_cache } => ReplyOpen {
             fh,
-            flags: FOPEN_KEEP_CACHE,
-        })
+            flags: if keep_cache { FOPEN_KEEP_CACHE } else { 0 },
+            backing_id: 0,
+        },
+        passthrough::Mode::Passthrough(id) => ReplyOpen {
+            fh,
+            flags: FOPEN_PASSTHROUGH,
+            backing_id: id,
+        },
     }
 }
 
@@ -819,10 +846,18 @@ impl Filesystem for OverlayFs {
         _lock_owner: u64,
         _flush: bool,
     ) -> FuseResult<()> {
-        self.handles
+        let gone = self
+            .handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&fh);
+        match gone {
+            Some(Handle::Upper(_, ino, mode)) => self.passthrough.release(ino, mode),
+            Some(Handle::Lower(_, ino)) => self
+                .passthrough
+                .release(ino, passthrough::Mode::Cached { keep_cache: true }),
+            _ => {}
+        }
         Ok(())
     }
 
@@ -942,7 +977,11 @@ impl Filesystem for OverlayFs {
     async fn opendir(&self, _req: Request, inode: u64, _flags: u32) -> FuseResult<ReplyOpen> {
         let items = self.merged_listing(inode).await?;
         let fh = self.add_handle(Handle::Dir(Arc::new(items)));
-        Ok(ReplyOpen { fh, flags: 0 })
+        Ok(ReplyOpen {
+            fh,
+            flags: 0,
+            backing_id: 0,
+        })
     }
 
     async fn readdir<'a>(
@@ -1070,8 +1109,11 @@ impl Filesystem for OverlayFs {
     ) -> FuseResult<ReplyCreated> {
         let _ns = self.ns_lock.lock().await;
         let perm = Mode::from_raw_mode(mode & 0o7777);
-        let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC;
+        // Read-write whatever was asked: the file may be passed through, and its backing file
+        // then serves readers too (a new file grants the access whatever its mode).
+        let keep = libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC;
         let oflags = OFlags::from_bits_retain((flags as i32 & keep) as u32)
+            | OFlags::RDWR
             | OFlags::CREATE
             | OFlags::EXCL
             | OFlags::CLOEXEC;
@@ -1083,13 +1125,18 @@ impl Filesystem for OverlayFs {
             })
             .await?;
         let fd = opened.ok_or(OverlayError::Errno(libc::EIO))?;
-        let fh = self.add_handle(Handle::Upper(Arc::new(std::fs::File::from(fd)), e.attr.ino));
+        let st = rustix::fs::fstat(&fd).map_err(OverlayError::from)?;
+        let file = std::fs::File::from(fd);
+        let mode = self.passthrough.open_upper(e.attr.ino, &file, &st, true);
+        let fh = self.add_handle(Handle::Upper(Arc::new(file), e.attr.ino, mode));
+        let reply = open_reply(fh, mode);
         Ok(ReplyCreated {
             ttl: UPPER_TTL,
             attr: e.attr,
             generation: 0,
             fh,
-            flags: 0,
+            flags: reply.flags,
+            backing_id: reply.backing_id,
         })
     }
 

@@ -76,7 +76,7 @@ impl OverlayFs {
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .filter_map(|h| match h {
-                super::Handle::Upper(f, _) => Some(f.clone()),
+                super::Handle::Upper(f, _, _) => Some(f.clone()),
                 _ => None,
             })
             .collect();

@@ -51,6 +51,8 @@ pub struct MountOptions {
     pub(crate) force_readdir_plus: bool,
     /// Scorpio patch: whether to ask for `FUSE_AUTO_INVAL_DATA` (upstream always did).
     pub(crate) auto_inval_data: bool,
+    /// Scorpio patch: whether to ask for `FUSE_PASSTHROUGH`.
+    pub(crate) passthrough: bool,
 
     // FUSE transfer size options
     /// Maximum size of write requests. Default is 128KB.
@@ -97,6 +99,7 @@ impl Default for MountOptions {
             direct_io: false,
             force_readdir_plus: false,
             auto_inval_data: true,
+            passthrough: false,
             max_write: NonZeroU32::new(DEFAULT_MAX_WRITE).unwrap(),
             max_readahead: None,
             rootmode: None,
@@ -220,6 +223,15 @@ impl MountOptions {
     /// written through the mount stay cached instead of being read back from the daemon.
     pub fn auto_inval_data(&mut self, auto_inval_data: bool) -> &mut Self {
         self.auto_inval_data = auto_inval_data;
+
+        self
+    }
+
+    /// Scorpio patch: ask the kernel for FUSE passthrough (default off): an open may then name
+    /// a backing file (`Notify::backing_open`) that the kernel reads and writes directly.
+    /// Registering backing files needs CAP_SYS_ADMIN.
+    pub fn passthrough(&mut self, passthrough: bool) -> &mut Self {
+        self.passthrough = passthrough;
 
         self
     }

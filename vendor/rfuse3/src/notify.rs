@@ -234,6 +234,18 @@ impl Notify {
         })
     }
 
+    /// Scorpio patch: registers `fd` as a backing file for FUSE passthrough; put the id in
+    /// `ReplyOpen::backing_id` with `FOPEN_PASSTHROUGH`. Fails when the session did not
+    /// negotiate passthrough or the daemon lacks CAP_SYS_ADMIN.
+    pub fn backing_open(&self, fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<i32> {
+        self.sender.backing_open(fd)
+    }
+
+    /// Scorpio patch: drops a backing id once no open needs it any more.
+    pub fn backing_close(&self, id: i32) -> std::io::Result<()> {
+        self.sender.backing_close(id)
+    }
+
     /// try to notify kernel the IO is ready, kernel can wakeup the waiting program.
     pub async fn wakeup(mut self, kh: u64) {
         let _ = self.notify(NotifyKind::Wakeup { kh }).await;

@@ -905,6 +905,7 @@ where
                     generation: 0,
                     fh: created.fh,
                     flags: created.flags,
+                    backing_id: 0,
                 })
             }
         }

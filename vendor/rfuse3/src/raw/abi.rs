@@ -36,6 +36,11 @@ pub const FUSE_KERNEL_VERSION: u32 = 7;
 
 pub const FUSE_KERNEL_MINOR_VERSION: u32 = 31;
 
+/// Scorpio patch: the init flags continue in `flags2`.
+pub const FUSE_INIT_EXT: u32 = 1 << 30;
+/// Scorpio patch: `FUSE_PASSTHROUGH` (bit 37 of the init flags), as a bit of `flags2`.
+pub const FUSE_PASSTHROUGH_FLAG2: u32 = 1 << (37 - 32);
+
 pub const DEFAULT_MAX_BACKGROUND: u16 = 12;
 
 pub const DEFAULT_CONGESTION_THRESHOLD: u16 = DEFAULT_MAX_BACKGROUND * 3 / 4;
@@ -688,7 +693,8 @@ pub const FUSE_OPEN_OUT_SIZE: usize = mem::size_of::<fuse_open_out>();
 pub struct fuse_open_out {
     pub fh: u64,
     pub open_flags: u32,
-    pub(crate) _padding: u32,
+    /// Scorpio patch: the backing file of a `FOPEN_PASSTHROUGH` open.
+    pub backing_id: i32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -848,7 +854,11 @@ pub struct fuse_init_out {
     pub time_gran: u32,
     pub max_pages: u16,
     pub map_alignment: u16,
-    pub unused: [u32; 8],
+    /// Scorpio patch: the high half of the flags (with `FUSE_INIT_EXT`).
+    pub flags2: u32,
+    /// Scorpio patch: how deep backing files may be stacked (with `FUSE_PASSTHROUGH`).
+    pub max_stack_depth: u32,
+    pub unused: [u32; 6],
 }
 
 /*#[derive(Debug)]

@@ -3,6 +3,9 @@
 pub use crate::raw::abi::FOPEN_DIRECT_IO;
 pub use crate::raw::abi::FOPEN_KEEP_CACHE;
 pub use crate::raw::abi::FOPEN_NONSEEKABLE;
+/// Scorpio patch: the kernel reads and writes the open file's backing file itself
+/// (`ReplyOpen::backing_id`).
+pub const FOPEN_PASSTHROUGH: u32 = 1 << 7;
 pub use crate::raw::abi::FUSE_IOCTL_32BIT;
 pub use crate::raw::abi::FUSE_IOCTL_COMPAT;
 pub use crate::raw::abi::FUSE_IOCTL_DIR;

@@ -170,6 +170,9 @@ pub struct ReplyOpen {
     pub fh: u64,
     /// the flags.
     pub flags: u32,
+    /// Scorpio patch: with `flags` holding `FOPEN_PASSTHROUGH`, the id from
+    /// `Notify::backing_open` of the file the kernel reads and writes directly; else 0.
+    pub backing_id: i32,
 }
 
 impl From<ReplyOpen> for fuse_open_out {
@@ -177,7 +180,7 @@ impl From<ReplyOpen> for fuse_open_out {
         fuse_open_out {
             fh: opened.fh,
             open_flags: opened.flags,
-            _padding: 0,
+            backing_id: opened.backing_id,
         }
     }
 }
@@ -318,6 +321,8 @@ pub struct ReplyCreated {
     pub fh: u64,
     /// the flags.
     pub flags: u32,
+    /// Scorpio patch: as [`ReplyOpen::backing_id`].
+    pub backing_id: i32,
 }
 
 impl From<ReplyCreated> for (fuse_entry_out, fuse_open_out) {
@@ -337,7 +342,7 @@ impl From<ReplyCreated> for (fuse_entry_out, fuse_open_out) {
         let open_out = fuse_open_out {
             fh: created.fh,
             open_flags: created.flags,
-            _padding: 0,
+            backing_id: created.backing_id,
         };
 
         (entry_out, open_out)

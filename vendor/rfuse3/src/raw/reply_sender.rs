@@ -36,6 +36,22 @@ impl ReplySender {
         let _ = self.conn.set(conn);
     }
 
+    /// Registers a backing file for FUSE passthrough (see `FuseConnection::backing_open`).
+    pub(crate) fn backing_open(&self, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<i32> {
+        self.conn
+            .get()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "not mounted"))?
+            .backing_open(fd)
+    }
+
+    /// Drops a backing id (see `FuseConnection::backing_close`).
+    pub(crate) fn backing_close(&self, id: i32) -> io::Result<()> {
+        self.conn
+            .get()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "not mounted"))?
+            .backing_close(id)
+    }
+
     /// Writes one reply or notification now; never fails the caller.
     pub(crate) fn unbounded_send(&self, data: FuseData) -> Result<(), io::Error> {
         // Unbound: the caller learns it (a notification's count is then given back by Notify).

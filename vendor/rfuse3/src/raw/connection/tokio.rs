@@ -264,6 +264,66 @@ impl FuseConnection {
         }
     }
 
+    /// Scorpio patch: registers `fd` as a backing file (`FUSE_DEV_IOC_BACKING_OPEN`); the id
+    /// goes into an open reply with `FOPEN_PASSTHROUGH`. Needs CAP_SYS_ADMIN and a connection
+    /// that negotiated passthrough.
+    #[cfg(target_os = "linux")]
+    pub fn backing_open(&self, fd: BorrowedFd<'_>) -> io::Result<i32> {
+        use std::os::fd::AsRawFd;
+
+        /// `struct fuse_backing_map`.
+        #[repr(C)]
+        struct BackingMap {
+            fd: i32,
+            flags: u32,
+            padding: u64,
+        }
+        /// `_IOW(229, 1, struct fuse_backing_map)`.
+        const FUSE_DEV_IOC_BACKING_OPEN: libc::c_ulong = 0x4010_e501;
+
+        let map = BackingMap {
+            fd: fd.as_raw_fd(),
+            flags: 0,
+            padding: 0,
+        };
+        // SAFETY: the device fd is ours; `map` is a valid fuse_backing_map for the call.
+        let rc = unsafe {
+            libc::ioctl(
+                self.as_fd().as_raw_fd(),
+                FUSE_DEV_IOC_BACKING_OPEN,
+                &map as *const BackingMap,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(rc)
+    }
+
+    /// Scorpio patch: drops a backing id (`FUSE_DEV_IOC_BACKING_CLOSE`); files already open
+    /// with it keep their backing file.
+    #[cfg(target_os = "linux")]
+    pub fn backing_close(&self, id: i32) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+
+        /// `_IOW(229, 2, uint32_t)`.
+        const FUSE_DEV_IOC_BACKING_CLOSE: libc::c_ulong = 0x4004_e502;
+
+        let id = id as u32;
+        // SAFETY: the device fd is ours; `id` is a valid u32 for the call.
+        let rc = unsafe {
+            libc::ioctl(
+                self.as_fd().as_raw_fd(),
+                FUSE_DEV_IOC_BACKING_CLOSE,
+                &id as *const u32,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Scorpio patch: writes one reply or notification on the calling thread, without a lock.
     ///
     /// Each `write` carries one whole message, so threads need no lock between them. The kernel

@@ -1592,6 +1592,25 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
             reply_flags |= FUSE_XTIMES;
         }
 
+        // Scorpio patch: FUSE passthrough is in the high flags (`FUSE_INIT_EXT`), which the
+        // kernel sends after the four fields `fuse_init_in` reads.
+        let mut reply_flags2 = 0;
+        let mut max_stack_depth = 0;
+        let flags2 = data
+            .get(16..20)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        if self.mount_options.passthrough
+            && init_in.flags & FUSE_INIT_EXT > 0
+            && flags2 & FUSE_PASSTHROUGH_FLAG2 > 0
+        {
+            debug!("enable FUSE_PASSTHROUGH");
+
+            reply_flags |= FUSE_INIT_EXT;
+            reply_flags2 |= FUSE_PASSTHROUGH_FLAG2;
+            // Backing files sit on a plain filesystem (depth 0).
+            max_stack_depth = 1;
+        }
+
         let init_reply = match fs.init(request).await {
             Ok(reply) => reply,
             Err(err) => {
@@ -1640,7 +1659,9 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
             time_gran: DEFAULT_TIME_GRAN,
             max_pages: DEFAULT_MAX_PAGES,
             map_alignment: DEFAULT_MAP_ALIGNMENT,
-            unused: [0; 8],
+            flags2: reply_flags2,
+            max_stack_depth,
+            unused: [0; 6],
         };
 
         debug!("fuse init out {:?}", init_out);
