@@ -863,11 +863,13 @@ impl Filesystem for OverlayFs {
 
     async fn fsync(&self, _req: Request, _inode: u64, fh: u64, datasync: bool) -> FuseResult<()> {
         let file = self.file_handle(fh)?;
-        if datasync {
-            file.sync_data()
-        } else {
-            file.sync_all()
-        }
+        // On a blocking thread: the session thread serves every other request meanwhile.
+        tokio::task::spawn_blocking(move || match datasync {
+            true => file.sync_data(),
+            false => file.sync_all(),
+        })
+        .await
+        .map_err(|e| OverlayError::Io(std::io::Error::other(e.to_string())))?
         .map_err(OverlayError::from)?;
         Ok(())
     }
@@ -1089,7 +1091,11 @@ impl Filesystem for OverlayFs {
                 Mode::empty(),
             )
             .map_err(OverlayError::from)?;
-            rustix::fs::fsync(&fd).map_err(OverlayError::from)?;
+            // On a blocking thread, as fsync.
+            tokio::task::spawn_blocking(move || rustix::fs::fsync(&fd))
+                .await
+                .map_err(|e| OverlayError::Io(std::io::Error::other(e.to_string())))?
+                .map_err(OverlayError::from)?;
         }
         Ok(())
     }
