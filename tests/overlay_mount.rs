@@ -969,6 +969,26 @@ fn writes_by_the_kernel_and_reads_through_the_daemon_agree() {
     drop((w1, w2));
     assert_eq!(read(&p), b"SPort");
 
+    // A write by another user clears the set-user-ID bit, also when the kernel writes the
+    // upper file itself.
+    let s = root.join("setuid.bin");
+    std::fs::write(&s, b"x").expect("create");
+    std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o4777)).expect("chmod 4777");
+    let status = {
+        use std::os::unix::process::CommandExt;
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("echo more >> '{}'", s.display()))
+            .uid(65534)
+            .gid(65534)
+            .status()
+            .expect("run sh as nobody")
+    };
+    assert!(status.success(), "nobody could not append: {status:?}");
+    let mode = std::fs::metadata(&s).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o7777, 0o777, "mode after the write: {mode:o}");
+    assert_eq!(read(&s), b"xmore\n");
+
     // The bytes are in the upper layer, where commit and push take them from.
     assert_eq!(read(&upper.join("written.bin")), b"SPort");
     assert_eq!(read(&upper.join(fixture::DEEP_FILE)), want);
