@@ -62,18 +62,21 @@ fn set_mark(dir: impl AsFd, name: &OsStr, whiteout: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether the entry `name` (with stat `st`) in `dir` is a whiteout.
-pub fn is_whiteout(dir: impl AsFd, name: &OsStr, st: &Stat) -> bool {
-    // Only empty regular files can be whiteouts; this spares an xattr call for everything else.
+/// Only empty regular files can be whiteouts; checking this first spares an xattr call for
+/// everything else.
+fn may_be_whiteout(st: &Stat) -> bool {
     rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
         && st.st_size == 0
-        && has_mark(dir, name, true)
+}
+
+/// Whether the entry `name` (with stat `st`) in `dir` is a whiteout.
+pub fn is_whiteout(dir: impl AsFd, name: &OsStr, st: &Stat) -> bool {
+    may_be_whiteout(st) && has_mark(dir, name, true)
 }
 
 /// Whether the open file `fd` (with stat `st`) is a whiteout.
 pub fn is_whiteout_fd(fd: impl AsFd, st: &Stat) -> bool {
-    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
-        && st.st_size == 0
+    may_be_whiteout(st)
         && marks(true)
             .iter()
             .any(|m| rustix::fs::fgetxattr(fd.as_fd(), *m, &mut [0u8; 4][..]).is_ok())
