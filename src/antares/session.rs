@@ -38,21 +38,8 @@ pub struct LiveSession {
 /// Mount options of an Antares session: like the workspace's (the kernel checks permissions
 /// from the modes we report; root lets every user in), read-only when asked.
 fn options(readonly: bool) -> MountOptions {
-    let mut o = MountOptions::default();
-    let (uid, _) = mount::current_ids();
-    o.fs_name("scorpio-antares")
-        .default_permissions(true)
-        .allow_other(uid == 0)
-        .read_only(readonly)
-        .max_readahead(Some(1 << 20))
-        // File data changes only through this mount or through Scorpio's own operations,
-        // which invalidate what they change (or give changed content a new inode). The
-        // kernel's default, dropping a file's pages whenever it sees a new mtime, made every
-        // file written here be read back from the daemon.
-        .auto_inval_data(false)
-        // Files written through an overlay are then written by the kernel itself; registering
-        // them needs CAP_SYS_ADMIN, so only root asks (overlay/passthrough.rs).
-        .passthrough(uid == 0);
+    let mut o = mount::workspace_options();
+    o.fs_name("scorpio-antares").read_only(readonly);
     o
 }
 
