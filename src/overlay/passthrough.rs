@@ -42,6 +42,17 @@ struct Opens {
     stale_pages: bool,
 }
 
+impl Opens {
+    /// Counts one more cached open; the kernel may keep the inode's pages unless a
+    /// passthrough write made them stale (then this open drops them, and they are fresh again).
+    fn add_cached(&mut self) -> Mode {
+        self.cached += 1;
+        Mode::Cached {
+            keep_cache: !std::mem::take(&mut self.stale_pages),
+        }
+    }
+}
+
 /// A registered backing file and how many opens use it.
 struct Backing {
     id: i32,
@@ -73,11 +84,7 @@ impl Passthrough {
     /// Records a cached open of `ino` (a lower file, or an upper one that is not passed
     /// through) and says whether the kernel may keep its pages.
     pub(super) fn open_cached(&self, ino: u64) -> Mode {
-        let mut t = self.table();
-        let o = t.entry(ino).or_default();
-        o.cached += 1;
-        let keep_cache = !std::mem::take(&mut o.stale_pages);
-        Mode::Cached { keep_cache }
+        self.table().entry(ino).or_default().add_cached()
     }
 
     /// Records an open of upper file `file` of `ino`: passed through when `writable` (or when
@@ -100,8 +107,7 @@ impl Passthrough {
         let mut t = self.table();
         let o = t.entry(ino).or_default();
         if o.cached > 0 {
-            o.cached += 1;
-            return Mode::Cached { keep_cache: true };
+            return o.add_cached();
         }
         match &mut o.backing {
             Some(b) if b.file == id_of_file => {
@@ -115,11 +121,7 @@ impl Passthrough {
                 o.cached += 1;
                 return Mode::Cached { keep_cache: false };
             }
-            None if !writable => {
-                o.cached += 1;
-                let keep_cache = !std::mem::take(&mut o.stale_pages);
-                return Mode::Cached { keep_cache };
-            }
+            None if !writable => return o.add_cached(),
             None => {}
         }
         match notify.backing_open(file.as_fd()) {
@@ -135,8 +137,7 @@ impl Passthrough {
             Err(e) => {
                 tracing::info!(error = %e, "FUSE passthrough unavailable; writes go through the daemon");
                 self.off.store(true, Ordering::Relaxed);
-                o.cached += 1;
-                Mode::Cached { keep_cache: true }
+                o.add_cached()
             }
         }
     }
