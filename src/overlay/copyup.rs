@@ -149,8 +149,7 @@ impl OverlayFs {
                     tokio::task::spawn_blocking(move || {
                         std::io::copy(&mut src, &mut dst).map(|_| ())
                     })
-                    .await
-                    .map_err(|e| OverlayError::Io(std::io::Error::other(e.to_string())))??;
+                    .await??;
                 }
                 _ => return errno(libc::EIO),
             }

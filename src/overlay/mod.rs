@@ -55,6 +55,13 @@ pub enum OverlayError {
     Lower(#[from] DicError),
 }
 
+/// A blocking task that panicked or was cancelled: an I/O error (EIO at the FUSE edge).
+impl From<tokio::task::JoinError> for OverlayError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        OverlayError::Io(std::io::Error::from(e))
+    }
+}
+
 impl From<rustix::io::Errno> for OverlayError {
     fn from(e: rustix::io::Errno) -> Self {
         OverlayError::Errno(e.raw_os_error())

@@ -869,7 +869,7 @@ impl Filesystem for OverlayFs {
             false => file.sync_all(),
         })
         .await
-        .map_err(|e| OverlayError::Io(std::io::Error::other(e.to_string())))?
+        .map_err(OverlayError::from)?
         .map_err(OverlayError::from)?;
         Ok(())
     }
@@ -1094,7 +1094,7 @@ impl Filesystem for OverlayFs {
             // On a blocking thread, as fsync.
             tokio::task::spawn_blocking(move || rustix::fs::fsync(&fd))
                 .await
-                .map_err(|e| OverlayError::Io(std::io::Error::other(e.to_string())))?
+                .map_err(OverlayError::from)?
                 .map_err(OverlayError::from)?;
         }
         Ok(())
