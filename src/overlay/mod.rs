@@ -288,40 +288,29 @@ impl OverlayFs {
         Ok(parts.iter().rev().collect())
     }
 
-    /// Opens the upper directory at `rel` (`O_PATH`), if it exists.
-    fn open_upper_dir(&self, rel: &Path) -> Result<Option<OwnedFd>> {
+    /// Opens `rel` (`""` is the layer root) in the upper layer with `flags`, if it is there.
+    fn open_upper_rel(&self, rel: &Path, flags: OFlags) -> Result<Option<OwnedFd>> {
         let rel: &Path = if rel.as_os_str().is_empty() {
             Path::new(".")
         } else {
             rel
-        };
-        match rustix::fs::openat2(
-            &self.upper_fd,
-            rel,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            RESOLVE,
-        ) {
-            Ok(fd) => Ok(Some(fd)),
-            Err(e) if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Opens `ino` itself in the upper layer with `flags`, if it is there: one `openat2` from
-    /// the layer root, where going through its directory costs three system calls.
-    fn open_upper(&self, ino: u64, flags: OFlags) -> Result<Option<OwnedFd>> {
-        let rel = self.rel_path(ino)?;
-        let rel: &Path = if rel.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            &rel
         };
         match rustix::fs::openat2(&self.upper_fd, rel, flags, Mode::empty(), RESOLVE) {
             Ok(fd) => Ok(Some(fd)),
             Err(e) if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Opens the upper directory at `rel` (`O_PATH`), if it exists.
+    fn open_upper_dir(&self, rel: &Path) -> Result<Option<OwnedFd>> {
+        self.open_upper_rel(rel, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC)
+    }
+
+    /// Opens `ino` itself in the upper layer with `flags`, if it is there: one `openat2` from
+    /// the layer root, where going through its directory costs three system calls.
+    fn open_upper(&self, ino: u64, flags: OFlags) -> Result<Option<OwnedFd>> {
+        self.open_upper_rel(&self.rel_path(ino)?, flags)
     }
 
     /// The upper directory of `ino` (a directory node), if it is in the upper layer.
