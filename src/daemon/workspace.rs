@@ -62,7 +62,7 @@ impl From<MountError> for AppError {
             MountError::AlreadyMounted(_) => (StatusCode::CONFLICT, "ALREADY_MOUNTED"),
             MountError::Overlaps(..) => (StatusCode::CONFLICT, "OVERLAPS_MOUNT"),
             MountError::NotMounted(_) => (StatusCode::NOT_FOUND, "NOT_MOUNTED"),
-            MountError::Busy(_) => (StatusCode::CONFLICT, "BUSY"),
+            MountError::Busy(..) => (StatusCode::CONFLICT, "BUSY"),
             MountError::Cl(..) => (StatusCode::BAD_GATEWAY, "CL_UNAVAILABLE"),
             MountError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         };

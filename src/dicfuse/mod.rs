@@ -1,14 +1,12 @@
 //! Dicfuse: the read-only view of one commit of the remote.
 //!
 //! A directory is listed from the remote the first time it is looked into and then lives in the
-//! inode table; a file's content is fetched on first open. Entries of a commit never change, so
+//! inode table; a file's content is fetched on first read. Entries of a commit never change, so
 //! the kernel is told to cache them for a long time (entries, attributes, pages and listings).
 
 mod ops;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,8 +31,6 @@ pub struct Dicfuse {
     time: i64,
     uid: u32,
     gid: u32,
-    handles: Mutex<HashMap<u64, Arc<File>>>,
-    next_fh: AtomicU64,
     dir_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     listings: moka::sync::Cache<u64, Arc<Vec<Child>>>,
 }
@@ -49,8 +45,6 @@ impl Dicfuse {
             epoch: tokio::sync::RwLock::new(()),
             uid,
             gid,
-            handles: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1),
             dir_locks: Mutex::new(HashMap::new()),
             listings: moka::sync::Cache::new(16_384),
         }
@@ -209,35 +203,6 @@ impl Dicfuse {
         let size = self.size_of(ino, node).await?;
         Ok(self.attr_with(ino, node, size))
     }
-
-    fn add_handle(&self, f: File) -> u64 {
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, Arc::new(f));
-        fh
-    }
-
-    fn handle(&self, fh: u64) -> Option<Arc<File>> {
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&fh)
-            .cloned()
-    }
-
-    fn drop_handle(&self, fh: u64) {
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
-    }
-
-    /// Open file handles (for leak checks).
-    pub fn open_handles(&self) -> usize {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
 }
 
 /// Why a Dicfuse operation failed; mapped to an errno at the FUSE edge.
@@ -318,7 +283,7 @@ impl Dicfuse {
     }
 
     /// A readable file with the content of `ino` (fetched and verified first if needed).
-    pub async fn lower_open(&self, ino: u64) -> Result<File, DicError> {
+    pub async fn lower_open(&self, ino: u64) -> Result<std::fs::File, DicError> {
         let node = self.node(ino)?;
         if node.kind.is_dir() {
             return Err(DicError::IsDir);

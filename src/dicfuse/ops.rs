@@ -236,32 +236,26 @@ impl Filesystem for Dicfuse {
         erofs()
     }
 
-    async fn open(&self, _req: Request, inode: u64, flags: u32) -> Result<ReplyOpen> {
-        if flags as i32 & libc::O_ACCMODE != libc::O_RDONLY || flags as i32 & libc::O_TRUNC != 0 {
-            return erofs();
-        }
+    /// Opens are zero-message (see `NO_OPEN`): the kernel keeps no handle of ours, so reads
+    /// find the blob by inode and the first read of a file is what fetches its content.
+    async fn open(&self, _req: Request, _inode: u64, _flags: u32) -> Result<ReplyOpen> {
+        Err(crate::NO_OPEN.into())
+    }
+
+    async fn read(
+        &self,
+        _req: Request,
+        inode: u64,
+        _fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<ReplyData> {
         let node = self.node(inode)?;
         if node.kind.is_dir() {
             return Err(DicError::IsDir.into());
         }
         let oid = node.oid.ok_or(DicError::NoEntry)?;
         let file = self.store.open_blob(oid).await.map_err(DicError::from)?;
-        Ok(ReplyOpen {
-            fh: self.add_handle(file),
-            flags: FOPEN_KEEP_CACHE,
-            backing_id: 0,
-        })
-    }
-
-    async fn read(
-        &self,
-        _req: Request,
-        _inode: u64,
-        fh: u64,
-        offset: u64,
-        size: u32,
-    ) -> Result<ReplyData> {
-        let file = self.handle(fh).ok_or(libc::EBADF)?;
         let data = crate::fileio::read_full_at(&file, offset, size as usize).map_err(|e| {
             tracing::error!(error = %e, "reading a cached object failed");
             libc::EIO
@@ -301,12 +295,11 @@ impl Filesystem for Dicfuse {
         &self,
         _req: Request,
         _inode: u64,
-        fh: u64,
+        _fh: u64,
         _flags: u32,
         _lock_owner: u64,
         _flush: bool,
     ) -> Result<()> {
-        self.drop_handle(fh);
         Ok(())
     }
 

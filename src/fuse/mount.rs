@@ -42,9 +42,8 @@ pub fn workspace_options() -> MountOptions {
         // kernel's default, dropping a file's pages whenever it sees a new mtime, made every
         // file written here be read back from the daemon.
         .auto_inval_data(false)
-        // Files written through an overlay are then written by the kernel itself; registering
-        // them needs CAP_SYS_ADMIN, so only root asks (overlay/passthrough.rs).
-        .passthrough(uid == 0);
+        // Every OPEN is answered ENOSYS (`crate::NO_OPEN`); this also keeps O_TRUNC a SETATTR.
+        .no_open_support(true);
     o
 }
 

@@ -40,9 +40,9 @@ pub enum MountError {
     /// The path is not mounted.
     #[error("{0:?} is not mounted")]
     NotMounted(String),
-    /// Files of the mount are open.
-    #[error("{0:?} has open files; close them first")]
-    Busy(String),
+    /// Something under the mount is in use (open files, mappings, working directories).
+    #[error("{0:?} is in use by {1}; close its files first")]
+    Busy(String, String),
     /// The change list could not be read or applied.
     #[error("change list {0:?}: {1}")]
     Cl(String, String),
@@ -368,19 +368,25 @@ impl MountManager {
     pub async fn unmount(&self, path: &str) -> Result<(), MountError> {
         let path = normalize(path)?;
         let mut active = self.active.lock().await;
-        let (slot, ovl, _) = active
+        let (slot, _, _) = active
             .get(&path)
             .cloned()
             .ok_or_else(|| MountError::NotMounted(path.clone()))?;
-        // The kernel sends RELEASE after close() has returned: give closes just made a moment.
-        for _ in 0..200 {
-            if ovl.open_handles() == 0 {
+        // Once detached, its inodes stop answering: refuse while a process uses them. A process
+        // that is exiting is given a moment to let go.
+        let mountpoint = self.info(&path).mountpoint;
+        // /proc shows paths with symlinks resolved.
+        let mountpoint = std::fs::canonicalize(&mountpoint).unwrap_or(mountpoint);
+        let mut holders = super::busy::holders(&mountpoint);
+        for _ in 0..20 {
+            if holders.is_empty() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            holders = super::busy::holders(&mountpoint);
         }
-        if ovl.open_handles() > 0 {
-            return Err(MountError::Busy(path));
+        if !holders.is_empty() {
+            return Err(MountError::Busy(path, super::busy::describe(&holders)));
         }
         self.table
             .remove(path.as_bytes())

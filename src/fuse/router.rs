@@ -63,9 +63,6 @@ impl MegaFuse {
 
     /// Hands the router the session's notify channel, for cache invalidation.
     pub fn set_notify(&self, n: Notify) {
-        for ovl in self.read().slots.values() {
-            ovl.enable_passthrough(n.clone());
-        }
         let _ = self.notify.set(n);
     }
 
@@ -75,9 +72,6 @@ impl MegaFuse {
 
     /// Splices `ovl` in at `name` of Dicfuse directory `parent` (`None`: the whole repository).
     pub async fn attach(&self, slot: u32, at: Option<(u64, OsString)>, ovl: Arc<OverlayFs>) {
-        if let Some(n) = self.notify.get() {
-            ovl.enable_passthrough(n.clone());
-        }
         {
             let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
             t.slots.insert(slot, ovl);

@@ -36,6 +36,10 @@ impl OverlayFs {
     /// Makes sure `ino` is in the upper layer, copying it and any missing ancestors up.
     /// The caller holds `ns_lock`.
     pub(super) async fn copy_up(&self, ino: u64) -> Result<()> {
+        if self.info(ino)?.detached {
+            // Its name is gone: copying it up would bring back a removed entry.
+            return errno(libc::ENOENT);
+        }
         let mut chain = Vec::new();
         let mut cur = ino;
         while cur != self.root_ino() && self.upper_stat(cur)?.is_none() {
@@ -50,7 +54,6 @@ impl OverlayFs {
                 .ok_or(OverlayError::Errno(libc::EIO))?;
             self.copy_lower_entry(lower, &pdir, &info.name, false)
                 .await?;
-            self.move_lower_handles_up(n)?;
             tracing::debug!(path = %self.rel_path(n)?.display(), "copied up");
         }
         Ok(())

@@ -8,12 +8,16 @@
 //! the daemon outside the layer.
 //!
 //! Inodes: this overlay owns `[base, base + 2^32)`; its root is `base + 1`.
+//!
+//! Files are opened without a message (`crate::NO_OPEN`): the daemon never learns of an open
+//! or a close, so every read and write names an inode and is served from whichever layer holds
+//! it at that moment (a write copies up first). An inode whose last name is removed while the
+//! kernel still knows it (it may be open) keeps its upper file through an fd until FORGET.
 
 pub mod cl;
 mod copyup;
 pub mod lower;
 mod ops;
-mod passthrough;
 mod readdir;
 pub mod settle;
 pub mod whiteout;
@@ -116,6 +120,9 @@ struct NodeInfo {
     /// The lower entry at this path: for a directory, the lower directory merged into it
     /// (`None` when it is opaque or the lower has none); for a file, what it was copied from.
     lower: Option<u64>,
+    /// Its last name was removed (unlink, or a rename over it): it is never reached by path
+    /// again, only through `orphans` (or its immutable lower entry).
+    detached: bool,
 }
 
 #[derive(Default)]
@@ -125,15 +132,6 @@ struct NodeTable {
     /// Upper files with more than one link, by (dev, ino), so hard links share an inode.
     by_upper: HashMap<(u64, u64), u64>,
     next: u64,
-}
-
-/// An open file or directory.
-enum Handle {
-    /// An open upper file of an inode: it stays valid when its name is unlinked or renamed.
-    Upper(Arc<File>, u64, passthrough::Mode),
-    /// An open lower file (read-only) of an inode.
-    Lower(Arc<File>, u64),
-    Dir(Arc<Vec<readdir::DirItem>>),
 }
 
 /// A writable overlay over one Dicfuse directory.
@@ -146,12 +144,15 @@ pub struct OverlayFs {
     work_fd: OwnedFd,
     lower: Lower,
     nodes: Mutex<NodeTable>,
-    handles: Mutex<HashMap<u64, Handle>>,
+    /// Open directories: the merged listing taken at OPENDIR, so offsets stay stable.
+    dirs: Mutex<HashMap<u64, Arc<Vec<readdir::DirItem>>>>,
     next_fh: AtomicU64,
-    /// Serialises namespace changes (create, unlink, rename, copy-up).
-    ns_lock: tokio::sync::Mutex<()>,
-    /// Which opens the kernel serves itself from the upper file (FUSE passthrough).
-    passthrough: passthrough::Passthrough,
+    /// Upper files of detached inodes the kernel still knows, by inode (see the module doc).
+    orphans: Mutex<HashMap<u64, Arc<File>>>,
+    /// Exclusive for namespace changes (create, unlink, rename, copy-up, settle); shared while
+    /// a read or write resolves an inode to its file and uses it, so that the file is the one
+    /// the inode names.
+    ns_lock: tokio::sync::RwLock<()>,
 }
 
 /// Where an upper entry is: its directory and its name in it.
@@ -211,6 +212,7 @@ impl OverlayFs {
                 name: OsString::new(),
                 lookups: 1,
                 lower: lower_root,
+                detached: false,
             },
         );
         Ok(OverlayFs {
@@ -222,17 +224,11 @@ impl OverlayFs {
             work_fd: open_dir(work)?,
             lower,
             nodes: Mutex::new(table),
-            handles: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            ns_lock: tokio::sync::Mutex::new(()),
-            passthrough: passthrough::Passthrough::default(),
+            orphans: Mutex::new(HashMap::new()),
+            ns_lock: tokio::sync::RwLock::new(()),
         })
-    }
-
-    /// Lets the kernel write files opened for writing itself (FUSE passthrough), through the
-    /// session's channel; without this call every open goes through the daemon.
-    pub fn enable_passthrough(&self, notify: rfuse3::notify::Notify) {
-        self.passthrough.enable(notify);
     }
 
     /// The root inode.
@@ -248,11 +244,6 @@ impl OverlayFs {
     /// The upper directory.
     pub fn upper_path(&self) -> &Path {
         &self.upper_path
-    }
-
-    /// Open handles (for leak checks).
-    pub fn open_handles(&self) -> usize {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Known inodes (for leak checks).
@@ -279,6 +270,9 @@ impl OverlayFs {
         let mut cur = ino;
         while cur != self.root_ino() {
             let n = t.nodes.get(&cur).ok_or(OverlayError::Errno(libc::ENOENT))?;
+            if n.detached {
+                return errno(libc::ENOENT);
+            }
             parts.push(n.name.clone());
             cur = n.parent;
             if parts.len() > 4096 {
@@ -330,6 +324,9 @@ impl OverlayFs {
             }));
         }
         let info = self.info(ino)?;
+        if info.detached {
+            return Ok(None);
+        }
         Ok(self.upper_dir_of(info.parent)?.map(|dir| Target {
             dir,
             name: info.name,
@@ -376,8 +373,8 @@ impl OverlayFs {
         if let Some((_, st)) = self.upper_stat(ino)? {
             return Ok(self.attr_from_stat(ino, &st));
         }
-        // Unlinked but still open: the open file is the truth.
-        if let Some(f) = self.any_upper_handle(ino) {
+        // Detached but still known: the kept file is the truth.
+        if let Some(f) = self.orphan(ino) {
             return Ok(self.attr_from_stat(ino, &rustix::fs::fstat(&*f)?));
         }
         let info = self.info(ino)?;
@@ -418,6 +415,7 @@ impl OverlayFs {
                         name: name.to_os_string(),
                         lookups: 0,
                         lower,
+                        detached: false,
                     },
                 );
                 ino
@@ -428,6 +426,13 @@ impl OverlayFs {
             n.parent = parent;
             n.name = name.to_os_string();
             n.lower = lower;
+            if std::mem::take(&mut n.detached) {
+                // Found again through another link of its upper file: a path names it again.
+                self.orphans
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&ino);
+            }
         }
         t.by_name.insert(key, ino);
         if let Some(id) = upper_id {
@@ -461,80 +466,118 @@ impl OverlayFs {
         }
     }
 
-    /// The open upper file behind `fh`, if that is what it is.
-    fn upper_handle(&self, fh: Option<u64>) -> Option<Arc<File>> {
-        match self
-            .handles
+    /// The kept upper file of detached inode `ino`, if there is one.
+    fn orphan(&self, ino: u64) -> Option<Arc<File>> {
+        self.orphans
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&fh?)
-        {
-            Some(Handle::Upper(f, _, _)) => Some(f.clone()),
-            _ => None,
-        }
+            .get(&ino)
+            .cloned()
     }
 
-    /// Any open upper file of `ino` (an unlinked file is still reachable through it).
-    fn any_upper_handle(&self, ino: u64) -> Option<Arc<File>> {
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .find_map(|h| match h {
-                Handle::Upper(f, i, _) if *i == ino => Some(f.clone()),
-                _ => None,
-            })
-    }
-
-    /// Points the open lower handles of `ino`, just copied up, at its upper file. The kernel
-    /// keeps one page cache per inode: a read through an old lower handle would fill it with
-    /// the content from before the copy-up, and every later open would be served that.
-    fn move_lower_handles_up(&self, ino: u64) -> Result<()> {
-        let lower_open = |h: &Handle| matches!(h, Handle::Lower(_, i) if *i == ino);
-        let any = self
-            .handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .any(lower_open);
-        if !any {
-            return Ok(());
+    /// The upper file of `ino` opened with `flags` (a kept one for a detached inode), or
+    /// `None` when the inode is not in the upper layer (a whiteout at its path counts as not).
+    /// The caller holds `ns_lock`, so the path still names this inode's file.
+    fn upper_file(&self, ino: u64, flags: OFlags) -> Result<Option<Arc<File>>> {
+        if let Some(f) = self.orphan(ino) {
+            return Ok(Some(f));
         }
-        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-        let Some(fd) = self.open_upper(ino, flags)? else {
-            return Ok(());
+        if self.info(ino)?.detached {
+            return Ok(None);
+        }
+        let Some(fd) = self.open_upper(ino, flags | OFlags::CLOEXEC | OFlags::NOFOLLOW)? else {
+            return Ok(None);
         };
-        let file = Arc::new(File::from(fd));
-        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        for h in handles.values_mut() {
-            if lower_open(h) {
-                // Lower handles count as cached opens, and so do these.
-                let mode = passthrough::Mode::Cached { keep_cache: true };
-                *h = Handle::Upper(file.clone(), ino, mode);
+        let st = rustix::fs::fstat(&fd)?;
+        if whiteout::is_whiteout_fd(&fd, &st) {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(File::from(fd))))
+    }
+
+    /// Called under `ns_lock` before `name` in `parent` is removed (unlink, or a rename over
+    /// it). When that is the last name the kernel knows for its inode, the inode is detached,
+    /// and a regular upper file keeps an fd here until FORGET, so a process holding it open can
+    /// go on reading and writing it. With another known name, `unlink_name` moves it there.
+    fn detach_name(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let ino = {
+            let t = self.table();
+            let key = (parent, name.to_os_string());
+            let Some(&ino) = t.by_name.get(&key) else {
+                return Ok(());
+            };
+            let other = t.by_name.iter().any(|(k, i)| *i == ino && *k != key);
+            match t.nodes.get(&ino) {
+                Some(n) if !other && !n.detached && ino != self.root_ino() => ino,
+                _ => return Ok(()),
             }
+        };
+        if let Some((t, st)) = self.upper_stat(ino)? {
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+            {
+                let flags = OFlags::CLOEXEC | OFlags::NOFOLLOW;
+                let open = |acc: OFlags| {
+                    rustix::fs::openat2(&t.dir, &t.name, acc | flags, Mode::empty(), RESOLVE)
+                };
+                // A daemon that is not root may not open a read-only file for writing.
+                let fd = open(OFlags::RDWR).or_else(|_| open(OFlags::RDONLY))?;
+                self.orphans
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(ino, Arc::new(File::from(fd)));
+            }
+        }
+        if let Some(n) = self.table().nodes.get_mut(&ino) {
+            n.detached = true;
         }
         Ok(())
     }
 
-    fn add_handle(&self, h: Handle) -> u64 {
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles
+    /// Undoes `detach_name` when the removal of the name failed.
+    fn reattach(&self, ino: u64) {
+        if let Some(n) = self.table().nodes.get_mut(&ino) {
+            n.detached = false;
+        }
+        self.orphans
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, h);
-        fh
+            .remove(&ino);
     }
 
-    fn file_handle(&self, fh: u64) -> Result<Arc<File>> {
-        match self
-            .handles
+    /// Gives detached inode `ino`, which has no upper file, one of its own: a copy of its
+    /// lower content in an unnamed file, for a write to an open file whose name is gone.
+    async fn orphan_from_lower(&self, ino: u64) -> Result<Arc<File>> {
+        let lower = self
+            .info(ino)?
+            .lower
+            .ok_or(OverlayError::Errno(libc::ENOENT))?;
+        let mut src = self.lower.lower_open(lower).await?;
+        let attr = self.lower.lower_attr(lower).await?;
+        let fd = rustix::fs::openat(
+            &self.work_fd,
+            ".",
+            OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(u32::from(attr.perm)),
+        )?;
+        let mut dst = File::from(fd);
+        let dst =
+            tokio::task::spawn_blocking(move || std::io::copy(&mut src, &mut dst).map(|_| dst))
+                .await??;
+        let f = Arc::new(dst);
+        self.orphans
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&fh)
-        {
-            Some(Handle::Upper(f, _, _)) | Some(Handle::Lower(f, _)) => Ok(f.clone()),
-            _ => errno(libc::EBADF),
-        }
+            .insert(ino, f.clone());
+        Ok(f)
+    }
+
+    fn add_dir(&self, items: Arc<Vec<readdir::DirItem>>) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, items);
+        fh
     }
 
     /// Whether the lower layer has `name` in `parent` (seen through `parent`'s merge).

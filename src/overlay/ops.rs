@@ -12,16 +12,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, Stream};
-use rfuse3::raw::flags::{FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH};
+use rfuse3::raw::flags::FOPEN_KEEP_CACHE;
 use rfuse3::raw::prelude::*;
 use rfuse3::{Result as FuseResult, SetAttr};
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, Timespec, Timestamps, Uid, XattrFlags};
 
 use super::readdir::DirItem;
-use super::{
-    errno, passthrough, whiteout, Handle, OverlayError, OverlayFs, Result, Target, RESOLVE,
-    UPPER_TTL,
-};
+use super::{errno, whiteout, OverlayError, OverlayFs, Result, Target, RESOLVE, UPPER_TTL};
 
 /// `renameat2` flags the kernel may pass.
 const RENAME_NOREPLACE: u32 = 1;
@@ -235,7 +232,10 @@ impl OverlayFs {
             None => false,
         };
         if gone {
-            self.passthrough.forget(ino);
+            self.orphans
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&ino);
             if let Some(info) = t.nodes.remove(&ino) {
                 let key = (info.parent, info.name);
                 if t.by_name.get(&key) == Some(&ino) {
@@ -247,7 +247,7 @@ impl OverlayFs {
     }
 
     async fn remove(&self, parent: u64, name: &OsStr, dir: bool) -> Result<()> {
-        let _ns = self.ns_lock.lock().await;
+        let _ns = self.ns_lock.write().await;
         let ino = self
             .child(parent, name)
             .await?
@@ -269,12 +269,18 @@ impl OverlayFs {
         } else {
             self.upper_dir_of(parent)?
         };
-        if let Some((t, _)) = self.upper_stat(ino)? {
-            if dir {
-                self.clear_whiteouts(&t)?;
-                rustix::fs::unlinkat(&t.dir, &t.name, AtFlags::REMOVEDIR)?;
-            } else {
-                rustix::fs::unlinkat(&t.dir, &t.name, AtFlags::empty())?;
+        let upper = self.upper_stat(ino)?;
+        self.detach_name(parent, name)?;
+        if let Some((t, _)) = upper {
+            let removed = match dir {
+                true => self
+                    .clear_whiteouts(&t)
+                    .and_then(|()| Ok(rustix::fs::unlinkat(&t.dir, &t.name, AtFlags::REMOVEDIR)?)),
+                false => Ok(rustix::fs::unlinkat(&t.dir, &t.name, AtFlags::empty())?),
+            };
+            if let Err(e) = removed {
+                self.reattach(ino);
+                return Err(e);
             }
         }
         if lower_has {
@@ -301,7 +307,7 @@ impl OverlayFs {
         if new_name.len() > 255 {
             return errno(libc::ENAMETOOLONG);
         }
-        let _ns = self.ns_lock.lock().await;
+        let _ns = self.ns_lock.write().await;
         let src = self
             .child(parent, name)
             .await?
@@ -365,13 +371,21 @@ impl OverlayFs {
             _ => {}
         }
         let dst_lower = self.lower_has(new_parent, new_name).await?.is_some();
-        rustix::fs::renameat_with(
+        if dst.is_some() {
+            self.detach_name(new_parent, new_name)?;
+        }
+        if let Err(e) = rustix::fs::renameat_with(
             &src_t.dir,
             &src_t.name,
             &npdir,
             new_name,
             RenameFlags::empty(),
-        )?;
+        ) {
+            if let Some(d) = dst {
+                self.reattach(d);
+            }
+            return Err(e.into());
+        }
         if self.lower_has(parent, name).await?.is_some() {
             let pdir = self.writable_dir(parent).await?;
             whiteout::make_whiteout(&pdir, name)?;
@@ -416,12 +430,17 @@ impl OverlayFs {
         Ok(())
     }
 
-    async fn do_setattr(&self, ino: u64, fh: Option<u64>, set: &SetAttr) -> Result<ReplyAttr> {
-        if let Some(f) = self.upper_handle(fh) {
+    async fn do_setattr(&self, ino: u64, set: &SetAttr) -> Result<ReplyAttr> {
+        // Held to the end: a push settling the upper layer must not see half a change.
+        let _ns = self.ns_lock.write().await;
+        if self.info(ino)?.detached {
+            // Its name is gone, but a process may hold it open (fchmod, ftruncate...).
+            let f = match self.orphan(ino) {
+                Some(f) => f,
+                None => self.orphan_from_lower(ino).await?,
+            };
             return self.setattr_fd(ino, &f, set);
         }
-        // Held to the end: a push settling the upper layer must not see half a change.
-        let _ns = self.ns_lock.lock().await;
         self.copy_up(ino).await?;
         let t = self.target(ino)?.ok_or(OverlayError::Errno(libc::ENOENT))?;
         let st = rustix::fs::statat(&t.dir, &t.name, AtFlags::SYMLINK_NOFOLLOW)?;
@@ -447,19 +466,14 @@ impl OverlayFs {
             }
         }
         if let Some(size) = set.size {
-            match fh.and_then(|fh| self.file_handle(fh).ok()) {
-                Some(f) => f.set_len(size)?,
-                None => {
-                    let fd = rustix::fs::openat2(
-                        &t.dir,
-                        &t.name,
-                        OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                        Mode::empty(),
-                        RESOLVE,
-                    )?;
-                    rustix::fs::ftruncate(&fd, size)?;
-                }
-            }
+            let fd = rustix::fs::openat2(
+                &t.dir,
+                &t.name,
+                OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::empty(),
+                RESOLVE,
+            )?;
+            rustix::fs::ftruncate(&fd, size)?;
         }
         if set.atime.is_some() || set.mtime.is_some() {
             let times = Timestamps {
@@ -474,7 +488,7 @@ impl OverlayFs {
         })
     }
 
-    /// setattr through an open upper file: right even when its name was unlinked or renamed.
+    /// setattr through the kept file of a detached inode.
     fn setattr_fd(&self, ino: u64, f: &std::fs::File, set: &SetAttr) -> Result<ReplyAttr> {
         if set.uid.is_some() || set.gid.is_some() {
             rustix::fs::fchown(f, set.uid.map(Uid::from_raw), set.gid.map(Gid::from_raw))?;
@@ -499,72 +513,33 @@ impl OverlayFs {
         })
     }
 
-    async fn do_open(&self, ino: u64, flags: u32) -> Result<ReplyOpen> {
-        let flags = flags as i32;
-        let writable = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
-        // A writable open holds the lock until its handle exists, so a push settling the upper
-        // layer either sees the open file or finishes before it is opened.
-        let _ns = match writable {
-            true => {
-                let ns = self.ns_lock.lock().await;
-                self.copy_up(ino).await?;
-                Some(ns)
-            }
-            false => None,
-        };
-        let keep = libc::O_ACCMODE
-            | libc::O_APPEND
-            | libc::O_TRUNC
-            | libc::O_SYNC
-            | libc::O_DSYNC
-            | libc::O_NOATIME;
-        let oflags =
-            OFlags::from_bits_retain((flags & keep) as u32) | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-        // A writable open may be passed through, and the backing file then serves every later
-        // open of the inode too, readers included: open it for both.
-        let rw = (oflags - OFlags::ACCMODE) | OFlags::RDWR;
-        let upper = match writable {
-            true => match self.open_upper(ino, rw) {
-                Err(OverlayError::Errno(libc::EACCES)) => self.open_upper(ino, oflags)?,
-                other => other?,
-            },
-            false => self.open_upper(ino, oflags)?,
-        };
-        if let Some(fd) = upper {
-            let st = rustix::fs::fstat(&fd)?;
-            if !whiteout::is_whiteout_fd(&fd, &st) {
-                let file = std::fs::File::from(fd);
-                let mode = self.passthrough.open_upper(ino, &file, &st, writable);
-                let fh = self.add_handle(Handle::Upper(Arc::new(file), ino, mode));
-                return Ok(open_reply(fh, mode));
+    /// The file a write to `ino` goes to, copied up first when it is still only in the lower
+    /// layer. Returned with `ns_lock` held shared: the file stays the inode's while it is used.
+    async fn writable_file(
+        &self,
+        ino: u64,
+    ) -> Result<(Arc<std::fs::File>, tokio::sync::RwLockReadGuard<'_, ()>)> {
+        {
+            let ns = self.ns_lock.read().await;
+            if let Some(f) = self.upper_file(ino, OFlags::WRONLY)? {
+                return Ok((f, ns));
             }
         }
-        let lower = self
-            .info(ino)?
-            .lower
+        {
+            let _ns = self.ns_lock.write().await;
+            if self.info(ino)?.detached {
+                if self.orphan(ino).is_none() {
+                    self.orphan_from_lower(ino).await?;
+                }
+            } else {
+                self.copy_up(ino).await?;
+            }
+        }
+        let ns = self.ns_lock.read().await;
+        let f = self
+            .upper_file(ino, OFlags::WRONLY)?
             .ok_or(OverlayError::Errno(libc::ENOENT))?;
-        let file = self.lower.lower_open(lower).await?;
-        let mode = self.passthrough.open_cached(ino);
-        let fh = self.add_handle(Handle::Lower(Arc::new(file), ino));
-        Ok(open_reply(fh, mode))
-    }
-}
-
-/// The open reply for a handle running in `mode`. Writes through the mount reach the upper
-/// file through the kernel's page cache (or bypass it entirely, passed through), so a cached
-/// open may keep the pages unless a passthrough write made them stale.
-fn open_reply(fh: u64, mode: passthrough::Mode) -> ReplyOpen {
-    match mode {
-        passthrough::Mode::Cached { keep_cache } => ReplyOpen {
-            fh,
-            flags: if keep_cache { FOPEN_KEEP_CACHE } else { 0 },
-            backing_id: 0,
-        },
-        passthrough::Mode::Passthrough(id) => ReplyOpen {
-            fh,
-            flags: FOPEN_PASSTHROUGH,
-            backing_id: id,
-        },
+        Ok((f, ns))
     }
 }
 
@@ -615,17 +590,9 @@ impl Filesystem for OverlayFs {
         &self,
         _req: Request,
         inode: u64,
-        fh: Option<u64>,
+        _fh: Option<u64>,
         _flags: u32,
     ) -> FuseResult<ReplyAttr> {
-        // An open upper file answers for itself, even once its name is gone.
-        if let Some(f) = self.upper_handle(fh) {
-            let st = rustix::fs::fstat(f.as_fd()).map_err(OverlayError::from)?;
-            return Ok(ReplyAttr {
-                ttl: UPPER_TTL,
-                attr: self.attr_from_stat(inode, &st),
-            });
-        }
         Ok(ReplyAttr {
             ttl: UPPER_TTL,
             attr: self.attr_of(inode).await?,
@@ -636,10 +603,10 @@ impl Filesystem for OverlayFs {
         &self,
         _req: Request,
         inode: u64,
-        fh: Option<u64>,
+        _fh: Option<u64>,
         set_attr: SetAttr,
     ) -> FuseResult<ReplyAttr> {
-        Ok(self.do_setattr(inode, fh, &set_attr).await?)
+        Ok(self.do_setattr(inode, &set_attr).await?)
     }
 
     async fn readlink(&self, _req: Request, inode: u64) -> FuseResult<ReplyData> {
@@ -666,7 +633,7 @@ impl Filesystem for OverlayFs {
         name: &OsStr,
         link: &OsStr,
     ) -> FuseResult<ReplyEntry> {
-        let _ns = self.ns_lock.lock().await;
+        let _ns = self.ns_lock.write().await;
         let (e, _) = self
             .create_with(&req, parent, name, None, |d| {
                 rustix::fs::symlinkat(link, d, name)
@@ -683,7 +650,7 @@ impl Filesystem for OverlayFs {
         mode: u32,
         rdev: u32,
     ) -> FuseResult<ReplyEntry> {
-        let _ns = self.ns_lock.lock().await;
+        let _ns = self.ns_lock.write().await;
         let ft = rustix::fs::FileType::from_raw_mode(mode);
         let perm = Mode::from_raw_mode(mode & 0o7777);
         let (e, _) = self
@@ -702,7 +669,7 @@ impl Filesystem for OverlayFs {
         mode: u32,
         _umask: u32,
     ) -> FuseResult<ReplyEntry> {
-        let _ns = self.ns_lock.lock().await;
+        let _ns = self.ns_lock.write().await;
         let perm = Mode::from_raw_mode(mode & 0o7777);
         let (e, lower_had) = self
             .create_with(&req, parent, name, Some(mode), |d| {
@@ -760,7 +727,7 @@ impl Filesystem for OverlayFs {
         new_parent: u64,
         new_name: &OsStr,
     ) -> FuseResult<ReplyEntry> {
-        let _ns = self.ns_lock.lock().await;
+        let _ns = self.ns_lock.write().await;
         self.copy_up(inode).await?;
         let src = self
             .target(inode)?
@@ -787,35 +754,47 @@ impl Filesystem for OverlayFs {
         })
     }
 
-    async fn open(&self, _req: Request, inode: u64, flags: u32) -> FuseResult<ReplyOpen> {
-        Ok(self.do_open(inode, flags).await?)
+    /// Zero-message opens (`crate::NO_OPEN`): reads and writes find the file by inode.
+    async fn open(&self, _req: Request, _inode: u64, _flags: u32) -> FuseResult<ReplyOpen> {
+        Err(crate::NO_OPEN.into())
     }
 
     async fn read(
         &self,
         _req: Request,
-        _inode: u64,
-        fh: u64,
+        inode: u64,
+        _fh: u64,
         offset: u64,
         size: u32,
     ) -> FuseResult<ReplyData> {
-        let file = self.file_handle(fh)?;
+        let ns = self.ns_lock.read().await;
+        let file = match self.upper_file(inode, OFlags::RDONLY)? {
+            Some(f) => f,
+            None => {
+                let lower = self
+                    .info(inode)?
+                    .lower
+                    .ok_or(OverlayError::Errno(libc::ENOENT))?;
+                Arc::new(self.lower.lower_open(lower).await?)
+            }
+        };
         let data = crate::fileio::read_full_at(&file, offset, size as usize)
             .map_err(OverlayError::from)?;
+        drop(ns);
         Ok(ReplyData { data })
     }
 
     async fn write(
         &self,
         _req: Request,
-        _inode: u64,
-        fh: u64,
+        inode: u64,
+        _fh: u64,
         offset: u64,
         data: &[u8],
         _write_flags: u32,
         _flags: u32,
     ) -> FuseResult<ReplyWrite> {
-        let file = self.file_handle(fh)?;
+        let (file, _ns) = self.writable_file(inode).await?;
         file.write_all_at(data, offset)
             .map_err(OverlayError::from)?;
         Ok(ReplyWrite {
@@ -841,28 +820,23 @@ impl Filesystem for OverlayFs {
         &self,
         _req: Request,
         _inode: u64,
-        fh: u64,
+        _fh: u64,
         _flags: u32,
         _lock_owner: u64,
         _flush: bool,
     ) -> FuseResult<()> {
-        let gone = self
-            .handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
-        match gone {
-            Some(Handle::Upper(_, ino, mode)) => self.passthrough.release(ino, mode),
-            Some(Handle::Lower(_, ino)) => self
-                .passthrough
-                .release(ino, passthrough::Mode::Cached { keep_cache: true }),
-            _ => {}
-        }
         Ok(())
     }
 
-    async fn fsync(&self, _req: Request, _inode: u64, fh: u64, datasync: bool) -> FuseResult<()> {
-        let file = self.file_handle(fh)?;
+    async fn fsync(&self, _req: Request, inode: u64, _fh: u64, datasync: bool) -> FuseResult<()> {
+        let file = {
+            let _ns = self.ns_lock.read().await;
+            // A file only in the lower layer has nothing unwritten.
+            match self.upper_file(inode, OFlags::RDONLY)? {
+                Some(f) => f,
+                None => return Ok(()),
+            }
+        };
         // On a blocking thread: the session thread serves every other request meanwhile.
         tokio::task::spawn_blocking(move || match datasync {
             true => file.sync_data(),
@@ -886,7 +860,7 @@ impl Filesystem for OverlayFs {
         if whiteout::is_private_xattr_os(name) {
             return Err(libc::EPERM.into());
         }
-        let _ns = self.ns_lock.lock().await;
+        let _ns = self.ns_lock.write().await;
         self.copy_up(inode).await?;
         let t = self
             .target(inode)?
@@ -953,7 +927,7 @@ impl Filesystem for OverlayFs {
         if whiteout::is_private_xattr_os(name) {
             return Err(libc::EPERM.into());
         }
-        let _ns = self.ns_lock.lock().await;
+        let _ns = self.ns_lock.write().await;
         if self.upper_stat(inode)?.is_none() {
             self.info(inode)?;
             return Err(libc::ENODATA.into());
@@ -978,7 +952,7 @@ impl Filesystem for OverlayFs {
 
     async fn opendir(&self, _req: Request, inode: u64, _flags: u32) -> FuseResult<ReplyOpen> {
         let items = self.merged_listing(inode).await?;
-        let fh = self.add_handle(Handle::Dir(Arc::new(items)));
+        let fh = self.add_dir(Arc::new(items));
         Ok(ReplyOpen {
             fh,
             flags: 0,
@@ -1069,7 +1043,7 @@ impl Filesystem for OverlayFs {
     }
 
     async fn releasedir(&self, _req: Request, _inode: u64, fh: u64, _flags: u32) -> FuseResult<()> {
-        self.handles
+        self.dirs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&fh);
@@ -1111,51 +1085,38 @@ impl Filesystem for OverlayFs {
         parent: u64,
         name: &OsStr,
         mode: u32,
-        flags: u32,
+        _flags: u32,
     ) -> FuseResult<ReplyCreated> {
-        let _ns = self.ns_lock.lock().await;
+        let _ns = self.ns_lock.write().await;
         let perm = Mode::from_raw_mode(mode & 0o7777);
-        // Read-write whatever was asked: the file may be passed through, and its backing file
-        // then serves readers too (a new file grants the access whatever its mode).
-        let keep = libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC;
-        let oflags = OFlags::from_bits_retain((flags as i32 & keep) as u32)
-            | OFlags::RDWR
-            | OFlags::CREATE
-            | OFlags::EXCL
-            | OFlags::CLOEXEC;
-        let mut opened = None;
         let (e, _) = self
             .create_with(&req, parent, name, Some(mode), |d| {
-                opened = Some(rustix::fs::openat(d, name, oflags, perm)?);
-                Ok(())
+                // The file is made here and closed: the open that follows is the kernel's own
+                // (zero-message), and reads and writes find the file by inode.
+                let oflags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+                rustix::fs::openat(d, name, oflags, perm).map(drop)
             })
             .await?;
-        let fd = opened.ok_or(OverlayError::Errno(libc::EIO))?;
-        let st = rustix::fs::fstat(&fd).map_err(OverlayError::from)?;
-        let file = std::fs::File::from(fd);
-        let mode = self.passthrough.open_upper(e.attr.ino, &file, &st, true);
-        let fh = self.add_handle(Handle::Upper(Arc::new(file), e.attr.ino, mode));
-        let reply = open_reply(fh, mode);
         Ok(ReplyCreated {
             ttl: UPPER_TTL,
             attr: e.attr,
             generation: 0,
-            fh,
-            flags: reply.flags,
-            backing_id: reply.backing_id,
+            fh: 0,
+            flags: FOPEN_KEEP_CACHE,
+            backing_id: 0,
         })
     }
 
     async fn fallocate(
         &self,
         _req: Request,
-        _inode: u64,
-        fh: u64,
+        inode: u64,
+        _fh: u64,
         offset: u64,
         length: u64,
         mode: u32,
     ) -> FuseResult<()> {
-        let file = self.file_handle(fh)?;
+        let (file, _ns) = self.writable_file(inode).await?;
         rustix::fs::fallocate(
             file.as_fd(),
             rustix::fs::FallocateFlags::from_bits_retain(mode),
@@ -1169,12 +1130,7 @@ impl Filesystem for OverlayFs {
 
 impl OverlayFs {
     async fn dir_handle(&self, fh: u64, ino: u64) -> Result<Arc<Vec<DirItem>>> {
-        if let Some(Handle::Dir(items)) = self
-            .handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&fh)
-        {
+        if let Some(items) = self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh) {
             return Ok(items.clone());
         }
         Ok(Arc::new(self.merged_listing(ino).await?))

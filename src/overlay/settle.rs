@@ -2,10 +2,12 @@
 //! every inode the kernel knows is pointed at its entry in the new base.
 //!
 //! Only what the new base shows exactly leaves: same kind, content, executable bit, the
-//! permissions and owner the lower layer shows, one link, no extended attributes of the user's,
-//! and no open handle. Anything else (an edit made while the push was in flight, a `chmod 600`,
-//! an empty directory git cannot hold) stays. All of this runs under `ns_lock`, and opening for
-//! writing takes that lock too, so no write can slip in between the check and the removal.
+//! permissions and owner the lower layer shows, one link, no extended attributes of the user's.
+//! Anything else (an edit made while the push was in flight, a `chmod 600`, an empty directory
+//! git cannot hold) stays. All of this runs under `ns_lock` held exclusively, and every write
+//! resolves its file under that lock, so no write can slip in between the check and the
+//! removal. A file that is open may leave too: the next write to its inode copies it up again
+//! from the new base, which has the same bytes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
@@ -51,15 +53,14 @@ fn only_private_xattrs(path: &Path) -> bool {
 impl OverlayFs {
     /// Settles this overlay on the base its lower layer now shows (see the module comment).
     pub async fn settle(&self) -> Result<Settled> {
-        let _ns = self.ns_lock.lock().await;
+        let _ns = self.ns_lock.write().await;
         let mut dropped = HashSet::new();
         if self.lower.has_cl() {
             // A CL layer sits between; what it shows did not move with the push.
             tracing::info!(upper = %self.upper_path.display(), "a mount with a change list keeps its upper layer after a push");
         } else {
-            let open = self.open_upper_ids();
             let root_lower = self.info(self.root_ino())?.lower;
-            Box::pin(self.prune(Path::new(""), root_lower, &open, &mut dropped)).await?;
+            Box::pin(self.prune(Path::new(""), root_lower, &mut dropped)).await?;
         }
         let forget = self.relink(&dropped).await?;
         Ok(Settled {
@@ -68,39 +69,11 @@ impl OverlayFs {
         })
     }
 
-    /// (dev, ino) of every upper file open through the mount.
-    fn open_upper_ids(&self) -> HashSet<(u64, u64)> {
-        let files: Vec<_> = self
-            .handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter_map(|h| match h {
-                super::Handle::Upper(f, _, _) => Some(f.clone()),
-                _ => None,
-            })
-            .collect();
-        files
-            .iter()
-            .filter_map(|f| rustix::fs::fstat(&**f).ok())
-            .map(|st| (st.st_dev, st.st_ino))
-            .collect()
-    }
-
     /// Whether upper file or symlink `path` (stat `st`) is exactly lower entry `lower`.
-    async fn same_entry(
-        &self,
-        path: &Path,
-        st: &Stat,
-        lower: u64,
-        open: &HashSet<(u64, u64)>,
-    ) -> Result<bool> {
+    async fn same_entry(&self, path: &Path, st: &Stat, lower: u64) -> Result<bool> {
         let node = self.lower.dicfuse().lower_node(lower)?;
         let (uid, gid) = self.lower.dicfuse().owner();
-        if open.contains(&(st.st_dev, st.st_ino))
-            || st.st_nlink != 1
-            || (st.st_uid, st.st_gid) != (uid, gid)
-        {
+        if st.st_nlink != 1 || (st.st_uid, st.st_gid) != (uid, gid) {
             return Ok(false);
         }
         let perm = st.st_mode & 0o7777;
@@ -125,7 +98,7 @@ impl OverlayFs {
     }
 
     /// Whether upper directory `path` holds exactly what lower directory `lower` holds.
-    async fn same_tree(&self, path: &Path, lower: u64, open: &HashSet<(u64, u64)>) -> Result<bool> {
+    async fn same_tree(&self, path: &Path, lower: u64) -> Result<bool> {
         let dir = open_dir(path)?;
         let mut upper_names = Vec::new();
         for e in std::fs::read_dir(path)? {
@@ -151,9 +124,9 @@ impl OverlayFs {
             let same = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                 l.node.kind.is_dir()
                     && self.plain_dir(&child, &st)
-                    && Box::pin(self.same_tree(&child, l.ino, open)).await?
+                    && Box::pin(self.same_tree(&child, l.ino)).await?
             } else {
-                self.same_entry(&child, &st, l.ino, open).await?
+                self.same_entry(&child, &st, l.ino).await?
             };
             if !same {
                 return Ok(false);
@@ -168,7 +141,6 @@ impl OverlayFs {
         &self,
         rel: &Path,
         lower: Option<u64>,
-        open: &HashSet<(u64, u64)>,
         dropped: &mut HashSet<PathBuf>,
     ) -> Result<()> {
         let dir_path = self.upper_path.join(rel);
@@ -195,14 +167,14 @@ impl OverlayFs {
                 let low_dir = low.filter(|(_, n)| n.kind.is_dir()).map(|(i, _)| i);
                 if whiteout::is_opaque(&dir, &name) {
                     if let Some(l) = low_dir {
-                        if self.plain_dir(&path, &st) && self.same_tree(&path, l, open).await? {
+                        if self.plain_dir(&path, &st) && self.same_tree(&path, l).await? {
                             std::fs::remove_dir_all(&path)?;
                             dropped.insert(child_rel);
                         }
                     }
                     continue;
                 }
-                Box::pin(self.prune(&child_rel, low_dir, open, dropped)).await?;
+                Box::pin(self.prune(&child_rel, low_dir, dropped)).await?;
                 if low_dir.is_some()
                     && self.plain_dir(&path, &st)
                     && std::fs::read_dir(&path)?.next().is_none()
@@ -213,7 +185,7 @@ impl OverlayFs {
                 continue;
             }
             if let Some((l, _)) = low {
-                if self.same_entry(&path, &st, l, open).await? {
+                if self.same_entry(&path, &st, l).await? {
                     std::fs::remove_file(&path)?;
                     dropped.insert(child_rel);
                 }

@@ -184,7 +184,8 @@ impl MountOptions {
         self
     }
 
-    /// make kernel support zero-message opens, default is disable
+    /// make kernel support zero-message opens, default is disable. Scorpio patch: this also
+    /// turns `FUSE_ATOMIC_O_TRUNC` off, so `O_TRUNC` reaches the filesystem as a SETATTR.
     pub fn no_open_support(&mut self, no_open_support: bool) -> &mut Self {
         self.no_open_support = no_open_support;
 

@@ -1424,7 +1424,9 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
             reply_flags |= FUSE_FILE_OPS;
         }
 
-        if init_in.flags & FUSE_ATOMIC_O_TRUNC > 0 {
+        // Scorpio patch: with zero-message opens the kernel would take O_TRUNC as done by an
+        // OPEN it never sends; without FUSE_ATOMIC_O_TRUNC it truncates with a SETATTR instead.
+        if init_in.flags & FUSE_ATOMIC_O_TRUNC > 0 && !self.mount_options.no_open_support {
             debug!("enable FUSE_ATOMIC_O_TRUNC");
 
             reply_flags |= FUSE_ATOMIC_O_TRUNC;

@@ -1,0 +1,114 @@
+//! Which processes use a directory of the workspace: open files, mappings, working directories.
+//!
+//! Opens are zero-message (`crate::NO_OPEN`), so the daemon does not know which files are open.
+//! Before a writable path is unmounted (its inodes then stop answering), the process table is
+//! asked instead, the way `fuser -m` does: an fd, a mapping, a working or root directory whose
+//! path lies under the directory. Paths are read from `/proc` and never touch the mount.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Whether `p` (as `/proc` prints a path) names `dir` or something below it.
+fn under(p: &[u8], dir: &[u8]) -> bool {
+    // A removed file reads "<path> (deleted)": the path part still tells where it was.
+    let p = p.strip_suffix(b" (deleted)").unwrap_or(p);
+    p.starts_with(dir) && (p.len() == dir.len() || p[dir.len()] == b'/')
+}
+
+/// The ids of processes (other than this one) using something under `dir`.
+pub fn holders(dir: &Path) -> Vec<u32> {
+    let dir = dir.as_os_str().as_bytes();
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in procs.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != me && uses(&e.path(), dir) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Whether the process at `/proc/<pid>` uses something under `dir`.
+fn uses(proc_dir: &Path, dir: &[u8]) -> bool {
+    let link_under =
+        |p: &Path| std::fs::read_link(p).is_ok_and(|t| under(t.as_os_str().as_bytes(), dir));
+    if link_under(&proc_dir.join("cwd")) || link_under(&proc_dir.join("root")) {
+        return true;
+    }
+    if let Ok(fds) = std::fs::read_dir(proc_dir.join("fd")) {
+        if fds.flatten().any(|fd| link_under(&fd.path())) {
+            return true;
+        }
+    }
+    // Mapped files (a running binary, an mmap) stay in use after their fd is closed.
+    std::fs::read(proc_dir.join("maps")).is_ok_and(|maps| {
+        maps.split(|b| *b == b'\n').any(|line| {
+            line.iter()
+                .position(|b| *b == b'/')
+                .is_some_and(|i| under(&line[i..], dir))
+        })
+    })
+}
+
+/// The first of `pids` with its command name, for a message.
+pub fn describe(pids: &[u32]) -> String {
+    let Some(pid) = pids.first() else {
+        return String::new();
+    };
+    let comm = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let comm = OsStr::from_bytes(comm.trim_ascii_end()).to_string_lossy();
+    match pids.len() {
+        1 => format!("process {pid} ({comm})"),
+        n => format!("process {pid} ({comm}) and {} more", n - 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_under_a_directory() {
+        assert!(under(b"/ws/a", b"/ws/a"));
+        assert!(under(b"/ws/a/b.c", b"/ws/a"));
+        assert!(under(b"/ws/a/b.c (deleted)", b"/ws/a"));
+        assert!(!under(b"/ws/ab", b"/ws/a"));
+        assert!(!under(b"/ws", b"/ws/a"));
+    }
+
+    #[test]
+    fn finds_a_process_holding_a_file_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("held");
+        std::fs::write(&path, b"x").unwrap();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec 3<\"$0\"; exec sleep 30")
+            .arg(&path)
+            .spawn()
+            .unwrap();
+        let mut found = false;
+        for _ in 0..100 {
+            if holders(dir.path()).contains(&child.id()) {
+                found = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            found,
+            "the process holding {} was not found",
+            path.display()
+        );
+        assert!(!holders(dir.path()).contains(&child.id()));
+    }
+}
