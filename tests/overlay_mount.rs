@@ -874,9 +874,8 @@ fn workspace_is_read_only_while_nothing_is_writable() {
     assert!(ro(&d), "back to read-only once nothing is writable");
 }
 
-/// Run as root the daemon lets the kernel write files opened for writing itself (FUSE
-/// passthrough), and the kernel refuses to mix that with opens served through the daemon on
-/// the same inode. Every mix of opens must still work and show the same bytes.
+/// Opens are zero-message: the daemon sees reads and writes of an inode, never the opens, and
+/// one page cache serves every open of the inode. Every mix of opens must show the same bytes.
 #[test]
 fn writes_by_the_kernel_and_reads_through_the_daemon_agree() {
     use std::io::{Read, Write};
@@ -969,8 +968,7 @@ fn writes_by_the_kernel_and_reads_through_the_daemon_agree() {
     drop((w1, w2));
     assert_eq!(read(&p), b"SPort");
 
-    // A write by another user clears the set-user-ID bit, also when the kernel writes the
-    // upper file itself.
+    // A write by another user clears the set-user-ID bit.
     let s = root.join("setuid.bin");
     std::fs::write(&s, b"x").expect("create");
     std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o4777)).expect("chmod 4777");
@@ -992,4 +990,193 @@ fn writes_by_the_kernel_and_reads_through_the_daemon_agree() {
     // The bytes are in the upper layer, where commit and push take them from.
     assert_eq!(read(&upper.join("written.bin")), b"SPort");
     assert_eq!(read(&upper.join(fixture::DEEP_FILE)), want);
+}
+
+/// Waits until `pid` has at most `want` fds open (the kernel forgets inodes a moment after the
+/// last close), and returns the count seen last.
+fn fd_count_settles(pid: u32, want: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = fd_count(pid);
+        if n <= want || Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A file held open keeps working after its name is unlinked or renamed over, whichever layer
+/// it came from, although the daemon never saw the open; the daemon lets the kept file go once
+/// the kernel forgets the inode.
+#[test]
+fn open_files_outlive_their_names() {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::FileExt;
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    mount(&d, "/");
+    let root = d.workspace.clone();
+    let pid = d.pid().expect("daemon pid");
+    let rw = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(p)
+            .unwrap_or_else(|e| panic!("open {}: {e}", p.display()))
+    };
+    let fds_before = fd_count(pid);
+
+    // An upper file, unlinked while open: it can still be written, read and stat'ed.
+    let p = root.join("held.txt");
+    std::fs::write(&p, b"abc").expect("create");
+    let mut f = rw(&p);
+    std::fs::remove_file(&p).expect("unlink while open");
+    assert!(!p.exists());
+    f.seek(std::io::SeekFrom::End(0)).expect("seek");
+    f.write_all(b"def").expect("write after unlink");
+    let mut got = String::new();
+    f.rewind().expect("rewind");
+    f.read_to_string(&mut got).expect("read after unlink");
+    assert_eq!(got, "abcdef");
+    assert_eq!(f.metadata().expect("fstat after unlink").len(), 6);
+    f.set_len(2).expect("ftruncate after unlink");
+    assert_eq!(f.metadata().expect("fstat").len(), 2);
+
+    // Renamed over while open: the open file keeps its own bytes, the name shows the new ones.
+    let (old, new) = (root.join("old.txt"), root.join("new.txt"));
+    std::fs::write(&old, b"old bytes").expect("create old");
+    std::fs::write(&new, b"new bytes").expect("create new");
+    let g = rw(&old);
+    std::fs::rename(&new, &old).expect("rename over an open file");
+    let mut buf = [0u8; 9];
+    g.read_exact_at(&mut buf, 0)
+        .expect("read the replaced file");
+    assert_eq!(&buf, b"old bytes");
+    g.write_all_at(b"OLD", 0).expect("write the replaced file");
+    assert_eq!(std::fs::read(&old).expect("read the name"), b"new bytes");
+
+    // A lower file, unlinked while open for reading and for writing: the reader reads the
+    // commit's bytes, the writer writes a copy of its own; the name stays gone.
+    let lower = root.join(fixture::LIB_RS);
+    let mut r = std::fs::File::open(&lower).expect("open lower for reading");
+    let w = rw(&root.join(fixture::README));
+    std::fs::remove_file(&lower).expect("unlink lower");
+    std::fs::remove_file(root.join(fixture::README)).expect("unlink lower README");
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).expect("read lower after unlink");
+    assert_eq!(got, fixture::LIB_RS_CONTENT);
+    w.write_all_at(b"#!", 0).expect("write lower after unlink");
+    let mut head = [0u8; 4];
+    w.read_exact_at(&mut head, 0).expect("read back");
+    assert_eq!(&head, b"#!Fi");
+    assert!(!lower.exists() && !root.join(fixture::README).exists());
+    let listed: Vec<_> = std::fs::read_dir(&root)
+        .expect("list the root")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(
+        !listed.iter().any(|n| n == fixture::README),
+        "README came back: {listed:?}"
+    );
+
+    // Once nothing holds them, the kernel forgets the inodes and the daemon its kept files.
+    drop((f, g, r, w));
+    let after = fd_count_settles(pid, fds_before);
+    assert!(
+        after <= fds_before,
+        "daemon fds: {fds_before} before, {after} after every file was closed"
+    );
+}
+
+/// `open(O_TRUNC)` truncates without an OPEN request (it is sent as a SETATTR), for a new file,
+/// an upper file and a lower one; opening a read-only part of the workspace for writing fails at
+/// the first write at the latest and changes nothing.
+#[test]
+fn truncating_opens_and_read_only_parts() {
+    use std::io::Write;
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    mount(&d, "a");
+    let a = d.workspace.join("a");
+    let trunc = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(p)
+            .unwrap_or_else(|e| panic!("open {} with O_TRUNC: {e}", p.display()))
+    };
+    let upper = a.join("u.txt");
+    std::fs::write(&upper, b"some bytes").expect("create");
+    drop(trunc(&upper));
+    assert_eq!(std::fs::read(&upper).expect("read"), b"");
+    let lower = d.workspace.join(fixture::DEEP_FILE);
+    drop(trunc(&lower));
+    assert_eq!(std::fs::read(&lower).expect("read"), b"");
+    assert_eq!(std::fs::metadata(&lower).expect("stat").len(), 0);
+
+    // Outside the writable path: EROFS, at the open or at the write, and nothing changes.
+    let ro = d.workspace.join(fixture::README);
+    let e = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&ro)
+        .expect_err("O_TRUNC outside the writable path");
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&ro)
+        .and_then(|mut f| f.write_all(b"x").and_then(|()| f.sync_all()));
+    let e = appended.expect_err("append outside the writable path");
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+    assert_eq!(std::fs::read(&ro).expect("read"), fixture::README_CONTENT);
+}
+
+/// The daemon does not see opens, so it asks the process table before it unmounts a path:
+/// an open file, or a working directory, under it makes the unmount a 409 that names the
+/// process, and changes nothing.
+#[test]
+fn unmount_refuses_while_a_process_uses_the_path() {
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    mount(&d, "a");
+    let a = d.workspace.join("a");
+    std::fs::write(a.join("kept.txt"), b"kept").expect("write");
+    let unmount_status = || http::post(&d.http_addr, "/api/fs/unmount", r#"{"path":"a"}"#);
+    for script in [
+        "exec 3<\"$0/kept.txt\"; exec sleep 30",
+        "cd \"$0/b\" && exec sleep 30",
+    ] {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(&a)
+            .spawn()
+            .expect("spawn a holder");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (status, body) = loop {
+            let (status, body) = unmount_status();
+            if status != 200 && body.contains(&child.id().to_string()) || Instant::now() > deadline
+            {
+                break (status, body);
+            }
+            // Not yet holding it: this unmount succeeded, so mount again and retry.
+            if status == 200 {
+                mount(&d, "a");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(status, 409, "{script}: {body}");
+        assert!(body.contains("BUSY") && body.contains("sleep"), "{body}");
+        assert_eq!(
+            std::fs::read(a.join("kept.txt")).expect("still mounted"),
+            b"kept"
+        );
+    }
+    unmount(&d, "a");
+    assert!(
+        !a.join("kept.txt").exists(),
+        "unmounted once nothing used it"
+    );
 }
