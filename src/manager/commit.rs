@@ -45,26 +45,66 @@ fn mode(kind: EntryKind) -> i32 {
     }
 }
 
-/// The local repository commits are written to.
+/// The local repository commits are written to. Only this daemon uses it (the store's sled
+/// database is locked for one process), so lock files found at start are what a crash left, and
+/// are removed; a repository that does not open (a crash during its creation) is moved aside,
+/// never deleted, and a new one is made in its place.
 pub fn open_staging(store_path: &Path) -> Result<git2::Repository, ManagerError> {
     // Trees name objects this repository does not hold (the rest of the commit).
     git2::opts::strict_object_creation(false);
     let dir = store_path.join("git");
-    let r = match git2::Repository::open_bare(&dir) {
-        Ok(r) => Ok(r),
-        Err(_) => git2::Repository::init_bare(&dir),
+    let failed = |e: &dyn std::fmt::Display| {
+        ManagerError::Lower(format!("staging repository {}: {e}", dir.display()))
     };
-    r.map_err(|e| ManagerError::Lower(format!("staging repository {}: {e}", dir.display())))
+    if let Ok(r) = git2::Repository::open_bare(&dir) {
+        remove_stale_locks(&dir);
+        return Ok(r);
+    }
+    if dir.exists() {
+        let aside = store_path.join(format!("git.broken-{}", unique_suffix()));
+        std::fs::rename(&dir, &aside).map_err(|e| failed(&e))?;
+        tracing::warn!(dir = %aside.display(), "the staging repository did not open; moved aside");
+    }
+    // Made aside and renamed into place, so a crash never leaves a half-made repository.
+    let tmp = store_path.join(format!("git.new-{}", unique_suffix()));
+    git2::Repository::init_bare(&tmp).map_err(|e| failed(&e))?;
+    std::fs::rename(&tmp, &dir).map_err(|e| failed(&e))?;
+    git2::Repository::open_bare(&dir).map_err(|e| failed(&e))
+}
+
+/// A suffix no other directory of the store has.
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// Removes the `*.lock` files of repository `dir` (its top level and `refs/`).
+fn remove_stale_locks(dir: &Path) {
+    let mut dirs = vec![dir.to_path_buf(), dir.join("refs")];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && path.starts_with(dir.join("refs")) {
+                dirs.push(path);
+            } else if !is_dir && path.extension().is_some_and(|x| x == "lock") {
+                tracing::warn!(file = %path.display(), "removing a lock file a crash left");
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
 }
 
 /// Replaces the staging repository by an empty one (after its objects were pushed).
 pub fn renew_staging(store_path: &Path) -> Result<git2::Repository, ManagerError> {
     let dir = store_path.join("git");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let old = store_path.join(format!("git.pushed-{nanos}"));
+    let old = store_path.join(format!("git.pushed-{}", unique_suffix()));
     std::fs::rename(&dir, &old)?;
     let fresh = open_staging(store_path)?;
     if let Err(e) = std::fs::remove_dir_all(&old) {
@@ -368,4 +408,36 @@ pub fn pack_new_objects(
     let mut buf = git2::Buf::new();
     pb.write_buf(&mut buf).map_err(err)?;
     Ok((buf.to_vec(), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crash_during_creation_or_a_commit_does_not_block_the_staging_repository() {
+        let store = tempfile::tempdir().expect("tempdir");
+        // Killed while creating it: a directory with a lock and no repository.
+        let half = store.path().join("git");
+        std::fs::create_dir_all(&half).expect("mkdir");
+        std::fs::write(half.join("config.lock"), b"").expect("lock");
+        let r = open_staging(store.path()).expect("opens over a half-made repository");
+        drop(r);
+        let aside: Vec<_> = std::fs::read_dir(store.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("git.broken-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "the half-made one is kept aside");
+        // Killed during a commit: lock files beside a working repository.
+        std::fs::create_dir_all(half.join("refs/heads")).expect("mkdir refs");
+        for lock in ["config.lock", "refs/heads/main.lock"] {
+            std::fs::write(half.join(lock), b"").expect("lock");
+        }
+        let r = open_staging(store.path()).expect("opens with stale locks");
+        assert!(!half.join("config.lock").exists() && !half.join("refs/heads/main.lock").exists());
+        r.config()
+            .and_then(|mut c| c.set_str("scorpio.test", "1"))
+            .expect("the config can be written again");
+    }
 }
