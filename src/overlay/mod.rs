@@ -551,8 +551,12 @@ impl OverlayFs {
             .info(ino)?
             .lower
             .ok_or(OverlayError::Errno(libc::ENOENT))?;
-        let mut src = self.lower.lower_open(lower).await?;
         let attr = self.lower.lower_attr(lower).await?;
+        if attr.kind != FileType::RegularFile {
+            // A removed directory or symlink has no content to go on writing.
+            return errno(libc::ENOENT);
+        }
+        let mut src = self.lower.lower_open(lower).await?;
         let fd = rustix::fs::openat(
             &self.work_fd,
             ".",
