@@ -70,13 +70,7 @@ impl OverlayFs {
         if !self.lower.lower_node(lower).await?.kind.is_dir() {
             return Ok(());
         }
-        let dir = rustix::fs::openat2(
-            &t.dir,
-            &t.name,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            super::RESOLVE,
-        )?;
+        let dir = t.open(OFlags::PATH | OFlags::DIRECTORY)?;
         self.fill_from_lower(lower, &dir).await?;
         whiteout::make_opaque(&t.dir, &t.name)?;
         Ok(())

@@ -161,6 +161,19 @@ struct Target {
     name: OsString,
 }
 
+impl Target {
+    /// Opens the entry with `flags` (close-on-exec; never through a symlink or out of the layer).
+    fn open(&self, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+        rustix::fs::openat2(
+            &self.dir,
+            &self.name,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        )
+    }
+}
+
 const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
     .union(ResolveFlags::NO_SYMLINKS)
     .union(ResolveFlags::NO_MAGICLINKS);
@@ -515,12 +528,10 @@ impl OverlayFs {
         if let Some((t, st)) = self.upper_stat(ino)? {
             if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
             {
-                let flags = OFlags::CLOEXEC | OFlags::NOFOLLOW;
-                let open = |acc: OFlags| {
-                    rustix::fs::openat2(&t.dir, &t.name, acc | flags, Mode::empty(), RESOLVE)
-                };
                 // A daemon that is not root may not open a read-only file for writing.
-                let fd = open(OFlags::RDWR).or_else(|_| open(OFlags::RDONLY))?;
+                let fd = t
+                    .open(OFlags::RDWR | OFlags::NOFOLLOW)
+                    .or_else(|_| t.open(OFlags::RDONLY | OFlags::NOFOLLOW))?;
                 self.orphans
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

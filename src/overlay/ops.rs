@@ -18,7 +18,7 @@ use rfuse3::{Result as FuseResult, SetAttr};
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, Timespec, Timestamps, Uid, XattrFlags};
 
 use super::readdir::DirItem;
-use super::{errno, whiteout, OverlayError, OverlayFs, Result, Target, RESOLVE, UPPER_TTL};
+use super::{errno, whiteout, OverlayError, OverlayFs, Result, Target, UPPER_TTL};
 
 /// `renameat2` flags the kernel may pass.
 const RENAME_NOREPLACE: u32 = 1;
@@ -185,13 +185,7 @@ impl OverlayFs {
 
     /// Removes the whiteouts left in an upper directory that is empty in the merged view.
     fn clear_whiteouts(&self, t: &Target) -> Result<()> {
-        let dir = rustix::fs::openat2(
-            &t.dir,
-            &t.name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            RESOLVE,
-        )?;
+        let dir = t.open(OFlags::RDONLY | OFlags::DIRECTORY)?;
         let mut d = rustix::fs::Dir::read_from(&dir)?;
         let mut names = Vec::new();
         while let Some(e) = d.read() {
@@ -466,14 +460,7 @@ impl OverlayFs {
             }
         }
         if let Some(size) = set.size {
-            let fd = rustix::fs::openat2(
-                &t.dir,
-                &t.name,
-                OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                Mode::empty(),
-                RESOLVE,
-            )?;
-            rustix::fs::ftruncate(&fd, size)?;
+            rustix::fs::ftruncate(t.open(OFlags::WRONLY | OFlags::NOFOLLOW)?, size)?;
         }
         if set.atime.is_some() || set.mtime.is_some() {
             let times = Timestamps {

@@ -8,7 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use rfuse3::FileType;
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::{AtFlags, OFlags};
 
 use super::{whiteout, OverlayFs, Result};
 
@@ -31,13 +31,7 @@ impl OverlayFs {
                 if rustix::fs::FileType::from_raw_mode(st.st_mode)
                     == rustix::fs::FileType::Directory =>
             {
-                Some(rustix::fs::openat2(
-                    &t.dir,
-                    &t.name,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                    super::RESOLVE,
-                )?)
+                Some(t.open(OFlags::RDONLY | OFlags::DIRECTORY)?)
             }
             Some(_) => return Err(super::OverlayError::Errno(libc::ENOTDIR)),
             None => None,
