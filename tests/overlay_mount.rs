@@ -877,7 +877,7 @@ fn workspace_is_read_only_while_nothing_is_writable() {
 /// Opens are zero-message: the daemon sees reads and writes of an inode, never the opens, and
 /// one page cache serves every open of the inode. Every mix of opens must show the same bytes.
 #[test]
-fn writes_by_the_kernel_and_reads_through_the_daemon_agree() {
+fn every_mix_of_opens_shows_the_same_bytes() {
     use std::io::{Read, Write};
     use std::os::unix::fs::FileExt;
     let fx = fixture::standard();
