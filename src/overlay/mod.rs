@@ -513,19 +513,31 @@ impl OverlayFs {
     /// and a regular upper file keeps an fd here until FORGET, so a process holding it open can
     /// go on reading and writing it. With another known name, `unlink_name` moves it there.
     fn detach_name(&self, parent: u64, name: &OsStr) -> Result<()> {
+        let key = (parent, name.to_os_string());
         let ino = {
             let t = self.table();
-            let key = (parent, name.to_os_string());
             let Some(&ino) = t.by_name.get(&key) else {
                 return Ok(());
             };
-            let other = t.by_name.iter().any(|(k, i)| *i == ino && *k != key);
             match t.nodes.get(&ino) {
-                Some(n) if !other && !n.detached && ino != self.root_ino() => ino,
+                Some(n) if !n.detached && ino != self.root_ino() => ino,
                 _ => return Ok(()),
             }
         };
-        if let Some((t, st)) = self.upper_stat(ino)? {
+        let upper = self.upper_stat(ino)?;
+        // Only a hard-linked file can have another name (looking for one costs a scan).
+        if upper
+            .as_ref()
+            .is_some_and(|(_, st)| st.st_nlink > 1 && !ops::is_dir_mode(st.st_mode))
+            && self
+                .table()
+                .by_name
+                .iter()
+                .any(|(k, i)| *i == ino && *k != key)
+        {
+            return Ok(());
+        }
+        if let Some((t, st)) = upper {
             if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
             {
                 // A daemon that is not root may not open a read-only file for writing.
