@@ -1180,3 +1180,88 @@ fn unmount_refuses_while_a_process_uses_the_path() {
         "unmounted once nothing used it"
     );
 }
+
+/// The mode the kernel reports when asked for the mode alone (`statx` with `STATX_MODE`): what
+/// it has cached, which is also what an exec trusts. A write invalidates the size and times,
+/// not the mode, so this sees a stale set-user-ID bit unless the daemon invalidated it.
+fn cached_mode(p: &Path) -> u32 {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).expect("path");
+    // SAFETY: statx writes into `buf`, a properly sized and aligned statx struct.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `buf` is valid for writes.
+    let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_MODE, &mut buf) };
+    assert_eq!(
+        r,
+        0,
+        "statx {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+    u32::from(buf.stx_mode) & 0o7777
+}
+
+/// Runs `script` (with `$0` = `p`) as nobody:nogroup.
+fn as_nobody(script: &str, p: &Path) {
+    use std::os::unix::process::CommandExt;
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(p)
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .expect("run sh as nobody");
+    assert!(status.success(), "{script} as nobody: {status:?}");
+}
+
+/// The kernel leaves killing set-user-ID and set-group-ID bits to the daemon (so it need not ask
+/// for `security.capability` before every write): a write, a truncate or an fallocate by a user
+/// without CAP_FSETID clears them, on disk and in what the kernel has cached; root's writes keep
+/// them; set-group-ID without group execute stays, as on any Linux filesystem.
+#[test]
+fn writes_by_other_users_kill_set_id_bits() {
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    mount(&d, "a");
+    let a = d.workspace.join("a");
+    let set = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        assert_eq!(cached_mode(p), mode, "mode before");
+    };
+    let p = a.join("tool");
+    std::fs::write(&p, b"#!/bin/sh\n").expect("create");
+
+    // Root (CAP_FSETID) keeps the bits.
+    set(&p, 0o6777);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&p)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"# root\n"))
+        .expect("append as root");
+    assert_eq!(cached_mode(&p), 0o6777);
+
+    for (what, script) in [
+        ("write", "echo '# nobody' >> \"$0\""),
+        ("truncate", ": > \"$0\""),
+        ("fallocate", "fallocate -l 8192 \"$0\""),
+    ] {
+        set(&p, 0o6777);
+        as_nobody(script, &p);
+        assert_eq!(cached_mode(&p), 0o777, "{what}: the kernel's mode");
+        let on_disk = std::fs::metadata(&p).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(on_disk, 0o777, "{what}: the daemon's mode");
+    }
+    // Set-group-ID without group execute is a mandatory-locking mark, not a privilege.
+    set(&p, 0o2666);
+    as_nobody("echo x >> \"$0\"", &p);
+    assert_eq!(cached_mode(&p), 0o2666);
+    // A lower file copied up by the write keeps nothing it should not either.
+    let lower = a.join("b/c.txt");
+    set(&lower, 0o4666);
+    as_nobody("echo more >> \"$0\"", &lower);
+    assert_eq!(cached_mode(&lower), 0o666);
+    let mut want = fixture::DEEP_FILE_CONTENT.to_vec();
+    want.extend_from_slice(b"more\n");
+    assert_eq!(std::fs::read(&lower).expect("read"), want);
+}

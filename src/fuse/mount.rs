@@ -43,7 +43,10 @@ pub fn workspace_options() -> MountOptions {
         // file written here be read back from the daemon.
         .auto_inval_data(false)
         // Every OPEN is answered ENOSYS (`crate::NO_OPEN`); this also keeps O_TRUNC a SETATTR.
-        .no_open_support(true);
+        .no_open_support(true)
+        // The kernel leaves killing suid/sgid to us and stops asking for security.capability
+        // before every write (overlay/privs.rs).
+        .handle_killpriv_v2(true);
     o
 }
 

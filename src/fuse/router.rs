@@ -63,6 +63,9 @@ impl MegaFuse {
 
     /// Hands the router the session's notify channel, for cache invalidation.
     pub fn set_notify(&self, n: Notify) {
+        for ovl in self.read().slots.values() {
+            ovl.set_notify(n.clone());
+        }
         let _ = self.notify.set(n);
     }
 
@@ -72,6 +75,9 @@ impl MegaFuse {
 
     /// Splices `ovl` in at `name` of Dicfuse directory `parent` (`None`: the whole repository).
     pub async fn attach(&self, slot: u32, at: Option<(u64, OsString)>, ovl: Arc<OverlayFs>) {
+        if let Some(n) = self.notify.get() {
+            ovl.set_notify(n.clone());
+        }
         {
             let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
             t.slots.insert(slot, ovl);
@@ -153,10 +159,7 @@ impl MegaFuse {
 
     /// Waits (at most 2 s) until every queued invalidation has been written to the kernel.
     pub async fn flush_notifications(&self) {
-        let t0 = std::time::Instant::now();
-        while rfuse3::notify::pending() > 0 && t0.elapsed() < std::time::Duration::from_secs(2) {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
+        crate::overlay::notifications_written().await;
     }
 
     /// Tells the kernel to drop the attributes and pages it cached for inodes of `ovl`.

@@ -18,6 +18,7 @@ pub mod cl;
 mod copyup;
 pub mod lower;
 mod ops;
+mod privs;
 mod readdir;
 pub mod settle;
 pub mod whiteout;
@@ -91,6 +92,14 @@ impl From<OverlayError> for rfuse3::Errno {
 
 type Result<T> = std::result::Result<T, OverlayError>;
 
+/// Waits (at most 2 s) until every notification queued for the kernel has been written.
+pub async fn notifications_written() {
+    let t0 = std::time::Instant::now();
+    while rfuse3::notify::pending() > 0 && t0.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// The FUSE file type of a `st_mode`.
 fn file_type(mode: u32) -> FileType {
     match rustix::fs::FileType::from_raw_mode(mode) {
@@ -153,6 +162,8 @@ pub struct OverlayFs {
     /// a read or write resolves an inode to its file and uses it, so that the file is the one
     /// the inode names.
     ns_lock: tokio::sync::RwLock<()>,
+    /// The session's channel to the kernel, for invalidating what it cached (see `privs`).
+    notify: std::sync::OnceLock<rfuse3::notify::Notify>,
 }
 
 /// Where an upper entry is: its directory and its name in it.
@@ -241,7 +252,23 @@ impl OverlayFs {
             next_fh: AtomicU64::new(1),
             orphans: Mutex::new(HashMap::new()),
             ns_lock: tokio::sync::RwLock::new(()),
+            notify: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Hands the overlay its session's notify channel (once; later calls change nothing).
+    pub fn set_notify(&self, n: rfuse3::notify::Notify) {
+        let _ = self.notify.set(n);
+    }
+
+    /// Makes the kernel forget the attributes it cached for `ino`, and waits until it has:
+    /// what follows may depend on it asking again (the mode after suid/sgid were killed).
+    async fn invalidate_attrs(&self, ino: u64) {
+        if let Some(n) = self.notify.get() {
+            // Offset -1: attributes only, no pages.
+            n.clone().invalid_inode(ino, -1, 0).await;
+            notifications_written().await;
+        }
     }
 
     /// The root inode.

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, Stream};
-use rfuse3::raw::flags::FOPEN_KEEP_CACHE;
+use rfuse3::raw::flags::{FOPEN_KEEP_CACHE, FUSE_WRITE_KILL_SUIDGID};
 use rfuse3::raw::prelude::*;
 use rfuse3::{Result as FuseResult, SetAttr};
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, Timespec, Timestamps, Uid, XattrFlags};
 
 use super::readdir::DirItem;
-use super::{errno, whiteout, OverlayError, OverlayFs, Result, Target, UPPER_TTL};
+use super::{errno, privs, whiteout, OverlayError, OverlayFs, Result, Target, UPPER_TTL};
 
 /// `renameat2` flags the kernel may pass.
 const RENAME_NOREPLACE: u32 = 1;
@@ -433,6 +433,9 @@ impl OverlayFs {
                 Some(f) => f,
                 None => self.orphan_from_lower(ino).await?,
             };
+            if set.kill_suidgid && privs::kill_suidgid(&*f)? {
+                self.invalidate_attrs(ino).await;
+            }
             return self.setattr_fd(ino, &f, set);
         }
         self.copy_up(ino).await?;
@@ -440,6 +443,10 @@ impl OverlayFs {
         let st = rustix::fs::statat(&t.dir, &t.name, AtFlags::SYMLINK_NOFOLLOW)?;
         let is_link =
             rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink;
+        // Before the change it comes with, so the kernel never shows the change with the bits.
+        if set.kill_suidgid && privs::kill_suidgid_at(&t.dir, &t.name)? {
+            self.invalidate_attrs(ino).await;
+        }
         if set.uid.is_some() || set.gid.is_some() {
             rustix::fs::chownat(
                 &t.dir,
@@ -778,10 +785,15 @@ impl Filesystem for OverlayFs {
         _fh: u64,
         offset: u64,
         data: &[u8],
-        _write_flags: u32,
+        write_flags: u32,
         _flags: u32,
     ) -> FuseResult<ReplyWrite> {
         let (file, _ns) = self.writable_file(inode).await?;
+        if write_flags & FUSE_WRITE_KILL_SUIDGID != 0
+            && privs::kill_suidgid(&*file).map_err(OverlayError::from)?
+        {
+            self.invalidate_attrs(inode).await;
+        }
         file.write_all_at(data, offset)
             .map_err(OverlayError::from)?;
         Ok(ReplyWrite {
@@ -1096,7 +1108,7 @@ impl Filesystem for OverlayFs {
 
     async fn fallocate(
         &self,
-        _req: Request,
+        req: Request,
         inode: u64,
         _fh: u64,
         offset: u64,
@@ -1104,6 +1116,10 @@ impl Filesystem for OverlayFs {
         mode: u32,
     ) -> FuseResult<()> {
         let (file, _ns) = self.writable_file(inode).await?;
+        // FALLOCATE carries no kill flag: anyone but root is taken to lack CAP_FSETID.
+        if req.uid != 0 && privs::kill_suidgid(&*file).map_err(OverlayError::from)? {
+            self.invalidate_attrs(inode).await;
+        }
         rustix::fs::fallocate(
             file.as_fd(),
             rustix::fs::FallocateFlags::from_bits_retain(mode),

@@ -39,7 +39,8 @@ pub use helper::{mode_from_kind_and_perm, perm_from_mode_and_kind};
 pub use mount_options::MountOptions;
 use nix::sys::stat::mode_t;
 use raw::abi::{
-    fuse_setattr_in, FATTR_ATIME, FATTR_ATIME_NOW, FATTR_CTIME, FATTR_GID, FATTR_LOCKOWNER,
+    fuse_setattr_in, FATTR_ATIME, FATTR_ATIME_NOW, FATTR_CTIME, FATTR_GID, FATTR_KILL_SUIDGID,
+    FATTR_LOCKOWNER,
     FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID,
 };
 #[cfg(target_os = "macos")]
@@ -117,6 +118,9 @@ pub struct SetAttr {
     pub mtime: Option<Timestamp>,
     /// set file or directory ctime.
     pub ctime: Option<Timestamp>,
+    /// Scorpio patch: kill suid and sgid too (`FATTR_KILL_SUIDGID`, with
+    /// `MountOptions::handle_killpriv_v2`).
+    pub kill_suidgid: bool,
     #[cfg(target_os = "macos")]
     pub crtime: Option<Timestamp>,
     #[cfg(target_os = "macos")]
@@ -178,6 +182,8 @@ impl From<&fuse_setattr_in> for SetAttr {
         if setattr_in.valid & FATTR_CTIME > 0 {
             set_attr.ctime = fsai2ts!(setattr_in.ctime, setattr_in.ctimensec);
         }
+
+        set_attr.kill_suidgid = setattr_in.valid & FATTR_KILL_SUIDGID > 0;
 
         #[cfg(target_os = "macos")]
         if setattr_in.valid & FATTR_CRTIME > 0 {

@@ -46,6 +46,8 @@ pub struct MountOptions {
     pub(crate) no_open_support: bool,
     pub(crate) no_open_dir_support: bool,
     pub(crate) handle_killpriv: bool,
+    /// Scorpio patch: whether to ask for `FUSE_HANDLE_KILLPRIV_V2`.
+    pub(crate) handle_killpriv_v2: bool,
     pub(crate) write_back: bool,
     pub(crate) direct_io: bool,
     pub(crate) force_readdir_plus: bool,
@@ -95,6 +97,7 @@ impl Default for MountOptions {
             no_open_support: false,
             no_open_dir_support: false,
             handle_killpriv: false,
+            handle_killpriv_v2: false,
             write_back: false,
             direct_io: false,
             force_readdir_plus: false,
@@ -202,6 +205,15 @@ impl MountOptions {
     /// fs handle killing `suid`/`sgid`/`cap` on `write`/`chown`/`trunc`, default is disable.
     pub fn handle_killpriv(&mut self, handle_killpriv: bool) -> &mut Self {
         self.handle_killpriv = handle_killpriv;
+
+        self
+    }
+
+    /// Scorpio patch: ask for `FUSE_HANDLE_KILLPRIV_V2` (default off). The filesystem must then
+    /// kill suid/sgid on a WRITE with `FUSE_WRITE_KILL_SUIDGID` and a SETATTR with
+    /// `SetAttr::kill_suidgid`; the kernel stops asking for `security.capability` before writes.
+    pub fn handle_killpriv_v2(&mut self, handle_killpriv_v2: bool) -> &mut Self {
+        self.handle_killpriv_v2 = handle_killpriv_v2;
 
         self
     }

@@ -64,6 +64,8 @@ pub const FATTR_ATIME_NOW: u32 = 1 << 7;
 pub const FATTR_MTIME_NOW: u32 = 1 << 8;
 pub const FATTR_LOCKOWNER: u32 = 1 << 9;
 pub const FATTR_CTIME: u32 = 1 << 10;
+/// Scorpio patch: kill suid and sgid with this setattr (`FUSE_HANDLE_KILLPRIV_V2`).
+pub const FATTR_KILL_SUIDGID: u32 = 1 << 11;
 
 #[cfg(target_os = "macos")]
 pub const FATTR_CRTIME: u32 = 1 << 28;
@@ -141,6 +143,11 @@ pub const FUSE_PARALLEL_DIROPS: u32 = 1 << 18;
 /// fs handles killing suid/sgid/cap on write/chown/trunc
 pub const FUSE_HANDLE_KILLPRIV: u32 = 1 << 19;
 
+/// Scorpio patch: the filesystem kills suid/sgid on write, truncate and chown, when the
+/// request's flags ask (`FUSE_WRITE_KILL_SUIDGID`, `FATTR_KILL_SUIDGID`); the kernel then skips
+/// its own check, a GETXATTR of `security.capability` before each `write(2)`.
+pub const FUSE_HANDLE_KILLPRIV_V2: u32 = 1 << 28;
+
 // if enable this, means use default_permissions
 /// filesystem supports posix acls
 pub const FUSE_POSIX_ACL: u32 = 1 << 20;
@@ -198,6 +205,9 @@ pub const FUSE_LK_FLOCK: u32 = 1 << 0;
 // Write flags
 /// delayed write from page cache, file handle is guessed
 pub const FUSE_WRITE_CACHE: u32 = 1 << 0;
+
+/// Scorpio patch: kill suid and sgid on this write (`FUSE_HANDLE_KILLPRIV_V2`).
+pub const FUSE_WRITE_KILL_SUIDGID: u32 = 1 << 2;
 
 #[allow(dead_code)]
 /// lock_owner field is valid

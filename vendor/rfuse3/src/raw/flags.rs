@@ -15,4 +15,5 @@ pub use crate::raw::abi::FUSE_IOCTL_UNRESTRICTED;
 pub use crate::raw::abi::FUSE_POLL_SCHEDULE_NOTIFY;
 pub use crate::raw::abi::FUSE_READ_LOCKOWNER;
 pub use crate::raw::abi::FUSE_WRITE_CACHE;
+pub use crate::raw::abi::FUSE_WRITE_KILL_SUIDGID;
 pub use crate::raw::abi::FUSE_WRITE_LOCKOWNER;

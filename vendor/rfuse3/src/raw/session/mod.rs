@@ -1535,6 +1535,13 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
             reply_flags |= FUSE_HANDLE_KILLPRIV;
         }
 
+        // Scorpio patch.
+        if init_in.flags & FUSE_HANDLE_KILLPRIV_V2 > 0 && self.mount_options.handle_killpriv_v2 {
+            debug!("enable FUSE_HANDLE_KILLPRIV_V2");
+
+            reply_flags |= FUSE_HANDLE_KILLPRIV_V2;
+        }
+
         if init_in.flags & FUSE_POSIX_ACL > 0 && self.mount_options.default_permissions {
             debug!("enable FUSE_POSIX_ACL");
 
