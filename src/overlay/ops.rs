@@ -438,9 +438,16 @@ impl OverlayFs {
             }
             return self.setattr_fd(ino, &f, set);
         }
-        self.copy_up(ino).await?;
-        let t = self.target(ino)?.ok_or(OverlayError::Errno(libc::ENOENT))?;
-        let st = rustix::fs::statat(&t.dir, &t.name, AtFlags::SYMLINK_NOFOLLOW)?;
+        // Usually already in the upper layer (tar sets owner, mode and times on what it just
+        // wrote): then one lookup of the entry serves the whole request.
+        let (t, st) = match self.upper_stat(ino)? {
+            Some(found) => found,
+            None => {
+                self.copy_up(ino).await?;
+                self.upper_stat(ino)?
+                    .ok_or(OverlayError::Errno(libc::ENOENT))?
+            }
+        };
         let is_link =
             rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink;
         // Before the change it comes with, so the kernel never shows the change with the bits.
@@ -476,9 +483,10 @@ impl OverlayFs {
             };
             rustix::fs::utimensat(&t.dir, &t.name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
         }
+        let st = rustix::fs::statat(&t.dir, &t.name, AtFlags::SYMLINK_NOFOLLOW)?;
         Ok(ReplyAttr {
             ttl: UPPER_TTL,
-            attr: self.attr_of(ino).await?,
+            attr: self.attr_from_stat(ino, &st),
         })
     }
 
