@@ -1088,8 +1088,8 @@ fn open_files_outlive_their_names() {
     );
 }
 
-/// `open(O_TRUNC)` truncates without an OPEN request (it is sent as a SETATTR), for a new file,
-/// an upper file and a lower one; opening a read-only part of the workspace for writing fails at
+/// `open(O_TRUNC)` truncates without an OPEN request (it is sent as a SETATTR), for an upper
+/// file and a lower one; opening a read-only part of the workspace for writing fails at
 /// the first write at the latest and changes nothing.
 #[test]
 fn truncating_opens_and_read_only_parts() {

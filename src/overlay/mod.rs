@@ -594,9 +594,13 @@ impl OverlayFs {
             .remove(&ino);
     }
 
-    /// Gives detached inode `ino`, which has no upper file, one of its own: a copy of its
-    /// lower content in an unnamed file, for a write to an open file whose name is gone.
-    async fn orphan_from_lower(&self, ino: u64) -> Result<Arc<File>> {
+    /// The file a change to detached inode `ino` goes to (its name is gone, but a process may
+    /// hold it open): its kept upper file, or else a copy of its lower content in an unnamed
+    /// file, kept from then on. The caller holds `ns_lock` exclusively.
+    async fn kept_file(&self, ino: u64) -> Result<Arc<File>> {
+        if let Some(f) = self.orphan(ino) {
+            return Ok(f);
+        }
         let lower = self
             .info(ino)?
             .lower

@@ -429,10 +429,7 @@ impl OverlayFs {
         let _ns = self.ns_lock.write().await;
         if self.info(ino)?.detached {
             // Its name is gone, but a process may hold it open (fchmod, ftruncate...).
-            let f = match self.orphan(ino) {
-                Some(f) => f,
-                None => self.orphan_from_lower(ino).await?,
-            };
+            let f = self.kept_file(ino).await?;
             if set.kill_suidgid && privs::kill_suidgid(&*f)? {
                 self.invalidate_attrs(ino).await;
             }
@@ -530,9 +527,7 @@ impl OverlayFs {
         {
             let _ns = self.ns_lock.write().await;
             if self.info(ino)?.detached {
-                if self.orphan(ino).is_none() {
-                    self.orphan_from_lower(ino).await?;
-                }
+                self.kept_file(ino).await?;
             } else {
                 self.copy_up(ino).await?;
             }
