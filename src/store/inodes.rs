@@ -580,7 +580,19 @@ mod tests {
             assert_eq!(t.path(b).unwrap(), "a/x y");
             db.flush().unwrap();
         }
-        let db = sled::open(dir.path()).unwrap();
+        // sled's flusher thread outlives the dropped handle for a moment and holds the
+        // database's lock until it ends (a new process, as a restart is, never sees that).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let db = loop {
+            match sled::open(dir.path()) {
+                Ok(db) => break db,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    assert!(e.to_string().contains("lock"), "{e}");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        };
         let t = InodeTable::open(&db).unwrap();
         assert!(!t.bind("r", &commit(1)).unwrap());
         assert_eq!(t.child(ROOT_INO, b"a").unwrap(), Some(a));
