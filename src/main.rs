@@ -233,13 +233,22 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     antares.shutdown().await;
     let _ = stop_tx.send(());
     if !session_ended {
-        match tokio::time::timeout(Duration::from_secs(10), handle.unmount()).await {
-            Ok(Ok(())) => {}
-            other => {
-                tracing::warn!(result = ?other.map(|r| r.map_err(|e| e.to_string())), "clean unmount failed; detaching lazily");
-                mount::detach(&cfg.workspace)
-                    .with_context(|| format!("cannot unmount {}", cfg.workspace.display()))?;
+        // A busy mount fails the clean unmount at once, and rfuse3 then aborts the connection;
+        // the timeout is for a session that still does not end.
+        let stuck = match tokio::time::timeout(Duration::from_secs(10), handle.unmount()).await {
+            Ok(Ok(())) => false,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "clean unmount failed (busy?); detaching lazily");
+                true
             }
+            Err(_) => {
+                tracing::error!("the FUSE session did not end within 10 s; detaching lazily");
+                true
+            }
+        };
+        if stuck {
+            mount::detach(&cfg.workspace)
+                .with_context(|| format!("cannot unmount {}", cfg.workspace.display()))?;
         }
     } else {
         drop(handle);

@@ -284,6 +284,36 @@ impl Drop for MountHandle {
     }
 }
 
+/// Scorpio patch: ends a FUSE connection through fusectl, mounting fusectl first where the
+/// machine has not (a fresh host or a container often has not; the abort then silently did
+/// nothing and the session thread read on until the last user of the mount let go).
+#[cfg(all(
+    target_os = "linux",
+    not(feature = "unprivileged"),
+    not(feature = "async-io-runtime"),
+    feature = "tokio-runtime"
+))]
+fn abort_connection(dev: u64) {
+    const FUSECTL: &str = "/sys/fs/fuse/connections";
+    let abort = format!("{FUSECTL}/{dev}/abort");
+    if std::fs::write(&abort, "1").is_ok() {
+        return;
+    }
+    if let Err(err) = nix::mount::mount(
+        Some("fusectl"),
+        FUSECTL,
+        Some("fusectl"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    ) {
+        // EBUSY: it was mounted already, and the write failed for another reason.
+        debug!("cannot mount fusectl on {FUSECTL}: {err}");
+    }
+    if let Err(err) = std::fs::write(&abort, "1") {
+        error!("cannot abort the FUSE connection through {abort}: {err}");
+    }
+}
+
 #[derive(Debug)]
 struct MountHandleInner {
     task: JoinHandle<IoResult<()>>,
@@ -318,10 +348,7 @@ impl MountHandleInner {
                 .map_err(IoError::other)?;
             if unmounted.is_err() {
                 if let Some(dev) = self.device {
-                    let abort = format!("/sys/fs/fuse/connections/{dev}/abort");
-                    if let Err(err) = std::fs::write(&abort, "1") {
-                        warn!("cannot abort the FUSE connection through {abort}: {err}");
-                    }
+                    abort_connection(dev);
                 }
             }
             self.task.await.map_err(IoError::other)??;
