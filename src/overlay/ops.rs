@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, Stream};
-use rfuse3::raw::flags::{FOPEN_KEEP_CACHE, FUSE_WRITE_KILL_SUIDGID};
+use rfuse3::raw::flags::FUSE_WRITE_KILL_SUIDGID;
 use rfuse3::raw::prelude::*;
 use rfuse3::{Result as FuseResult, SetAttr};
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, Timespec, Timestamps, Uid, XattrFlags};
@@ -1083,30 +1083,13 @@ impl Filesystem for OverlayFs {
 
     async fn create(
         &self,
-        req: Request,
-        parent: u64,
-        name: &OsStr,
-        mode: u32,
+        _req: Request,
+        _parent: u64,
+        _name: &OsStr,
+        _mode: u32,
         _flags: u32,
     ) -> FuseResult<ReplyCreated> {
-        let _ns = self.ns_lock.write().await;
-        let perm = Mode::from_raw_mode(mode & 0o7777);
-        let (e, _) = self
-            .create_with(&req, parent, name, Some(mode), |d| {
-                // The file is made here and closed: the open that follows is the kernel's own
-                // (zero-message), and reads and writes find the file by inode.
-                let oflags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
-                rustix::fs::openat(d, name, oflags, perm).map(drop)
-            })
-            .await?;
-        Ok(ReplyCreated {
-            ttl: UPPER_TTL,
-            attr: e.attr,
-            generation: 0,
-            fh: 0,
-            flags: FOPEN_KEEP_CACHE,
-            backing_id: 0,
-        })
+        Err(crate::NO_CREATE.into())
     }
 
     async fn fallocate(
