@@ -28,3 +28,9 @@ pub const NO_OPEN: i32 = libc::ENOSYS;
 /// then open them itself (zero-message, as `NO_OPEN`), where a CREATE'd file costs a RELEASE at
 /// its last close on kernels before 6.19: one round trip in ten of an untar.
 pub const NO_CREATE: i32 = libc::ENOSYS;
+
+/// The answer to an overlay's OPENDIR: ENOSYS once makes the kernel open directories without
+/// asking (and send no RELEASEDIR), and keep their listings in its readdir cache, which it drops
+/// itself when a change goes through the mount. READDIR then names the directory alone, and an
+/// offset is a hash of the entry's name, so a listing read while it changes stays in order.
+pub const NO_OPENDIR: i32 = libc::ENOSYS;

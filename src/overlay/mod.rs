@@ -153,9 +153,12 @@ pub struct OverlayFs {
     work_fd: OwnedFd,
     lower: Lower,
     nodes: Mutex<NodeTable>,
-    /// Open directories: the merged listing taken at OPENDIR, so offsets stay stable.
-    dirs: Mutex<HashMap<u64, Arc<Vec<readdir::DirItem>>>>,
-    next_fh: AtomicU64,
+    /// The last merged listing read, with the namespace generation it was taken in: a large
+    /// directory is read in several READDIRs, which need not list it again each time.
+    last_listing: Mutex<Option<readdir::Listing>>,
+    /// Bumped by every exclusive `ns_lock` (`ns_write`): a listing from an older generation
+    /// may be stale.
+    ns_gen: AtomicU64,
     /// Upper files of detached inodes the kernel still knows, by inode (see the module doc).
     orphans: Mutex<HashMap<u64, Arc<File>>>,
     /// Exclusive for namespace changes (create, unlink, rename, copy-up, settle); shared while
@@ -248,8 +251,8 @@ impl OverlayFs {
             work_fd: open_dir(work)?,
             lower,
             nodes: Mutex::new(table),
-            dirs: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1),
+            last_listing: Mutex::new(None),
+            ns_gen: AtomicU64::new(0),
             orphans: Mutex::new(HashMap::new()),
             ns_lock: tokio::sync::RwLock::new(()),
             notify: std::sync::OnceLock::new(),
@@ -629,13 +632,11 @@ impl OverlayFs {
         Ok(f)
     }
 
-    fn add_dir(&self, items: Arc<Vec<readdir::DirItem>>) -> u64 {
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.dirs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, items);
-        fh
+    /// Takes `ns_lock` exclusively, for a change to the namespace (or to what a path names).
+    async fn ns_write(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        let guard = self.ns_lock.write().await;
+        self.ns_gen.fetch_add(1, Ordering::SeqCst);
+        guard
     }
 
     /// Whether the lower layer has `name` in `parent` (seen through `parent`'s merge).

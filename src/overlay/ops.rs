@@ -4,7 +4,7 @@
 //! user, creates entries, then gives them to the caller (or to the set-group-id directory's
 //! group). Every namespace change holds `ns_lock`.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
@@ -17,7 +17,6 @@ use rfuse3::raw::prelude::*;
 use rfuse3::{Result as FuseResult, SetAttr};
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, RenameFlags, Timespec, Timestamps, Uid, XattrFlags};
 
-use super::readdir::DirItem;
 use super::{errno, privs, whiteout, OverlayError, OverlayFs, Result, Target, UPPER_TTL};
 
 /// `renameat2` flags the kernel may pass.
@@ -241,7 +240,7 @@ impl OverlayFs {
     }
 
     async fn remove(&self, parent: u64, name: &OsStr, dir: bool) -> Result<()> {
-        let _ns = self.ns_lock.write().await;
+        let _ns = self.ns_write().await;
         let ino = self
             .child(parent, name)
             .await?
@@ -301,7 +300,7 @@ impl OverlayFs {
         if new_name.len() > 255 {
             return errno(libc::ENAMETOOLONG);
         }
-        let _ns = self.ns_lock.write().await;
+        let _ns = self.ns_write().await;
         let src = self
             .child(parent, name)
             .await?
@@ -426,7 +425,7 @@ impl OverlayFs {
 
     async fn do_setattr(&self, ino: u64, set: &SetAttr) -> Result<ReplyAttr> {
         // Held to the end: a push settling the upper layer must not see half a change.
-        let _ns = self.ns_lock.write().await;
+        let _ns = self.ns_write().await;
         if self.info(ino)?.detached {
             // Its name is gone, but a process may hold it open (fchmod, ftruncate...).
             let f = self.kept_file(ino).await?;
@@ -525,7 +524,7 @@ impl OverlayFs {
             }
         }
         {
-            let _ns = self.ns_lock.write().await;
+            let _ns = self.ns_write().await;
             if self.info(ino)?.detached {
                 self.kept_file(ino).await?;
             } else {
@@ -538,14 +537,6 @@ impl OverlayFs {
             .ok_or(OverlayError::Errno(libc::ENOENT))?;
         Ok((f, ns))
     }
-}
-
-fn dir_items_with_dots(ino: u64, parent: u64, items: &[DirItem]) -> Vec<(u64, FileType, OsString)> {
-    let mut out = Vec::with_capacity(items.len() + 2);
-    out.push((ino, FileType::Directory, OsString::from(".")));
-    out.push((parent, FileType::Directory, OsString::from("..")));
-    out.extend(items.iter().map(|i| (i.ino_hint, i.kind, i.name.clone())));
-    out
 }
 
 impl Filesystem for OverlayFs {
@@ -630,7 +621,7 @@ impl Filesystem for OverlayFs {
         name: &OsStr,
         link: &OsStr,
     ) -> FuseResult<ReplyEntry> {
-        let _ns = self.ns_lock.write().await;
+        let _ns = self.ns_write().await;
         let (e, _) = self
             .create_with(&req, parent, name, None, |d| {
                 rustix::fs::symlinkat(link, d, name)
@@ -647,7 +638,7 @@ impl Filesystem for OverlayFs {
         mode: u32,
         rdev: u32,
     ) -> FuseResult<ReplyEntry> {
-        let _ns = self.ns_lock.write().await;
+        let _ns = self.ns_write().await;
         let ft = rustix::fs::FileType::from_raw_mode(mode);
         let perm = Mode::from_raw_mode(mode & 0o7777);
         let (e, _) = self
@@ -666,7 +657,7 @@ impl Filesystem for OverlayFs {
         mode: u32,
         _umask: u32,
     ) -> FuseResult<ReplyEntry> {
-        let _ns = self.ns_lock.write().await;
+        let _ns = self.ns_write().await;
         let perm = Mode::from_raw_mode(mode & 0o7777);
         let (e, lower_had) = self
             .create_with(&req, parent, name, Some(mode), |d| {
@@ -724,7 +715,7 @@ impl Filesystem for OverlayFs {
         new_parent: u64,
         new_name: &OsStr,
     ) -> FuseResult<ReplyEntry> {
-        let _ns = self.ns_lock.write().await;
+        let _ns = self.ns_write().await;
         self.copy_up(inode).await?;
         let src = self
             .target(inode)?
@@ -862,7 +853,7 @@ impl Filesystem for OverlayFs {
         if whiteout::is_private_xattr_os(name) {
             return Err(libc::EPERM.into());
         }
-        let _ns = self.ns_lock.write().await;
+        let _ns = self.ns_write().await;
         self.copy_up(inode).await?;
         let t = self
             .target(inode)?
@@ -929,7 +920,7 @@ impl Filesystem for OverlayFs {
         if whiteout::is_private_xattr_os(name) {
             return Err(libc::EPERM.into());
         }
-        let _ns = self.ns_lock.write().await;
+        let _ns = self.ns_write().await;
         if self.upper_stat(inode)?.is_none() {
             self.info(inode)?;
             return Err(libc::ENODATA.into());
@@ -952,36 +943,28 @@ impl Filesystem for OverlayFs {
         Ok(())
     }
 
-    async fn opendir(&self, _req: Request, inode: u64, _flags: u32) -> FuseResult<ReplyOpen> {
-        let items = self.merged_listing(inode).await?;
-        let fh = self.add_dir(Arc::new(items));
-        Ok(ReplyOpen {
-            fh,
-            flags: 0,
-            backing_id: 0,
-        })
+    async fn opendir(&self, _req: Request, _inode: u64, _flags: u32) -> FuseResult<ReplyOpen> {
+        Err(crate::NO_OPENDIR.into())
     }
 
     async fn readdir<'a>(
         &'a self,
         _req: Request,
         parent: u64,
-        fh: u64,
+        _fh: u64,
         offset: i64,
     ) -> FuseResult<ReplyDirectory<impl Stream<Item = FuseResult<DirectoryEntry>> + Send + 'a>>
     {
-        let items = self.dir_handle(fh, parent).await?;
-        let up = self.info(parent)?.parent;
-        let entries: Vec<FuseResult<DirectoryEntry>> = dir_items_with_dots(parent, up, &items)
-            .into_iter()
-            .enumerate()
-            .skip(offset.max(0) as usize)
-            .map(|(i, (inode, kind, name))| {
+        let listing = self.listing(parent).await?;
+        let entries: Vec<FuseResult<DirectoryEntry>> = listing
+            .iter()
+            .filter(|e| e.off > offset)
+            .map(|e| {
                 Ok(DirectoryEntry {
-                    inode,
-                    kind,
-                    name,
-                    offset: i as i64 + 1,
+                    inode: e.ino,
+                    kind: e.kind,
+                    name: e.name.clone(),
+                    offset: e.off,
                 })
             })
             .collect();
@@ -994,29 +977,23 @@ impl Filesystem for OverlayFs {
         &'a self,
         _req: Request,
         parent: u64,
-        fh: u64,
+        _fh: u64,
         offset: u64,
         _lock_owner: u64,
     ) -> FuseResult<
         ReplyDirectoryPlus<impl Stream<Item = FuseResult<DirectoryEntryPlus>> + Send + 'a>,
     > {
-        let items = self.dir_handle(fh, parent).await?;
-        let up = self.info(parent)?.parent;
+        let listing = self.listing(parent).await?;
         let mut entries = Vec::new();
-        for (i, (ino, kind, name)) in dir_items_with_dots(parent, up, &items)
-            .into_iter()
-            .enumerate()
-            .skip(offset as usize)
-        {
-            let offset = i as i64 + 1;
-            if i < 2 {
-                let attr = self.attr_of(ino).await?;
+        for e in listing.iter().filter(|e| e.off as u64 > offset) {
+            if e.off <= 2 {
+                let attr = self.attr_of(e.ino).await?;
                 entries.push(Ok(DirectoryEntryPlus {
-                    inode: ino,
+                    inode: e.ino,
                     generation: 0,
-                    kind,
-                    name,
-                    offset,
+                    kind: e.kind,
+                    name: e.name.clone(),
+                    offset: e.off,
                     attr,
                     entry_ttl: UPPER_TTL,
                     attr_ttl: UPPER_TTL,
@@ -1024,14 +1001,14 @@ impl Filesystem for OverlayFs {
                 continue;
             }
             // Each entry counts as a kernel lookup; one that vanished meanwhile is left out.
-            match self.do_lookup(parent, &name).await {
-                Ok(e) => entries.push(Ok(DirectoryEntryPlus {
-                    inode: e.attr.ino,
+            match self.do_lookup(parent, &e.name).await {
+                Ok(found) => entries.push(Ok(DirectoryEntryPlus {
+                    inode: found.attr.ino,
                     generation: 0,
-                    kind: e.attr.kind,
-                    name,
-                    offset,
-                    attr: e.attr,
+                    kind: found.attr.kind,
+                    name: e.name.clone(),
+                    offset: e.off,
+                    attr: found.attr,
                     entry_ttl: UPPER_TTL,
                     attr_ttl: UPPER_TTL,
                 })),
@@ -1044,11 +1021,13 @@ impl Filesystem for OverlayFs {
         })
     }
 
-    async fn releasedir(&self, _req: Request, _inode: u64, fh: u64, _flags: u32) -> FuseResult<()> {
-        self.dirs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
+    async fn releasedir(
+        &self,
+        _req: Request,
+        _inode: u64,
+        _fh: u64,
+        _flags: u32,
+    ) -> FuseResult<()> {
         Ok(())
     }
 
@@ -1114,14 +1093,5 @@ impl Filesystem for OverlayFs {
         )
         .map_err(OverlayError::from)?;
         Ok(())
-    }
-}
-
-impl OverlayFs {
-    async fn dir_handle(&self, fh: u64, ino: u64) -> Result<Arc<Vec<DirItem>>> {
-        if let Some(items) = self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh) {
-            return Ok(items.clone());
-        }
-        Ok(Arc::new(self.merged_listing(ino).await?))
     }
 }

@@ -1,16 +1,52 @@
 //! Merged directory listings.
 //!
-//! A listing is taken once, when the directory is opened, and offsets index into it: a
-//! directory read while it changes never skips or repeats an entry.
+//! Directories are opened without the daemon (`crate::NO_OPENDIR`), so a READDIR names the
+//! directory and an offset, with no listing kept since an open. The offset of an entry is a hash
+//! of its name (`.` is 1, `..` is 2) and a listing goes out in hash order: a READDIR resumes
+//! after the last hash the reader saw, so a directory read while it changes never skips or
+//! repeats an entry that stays, whatever was added or removed meanwhile. (Two names with the
+//! same 63-bit hash would sort by name and could split across READDIRs; with the kernel asking
+//! for hundreds of entries at a time, a directory would need billions of names for that to be
+//! likely.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
+use std::hash::Hasher;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use rfuse3::FileType;
 use rustix::fs::{AtFlags, OFlags};
 
 use super::{whiteout, OverlayFs, Result};
+
+/// One entry of a listing as READDIR sends it.
+#[derive(Clone, Debug)]
+pub(super) struct Entry {
+    /// Where a READDIR resumes after this entry.
+    pub off: i64,
+    /// The merged entry's `d_ino` (the parent's inode for `..`, the directory's own for `.`).
+    pub ino: u64,
+    pub kind: FileType,
+    pub name: OsString,
+}
+
+/// A directory's entries in offset order, with the namespace generation they were listed in.
+pub(super) struct Listing {
+    ino: u64,
+    generation: u64,
+    entries: Arc<Vec<Entry>>,
+}
+
+/// The offset of the entry named `name`: a hash of the name, above those of `.` and `..`. Only
+/// one daemon's life has to agree with itself (the kernel's readdir state dies with the
+/// connection), and the standard hasher with its fixed keys does.
+fn name_offset(name: &[u8]) -> i64 {
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(name);
+    ((h.finish() >> 1) as i64).max(3)
+}
 
 /// One entry of a merged listing.
 #[derive(Clone, Debug)]
@@ -25,7 +61,7 @@ impl OverlayFs {
     /// The merged entries of directory `ino` (without `.` and `..`), sorted by name.
     pub(super) async fn merged_listing(&self, ino: u64) -> Result<Vec<DirItem>> {
         let mut items: BTreeMap<OsString, DirItem> = BTreeMap::new();
-        let mut hidden: Vec<OsString> = Vec::new();
+        let mut hidden: HashSet<OsString> = HashSet::new();
         let upper = match self.upper_stat(ino)? {
             Some((t, st))
                 if rustix::fs::FileType::from_raw_mode(st.st_mode)
@@ -50,7 +86,7 @@ impl OverlayFs {
                     Err(e) => return Err(e.into()),
                 };
                 if whiteout::is_whiteout(dir, name, &st) {
-                    hidden.push(name.to_os_string());
+                    hidden.insert(name.to_os_string());
                     continue;
                 }
                 items.insert(
@@ -87,5 +123,77 @@ impl OverlayFs {
             }
         }
         Ok(items.into_values().collect())
+    }
+
+    /// The listing READDIR sends for directory `ino`: `.`, `..` and the merged entries, in
+    /// offset order. A directory whose name is gone lists nothing, as on a local filesystem.
+    pub(super) async fn listing(&self, ino: u64) -> Result<Arc<Vec<Entry>>> {
+        // Shared: no namespace change runs while the layers are read, so the generation read
+        // here is the one the listing shows.
+        let _ns = self.ns_lock.read().await;
+        let generation = self.ns_gen.load(Ordering::SeqCst);
+        if let Some(l) = self.last_listing().as_ref() {
+            if l.ino == ino && l.generation == generation {
+                return Ok(l.entries.clone());
+            }
+        }
+        let info = self.info(ino)?;
+        let entries = if info.detached {
+            Vec::new()
+        } else {
+            let items = self.merged_listing(ino).await?;
+            let mut entries = Vec::with_capacity(items.len() + 2);
+            entries.push(Entry {
+                off: 1,
+                ino,
+                kind: FileType::Directory,
+                name: OsString::from("."),
+            });
+            entries.push(Entry {
+                off: 2,
+                ino: info.parent,
+                kind: FileType::Directory,
+                name: OsString::from(".."),
+            });
+            let mut named: Vec<Entry> = items
+                .into_iter()
+                .map(|i| Entry {
+                    off: name_offset(i.name.as_bytes()),
+                    ino: i.ino_hint,
+                    kind: i.kind,
+                    name: i.name,
+                })
+                .collect();
+            named.sort_unstable_by(|a, b| (a.off, &a.name).cmp(&(b.off, &b.name)));
+            entries.extend(named);
+            entries
+        };
+        let entries = Arc::new(entries);
+        *self.last_listing() = Some(Listing {
+            ino,
+            generation,
+            entries: entries.clone(),
+        });
+        Ok(entries)
+    }
+
+    fn last_listing(&self) -> std::sync::MutexGuard<'_, Option<Listing>> {
+        self.last_listing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_offset;
+
+    #[test]
+    fn offsets_follow_the_name_alone_and_leave_room_for_the_dots() {
+        assert_eq!(name_offset(b"main.c"), name_offset(b"main.c"));
+        assert_ne!(name_offset(b"main.c"), name_offset(b"main.h"));
+        let offs: std::collections::HashSet<i64> = (0..10_000)
+            .map(|i| name_offset(format!("f{i}").as_bytes()))
+            .collect();
+        assert_eq!(offs.len(), 10_000);
+        assert!(offs.iter().all(|o| *o >= 3));
     }
 }

@@ -53,7 +53,7 @@ fn only_private_xattrs(path: &Path) -> bool {
 impl OverlayFs {
     /// Settles this overlay on the base its lower layer now shows (see the module comment).
     pub async fn settle(&self) -> Result<Settled> {
-        let _ns = self.ns_lock.write().await;
+        let _ns = self.ns_write().await;
         let mut dropped = HashSet::new();
         if self.lower.has_cl() {
             // A CL layer sits between; what it shows did not move with the push.

@@ -4460,6 +4460,18 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
 
                 // Check against max_size (entry_data portion only)
                 if data.len() - FUSE_OUT_HEADER_SIZE + dir_entry_size > max_size {
+                    // Scorpio patch: an entry that is not sent is never linked by the kernel,
+                    // which will not forget it: hand back the lookup the filesystem counted
+                    // for it (none for `.`, `..` or node id 0, which the kernel does not link).
+                    let mut unsent = vec![entry];
+                    while let Some(Ok(more)) = entries.next().await {
+                        unsent.push(more);
+                    }
+                    for e in unsent {
+                        if e.attr.ino != 0 && e.name != "." && e.name != ".." {
+                            fs.forget(request, e.attr.ino, 1).await;
+                        }
+                    }
                     break;
                 }
 
