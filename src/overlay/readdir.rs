@@ -80,21 +80,29 @@ impl OverlayFs {
                 if name == "." || name == ".." {
                     continue;
                 }
-                let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => st,
-                    Err(e) if e == rustix::io::Errno::NOENT => continue,
-                    Err(e) => return Err(e.into()),
+                // Only a regular file can be a whiteout: anything else is known from its
+                // d_type, without a stat.
+                let (kind, ino_hint) = match entry.file_type() {
+                    rustix::fs::FileType::RegularFile | rustix::fs::FileType::Unknown => {
+                        let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                            Ok(st) => st,
+                            Err(e) if e == rustix::io::Errno::NOENT => continue,
+                            Err(e) => return Err(e.into()),
+                        };
+                        if whiteout::is_whiteout(dir, name, &st) {
+                            hidden.insert(name.to_os_string());
+                            continue;
+                        }
+                        (super::file_type(st.st_mode), st.st_ino)
+                    }
+                    t => (super::file_type(t.as_raw_mode()), entry.ino()),
                 };
-                if whiteout::is_whiteout(dir, name, &st) {
-                    hidden.insert(name.to_os_string());
-                    continue;
-                }
                 items.insert(
                     name.to_os_string(),
                     DirItem {
                         name: name.to_os_string(),
-                        kind: super::file_type(st.st_mode),
-                        ino_hint: st.st_ino,
+                        kind,
+                        ino_hint,
                     },
                 );
             }
