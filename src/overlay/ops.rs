@@ -986,35 +986,27 @@ impl Filesystem for OverlayFs {
         let listing = self.listing(parent).await?;
         let mut entries = Vec::new();
         for e in listing.iter().filter(|e| e.off as u64 > offset) {
-            if e.off <= 2 {
-                let attr = self.attr_of(e.ino).await?;
-                entries.push(Ok(DirectoryEntryPlus {
-                    inode: e.ino,
-                    generation: 0,
-                    kind: e.kind,
-                    name: e.name.clone(),
-                    offset: e.off,
-                    attr,
-                    entry_ttl: UPPER_TTL,
-                    attr_ttl: UPPER_TTL,
-                }));
-                continue;
-            }
-            // Each entry counts as a kernel lookup; one that vanished meanwhile is left out.
-            match self.do_lookup(parent, &e.name).await {
-                Ok(found) => entries.push(Ok(DirectoryEntryPlus {
-                    inode: found.attr.ino,
-                    generation: 0,
-                    kind: found.attr.kind,
-                    name: e.name.clone(),
-                    offset: e.off,
-                    attr: found.attr,
-                    entry_ttl: UPPER_TTL,
-                    attr_ttl: UPPER_TTL,
-                })),
-                Err(OverlayError::Errno(libc::ENOENT)) => continue,
-                Err(e) => return Err(e.into()),
-            }
+            let attr = if e.off <= 2 {
+                // `.` and `..`: the kernel links neither, so no lookup is counted.
+                self.attr_of(e.ino).await?
+            } else {
+                // Each entry counts as a kernel lookup; one that vanished meanwhile is left out.
+                match self.do_lookup(parent, &e.name).await {
+                    Ok(found) => found.attr,
+                    Err(OverlayError::Errno(libc::ENOENT)) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            entries.push(Ok(DirectoryEntryPlus {
+                inode: attr.ino,
+                generation: 0,
+                kind: attr.kind,
+                name: e.name.clone(),
+                offset: e.off,
+                attr,
+                entry_ttl: UPPER_TTL,
+                attr_ttl: UPPER_TTL,
+            }));
         }
         Ok(ReplyDirectoryPlus {
             entries: stream::iter(entries),

@@ -4463,14 +4463,16 @@ impl<FS: Filesystem + Send + Sync + 'static> Session<FS> {
                     // Scorpio patch: an entry that is not sent is never linked by the kernel,
                     // which will not forget it: hand back the lookup the filesystem counted
                     // for it (none for `.`, `..` or node id 0, which the kernel does not link).
-                    let mut unsent = vec![entry];
+                    let linked = |e: &crate::raw::reply::DirectoryEntryPlus| {
+                        (e.attr.ino != 0 && e.name != "." && e.name != "..")
+                            .then_some((e.attr.ino, 1))
+                    };
+                    let mut unsent: Vec<(u64, u64)> = linked(&entry).into_iter().collect();
                     while let Some(Ok(more)) = entries.next().await {
-                        unsent.push(more);
+                        unsent.extend(linked(&more));
                     }
-                    for e in unsent {
-                        if e.attr.ino != 0 && e.name != "." && e.name != ".." {
-                            fs.forget(request, e.attr.ino, 1).await;
-                        }
+                    if !unsent.is_empty() {
+                        fs.batch_forget(request, &unsent).await;
                     }
                     break;
                 }
