@@ -1318,10 +1318,13 @@ fn a_directory_read_while_it_changes_skips_and_repeats_nothing() {
     for i in 0..400 {
         std::fs::write(dir.join(format!("u{i:04}.txt")), b"upper").expect("create upper");
     }
-    let initial: HashSet<String> = std::fs::read_dir(&dir)
-        .expect("list")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
+    let names_in = |dir: &Path| -> HashSet<String> {
+        std::fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let initial = names_in(&dir);
     assert_eq!(initial.len(), 900);
 
     for round in 0..3 {
@@ -1377,10 +1380,7 @@ fn a_directory_read_while_it_changes_skips_and_repeats_nothing() {
             .collect();
         assert!(missing.is_empty(), "round {round}: skipped {missing:?}");
         // A fresh open lists exactly what is there now (the kernel's cached listing is gone).
-        let now: HashSet<String> = std::fs::read_dir(&dir)
-            .expect("list again")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
+        let now = names_in(&dir);
         let expected: HashSet<String> = initial
             .iter()
             .filter(|n| !gone.contains(*n))
@@ -1418,12 +1418,9 @@ fn large_listings_leave_no_lookups_behind() {
     let dir = d.workspace.join("many");
     std::fs::create_dir(&dir).expect("mkdir");
     let pid = d.pid().expect("daemon pid");
+    let file = |i: usize| dir.join(format!("file-with-a-longish-name-{i:05}.txt"));
     for i in 0..1500 {
-        std::fs::write(
-            dir.join(format!("file-with-a-longish-name-{i:05}.txt")),
-            b"x",
-        )
-        .expect("create");
+        std::fs::write(file(i), b"x").expect("create");
     }
     let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
     let fds_before = fd_count(pid);
@@ -1431,8 +1428,7 @@ fn large_listings_leave_no_lookups_behind() {
         e.expect("entry").metadata().expect("stat");
     }
     for i in 0..1500 {
-        std::fs::remove_file(dir.join(format!("file-with-a-longish-name-{i:05}.txt")))
-            .expect("unlink");
+        std::fs::remove_file(file(i)).expect("unlink");
     }
     let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
     let after = fd_count_settles(pid, fds_before);
