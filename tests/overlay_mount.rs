@@ -1181,6 +1181,28 @@ fn unmount_refuses_while_a_process_uses_the_path() {
     );
 }
 
+/// A path mounted again gets inode numbers the kernel has never seen: it may still hold the old
+/// overlay's inodes (a file opened just as the unmount went through), and an old number
+/// reused would make it take a new inode for the old one, or forget the new one.
+#[test]
+fn a_remount_never_reuses_inode_numbers() {
+    let fx = fixture::standard();
+    let d = daemon(&fx);
+    let a = d.workspace.join("a");
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..3 {
+        mount(&d, "a");
+        std::fs::write(a.join("kept.txt"), b"kept").expect("write");
+        let inos = (
+            std::fs::metadata(&a).expect("stat a").ino(),
+            std::fs::metadata(a.join("kept.txt")).expect("stat").ino(),
+        );
+        assert!(seen.insert(inos.0), "root inode {} reused", inos.0);
+        assert!(seen.insert(inos.1), "file inode {} reused", inos.1);
+        unmount(&d, "a");
+    }
+}
+
 /// The mode the kernel reports when asked for the mode alone (`statx` with `STATX_MODE`): what
 /// it has cached, which is also what an exec trusts. A write invalidates the size and times,
 /// not the mode, so this sees a stale set-user-ID bit unless the daemon invalidated it.

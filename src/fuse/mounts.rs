@@ -118,6 +118,10 @@ pub struct MountManager {
     workspace: PathBuf,
     table: sled::Tree,
     active: tokio::sync::Mutex<BTreeMap<String, Active>>,
+    /// The next inode slot. Slots are never reused while the daemon lives: the kernel may still
+    /// hold inodes of an unmounted overlay (a file opened just as it went), and a new overlay
+    /// numbering its inodes the same way would be taken for the old one.
+    next_slot: std::sync::atomic::AtomicU32,
     requests: Mutex<BTreeMap<String, RequestOutcome>>,
 }
 
@@ -139,6 +143,7 @@ impl MountManager {
             workspace: workspace.to_path_buf(),
             table,
             active: tokio::sync::Mutex::new(BTreeMap::new()),
+            next_slot: std::sync::atomic::AtomicU32::new(0),
             requests: Mutex::new(BTreeMap::new()),
         })
     }
@@ -159,17 +164,6 @@ impl MountManager {
 
     /// Mounts `path` writable.
     pub async fn mount(&self, path: &str, cl: Option<&str>) -> Result<MountInfo, MountError> {
-        self.mount_avoiding(path, cl, None).await
-    }
-
-    /// Mounts `path`, in another inode slot than `avoid` (so that, after a reset, the kernel
-    /// can be seen to hold the new overlay's inodes and none of the old one's).
-    async fn mount_avoiding(
-        &self,
-        path: &str,
-        cl: Option<&str>,
-        avoid: Option<u32>,
-    ) -> Result<MountInfo, MountError> {
         let path = normalize(path)?;
         let cl = cl.map(str::trim).filter(|c| !c.is_empty());
         if let Some(c) = cl {
@@ -200,9 +194,15 @@ impl MountManager {
         if !node.kind.is_dir() {
             return Err(MountError::NotDir(path));
         }
-        let slot = (0u32..)
-            .find(|s| Some(*s) != avoid && !active.values().any(|(a, _, _)| a == s))
-            .unwrap_or(0);
+        // The last slot stays unused: slot + 1 names the inode range, and must fit 32 bits.
+        let slot = self
+            .next_slot
+            .fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |s| s.checked_add(1).filter(|n| *n < u32::MAX),
+            )
+            .map_err(|_| MountError::Internal("no inode slot left: restart the daemon".into()))?;
         let info = self.info(&path);
         let layer = self.layers.join(&info.id);
         make_private_dir(&layer).map_err(|e| MountError::Internal(e.to_string()))?;
@@ -354,10 +354,10 @@ impl MountManager {
             .and_then(|v| serde_json::from_slice::<Record>(&v).ok())
             .and_then(|r| r.cl);
         let upper = self.info(&mounted).upper;
-        let old_slot = self.active.lock().await.get(&mounted).map(|a| a.0);
         self.unmount(&mounted).await?;
         let removed = clear_upper(&upper, &rel);
-        let again = self.mount_avoiding(&mounted, cl.as_deref(), old_slot).await;
+        // In a new inode slot, as every mount: the kernel then holds none of the old inodes.
+        let again = self.mount(&mounted, cl.as_deref()).await;
         let removed = removed.map_err(|e| MountError::Internal(e.to_string()))?;
         again?;
         tracing::info!(path = mounted, under = rel, removed, "changes dropped");
