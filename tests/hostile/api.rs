@@ -1,0 +1,1 @@
+//! Hostile cases: api (see tests/hostile.rs).

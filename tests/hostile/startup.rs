@@ -1,0 +1,1 @@
+//! Hostile cases: startup (see tests/hostile.rs).

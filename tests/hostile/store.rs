@@ -1,0 +1,1 @@
+//! Hostile cases: store (see tests/hostile.rs).

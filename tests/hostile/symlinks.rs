@@ -1,0 +1,1 @@
+//! Hostile cases: symlinks (see tests/hostile.rs).

@@ -1,0 +1,1 @@
+//! Hostile cases: vcs (see tests/hostile.rs).
