@@ -1,9 +1,12 @@
 //! The local object store: verified objects on disk, a bounded memory cache above them, and the
 //! persistent inode table.
 //!
-//! [`Store::ensure_blob`] is the one way a blob enters the store: fetched from the remote,
-//! checked against its id, written atomically. Concurrent calls for the same id share one fetch,
-//! which runs as its own task so a reader giving up does not cancel it for the others.
+//! [`Store::ensure_blob`] is the one way a blob becomes readable: an object already on disk is
+//! hashed against its id once per daemon run (a damaged one is logged, evicted and fetched
+//! again), a missing one is fetched from the remote, checked against its id and written
+//! atomically. Concurrent calls for the same id share one check or fetch, which runs as its own
+//! task so a reader giving up does not cancel it for the others. Once verified, an object is
+//! opened without further checks: a read of a cached file costs one `open`.
 
 pub mod inodes;
 pub mod objects;
@@ -18,7 +21,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use crate::remote::object::verify;
 use crate::remote::{ObjectError, ObjectKind, Oid, Remote, RemoteError};
 pub use inodes::{Child, InodeTable, Node, Touched, ROOT_INO};
-use objects::ObjectDir;
+use objects::{Check, ObjectDir};
 
 /// Objects up to this size are kept in the memory cache too.
 const MEM_OBJECT_MAX: usize = 1 << 20;
@@ -108,16 +111,17 @@ impl Store {
         &self.remote
     }
 
-    /// Makes sure blob `oid` is on disk, fetching and verifying it once if it is not.
+    /// Makes sure blob `oid` is on disk and verified in this run: a stored copy is hashed once,
+    /// a missing or damaged one fetched (and verified) from the remote.
     pub async fn ensure_blob(self: &Arc<Self>, oid: Oid) -> Result<(), StoreError> {
-        if self.objects.contains(oid) {
+        if self.objects.is_verified(oid) {
             return Ok(());
         }
         let fut = {
             let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            // A fetch stores the blob before it leaves the map: one that ended since the check
-            // above is seen here, under the lock, and is not repeated.
-            if !map.contains_key(&oid) && self.objects.contains(oid) {
+            // A check or fetch marks the blob verified before it leaves the map: one that ended
+            // since the test above is seen here, under the lock, and is not repeated.
+            if !map.contains_key(&oid) && self.objects.is_verified(oid) {
                 return Ok(());
             }
             match map.get(&oid) {
@@ -125,7 +129,7 @@ impl Store {
                 None => {
                     let store = self.clone();
                     let task = tokio::spawn(async move {
-                        let r = store.fetch_blob(oid).await;
+                        let r = store.load_blob(oid).await;
                         store
                             .inflight
                             .lock()
@@ -148,6 +152,23 @@ impl Store {
         fut.await
     }
 
+    /// Verifies the stored copy of `oid`, fetching the blob when there is none or it is damaged.
+    async fn load_blob(self: &Arc<Self>, oid: Oid) -> Result<(), StoreError> {
+        let store = self.clone();
+        let checked = tokio::task::spawn_blocking(move || store.objects.check(oid))
+            .await
+            .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))??;
+        match checked {
+            Check::Good => return Ok(()),
+            Check::Missing => {}
+            Check::Damaged(how) => {
+                self.mem.invalidate(&oid);
+                tracing::warn!(%oid, damage = %how, "cached object does not match its id; evicted, fetching it again");
+            }
+        }
+        self.fetch_blob(oid).await
+    }
+
     async fn fetch_blob(self: &Arc<Self>, oid: Oid) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let body = self.remote.blob(oid).await?;
@@ -168,17 +189,15 @@ impl Store {
         Ok(())
     }
 
-    /// Opens blob `oid` for `pread`, fetching it first if needed.
+    /// Opens blob `oid` for `pread`, fetching or verifying it first if needed.
     pub async fn open_blob(self: &Arc<Self>, oid: Oid) -> Result<std::fs::File, StoreError> {
-        // Stored objects are complete (written aside, then renamed), so a successful open needs
-        // no other check.
-        if let Some(f) = self.objects.open_object(oid)? {
+        if let Some(f) = self.objects.open_verified(oid)? {
             return Ok(f);
         }
-        // Eviction can race with the open; one more fetch settles it.
+        // Eviction or a removed file can race with the open; one more round settles it.
         for _ in 0..2 {
             self.ensure_blob(oid).await?;
-            if let Some(f) = self.objects.open_object(oid)? {
+            if let Some(f) = self.objects.open_verified(oid)? {
                 return Ok(f);
             }
         }
@@ -192,12 +211,9 @@ impl Store {
         if let Some(b) = self.mem.get(&oid) {
             return Ok(b);
         }
-        self.ensure_blob(oid).await?;
-        let body = self.objects.read(oid)?.ok_or_else(|| {
-            StoreError::Io(Arc::new(std::io::Error::other(format!(
-                "blob {oid} evicted while reading"
-            ))))
-        })?;
+        let mut file = self.open_blob(oid).await?;
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut body)?;
         let body = Bytes::from(body);
         if body.len() <= MEM_OBJECT_MAX {
             self.mem.insert(oid, body.clone());
