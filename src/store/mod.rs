@@ -7,9 +7,13 @@
 //! atomically. Concurrent calls for the same id share one check or fetch, which runs as its own
 //! task so a reader giving up does not cancel it for the others. Once verified, an object is
 //! opened without further checks: a read of a cached file costs one `open`.
+//!
+//! A full disk is an error (ENOSPC) while it lasts and nothing more: a failed write leaves no
+//! temporary file, and the database keeps space of its own (see [`reserve`]).
 
 pub mod inodes;
 pub mod objects;
+pub mod reserve;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,6 +26,7 @@ use crate::remote::object::verify;
 use crate::remote::{ObjectError, ObjectKind, Oid, Remote, RemoteError};
 pub use inodes::{Child, InodeTable, Node, Touched, ROOT_INO};
 use objects::{Check, ObjectDir};
+use reserve::DbReserve;
 
 /// Objects up to this size are kept in the memory cache too.
 const MEM_OBJECT_MAX: usize = 1 << 20;
@@ -49,6 +54,24 @@ pub enum StoreError {
     InodesExhausted,
 }
 
+impl StoreError {
+    /// The errno a reader gets: ENOSPC or EDQUOT when the disk or quota is full (the user can
+    /// act on that, and the same read works once space is freed), EIO for everything else.
+    pub fn errno(&self) -> i32 {
+        let io = match self {
+            StoreError::Io(e) => Some(e.as_ref()),
+            StoreError::Db(sled::Error::Io(e)) => Some(e),
+            _ => None,
+        };
+        // By kind: an error wrapped with its path (as tempfile does) has lost its raw errno.
+        match io.map(|e| e.kind()) {
+            Some(std::io::ErrorKind::StorageFull) => libc::ENOSPC,
+            Some(std::io::ErrorKind::QuotaExceeded) => libc::EDQUOT,
+            _ => libc::EIO,
+        }
+    }
+}
+
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
         StoreError::Io(Arc::new(e))
@@ -73,6 +96,7 @@ pub struct Store {
     mem: moka::sync::Cache<Oid, Bytes>,
     inflight: Mutex<HashMap<Oid, Inflight>>,
     db: sled::Db,
+    reserve: Arc<DbReserve>,
     /// The persistent inode table.
     pub inodes: InodeTable,
 }
@@ -91,7 +115,8 @@ impl Store {
             .path(path.join("meta.sled"))
             .flush_every_ms(Some(200))
             .open()?;
-        let inodes = InodeTable::open(&db)?;
+        let reserve = Arc::new(DbReserve::open(&path.join("meta.sled")));
+        let inodes = InodeTable::open(&db)?.with_reserve(reserve.clone());
         let mem = moka::sync::Cache::builder()
             .weigher(|_k: &Oid, v: &Bytes| v.len().try_into().unwrap_or(u32::MAX))
             .max_capacity(mem_bytes)
@@ -102,6 +127,7 @@ impl Store {
             mem,
             inflight: Mutex::new(HashMap::new()),
             db,
+            reserve,
             inodes,
         }))
     }
@@ -177,6 +203,8 @@ impl Store {
         let body2 = body.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             verify(ObjectKind::Blob, oid, &body2)?;
+            // Whatever the object is about to take, the database's log must not lose its room.
+            store.reserve.top_up();
             store.objects.insert(oid, &body2)?;
             Ok(())
         })
@@ -238,7 +266,27 @@ impl Store {
 
     /// Writes the database to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.reserve.top_up();
         self.db.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_enospc_and_other_failures_eio() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(StoreError::from(full).errno(), libc::ENOSPC);
+        // Wrapped with a path, as tempfile does: the raw errno is gone, the kind is not.
+        let wrapped = std::io::Error::new(std::io::ErrorKind::StorageFull, "at path /x");
+        assert_eq!(StoreError::from(wrapped).errno(), libc::ENOSPC);
+        let db = sled::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert_eq!(StoreError::Db(db).errno(), libc::ENOSPC);
+        let eio = std::io::Error::from_raw_os_error(libc::EIO);
+        assert_eq!(StoreError::from(eio).errno(), libc::EIO);
+        assert_eq!(StoreError::InodesExhausted.errno(), libc::EIO);
     }
 }

@@ -6,9 +6,10 @@
 //! and recovers without a restart once the damage is gone.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::support::daemon::{Daemon, DaemonOpts};
+use crate::support::daemon::{run_with_timeout, Daemon, DaemonOpts};
 use crate::support::fixture::{self, Fixture};
 use crate::support::mega_server::MegaServer;
 
@@ -296,4 +297,143 @@ fn damaged_object_with_the_remote_gone_is_eio_not_wrong_bytes() {
     // Once the remote is back the same read is right, without a restart.
     server.restart();
     assert_reads(&d, fixture::DEEP_FILE, fixture::DEEP_FILE_CONTENT);
+}
+
+/// A tmpfs mounted for the test's lifetime; unmounted (lazily) when dropped.
+struct Tmpfs {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().expect("tmpfs mountpoint");
+        let path = dir.path().join("store");
+        std::fs::create_dir(&path).expect("mkdir store");
+        let out = run_with_timeout(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o"])
+                .arg(format!("size={size}"))
+                .arg("tmpfs")
+                .arg(&path),
+            20,
+        );
+        assert!(out.status.success(), "mount tmpfs: {out:?}");
+        Tmpfs { path, _dir: dir }
+    }
+
+    /// Bytes free, as statvfs says.
+    fn free(&self) -> u64 {
+        let st = rustix::fs::statvfs(&self.path).expect("statvfs");
+        st.f_bavail * st.f_frsize
+    }
+
+    /// Bytes in use, as statvfs says (open but unlinked files included).
+    fn used(&self) -> u64 {
+        let st = rustix::fs::statvfs(&self.path).expect("statvfs");
+        (st.f_blocks - st.f_bfree) * st.f_frsize
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = run_with_timeout(Command::new("umount").arg("-l").arg(&self.path), 20);
+    }
+}
+
+/// Writes `path` until the filesystem is full (ENOSPC, any other error fails the test);
+/// returns the bytes written.
+fn fill(path: &Path) -> u64 {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).expect("create filler");
+    let chunk = vec![0xA5u8; 64 << 10];
+    let mut n = 0u64;
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(k) => n += k as u64,
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => panic!("fill {}: {e}", path.display()),
+        }
+    }
+    let _ = f.sync_all();
+    n
+}
+
+/// Bytes allocated to the files under `dir` (what `du` counts, space kept past their ends
+/// included).
+fn allocated_under(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.blocks() * 512)
+        .sum()
+}
+
+#[test]
+fn full_disk_is_a_clean_error_and_reads_work_again_once_space_is_freed() {
+    let fx = big_fixture();
+    // Declared first, dropped last: the daemon stops before its store is unmounted.
+    let tmpfs = Tmpfs::mount("20m");
+    let d = start(local_opts(&fx, &tmpfs.path));
+    assert_reads(&d, &big_path(0), &big_content(0));
+
+    // A careless user fills the disk through a writable path of the same store: a clean ENOSPC.
+    crate::support::api::mount(&d, "d0000");
+    let filler = d.workspace.join("d0000/filler");
+    fill(&filler);
+    // Files of directories never listed, whose objects cannot be stored: an error that says why.
+    for i in 1..3 {
+        match read_guarded(d.workspace.join(big_path(i)), 60) {
+            Ok(_) => panic!("read {} with the disk full", big_path(i)),
+            Err(e) => assert_eq!(
+                e.raw_os_error(),
+                Some(libc::ENOSPC),
+                "reading an uncached file on a full disk: {e}\n{}",
+                problems(&d)
+            ),
+        }
+    }
+    // Listing needs no room for objects; it grows the database's log on a full disk.
+    let dir = small_path(PER_DIR);
+    let dir = dir.split('/').next().expect("a directory");
+    let names = std::fs::read_dir(d.workspace.join(dir))
+        .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+        .unwrap_or_else(|e| panic!("list {dir} with the disk full: {e}\n{}", problems(&d)));
+    assert_eq!(names.len(), PER_DIR);
+    let tmp = tmpfs.path.join("objects/tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "failed writes left temp files: {left:?}");
+    // Let the database's periodic flush (every 200 ms) meet the full disk; without a reserve of
+    // its own its log breaks here for good.
+    std::thread::sleep(Duration::from_secs(1));
+
+    std::fs::remove_file(&filler).expect("remove the filler through the mount");
+    // The space comes back once the kernel has released the file (asynchronously).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while tmpfs.free() < 8 << 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the space of the removed filler never came back: {} bytes free",
+            tmpfs.free()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // No restart: the files that failed, and directories never listed before.
+    for i in 1..4 {
+        assert_reads(&d, &big_path(i), &big_content(i));
+    }
+    let small = small_path(PER_DIR + 6);
+    assert_reads(&d, &small, &fixture::generated_content(PER_DIR + 6));
+    // Everything in use belongs to a file of the store: no deleted-but-open file holds space.
+    let (used, files) = (tmpfs.used(), allocated_under(&tmpfs.path));
+    assert!(
+        used <= files + (1 << 20),
+        "{used} bytes in use, {files} in files: space leaked"
+    );
+    drop(d);
 }
