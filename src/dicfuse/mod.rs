@@ -229,7 +229,7 @@ pub enum DicError {
 }
 
 impl DicError {
-    /// The errno the kernel gets. Failures to fetch are EIO, never ENOENT.
+    /// The errno the kernel gets. Failures to fetch are EIO (ENOSPC on a full disk), never ENOENT.
     pub fn errno(&self) -> i32 {
         match self {
             DicError::NoEntry => libc::ENOENT,
@@ -239,7 +239,7 @@ impl DicError {
             DicError::ReadOnly => libc::EROFS,
             DicError::Store(e) => {
                 tracing::error!(error = %e, "lower layer failed");
-                libc::EIO
+                e.errno()
             }
         }
     }

@@ -250,6 +250,36 @@ pub fn hash_file(path: &std::path::Path) -> std::io::Result<Oid> {
     Ok(Oid(h.finalize().into()))
 }
 
+/// The git blob id of an open file's content, read from its start with `pread` (the file
+/// offset does not move): how the store checks a cached object before serving it. A file whose
+/// length changes while it is read is an error.
+pub fn hash_blob_file(f: &std::fs::File) -> std::io::Result<Oid> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    let mut h = Sha1::new();
+    h.update(format!("blob {len}\0").as_bytes());
+    let mut buf = vec![0u8; 1 << 16];
+    let mut seen = 0u64;
+    loop {
+        let n = match f.read_at(&mut buf, seen) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break;
+        }
+        seen += n as u64;
+        h.update(&buf[..n]);
+    }
+    if seen != len {
+        return Err(std::io::Error::other(format!(
+            "{len} bytes when opened, {seen} when read"
+        )));
+    }
+    Ok(Oid(h.finalize().into()))
+}
+
 /// The kind and blob id git would record for the file or symlink at `path`; `None` for any
 /// other type.
 pub fn git_identity(path: &std::path::Path) -> std::io::Result<Option<(EntryKind, Oid)>> {
@@ -301,6 +331,18 @@ mod tests {
         assert_eq!(
             Oid::hash_object(ObjectKind::Tree, b"").to_hex(),
             "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+        );
+    }
+
+    #[test]
+    fn hash_of_an_open_file_matches_git_and_ignores_its_offset() {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(b"hello\n").unwrap();
+        f.seek(SeekFrom::Start(3)).unwrap();
+        assert_eq!(
+            hash_blob_file(&f).unwrap().to_hex(),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
         );
     }
 

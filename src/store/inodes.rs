@@ -6,11 +6,13 @@
 //! remote+commit; binding another clears it (objects stay cached by id).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+use super::reserve::DbReserve;
 use super::StoreError;
 use crate::remote::{CommitInfo, EntryKind, ListedEntry, Oid};
 
@@ -251,6 +253,8 @@ pub struct InodeTable {
     names: sled::Tree,
     dirs: sled::Tree,
     meta: sled::Tree,
+    /// Topped up after each write, so the log always has room (see `reserve`).
+    reserve: Option<Arc<DbReserve>>,
 }
 
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
@@ -279,7 +283,22 @@ impl InodeTable {
             names: db.open_tree("names")?,
             dirs: db.open_tree("dirs")?,
             meta: db.open_tree("meta")?,
+            reserve: None,
         })
+    }
+
+    /// The table, topping up `reserve` after each of its writes.
+    pub fn with_reserve(self, reserve: Arc<DbReserve>) -> InodeTable {
+        InodeTable {
+            reserve: Some(reserve),
+            ..self
+        }
+    }
+
+    fn top_up(&self) {
+        if let Some(r) = &self.reserve {
+            r.top_up();
+        }
     }
 
     /// The commit last bound for `remote`, if this store has one (used when the remote is down).
@@ -403,6 +422,7 @@ impl InodeTable {
                     Ok(())
                 },
             );
+        self.top_up();
         res.map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => StoreError::Db(e),
@@ -414,6 +434,7 @@ impl InodeTable {
         if let Some(mut node) = self.get(ino)? {
             node.size = Some(size);
             self.nodes.insert(ino.to_be_bytes(), enc(&node))?;
+            self.top_up();
         }
         Ok(())
     }
@@ -507,6 +528,7 @@ impl InodeTable {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => StoreError::Db(e),
         })?;
+        self.top_up();
         self.meta.flush()?;
         Ok(touched)
     }

@@ -1,12 +1,19 @@
 //! The local object store: verified objects on disk, a bounded memory cache above them, and the
 //! persistent inode table.
 //!
-//! [`Store::ensure_blob`] is the one way a blob enters the store: fetched from the remote,
-//! checked against its id, written atomically. Concurrent calls for the same id share one fetch,
-//! which runs as its own task so a reader giving up does not cancel it for the others.
+//! [`Store::ensure_blob`] is the one way a blob becomes readable: an object already on disk is
+//! hashed against its id once per daemon run (a damaged one is logged, evicted and fetched
+//! again), a missing one is fetched from the remote, checked against its id and written
+//! atomically. Concurrent calls for the same id share one check or fetch, which runs as its own
+//! task so a reader giving up does not cancel it for the others. Once verified, an object is
+//! opened without further checks: a read of a cached file costs one `open`.
+//!
+//! A full disk is an error (ENOSPC) while it lasts and nothing more: a failed write leaves no
+//! temporary file, and the database keeps space of its own (see [`reserve`]).
 
 pub mod inodes;
 pub mod objects;
+pub mod reserve;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,7 +25,8 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use crate::remote::object::verify;
 use crate::remote::{ObjectError, ObjectKind, Oid, Remote, RemoteError};
 pub use inodes::{Child, InodeTable, Node, Touched, ROOT_INO};
-use objects::ObjectDir;
+use objects::{Check, ObjectDir};
+use reserve::DbReserve;
 
 /// Objects up to this size are kept in the memory cache too.
 const MEM_OBJECT_MAX: usize = 1 << 20;
@@ -46,6 +54,24 @@ pub enum StoreError {
     InodesExhausted,
 }
 
+impl StoreError {
+    /// The errno a reader gets: ENOSPC or EDQUOT when the disk or quota is full (the user can
+    /// act on that, and the same read works once space is freed), EIO for everything else.
+    pub fn errno(&self) -> i32 {
+        let io = match self {
+            StoreError::Io(e) => Some(e.as_ref()),
+            StoreError::Db(sled::Error::Io(e)) => Some(e),
+            _ => None,
+        };
+        // By kind: an error wrapped with its path (as tempfile does) has lost its raw errno.
+        match io.map(|e| e.kind()) {
+            Some(std::io::ErrorKind::StorageFull) => libc::ENOSPC,
+            Some(std::io::ErrorKind::QuotaExceeded) => libc::EDQUOT,
+            _ => libc::EIO,
+        }
+    }
+}
+
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
         StoreError::Io(Arc::new(e))
@@ -70,6 +96,7 @@ pub struct Store {
     mem: moka::sync::Cache<Oid, Bytes>,
     inflight: Mutex<HashMap<Oid, Inflight>>,
     db: sled::Db,
+    reserve: Arc<DbReserve>,
     /// The persistent inode table.
     pub inodes: InodeTable,
 }
@@ -88,7 +115,8 @@ impl Store {
             .path(path.join("meta.sled"))
             .flush_every_ms(Some(200))
             .open()?;
-        let inodes = InodeTable::open(&db)?;
+        let reserve = Arc::new(DbReserve::open(&path.join("meta.sled")));
+        let inodes = InodeTable::open(&db)?.with_reserve(reserve.clone());
         let mem = moka::sync::Cache::builder()
             .weigher(|_k: &Oid, v: &Bytes| v.len().try_into().unwrap_or(u32::MAX))
             .max_capacity(mem_bytes)
@@ -99,6 +127,7 @@ impl Store {
             mem,
             inflight: Mutex::new(HashMap::new()),
             db,
+            reserve,
             inodes,
         }))
     }
@@ -108,16 +137,17 @@ impl Store {
         &self.remote
     }
 
-    /// Makes sure blob `oid` is on disk, fetching and verifying it once if it is not.
+    /// Makes sure blob `oid` is on disk and verified in this run: a stored copy is hashed once,
+    /// a missing or damaged one fetched (and verified) from the remote.
     pub async fn ensure_blob(self: &Arc<Self>, oid: Oid) -> Result<(), StoreError> {
-        if self.objects.contains(oid) {
+        if self.objects.is_verified(oid) {
             return Ok(());
         }
         let fut = {
             let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            // A fetch stores the blob before it leaves the map: one that ended since the check
-            // above is seen here, under the lock, and is not repeated.
-            if !map.contains_key(&oid) && self.objects.contains(oid) {
+            // A check or fetch marks the blob verified before it leaves the map: one that ended
+            // since the test above is seen here, under the lock, and is not repeated.
+            if !map.contains_key(&oid) && self.objects.is_verified(oid) {
                 return Ok(());
             }
             match map.get(&oid) {
@@ -125,7 +155,7 @@ impl Store {
                 None => {
                     let store = self.clone();
                     let task = tokio::spawn(async move {
-                        let r = store.fetch_blob(oid).await;
+                        let r = store.load_blob(oid).await;
                         store
                             .inflight
                             .lock()
@@ -148,6 +178,23 @@ impl Store {
         fut.await
     }
 
+    /// Verifies the stored copy of `oid`, fetching the blob when there is none or it is damaged.
+    async fn load_blob(self: &Arc<Self>, oid: Oid) -> Result<(), StoreError> {
+        let store = self.clone();
+        let checked = tokio::task::spawn_blocking(move || store.objects.check(oid))
+            .await
+            .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))??;
+        match checked {
+            Check::Good => return Ok(()),
+            Check::Missing => {}
+            Check::Damaged(how) => {
+                self.mem.invalidate(&oid);
+                tracing::warn!(%oid, damage = %how, "cached object does not match its id; evicted, fetching it again");
+            }
+        }
+        self.fetch_blob(oid).await
+    }
+
     async fn fetch_blob(self: &Arc<Self>, oid: Oid) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let body = self.remote.blob(oid).await?;
@@ -156,6 +203,8 @@ impl Store {
         let body2 = body.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             verify(ObjectKind::Blob, oid, &body2)?;
+            // Whatever the object is about to take, the database's log must not lose its room.
+            store.reserve.top_up();
             store.objects.insert(oid, &body2)?;
             Ok(())
         })
@@ -168,17 +217,15 @@ impl Store {
         Ok(())
     }
 
-    /// Opens blob `oid` for `pread`, fetching it first if needed.
+    /// Opens blob `oid` for `pread`, fetching or verifying it first if needed.
     pub async fn open_blob(self: &Arc<Self>, oid: Oid) -> Result<std::fs::File, StoreError> {
-        // Stored objects are complete (written aside, then renamed), so a successful open needs
-        // no other check.
-        if let Some(f) = self.objects.open_object(oid)? {
+        if let Some(f) = self.objects.open_verified(oid)? {
             return Ok(f);
         }
-        // Eviction can race with the open; one more fetch settles it.
+        // Eviction or a removed file can race with the open; one more round settles it.
         for _ in 0..2 {
             self.ensure_blob(oid).await?;
-            if let Some(f) = self.objects.open_object(oid)? {
+            if let Some(f) = self.objects.open_verified(oid)? {
                 return Ok(f);
             }
         }
@@ -192,12 +239,9 @@ impl Store {
         if let Some(b) = self.mem.get(&oid) {
             return Ok(b);
         }
-        self.ensure_blob(oid).await?;
-        let body = self.objects.read(oid)?.ok_or_else(|| {
-            StoreError::Io(Arc::new(std::io::Error::other(format!(
-                "blob {oid} evicted while reading"
-            ))))
-        })?;
+        let mut file = self.open_blob(oid).await?;
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut body)?;
         let body = Bytes::from(body);
         if body.len() <= MEM_OBJECT_MAX {
             self.mem.insert(oid, body.clone());
@@ -222,7 +266,27 @@ impl Store {
 
     /// Writes the database to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.reserve.top_up();
         self.db.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_enospc_and_other_failures_eio() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(StoreError::from(full).errno(), libc::ENOSPC);
+        // Wrapped with a path, as tempfile does: the raw errno is gone, the kind is not.
+        let wrapped = std::io::Error::new(std::io::ErrorKind::StorageFull, "at path /x");
+        assert_eq!(StoreError::from(wrapped).errno(), libc::ENOSPC);
+        let db = sled::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert_eq!(StoreError::Db(db).errno(), libc::ENOSPC);
+        let eio = std::io::Error::from_raw_os_error(libc::EIO);
+        assert_eq!(StoreError::from(eio).errno(), libc::EIO);
+        assert_eq!(StoreError::InodesExhausted.errno(), libc::EIO);
     }
 }

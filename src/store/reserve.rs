@@ -1,0 +1,91 @@
+//! Space kept allocated for the database's log, so a full disk cannot break it.
+//!
+//! sled writes its log in the background; when one of those writes fails (ENOSPC), sled records
+//! a global error that it only clears when the database is opened again, and refuses every later
+//! write. A disk filled for a moment (a big file in a writable path) would then leave every
+//! directory not yet listed unreadable until a restart, long after the space was freed. So the
+//! log file keeps [`RESERVE`] bytes allocated past its end (`fallocate` with `KEEP_SIZE`: the
+//! length sled sees does not change), topped up after the store writes; the log grows into
+//! space that is already its own while the disk is full.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustix::fs::FallocateFlags;
+
+/// Bytes kept allocated past the end of the log: eight of sled's 512 KiB segments, far more
+/// than it writes between two top-ups.
+pub const RESERVE: u64 = 4 << 20;
+
+/// The log file of a sled database, and whether topping it up still makes sense.
+pub struct DbReserve {
+    log: Option<File>,
+    /// Cleared when the filesystem cannot preallocate (EOPNOTSUPP): no retry on every write.
+    supported: AtomicBool,
+}
+
+impl DbReserve {
+    /// The reserve of the sled database in `db_dir` (which sled has opened already).
+    pub fn open(db_dir: &Path) -> DbReserve {
+        let log = match std::fs::OpenOptions::new()
+            .write(true)
+            .open(db_dir.join("db"))
+        {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the database log to reserve space for it");
+                None
+            }
+        };
+        let r = DbReserve {
+            log,
+            supported: AtomicBool::new(true),
+        };
+        r.top_up();
+        r
+    }
+
+    /// Makes the reserve whole again; on a full disk it stays as it is (sled is still writing
+    /// into what is left of it) and the next call tries again.
+    pub fn top_up(&self) {
+        let Some(log) = &self.log else { return };
+        if !self.supported.load(Ordering::Relaxed) {
+            return;
+        }
+        let end = match log.metadata() {
+            Ok(m) => m.len(),
+            Err(_) => return,
+        };
+        match rustix::fs::fallocate(log, FallocateFlags::KEEP_SIZE, end, RESERVE) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::OPNOTSUPP) => {
+                tracing::info!("the store's filesystem cannot preallocate; the database has no reserve for a full disk");
+                self.supported.store(false, Ordering::Relaxed);
+            }
+            Err(e) => tracing::debug!(error = %e, "database reserve not topped up"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn the_log_keeps_room_past_its_end_without_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        db.insert(b"k", b"v").unwrap();
+        db.flush().unwrap();
+        let log = dir.path().join("db");
+        let before = std::fs::metadata(&log).unwrap();
+        let r = DbReserve::open(dir.path());
+        let after = std::fs::metadata(&log).unwrap();
+        assert_eq!(after.len(), before.len(), "sled must see the same length");
+        if r.supported.load(Ordering::Relaxed) {
+            assert!(after.blocks() * 512 >= before.len() + RESERVE);
+        }
+    }
+}
