@@ -83,10 +83,8 @@ pub async fn call(
                     Some("deleted") => "D",
                     _ => "M",
                 };
-                format!(
-                    "{kind} {}",
-                    c.get("path").and_then(Value::as_str).unwrap_or_default()
-                )
+                let path = crate::manager::names::path_from_json(c).unwrap_or_default();
+                format!("{kind} {}", crate::manager::names::quote_path(&path))
             })
             .collect();
         return Outcome {

@@ -36,23 +36,20 @@ pub struct StatusResponse {
 
 impl From<ManagerError> for AppError {
     fn from(e: ManagerError) -> Self {
-        AppError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "VCS_FAILED",
-            e.to_string(),
-        )
+        let (status, code) = match &e {
+            ManagerError::Unstable(_) => (StatusCode::CONFLICT, "CHANGED_DURING_READ"),
+            ManagerError::NoSpace(_) => (StatusCode::INSUFFICIENT_STORAGE, "NO_SPACE"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "VCS_FAILED"),
+        };
+        AppError::new(status, code, e.to_string())
     }
 }
 
-async fn collect(
-    s: &AppState,
-    path: Option<&str>,
-) -> Result<Vec<(String, std::path::PathBuf, Vec<Change>)>, AppError> {
+async fn collect(s: &AppState, path: Option<&str>) -> Result<Vec<Change>, AppError> {
     let m = super::workspace::manager(s)?;
     let mut out = Vec::new();
     for (p, upper, lower) in m.layers(path).await? {
-        let changes = status::status(m.dicfuse(), &upper, Some(lower), &p).await?;
-        out.push((p, upper, changes));
+        out.extend(status::status(m.dicfuse(), &upper, Some(lower), &p).await?);
     }
     Ok(out)
 }
@@ -61,10 +58,9 @@ async fn get_status(
     State(s): State<AppState>,
     Query(q): Query<PathQuery>,
 ) -> Result<Json<StatusResponse>, AppError> {
-    let per_mount = collect(&s, q.path.as_deref()).await?;
-    let changes = per_mount
+    let changes = collect(&s, q.path.as_deref())
+        .await?
         .into_iter()
-        .flat_map(|(_, _, c)| c)
         .map(|c| serde_json::to_value(c).unwrap_or_default())
         .collect();
     let v = vcs(&s)?;
@@ -84,8 +80,8 @@ async fn get_diff(
 ) -> Result<impl IntoResponse, AppError> {
     let m = super::workspace::manager(&s)?;
     let mut text = String::new();
-    for (p, upper, changes) in collect(&s, q.path.as_deref()).await? {
-        text.push_str(&diff::diff(m.dicfuse().store(), &upper, &p, &changes).await?);
+    for (p, upper, lower) in m.layers(q.path.as_deref()).await? {
+        text.push_str(&diff::diff(m.dicfuse(), &upper, Some(lower), &p).await?);
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }
@@ -108,6 +104,16 @@ impl From<crate::manager::CommitError> for AppError {
                 AppError::new(StatusCode::CONFLICT, "NOTHING_TO_COMMIT", e.to_string())
             }
             E::NoMessage => AppError::new(StatusCode::BAD_REQUEST, "NO_MESSAGE", e.to_string()),
+            E::Failed(inner @ ManagerError::Unstable(_)) => AppError::new(
+                StatusCode::CONFLICT,
+                "CHANGED_DURING_COMMIT",
+                format!("{inner}; nothing was committed"),
+            ),
+            E::Failed(inner @ ManagerError::NoSpace(_)) => AppError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "NO_SPACE",
+                format!("{inner}; nothing was committed, free some space and commit again"),
+            ),
             E::Failed(inner) => inner.into(),
         }
     }
@@ -141,23 +147,13 @@ async fn post_commit(
 ) -> Result<Json<crate::manager::CommitOutcome>, AppError> {
     let v = vcs(&s)?;
     let m = super::workspace::manager(&s)?;
-    // Every writable path's changes go in (each sits in the same commit tree); `path` only
-    // narrows which changes are taken.
-    let per_mount = collect(&s, req.path.as_deref()).await?;
-    let uppers: Vec<_> = m
-        .layers(None)
-        .await?
-        .into_iter()
-        .map(|(p, u, _)| (p, u))
-        .collect();
-    let changes = per_mount.into_iter().flat_map(|(_, _, c)| c).collect();
+    // `path` narrows which writable paths' changes are taken.
+    let layers = m.layers(req.path.as_deref()).await?;
     let author = req.author.map(|a| crate::manager::commit::Author {
         name: a.name,
         email: a.email,
     });
-    Ok(Json(
-        v.commit(&uppers, changes, &req.message, author).await?,
-    ))
+    Ok(Json(v.commit(layers, &req.message, author).await?))
 }
 
 impl From<crate::manager::PushFailure> for AppError {

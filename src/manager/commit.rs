@@ -6,10 +6,13 @@
 //! made, so it is exactly what a push must send. Commits stack: the parent is the last local
 //! commit until a push moves the base.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use tokio::runtime::Handle;
+
+use super::names::quote_path;
 use super::status::{Change, ChangeKind};
 use super::ManagerError;
 use crate::dicfuse::Dicfuse;
@@ -29,7 +32,8 @@ fn git_oid(o: Oid) -> Result<git2::Oid, ManagerError> {
     git2::Oid::from_bytes(&o.0).map_err(|e| ManagerError::Lower(e.to_string()))
 }
 
-fn our_oid(o: git2::Oid) -> Oid {
+/// Our id of a git2 id.
+pub fn our_oid(o: git2::Oid) -> Oid {
     let mut b = [0u8; 20];
     b.copy_from_slice(o.as_bytes());
     Oid(b)
@@ -113,6 +117,92 @@ pub fn renew_staging(store_path: &Path) -> Result<git2::Repository, ManagerError
     Ok(fresh)
 }
 
+/// Writes objects into the staging repository, remembering the ones it created, so that a
+/// commit that fails takes back everything it wrote (nothing is left to fill the disk).
+///
+/// Only one commit or push uses the repository at a time (`Vcs::op`), so whatever a failed
+/// commit finds in the fan-out directories it wrote to that is not an object (a temporary file
+/// of a write cut short) is its own too.
+pub struct Writer<'r> {
+    odb: git2::Odb<'r>,
+    objects: PathBuf,
+    created: Vec<git2::Oid>,
+    /// Fan-out directories written to (`objects/ab`), and whether this commit made them.
+    touched: BTreeMap<String, bool>,
+}
+
+/// A git2 failure while writing `what`; a full disk is [`ManagerError::NoSpace`].
+fn write_failed(what: &str, e: git2::Error) -> ManagerError {
+    let msg = e.message();
+    if msg.contains("No space left on device") || msg.contains("Disk quota exceeded") {
+        ManagerError::NoSpace(format!("writing {what} to the staging repository: {msg}"))
+    } else {
+        ManagerError::Lower(format!("writing {what}: {msg}"))
+    }
+}
+
+impl<'r> Writer<'r> {
+    /// A writer into `repo`.
+    pub fn new(repo: &'r git2::Repository) -> Result<Writer<'r>, ManagerError> {
+        Ok(Writer {
+            odb: repo.odb().map_err(|e| ManagerError::Lower(e.to_string()))?,
+            objects: repo.path().join("objects"),
+            created: Vec::new(),
+            touched: BTreeMap::new(),
+        })
+    }
+
+    /// Writes an object (unless the repository has it) and returns its id.
+    pub fn write(
+        &mut self,
+        kind: git2::ObjectType,
+        data: &[u8],
+    ) -> Result<git2::Oid, ManagerError> {
+        let oid = git2::Oid::hash_object(kind, data).map_err(|e| write_failed("an object", e))?;
+        if self.odb.exists(oid) {
+            return Ok(oid);
+        }
+        let hex = oid.to_string();
+        let fanout = hex[..2].to_string();
+        let existed = self.objects.join(&fanout).is_dir();
+        self.touched.entry(fanout).or_insert(!existed);
+        let written = self
+            .odb
+            .write(kind, data)
+            .map_err(|e| write_failed(&format!("{kind} {oid}"), e))?;
+        self.created.push(written);
+        Ok(written)
+    }
+
+    /// Removes every object this writer created, what a cut-short write left in the directories
+    /// it wrote to, and the directories it made; returns the number of objects removed.
+    pub fn roll_back(self) -> usize {
+        let n = self.created.len();
+        for oid in &self.created {
+            let hex = oid.to_string();
+            let _ = std::fs::remove_file(self.objects.join(&hex[..2]).join(&hex[2..]));
+        }
+        for (fanout, made) in &self.touched {
+            let dir = self.objects.join(fanout);
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let is_object =
+                    name.len() == 38 && name.as_bytes().iter().all(u8::is_ascii_hexdigit);
+                if !is_object {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+            if *made {
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+        n
+    }
+}
+
 /// A change placed in the tree of changed paths.
 #[derive(Default)]
 struct Node {
@@ -123,89 +213,86 @@ struct Node {
 }
 
 fn place(root: &mut Node, c: Change) {
-    let parts: Vec<&str> = c.path.split('/').collect();
-    let mut n = root;
-    for p in &parts[..parts.len() - 1] {
-        n = n.below.entry(p.as_bytes().to_vec()).or_default();
-    }
-    n.here
-        .entry(parts[parts.len() - 1].as_bytes().to_vec())
-        .or_default()
-        .push(c);
-}
-
-/// Writes the blob of an upper entry into `repo`.
-fn write_blob(
-    repo: &git2::Repository,
-    file: &Path,
-    kind: EntryKind,
-) -> Result<git2::Oid, ManagerError> {
-    let r = if kind == EntryKind::Symlink {
-        let target = std::fs::read_link(file)?;
-        repo.blob(target.as_os_str().as_bytes())
-    } else {
-        repo.blob_path(file)
+    let parts: Vec<Vec<u8>> = c.path.split(|b| *b == b'/').map(<[u8]>::to_vec).collect();
+    let Some((last, dirs)) = parts.split_last() else {
+        return;
     };
-    r.map_err(|e| ManagerError::Lower(format!("writing the blob of {}: {e}", file.display())))
-}
-
-/// Where the upper file of repository path `path` is, given the mounted paths' upper layers.
-fn upper_file<'a>(
-    uppers: &'a [(String, std::path::PathBuf)],
-    path: &str,
-) -> Option<std::path::PathBuf> {
-    uppers
-        .iter()
-        .find_map(|(m, u): &'a (String, std::path::PathBuf)| {
-            if m.is_empty() {
-                Some(u.join(path))
-            } else {
-                path.strip_prefix(m.as_str())
-                    .and_then(|r| r.strip_prefix('/'))
-                    .map(|r| u.join(r))
-            }
-        })
+    let mut n = root;
+    for p in dirs {
+        n = n.below.entry(p.clone()).or_default();
+    }
+    n.here.entry(last.clone()).or_default().push(c);
 }
 
 /// One entry of a commit directory: mode, id, and the Dicfuse inode of a subdirectory.
 type BaseEntry = (i32, git2::Oid, Option<u64>);
 
+/// The commit's entries of every directory on a changed path, by repository path.
+type BaseDirs = HashMap<Vec<u8>, BTreeMap<Vec<u8>, BaseEntry>>;
+
+fn sub_key(key: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut k = key.to_vec();
+    k.push(b'/');
+    k.extend_from_slice(name);
+    k
+}
+
 /// Reads, for every directory on a changed path, the commit's entries (from the inode table;
 /// only these directories, never the rest of the tree).
-async fn gather(
+fn gather(
     dic: &Dicfuse,
+    rt: &Handle,
     lower: Option<u64>,
     node: &Node,
-    key: String,
-    out: &mut std::collections::HashMap<String, BTreeMap<Vec<u8>, BaseEntry>>,
+    key: Vec<u8>,
+    out: &mut BaseDirs,
 ) -> Result<(), ManagerError> {
     let mut entries = BTreeMap::new();
     if let Some(l) = lower {
-        for c in dic.lower_children(l).await?.iter() {
-            let oid = c
-                .node
-                .oid
-                .ok_or_else(|| ManagerError::Lower(format!("entry without an id in {key:?}")))?;
+        for c in rt.block_on(dic.lower_children(l))?.iter() {
+            let oid = c.node.oid.ok_or_else(|| {
+                ManagerError::Lower(format!("entry without an id in {}", quote_path(&key)))
+            })?;
             let dir = (c.node.kind == EntryKind::Dir).then_some(c.ino);
             entries.insert(c.name.clone(), (mode(c.node.kind), git_oid(oid)?, dir));
         }
     }
     for (name, sub) in &node.below {
         let sub_lower = entries.get(name).and_then(|e: &BaseEntry| e.2);
-        let sub_key = format!("{key}/{}", String::from_utf8_lossy(name));
-        Box::pin(gather(dic, sub_lower, sub, sub_key, out)).await?;
+        gather(dic, rt, sub_lower, sub, sub_key(&key, name), out)?;
     }
     out.insert(key, entries);
     Ok(())
 }
 
+/// The bytes of a git tree holding `entries`, in git's order (a directory sorts as if its name
+/// ended in `/`).
+fn tree_bytes(entries: &BTreeMap<Vec<u8>, (i32, git2::Oid)>) -> Vec<u8> {
+    let mut sorted: Vec<_> = entries.iter().collect();
+    let key = |name: &[u8], m: i32| {
+        let mut k = name.to_vec();
+        if m == 0o040000 {
+            k.push(b'/');
+        }
+        k
+    };
+    sorted.sort_by_key(|(name, (m, _))| key(name, *m));
+    let mut out = Vec::new();
+    for (name, (m, oid)) in sorted {
+        out.extend_from_slice(format!("{m:o} ").as_bytes());
+        out.extend_from_slice(name);
+        out.push(0);
+        out.extend_from_slice(oid.as_bytes());
+    }
+    out
+}
+
 /// Builds the tree of directory `key` with `node`'s changes applied; `None` when it ends up
-/// empty.
+/// empty. Blobs were written by the scan; only trees are written here.
 fn build(
-    repo: &git2::Repository,
-    uppers: &[(String, std::path::PathBuf)],
-    base: &std::collections::HashMap<String, BTreeMap<Vec<u8>, BaseEntry>>,
-    key: &str,
+    w: &mut Writer<'_>,
+    base: &BaseDirs,
+    key: &[u8],
     node: &Node,
 ) -> Result<Option<git2::Oid>, ManagerError> {
     let mut entries: BTreeMap<Vec<u8>, (i32, git2::Oid)> = base
@@ -221,25 +308,14 @@ fn build(
             entries.remove(name);
         }
         for c in changes.iter().filter(|c| c.kind != ChangeKind::Deleted) {
-            let new = c
-                .new
-                .ok_or_else(|| ManagerError::Lower(format!("{} has no new entry", c.path)))?;
-            let file = upper_file(uppers, &c.path).ok_or_else(|| {
-                ManagerError::Lower(format!("{} is not in a writable path", c.path))
+            let new = c.new.ok_or_else(|| {
+                ManagerError::Lower(format!("{} has no new entry", quote_path(&c.path)))
             })?;
-            let oid = write_blob(repo, &file, new.kind)?;
-            if our_oid(oid) != new.oid {
-                return Err(ManagerError::Lower(format!(
-                    "{} changed during the commit; try again",
-                    c.path
-                )));
-            }
-            entries.insert(name.clone(), (mode(new.kind), oid));
+            entries.insert(name.clone(), (mode(new.kind), git_oid(new.oid)?));
         }
     }
     for (name, sub) in &node.below {
-        let sub_key = format!("{key}/{}", String::from_utf8_lossy(name));
-        match build(repo, uppers, base, &sub_key, sub)? {
+        match build(w, base, &sub_key(key, name), sub)? {
             Some(oid) => {
                 entries.insert(name.clone(), (0o040000, oid));
             }
@@ -251,56 +327,71 @@ fn build(
     if entries.is_empty() {
         return Ok(None);
     }
-    let mut tb = repo
-        .treebuilder(None)
-        .map_err(|e| ManagerError::Lower(e.to_string()))?;
-    for (name, (m, oid)) in &entries {
-        tb.insert(std::ffi::OsStr::from_bytes(name), *oid, *m)
-            .map_err(|e| ManagerError::Lower(e.to_string()))?;
-    }
     Ok(Some(
-        tb.write().map_err(|e| ManagerError::Lower(e.to_string()))?,
+        w.write(git2::ObjectType::Tree, &tree_bytes(&entries))?,
     ))
 }
 
 /// The commit's directories on the paths of `changes`, arranged for [`tree_with`].
 pub struct Plan {
     root: Node,
-    base: std::collections::HashMap<String, BTreeMap<Vec<u8>, BaseEntry>>,
+    base: BaseDirs,
 }
 
-/// Reads what a commit of `changes` needs from the commit (asynchronously, before any git work).
-pub async fn plan(dic: &Dicfuse, changes: Vec<Change>) -> Result<Plan, ManagerError> {
+/// Reads what a commit of `changes` needs from the commit (on a blocking thread; `rt` answers
+/// the lookups).
+pub fn plan(dic: &Dicfuse, rt: &Handle, changes: Vec<Change>) -> Result<Plan, ManagerError> {
     let mut root = Node::default();
     for c in changes {
         place(&mut root, c);
     }
-    let mut base = std::collections::HashMap::new();
-    gather(dic, Some(ROOT_INO), &root, String::new(), &mut base).await?;
+    let mut base = HashMap::new();
+    gather(dic, rt, Some(ROOT_INO), &root, Vec::new(), &mut base)?;
     Ok(Plan { root, base })
 }
 
 /// The root tree of the commit with the planned changes applied.
-pub fn tree_with(
-    repo: &git2::Repository,
-    uppers: &[(String, std::path::PathBuf)],
-    plan: &Plan,
-) -> Result<Oid, ManagerError> {
-    match build(repo, uppers, &plan.base, "", &plan.root)? {
+pub fn tree_with(w: &mut Writer<'_>, plan: &Plan) -> Result<Oid, ManagerError> {
+    match build(w, &plan.base, b"", &plan.root)? {
         Some(t) => Ok(our_oid(t)),
-        None => {
-            let empty = repo
-                .treebuilder(None)
-                .and_then(|tb| tb.write())
-                .map_err(|e| ManagerError::Lower(e.to_string()))?;
-            Ok(our_oid(empty))
+        None => Ok(our_oid(w.write(git2::ObjectType::Tree, b"")?)),
+    }
+}
+
+/// Takes the blobs of changed files into the staging repository as the scan reads them: the
+/// blob written is exactly the bytes the change's id was computed from.
+pub struct BlobSink<'w, 'r> {
+    /// Where blobs go.
+    pub writer: &'w mut Writer<'r>,
+}
+
+impl super::scan::Sink for BlobSink<'_, '_> {
+    fn wants_bytes(&self) -> bool {
+        true
+    }
+
+    fn change(&mut self, c: &Change, bytes: Option<&[u8]>) -> Result<(), ManagerError> {
+        let (Some(new), Some(bytes)) = (c.new, bytes) else {
+            return Ok(());
+        };
+        if c.old.is_some_and(|o| o.oid == new.oid) {
+            // Only the mode changed: the commit has the blob.
+            return Ok(());
         }
+        let oid = self.writer.write(git2::ObjectType::Blob, bytes)?;
+        if our_oid(oid) != new.oid {
+            return Err(ManagerError::Lower(format!(
+                "the blob of {} hashed differently when written",
+                quote_path(&c.path)
+            )));
+        }
+        Ok(())
     }
 }
 
 /// Writes a commit object of `tree` on `parent` and returns its id.
 pub fn write_commit(
-    repo: &git2::Repository,
+    w: &mut Writer<'_>,
     tree: Oid,
     parent: Oid,
     author: &Author,
@@ -319,11 +410,7 @@ pub fn write_commit(
     let mut msg = message.trim_end().to_string();
     msg.push('\n');
     let body = format!("tree {tree}\nparent {parent}\nauthor {who}\ncommitter {who}\n\n{msg}");
-    let oid = repo
-        .odb()
-        .and_then(|odb| odb.write(git2::ObjectType::Commit, body.as_bytes()))
-        .map_err(|e| ManagerError::Lower(e.to_string()))?;
-    Ok(our_oid(oid))
+    Ok(our_oid(w.write(git2::ObjectType::Commit, body.as_bytes())?))
 }
 
 /// The local commit history of a workspace: where it stands relative to its base.
@@ -352,18 +439,40 @@ impl History {
         }
     }
 
-    /// Records `commit` as the new local head on `base`.
+    /// Records `commit` as the new local head on `base`, all at once; when it cannot be made
+    /// durable, the previous head is put back.
     pub fn advance(&self, base: Oid, commit: Oid) -> Result<u64, ManagerError> {
         let (_, ahead) = self.head(base);
         let ahead = ahead + 1;
-        let r: Result<(), sled::Error> = (|| {
-            self.tree.insert("base", &base.0)?;
-            self.tree.insert("head", &commit.0)?;
-            self.tree.insert("ahead", &ahead.to_be_bytes())?;
-            self.tree.flush()?;
-            Ok(())
-        })();
-        r.map_err(|e| ManagerError::Lower(e.to_string()))?;
+        let keys = ["base", "head", "ahead"];
+        let before: Vec<Option<sled::IVec>> = keys
+            .iter()
+            .map(|k| self.tree.get(k).ok().flatten())
+            .collect();
+        let mut batch = sled::Batch::default();
+        batch.insert("base", &base.0[..]);
+        batch.insert("head", &commit.0[..]);
+        batch.insert("ahead", &ahead.to_be_bytes()[..]);
+        let r = self
+            .tree
+            .apply_batch(batch)
+            .and_then(|()| self.tree.flush().map(|_| ()));
+        if let Err(e) = r {
+            let mut undo = sled::Batch::default();
+            for (k, v) in keys.iter().zip(before) {
+                match v {
+                    Some(v) => undo.insert(*k, v),
+                    None => undo.remove(*k),
+                }
+            }
+            let _ = self.tree.apply_batch(undo);
+            return Err(match e {
+                sled::Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
+                    ManagerError::NoSpace(format!("recording the commit: {io}"))
+                }
+                e => ManagerError::Lower(format!("recording the commit: {e}")),
+            });
+        }
         Ok(ahead)
     }
 }

@@ -1,13 +1,22 @@
 //! `diff`: a unified diff of the upper layer against the mounted commit.
+//!
+//! Promises: the new side of every change is the content read once by the scan that found the
+//! change (see [`super::scan`]), so the diff shows contents the files really had; names are
+//! quoted as git quotes them (`"a/caf\351"` for bytes that are not UTF-8).
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
+use tokio::runtime::Handle;
+
+use super::names::quote_prefixed;
+use super::scan::Sink;
 use super::status::{Change, ChangeKind, GitEntry};
 use super::ManagerError;
+use crate::dicfuse::Dicfuse;
 use crate::remote::EntryKind;
 use crate::store::Store;
-use std::sync::Arc;
 
 fn mode(e: &GitEntry) -> &'static str {
     match e.kind {
@@ -23,57 +32,38 @@ fn is_binary(b: &[u8]) -> bool {
     b[..b.len().min(8000)].contains(&0)
 }
 
-/// The content of an upper entry at repository path `path`, read from `upper_root`.
-fn upper_content(
-    upper_root: &Path,
-    prefix: &str,
-    path: &str,
-    e: &GitEntry,
-) -> Result<Vec<u8>, ManagerError> {
-    let rel = if prefix.is_empty() {
-        path
-    } else {
-        path.strip_prefix(prefix)
-            .map(|r| r.trim_start_matches('/'))
-            .unwrap_or(path)
-    };
-    let p = upper_root.join(rel);
-    Ok(match e.kind {
-        EntryKind::Symlink => {
-            std::os::unix::ffi::OsStrExt::as_bytes(std::fs::read_link(&p)?.as_os_str()).to_vec()
-        }
-        _ => std::fs::read(&p)?,
-    })
+/// Turns each change into its part of the diff as the scan finds it.
+struct DiffSink<'a> {
+    store: &'a Arc<Store>,
+    rt: &'a Handle,
+    /// (path, kind) -> text, put in path order at the end.
+    parts: Vec<((Vec<u8>, u8), String)>,
 }
 
-/// Unified diff text for `changes` (from [`super::status::status`]).
-pub async fn diff(
-    store: &Arc<Store>,
-    upper_root: &Path,
-    prefix: &str,
-    changes: &[Change],
-) -> Result<String, ManagerError> {
-    let mut out = String::new();
-    for c in changes {
-        let p = &c.path;
-        let old_is_dir = c.old.is_some_and(|o| o.kind.is_dir());
-        if old_is_dir && c.kind == ChangeKind::Deleted {
-            let _ = writeln!(
-                out,
-                "diff --git a/{p} b/{p}\ndeleted directory {}\n",
-                mode(c.old.as_ref().expect("checked"))
-            );
-            continue;
+impl Sink for DiffSink<'_> {
+    fn wants_bytes(&self) -> bool {
+        true
+    }
+
+    fn change(&mut self, c: &Change, new: Option<&[u8]>) -> Result<(), ManagerError> {
+        let text = self.part(c, new.unwrap_or_default())?;
+        self.parts.push(((c.path.clone(), c.kind as u8), text));
+        Ok(())
+    }
+}
+
+impl DiffSink<'_> {
+    fn part(&self, c: &Change, new: &[u8]) -> Result<String, ManagerError> {
+        let mut out = String::new();
+        let (a, b) = (quote_prefixed("a/", &c.path), quote_prefixed("b/", &c.path));
+        let _ = writeln!(out, "diff --git {a} {b}");
+        if let Some(o) = c
+            .old
+            .filter(|o| o.kind.is_dir() && c.kind == ChangeKind::Deleted)
+        {
+            let _ = writeln!(out, "deleted directory {}\n", mode(&o));
+            return Ok(out);
         }
-        let old = match &c.old {
-            Some(o) if !o.kind.is_dir() => store.blob_bytes(o.oid).await?.to_vec(),
-            _ => Vec::new(),
-        };
-        let new = match &c.new {
-            Some(n) => upper_content(upper_root, prefix, p, n)?,
-            None => Vec::new(),
-        };
-        let _ = writeln!(out, "diff --git a/{p} b/{p}");
         match (&c.old, &c.new) {
             (None, Some(n)) => {
                 let _ = writeln!(out, "new file mode {}", mode(n));
@@ -86,32 +76,63 @@ pub async fn diff(
             }
             _ => {}
         }
-        let (a, b) = (
-            if c.old.is_some() {
-                format!("a/{p}")
-            } else {
-                "/dev/null".into()
-            },
-            if c.new.is_some() {
-                format!("b/{p}")
-            } else {
-                "/dev/null".into()
-            },
-        );
+        if let (Some(o), Some(n)) = (&c.old, &c.new) {
+            if o.oid == n.oid {
+                return Ok(out);
+            }
+        }
+        let old = match &c.old {
+            Some(o) if !o.kind.is_dir() => self.rt.block_on(self.store.blob_bytes(o.oid))?.to_vec(),
+            _ => Vec::new(),
+        };
+        let a = if c.old.is_some() {
+            a
+        } else {
+            "/dev/null".into()
+        };
+        let b = if c.new.is_some() {
+            b
+        } else {
+            "/dev/null".into()
+        };
         if old == new {
-            continue;
+            return Ok(out);
         }
-        if is_binary(&old) || is_binary(&new) {
+        if is_binary(&old) || is_binary(new) {
             let _ = writeln!(out, "Binary files {a} and {b} differ");
-            continue;
+            return Ok(out);
         }
-        let (old_s, new_s) = (String::from_utf8_lossy(&old), String::from_utf8_lossy(&new));
+        let (old_s, new_s) = (String::from_utf8_lossy(&old), String::from_utf8_lossy(new));
         let text = similar::TextDiff::from_lines(old_s.as_ref(), new_s.as_ref());
         let _ = write!(
             out,
             "{}",
             text.unified_diff().context_radius(3).header(&a, &b)
         );
+        Ok(out)
     }
-    Ok(out)
+}
+
+/// Unified diff text of the changes upper layer `upper` makes to the commit's directory
+/// `lower`, under repository path `prefix`.
+pub async fn diff(
+    dic: &Arc<Dicfuse>,
+    upper: &Path,
+    lower: Option<u64>,
+    prefix: &str,
+) -> Result<String, ManagerError> {
+    let (dic, upper, prefix) = (dic.clone(), upper.to_path_buf(), prefix.to_string());
+    let rt = Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut sink = DiffSink {
+            store: dic.store(),
+            rt: &rt,
+            parts: Vec::new(),
+        };
+        super::scan::walk(&dic, &rt, &upper, lower, prefix.as_bytes(), &mut sink)?;
+        sink.parts.sort_by(|x, y| x.0.cmp(&y.0));
+        Ok(sink.parts.into_iter().map(|(_, t)| t).collect())
+    })
+    .await
+    .map_err(|e| ManagerError::Lower(format!("the diff of the upper layer failed: {e}")))?
 }

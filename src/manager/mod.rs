@@ -6,7 +6,9 @@
 
 pub mod commit;
 pub mod diff;
+pub mod names;
 pub mod push;
+pub mod scan;
 pub mod status;
 
 /// Errors of status, diff, commit and reset.
@@ -15,6 +17,20 @@ pub enum ManagerError {
     /// The upper layer could not be read.
     #[error("upper layer: {0}")]
     Io(#[from] std::io::Error),
+    /// An entry of the upper layer could not be read.
+    #[error("upper layer: reading {path}: {source}")]
+    Read {
+        /// Repository path (quoted as git does).
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file kept changing while it was read, every time it was read again.
+    #[error("{0} kept changing while it was read; try again once it is still")]
+    Unstable(String),
+    /// The staging repository's disk is full (nothing of the failed commit is left on it).
+    #[error("no space left: {0}")]
+    NoSpace(String),
     /// The commit could not be read.
     #[error("repository: {0}")]
     Lower(String),
@@ -38,7 +54,6 @@ use std::sync::Arc;
 use crate::dicfuse::Dicfuse;
 use crate::remote::Oid;
 use commit::{Author, History};
-use status::Change;
 
 /// What a commit made.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -218,45 +233,97 @@ impl Vcs {
         self.history.head(self.base())
     }
 
-    /// Commits `changes` (from the upper layers `uppers`, as `(mounted path, upper dir)`).
+    /// Commits the changes of the upper layers `layers` (`(mounted path, upper dir, the
+    /// commit's directory)`, from `MountManager::layers`). Each changed file is read once, its
+    /// blob written from exactly those bytes; a commit that fails leaves nothing in the staging
+    /// repository.
     pub async fn commit(
-        &self,
-        uppers: &[(String, PathBuf)],
-        changes: Vec<Change>,
+        self: &Arc<Self>,
+        layers: Vec<(String, PathBuf, u64)>,
         message: &str,
         author: Option<Author>,
     ) -> Result<CommitOutcome, CommitError> {
         if message.trim().is_empty() {
             return Err(CommitError::NoMessage);
         }
+        let _one_at_a_time = self.op.lock().await;
+        let (me, message) = (self.clone(), message.to_string());
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || me.commit_now(&rt, &layers, &message, author))
+            .await
+            .map_err(|e| {
+                CommitError::Failed(ManagerError::Lower(format!("the commit failed: {e}")))
+            })?
+    }
+
+    /// [`Vcs::commit`] on a blocking thread, under `op`.
+    fn commit_now(
+        &self,
+        rt: &tokio::runtime::Handle,
+        layers: &[(String, PathBuf, u64)],
+        message: &str,
+        author: Option<Author>,
+    ) -> Result<CommitOutcome, CommitError> {
+        let mut repo = self.staging();
+        let mut writer = commit::Writer::new(&repo)?;
+        let r = self.write_commit(rt, &repo, &mut writer, layers, message, author);
+        if r.is_err() {
+            let removed = writer.roll_back();
+            if removed > 0 {
+                tracing::info!(removed, "the commit failed; its objects were removed");
+                // The repository's caches may remember what was removed.
+                match commit::open_staging(&self.store_path) {
+                    Ok(fresh) => *repo = fresh,
+                    Err(e) => tracing::warn!(error = %e, "could not reopen the staging repository"),
+                }
+            }
+        }
+        r
+    }
+
+    fn write_commit(
+        &self,
+        rt: &tokio::runtime::Handle,
+        repo: &git2::Repository,
+        writer: &mut commit::Writer<'_>,
+        layers: &[(String, PathBuf, u64)],
+        message: &str,
+        author: Option<Author>,
+    ) -> Result<CommitOutcome, CommitError> {
         let base = self.base();
-        if changes.is_empty() && self.history.head(base).0 == base {
+        let (parent, _) = self.history.head(base);
+        let mut changes = Vec::new();
+        for (path, upper, lower) in layers {
+            let mut blobs = commit::BlobSink {
+                writer: &mut *writer,
+            };
+            changes.extend(scan::walk(
+                &self.dic,
+                rt,
+                upper,
+                Some(*lower),
+                path.as_bytes(),
+                &mut blobs,
+            )?);
+        }
+        if changes.is_empty() && parent == base {
             return Err(CommitError::NothingToCommit);
         }
-        let _one_at_a_time = self.op.lock().await;
-        let plan = commit::plan(&self.dic, changes).await?;
-        // git2 objects are not Sync: all git work happens here, without awaiting.
-        let repo = self.staging();
-        let repo = &*repo;
-        let (parent, _) = self.history.head(base);
-        let tree = commit::tree_with(repo, uppers, &plan)?;
+        let plan = commit::plan(&self.dic, rt, changes)?;
+        let tree = commit::tree_with(writer, &plan)?;
         let parent_tree = if parent == base {
             self.dic.commit().root_tree
         } else {
             git2::Oid::from_bytes(&parent.0)
                 .and_then(|p| repo.find_commit(p))
-                .map(|c| {
-                    let mut b = [0u8; 20];
-                    b.copy_from_slice(c.tree_id().as_bytes());
-                    Oid(b)
-                })
+                .map(|c| commit::our_oid(c.tree_id()))
                 .ok()
         };
         if parent_tree == Some(tree) {
             return Err(CommitError::NothingToCommit);
         }
         let author = author.unwrap_or_else(|| self.author.clone());
-        let commit = commit::write_commit(repo, tree, parent, &author, message)?;
+        let commit = commit::write_commit(writer, tree, parent, &author, message)?;
         let ahead = self.history.advance(base, commit)?;
         tracing::info!(%commit, %tree, %parent, ahead, "committed");
         Ok(CommitOutcome {

@@ -5,15 +5,13 @@
 //! are deleted); type changes (file, symlink, directory) and exec-bit changes are reported;
 //! a rename shows as a deletion and an addition.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::ManagerError;
 use crate::dicfuse::Dicfuse;
-use crate::overlay::whiteout;
 pub use crate::remote::object::hash_file;
 use crate::remote::{EntryKind, Oid};
 
@@ -55,18 +53,50 @@ pub enum ChangeKind {
 }
 
 /// One change, at a repository path.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+///
+/// JSON (see [`super::names`]): `kind`, `path` (UTF-8, lossy), `path_b64` (the exact bytes,
+/// only when `path` is not valid UTF-8), `old` and `new` when there is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     /// What happened.
     pub kind: ChangeKind,
-    /// Repository path.
-    pub path: String,
+    /// Repository path, as bytes (git allows any byte in a name but NUL and `/`).
+    pub path: Vec<u8>,
     /// The commit's entry.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub old: Option<GitEntry>,
     /// The new entry (files and symlinks only).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub new: Option<GitEntry>,
+}
+
+impl Change {
+    /// The deletion of the commit's entry `old` at `path`.
+    pub fn deleted(path: Vec<u8>, old: Option<GitEntry>) -> Change {
+        Change {
+            kind: ChangeKind::Deleted,
+            path,
+            old,
+            new: None,
+        }
+    }
+}
+
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("kind", &self.kind)?;
+        m.serialize_entry("path", &String::from_utf8_lossy(&self.path))?;
+        if std::str::from_utf8(&self.path).is_err() {
+            m.serialize_entry("path_b64", &super::names::b64_encode(&self.path))?;
+        }
+        if let Some(o) = &self.old {
+            m.serialize_entry("old", o)?;
+        }
+        if let Some(n) = &self.new {
+            m.serialize_entry("new", n)?;
+        }
+        m.end()
+    }
 }
 
 /// The entry an upper file or symlink would be in git; `None` for what git cannot hold.
@@ -74,117 +104,29 @@ pub fn upper_entry(path: &Path) -> std::io::Result<Option<GitEntry>> {
     Ok(crate::remote::object::git_identity(path)?.map(|(kind, oid)| GitEntry { kind, oid }))
 }
 
-fn join(prefix: &str, name: &[u8]) -> String {
-    let name = String::from_utf8_lossy(name);
-    if prefix.is_empty() {
-        name.into_owned()
-    } else {
-        format!("{prefix}/{name}")
-    }
-}
-
 /// The changes the upper layer `upper` makes to the commit's directory `lower` (a Dicfuse inode;
-/// `None` when the commit has no such directory), reported under repository path `prefix`.
+/// `None` when the commit has no such directory), reported under repository path `prefix`,
+/// sorted by path. Entries that vanish while scanned are not there (see [`super::scan`]).
 pub async fn status(
-    dic: &Dicfuse,
+    dic: &Arc<Dicfuse>,
     upper: &Path,
     lower: Option<u64>,
     prefix: &str,
 ) -> Result<Vec<Change>, ManagerError> {
-    let mut out = Vec::new();
-    // Depth-first with an explicit stack: (upper dir, lower dir, repository path).
-    let mut stack = vec![(upper.to_path_buf(), lower, prefix.to_string())];
-    while let Some((dir, lower, rel)) = stack.pop() {
-        let dir_fd = std::fs::File::open(&dir)?;
-        let mut names: Vec<Vec<u8>> = std::fs::read_dir(&dir)?
-            .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
-            .collect::<Result<_, _>>()?;
-        names.sort();
-        for name in names {
-            let os = OsStr::from_bytes(&name);
-            let path = dir.join(os);
-            let repo_path = join(&rel, &name);
-            let base = match lower {
-                Some(l) => dic.lower_lookup(l, &name).await?,
-                None => None,
-            };
-            let old = base.as_ref().map(|(_, n)| GitEntry {
-                kind: n.kind,
-                oid: n.oid.unwrap_or(Oid([0; 20])),
-            });
-            let meta = std::fs::symlink_metadata(&path)?;
-            let st = rustix::fs::statat(&dir_fd, os, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(std::io::Error::from)?;
-            if whiteout::is_whiteout(&dir_fd, os, &st) {
-                if old.is_some() {
-                    out.push(Change {
-                        kind: ChangeKind::Deleted,
-                        path: repo_path,
-                        old,
-                        new: None,
-                    });
-                }
-                continue;
-            }
-            if meta.is_dir() {
-                let opaque = whiteout::is_opaque(&dir_fd, os);
-                let merged = match &base {
-                    Some((ino, n)) if n.kind == EntryKind::Dir && !opaque => Some(*ino),
-                    _ => None,
-                };
-                if merged.is_none() && old.is_some() {
-                    // The commit's entry (a file, or a directory now replaced) is gone.
-                    out.push(Change {
-                        kind: ChangeKind::Deleted,
-                        path: repo_path.clone(),
-                        old,
-                        new: None,
-                    });
-                }
-                stack.push((path, merged, repo_path));
-                continue;
-            }
-            let Some(new) = upper_entry(&path)? else {
-                tracing::warn!(path = repo_path, "git cannot hold this file type; left out");
-                continue;
-            };
-            match old {
-                Some(o) if o == new => {}
-                Some(o) if o.kind.is_dir() => {
-                    out.push(Change {
-                        kind: ChangeKind::Deleted,
-                        path: repo_path.clone(),
-                        old: Some(o),
-                        new: None,
-                    });
-                    out.push(Change {
-                        kind: ChangeKind::Added,
-                        path: repo_path,
-                        old: None,
-                        new: Some(new),
-                    });
-                }
-                Some(o) => out.push(Change {
-                    kind: ChangeKind::Modified,
-                    path: repo_path,
-                    old: Some(o),
-                    new: Some(new),
-                }),
-                None => out.push(Change {
-                    kind: ChangeKind::Added,
-                    path: repo_path,
-                    old: None,
-                    new: Some(new),
-                }),
-            }
-        }
-    }
-    out.sort_by(|a, b| {
-        a.path
-            .cmp(&b.path)
-            .then((a.kind as u8).cmp(&(b.kind as u8)))
-    });
-    Ok(out)
+    let (dic, upper, prefix) = (dic.clone(), upper.to_path_buf(), prefix.to_string());
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        super::scan::walk(
+            &dic,
+            &rt,
+            &upper,
+            lower,
+            prefix.as_bytes(),
+            &mut super::scan::ListOnly,
+        )
+    })
+    .await
+    .map_err(|e| ManagerError::Lower(format!("the scan of the upper layer failed: {e}")))?
 }
 
 #[cfg(test)]

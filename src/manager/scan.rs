@@ -1,0 +1,542 @@
+//! Reading an upper layer while it changes (a build running while the user commits).
+//!
+//! Promises:
+//! - An entry that vanishes while it is scanned or read (a file, or a directory with everything
+//!   under it) is simply not there; nothing that vanishes is an error.
+//! - Every file is read once, and what is reported (its id, kind and, when asked for, its bytes)
+//!   is what the file held at one moment: the size, times, inode and mode are the same before
+//!   and after the read, and either the file's last change is older than the read or a second
+//!   read returned the same content. A file read while it changes is read again (a bounded
+//!   number of times, then [`ManagerError::Unstable`]).
+//! - The walk opens every directory relative to its parent and never follows a symlink, so an
+//!   entry replaced by a symlink mid-scan cannot lead it outside the layer.
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
+use sha1::{Digest, Sha1};
+use tokio::runtime::Handle;
+
+use super::status::{Change, ChangeKind, GitEntry};
+use super::ManagerError;
+use crate::dicfuse::Dicfuse;
+use crate::overlay::whiteout;
+use crate::remote::{EntryKind, ObjectKind, Oid};
+
+/// Reads of one entry before it counts as changing faster than it can be read.
+const ATTEMPTS: u32 = 40;
+
+/// Files changed less than this long ago may still change within the same timestamp (file
+/// times come from a clock that ticks every few milliseconds): they are read twice.
+const TICK: Duration = Duration::from_millis(20);
+
+/// One upper entry, read once.
+pub enum Entry {
+    /// Not there (any more).
+    Absent,
+    /// A whiteout: the lower entry is deleted.
+    Whiteout,
+    /// A directory, opened.
+    Dir {
+        /// The directory, for reading it and opening what it holds.
+        fd: OwnedFd,
+        /// Whether it hides the lower directory of the same name.
+        opaque: bool,
+    },
+    /// A file or symlink, as git would record it.
+    Blob {
+        /// File, executable or symlink.
+        kind: EntryKind,
+        /// The blob id of the content read.
+        oid: Oid,
+        /// The content read, when it was asked for.
+        bytes: Option<Vec<u8>>,
+    },
+    /// A FIFO, socket or device: git cannot hold it.
+    Other,
+}
+
+/// Why an entry could not be read.
+pub enum Fault {
+    /// The filesystem refused.
+    Io(std::io::Error),
+    /// It kept changing while it was read.
+    Unstable,
+}
+
+impl From<Errno> for Fault {
+    fn from(e: Errno) -> Self {
+        Fault::Io(e.into())
+    }
+}
+
+impl Fault {
+    fn at(self, path: &[u8]) -> ManagerError {
+        let path = super::names::quote_path(path);
+        match self {
+            Fault::Io(source) => ManagerError::Read { path, source },
+            Fault::Unstable => ManagerError::Unstable(path),
+        }
+    }
+}
+
+/// Errors that mean the entry is gone (or was replaced while it was opened: look again).
+fn vanished(e: Errno) -> bool {
+    e == Errno::NOENT || e == Errno::NOTDIR || e == Errno::LOOP
+}
+
+/// What a read must find unchanged around it.
+fn stamp(st: &Stat) -> impl PartialEq + Copy {
+    (
+        st.st_dev,
+        st.st_ino,
+        st.st_mode,
+        st.st_size,
+        (st.st_mtime, st.st_mtime_nsec),
+        (st.st_ctime, st.st_ctime_nsec),
+    )
+}
+
+/// Whether the last change of `st` is older than `since` (so nothing changed the file after
+/// `since`). A change time of a whole second is taken as a filesystem that keeps seconds only.
+fn settled_before(st: &Stat, since: SystemTime) -> bool {
+    let Ok(since) = since.duration_since(UNIX_EPOCH) else {
+        return false;
+    };
+    let (sec, nsec) = (i128::from(st.st_ctime), i128::from(st.st_ctime_nsec));
+    let since_sec = i128::from(since.as_secs());
+    if nsec == 0 {
+        return sec < since_sec;
+    }
+    (sec, nsec) < (since_sec, i128::from(since.subsec_nanos()))
+}
+
+/// File or executable, as git tells them (by the owner's exec bit).
+fn kind_of(st: &Stat) -> EntryKind {
+    if st.st_mode & 0o100 != 0 {
+        EntryKind::Executable
+    } else {
+        EntryKind::File
+    }
+}
+
+fn backoff(attempt: u32) {
+    if attempt > 0 {
+        std::thread::sleep(Duration::from_millis(u64::from(attempt.min(20))));
+    }
+}
+
+/// Reads entry `name` of directory `dir` once (see the module comment); `keep`: return the
+/// bytes of a file or symlink too.
+pub fn read_entry(dir: BorrowedFd<'_>, name: &OsStr, keep: bool) -> Result<Entry, Fault> {
+    for attempt in 0..ATTEMPTS {
+        backoff(attempt);
+        let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(e) if vanished(e) => return Ok(Entry::Absent),
+            Err(e) => return Err(e.into()),
+        };
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+                    Ok(fd) => {
+                        // Asked of the directory opened, not of whatever the name holds now.
+                        let opaque = whiteout::is_opaque(&fd, OsStr::new("."));
+                        return Ok(Entry::Dir { fd, opaque });
+                    }
+                    Err(e) if vanished(e) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            FileType::Symlink => match rustix::fs::readlinkat(dir, name, Vec::new()) {
+                // A symlink's target never changes in place: any target read is one it had.
+                Ok(target) => {
+                    let target = target.into_bytes();
+                    let oid = Oid::hash_object(ObjectKind::Blob, &target);
+                    return Ok(Entry::Blob {
+                        kind: EntryKind::Symlink,
+                        oid,
+                        bytes: keep.then_some(target),
+                    });
+                }
+                Err(e) if vanished(e) || e == Errno::INVAL => continue,
+                Err(e) => return Err(e.into()),
+            },
+            // Empty at the stat: that is a content it had, and nothing needs opening (a whiteout
+            // has mode 0000, which a daemon that is not root could not open).
+            FileType::RegularFile if st.st_size == 0 => {
+                if whiteout::is_whiteout(dir, name, &st) {
+                    return Ok(Entry::Whiteout);
+                }
+                return Ok(Entry::Blob {
+                    kind: kind_of(&st),
+                    oid: Oid::hash_object(ObjectKind::Blob, b""),
+                    bytes: keep.then(Vec::new),
+                });
+            }
+            FileType::RegularFile => {
+                if let Some(entry) = read_file(dir, name, keep)? {
+                    return Ok(entry);
+                }
+            }
+            _ => return Ok(Entry::Other),
+        }
+    }
+    Err(Fault::Unstable)
+}
+
+/// The content of an open file and its id: the bytes when `keep`, else only hashed (with the
+/// size `len` the file had when opened).
+fn read_content(file: &mut std::fs::File, len: u64, keep: bool) -> std::io::Result<(Oid, Vec<u8>)> {
+    if keep {
+        let mut bytes = Vec::with_capacity(usize::try_from(len.min(64 << 20)).unwrap_or(0));
+        file.read_to_end(&mut bytes)?;
+        return Ok((Oid::hash_object(ObjectKind::Blob, &bytes), bytes));
+    }
+    let mut h = Sha1::new();
+    h.update(format!("blob {len}\0").as_bytes());
+    let mut buf = vec![0u8; 1 << 16];
+    let mut seen = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        seen += n as u64;
+        h.update(&buf[..n]);
+    }
+    if seen != len {
+        // Shorter or longer than the size it had: it changed; the caller sees the stat differ.
+        return Ok((Oid([0; 20]), Vec::new()));
+    }
+    Ok((Oid(h.finalize().into()), Vec::new()))
+}
+
+/// One attempt at reading regular file `name`: `None` when it changed (or was replaced) while
+/// read, to be tried again.
+fn read_file(dir: BorrowedFd<'_>, name: &OsStr, keep: bool) -> Result<Option<Entry>, Fault> {
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) if vanished(e) || e == Errno::NXIO => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let since = SystemTime::now().checked_sub(TICK).unwrap_or(UNIX_EPOCH);
+    let before = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(before.st_mode) != FileType::RegularFile {
+        return Ok(None);
+    }
+    if whiteout::is_whiteout_fd(&fd, &before) {
+        return Ok(Some(Entry::Whiteout));
+    }
+    let len = u64::try_from(before.st_size).unwrap_or(0);
+    let mut file = std::fs::File::from(fd);
+    let (oid, bytes) = read_content(&mut file, len, keep).map_err(Fault::Io)?;
+    let after = rustix::fs::fstat(file.as_fd())?;
+    if stamp(&before) != stamp(&after) {
+        return Ok(None);
+    }
+    if !settled_before(&after, since) {
+        // Changed within the current tick of the file clock: a rewrite to the same size in the
+        // same tick would leave every stamp as it was. A second read agreeing rules that out.
+        use std::io::Seek;
+        file.rewind().map_err(Fault::Io)?;
+        let (again, _) = read_content(&mut file, len, false).map_err(Fault::Io)?;
+        let last = rustix::fs::fstat(file.as_fd())?;
+        if again != oid || stamp(&last) != stamp(&after) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Entry::Blob {
+        kind: kind_of(&before),
+        oid,
+        bytes: keep.then_some(bytes),
+    }))
+}
+
+/// Where the changes a walk finds go, with the content that was read for them.
+pub trait Sink {
+    /// Whether the new content of changed files is wanted (otherwise files are only hashed).
+    fn wants_bytes(&self) -> bool;
+    /// Takes one change; `bytes` is its new content when wanted (and the change has one).
+    fn change(&mut self, change: &Change, bytes: Option<&[u8]>) -> Result<(), ManagerError>;
+}
+
+/// A sink that only lists changes.
+pub struct ListOnly;
+
+impl Sink for ListOnly {
+    fn wants_bytes(&self) -> bool {
+        false
+    }
+    fn change(&mut self, _: &Change, _: Option<&[u8]>) -> Result<(), ManagerError> {
+        Ok(())
+    }
+}
+
+/// The names in directory `fd` (sorted); a directory removed while listed lists what was read.
+fn list(fd: &OwnedFd) -> Result<std::vec::IntoIter<Vec<u8>>, Fault> {
+    let mut names = Vec::new();
+    let mut dir = match rustix::fs::Dir::read_from(fd) {
+        Ok(d) => d,
+        Err(e) if vanished(e) => return Ok(names.into_iter()),
+        Err(e) => return Err(e.into()),
+    };
+    while let Some(entry) = dir.read() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) if vanished(e) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let name = entry.file_name().to_bytes();
+        // A nested repository is never part of a commit (git itself skips `.git`).
+        if name != b"." && name != b".." && name != b".git" {
+            names.push(name.to_vec());
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names.into_iter())
+}
+
+fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    if prefix.is_empty() {
+        return name.to_vec();
+    }
+    let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
+    p.extend_from_slice(prefix);
+    p.push(b'/');
+    p.extend_from_slice(name);
+    p
+}
+
+/// A directory being walked.
+struct Frame {
+    fd: OwnedFd,
+    names: std::vec::IntoIter<Vec<u8>>,
+    lower: Option<u64>,
+    rel: Vec<u8>,
+}
+
+/// The changes upper layer `upper` makes to the commit's directory `lower` (a Dicfuse inode;
+/// `None` when the commit has no such directory), under repository path `prefix`, sorted by
+/// path; each is also handed to `sink`. Runs on a blocking thread; `rt` answers the lookups
+/// in the commit.
+pub fn walk(
+    dic: &Dicfuse,
+    rt: &Handle,
+    upper: &Path,
+    lower: Option<u64>,
+    prefix: &[u8],
+    sink: &mut dyn Sink,
+) -> Result<Vec<Change>, ManagerError> {
+    let keep = sink.wants_bytes();
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let root = match rustix::fs::open(upper, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) if e == Errno::NOENT => return Ok(Vec::new()),
+        Err(e) => return Err(Fault::from(e).at(prefix)),
+    };
+    let mut out = Vec::new();
+    let mut emit = |c: Change, bytes: Option<&[u8]>| -> Result<(), ManagerError> {
+        sink.change(&c, bytes)?;
+        out.push(c);
+        Ok(())
+    };
+    let names = list(&root).map_err(|f| f.at(prefix))?;
+    let mut stack = vec![Frame {
+        fd: root,
+        names,
+        lower,
+        rel: prefix.to_vec(),
+    }];
+    while let Some(frame) = stack.last_mut() {
+        let Some(name) = frame.names.next() else {
+            stack.pop();
+            continue;
+        };
+        let repo_path = join(&frame.rel, &name);
+        let base = match frame.lower {
+            Some(l) => rt.block_on(dic.lower_lookup(l, &name))?,
+            None => None,
+        };
+        let old = base.as_ref().map(|(_, n)| GitEntry {
+            kind: n.kind,
+            oid: n.oid.unwrap_or(Oid([0; 20])),
+        });
+        let entry = read_entry(frame.fd.as_fd(), OsStr::from_bytes(&name), keep)
+            .map_err(|f| f.at(&repo_path))?;
+        match entry {
+            Entry::Absent => {}
+            Entry::Other => {
+                let path = super::names::quote_path(&repo_path);
+                tracing::warn!(path, "git cannot hold this file type; left out");
+            }
+            Entry::Whiteout => {
+                if old.is_some() {
+                    emit(Change::deleted(repo_path, old), None)?;
+                }
+            }
+            Entry::Dir { fd, opaque } => {
+                let merged = match &base {
+                    Some((ino, n)) if n.kind == EntryKind::Dir && !opaque => Some(*ino),
+                    _ => None,
+                };
+                if merged.is_none() && old.is_some() {
+                    // The commit's entry (a file, or a directory now replaced) is gone.
+                    emit(Change::deleted(repo_path.clone(), old), None)?;
+                }
+                let names = list(&fd).map_err(|f| f.at(&repo_path))?;
+                stack.push(Frame {
+                    fd,
+                    names,
+                    lower: merged,
+                    rel: repo_path,
+                });
+            }
+            Entry::Blob { kind, oid, bytes } => {
+                let new = GitEntry { kind, oid };
+                let bytes = bytes.as_deref();
+                let change = |kind, old| Change {
+                    kind,
+                    path: repo_path.clone(),
+                    old,
+                    new: Some(new),
+                };
+                match old {
+                    Some(o) if o == new => {}
+                    Some(o) if o.kind.is_dir() => {
+                        emit(Change::deleted(repo_path.clone(), Some(o)), None)?;
+                        emit(change(ChangeKind::Added, None), bytes)?;
+                    }
+                    Some(o) => emit(change(ChangeKind::Modified, Some(o)), bytes)?,
+                    None => emit(change(ChangeKind::Added, None), bytes)?,
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        a.path
+            .cmp(&b.path)
+            .then((a.kind as u8).cmp(&(b.kind as u8)))
+    });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn read(dir: &Path, name: &str, keep: bool) -> Entry {
+        let d = std::fs::File::open(dir).expect("open dir");
+        match read_entry(d.as_fd(), OsStr::new(name), keep) {
+            Ok(e) => e,
+            Err(_) => panic!("read_entry failed"),
+        }
+    }
+
+    /// A file rewritten in place (one `pwrite` of a whole version over the other) while it is
+    /// read: every read returns one version or the other, never the head of one with the tail
+    /// of the other.
+    #[test]
+    fn a_file_rewritten_in_place_is_never_read_torn() {
+        use std::os::unix::fs::FileExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        const LEN: usize = 1 << 20;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let versions = [vec![b'a'; LEN], vec![b'b'; LEN]];
+        std::fs::write(dir.path().join("f"), &versions[0]).expect("write");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let rewriter = {
+            let (stop, path, versions) = (stop.clone(), dir.path().join("f"), versions.clone());
+            std::thread::spawn(move || {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .expect("open");
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    f.write_all_at(&versions[n % 2], 0).expect("rewrite");
+                    if n % 4 == 0 {
+                        // Room for a read to get through whole.
+                        std::thread::sleep(Duration::from_micros(300));
+                    }
+                }
+            })
+        };
+        let d = std::fs::File::open(dir.path()).expect("open dir");
+        let ids = versions
+            .each_ref()
+            .map(|v| Oid::hash_object(ObjectKind::Blob, v));
+        let (mut whole, mut unstable) = (0, 0);
+        for _ in 0..300 {
+            // Hashed as read: the reader is slower than the rewriter, which laps it.
+            match read_entry(d.as_fd(), OsStr::new("f"), false) {
+                Ok(Entry::Blob { oid, .. }) => {
+                    assert!(ids.contains(&oid), "a torn read: {oid:?}");
+                    whole += 1;
+                }
+                Err(Fault::Unstable) => unstable += 1,
+                _ => panic!("the file is a blob"),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        rewriter.join().expect("rewriter");
+        assert!(whole > 0, "no read got through ({unstable} unstable)");
+    }
+
+    #[test]
+    fn entries_read_as_git_records_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("f"), b"hello\n").expect("write");
+        let Entry::Blob { kind, oid, bytes } = read(dir.path(), "f", true) else {
+            panic!("a file is a blob");
+        };
+        assert_eq!(
+            (kind, oid.to_hex().as_str(), bytes.as_deref()),
+            (
+                EntryKind::File,
+                "ce013625030ba8dba906f756967f9e9ca394464a",
+                Some(&b"hello\n"[..])
+            )
+        );
+        let Entry::Blob {
+            oid: hashed, bytes, ..
+        } = read(dir.path(), "f", false)
+        else {
+            panic!("a file is a blob");
+        };
+        assert_eq!((hashed, bytes), (oid, None));
+        std::fs::set_permissions(dir.path().join("f"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        assert!(matches!(
+            read(dir.path(), "f", false),
+            Entry::Blob {
+                kind: EntryKind::Executable,
+                ..
+            }
+        ));
+        std::os::unix::fs::symlink("target", dir.path().join("l")).expect("symlink");
+        let Entry::Blob { kind, oid, .. } = read(dir.path(), "l", false) else {
+            panic!("a symlink is a blob");
+        };
+        assert_eq!(kind, EntryKind::Symlink);
+        assert_eq!(oid, Oid::hash_object(ObjectKind::Blob, b"target"));
+        assert!(matches!(read(dir.path(), "gone", true), Entry::Absent));
+        std::fs::create_dir(dir.path().join("d")).expect("mkdir");
+        assert!(matches!(
+            read(dir.path(), "d", true),
+            Entry::Dir { opaque: false, .. }
+        ));
+    }
+}
