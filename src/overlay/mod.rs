@@ -14,6 +14,7 @@
 //! it at that moment (a write copies up first). An inode whose last name is removed while the
 //! kernel still knows it (it may be open) keeps its upper file through an fd until FORGET.
 
+pub mod beneath;
 pub mod cl;
 mod copyup;
 pub mod lower;
@@ -35,7 +36,7 @@ use std::time::Duration;
 
 use rfuse3::raw::reply::FileAttr;
 use rfuse3::{FileType, Timestamp};
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat};
+use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 
 use crate::dicfuse::DicError;
 pub use lower::Lower;
@@ -188,9 +189,7 @@ impl Target {
     }
 }
 
-const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
-    .union(ResolveFlags::NO_SYMLINKS)
-    .union(ResolveFlags::NO_MAGICLINKS);
+use beneath::RESOLVE;
 
 impl OverlayFs {
     /// An overlay of lower directory `lower_root` (`None`: no lower, e.g. a new directory) with
