@@ -13,7 +13,7 @@ use super::paths;
 use super::session::{self, LiveSession};
 use super::state::StateFile;
 use super::{AntaresError, CreateRequest, MountRecord, MountState, Settings};
-use crate::dicfuse::Dicfuse;
+use crate::dicfuse::{Dicfuse, PathLookup};
 use crate::fuse::mount;
 use crate::manager::status::Change;
 use crate::overlay::beneath::{self, Removal};
@@ -297,12 +297,17 @@ impl Antares {
 
     /// The Dicfuse directory at repository path `path`.
     async fn lower_dir(&self, path: &str) -> Result<u64, AntaresError> {
-        let ino = self
-            .dic
-            .resolve_path(path)
-            .await
-            .map_err(|e| AntaresError::Repository(e.to_string()))?
-            .ok_or_else(|| AntaresError::NotInRepository(path.to_string()))?;
+        let ino = match self.dic.resolve_path(path).await {
+            Ok(PathLookup::Found(ino)) => ino,
+            Ok(PathLookup::Missing) => return Err(AntaresError::NotInRepository(path.into())),
+            Ok(PathLookup::NotADirectory(through)) => {
+                return Err(AntaresError::Through {
+                    path: path.into(),
+                    through,
+                })
+            }
+            Err(e) => return Err(AntaresError::Repository(e.to_string())),
+        };
         let node = self
             .dic
             .lower_node(ino)

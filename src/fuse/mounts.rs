@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
 use super::router::MegaFuse;
-use crate::dicfuse::Dicfuse;
+use crate::dicfuse::{Dicfuse, PathLookup};
 use crate::overlay::{beneath, Lower, OverlayFs};
 use std::os::unix::ffi::OsStrExt;
 
@@ -31,6 +31,9 @@ pub enum MountError {
     /// The path is a file.
     #[error("{0:?} is not a directory")]
     NotDir(String),
+    /// The path goes through a file or a symlink of the repository (the second path).
+    #[error("{0:?} goes through {1:?}, which is not a directory")]
+    Through(String, String),
     /// The path is mounted already.
     #[error("{0:?} is already mounted")]
     AlreadyMounted(String),
@@ -181,12 +184,14 @@ impl MountManager {
         if let Some(other) = active.keys().find(|m| overlaps(&path, m)) {
             return Err(MountError::Overlaps(path, other.clone()));
         }
-        let lower = self
-            .dic
-            .resolve_path(&path)
-            .await
-            .map_err(|e| MountError::Internal(e.to_string()))?;
-        let lower = lower.ok_or_else(|| MountError::NotFound(path.clone()))?;
+        let lower = match self.dic.resolve_path(&path).await {
+            Ok(PathLookup::Found(ino)) => ino,
+            Ok(PathLookup::Missing) => return Err(MountError::NotFound(path)),
+            Ok(PathLookup::NotADirectory(through)) => {
+                return Err(MountError::Through(path, through))
+            }
+            Err(e) => return Err(MountError::Internal(e.to_string())),
+        };
         let node = self
             .dic
             .lower_node(lower)

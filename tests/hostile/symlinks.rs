@@ -329,3 +329,85 @@ fn antares_delete_does_not_follow_a_symlink_swapped_in_for_the_upper_layer() {
     std::fs::remove_file(&job_dir).expect("rm link");
     std::fs::rename(&moved, &job_dir).expect("mv back");
 }
+
+/// The standard fixture with `dir_link -> a`, a symlink to a directory, on `main`.
+fn fixture_with_dir_link() -> fixture::Fixture {
+    let fx = fixture::standard();
+    let wt = Worktree::clone_of(&fx);
+    std::os::unix::fs::symlink("a", wt.path().join("dir_link")).expect("ln -s a dir_link");
+    wt.git(&["add", "-A"]);
+    wt.git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "-m",
+        "a link to a directory",
+    ]);
+    wt.git(&["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    fx
+}
+
+#[test]
+fn a_mount_path_through_a_file_or_a_symlink_is_a_clear_4xx_on_both_apis() {
+    let fx = fixture_with_dir_link();
+    let d = start(&fx);
+    assert!(
+        std::fs::symlink_metadata(d.workspace.join("dir_link/b"))
+            .expect("dir_link/b")
+            .is_dir(),
+        "the fixture's link leads to a directory"
+    );
+    let listing = |p: &Path| -> Vec<String> {
+        match std::fs::read_dir(p) {
+            Ok(r) => r
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+    let layers_before = listing(&d.store.join("mounts"));
+    let antares_before = listing(&d.store.join("antares/mnt"));
+    for p in [
+        "README.md/x",
+        "README.md",
+        "dir_link",
+        "dir_link/b",
+        "dir_link/b/c.txt",
+        "link-rel/x",
+        "a/up/x",
+    ] {
+        let body = serde_json::json!({ "path": p }).to_string();
+        for route in ["/api/fs/mount", "/antares/mounts"] {
+            let (code, resp) = http::post(&d.http_addr, route, &body);
+            let v: serde_json::Value = serde_json::from_str(&resp)
+                .unwrap_or_else(|e| panic!("{route} {p}: not JSON ({e}): {resp}"));
+            assert_eq!(
+                (code, v["code"].as_str()),
+                (400, Some("NOT_A_DIRECTORY")),
+                "{route} {p}: {resp}"
+            );
+            assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{resp}");
+        }
+    }
+    // A path that does not exist beneath a directory is still "not found".
+    let (code, _) = http::post(&d.http_addr, "/api/fs/mount", r#"{"path":"a/nope/x"}"#);
+    assert_eq!(code, 404);
+    // Nothing changed: no mount, no layer, no mountpoint.
+    let (_, list) = http::get(&d.http_addr, "/api/fs/mpoint");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&list).expect("JSON")["mounts"],
+        serde_json::json!([])
+    );
+    let (_, list) = http::get(&d.http_addr, "/antares/mounts");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&list).expect("JSON")["mounts"],
+        serde_json::json!([])
+    );
+    assert_eq!(listing(&d.store.join("mounts")), layers_before);
+    assert_eq!(listing(&d.store.join("antares/mnt")), antares_before);
+    // And a real directory still mounts.
+    mount(&d, "a/b");
+}
