@@ -590,7 +590,7 @@ fn clear_upper(upper: &Path, rel: &str) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Creates a directory only the daemon's user can enter (the umask is 0 in the daemon).
+/// Creates a directory only the daemon's user can enter.
 fn make_private_dir(p: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -619,6 +619,11 @@ fn init_upper_root(upper: &Path, a: &rfuse3::raw::reply::FileAttr) -> std::io::R
         .mode(u32::from(a.perm))
         .create(&tmp)?;
     std::os::unix::fs::chown(&tmp, Some(a.uid), Some(a.gid))?;
+    // Exactly the mounted directory's mode, whatever the daemon's umask took away.
+    std::fs::set_permissions(
+        &tmp,
+        std::os::unix::fs::PermissionsExt::from_mode(u32::from(a.perm)),
+    )?;
     let t =
         std::time::UNIX_EPOCH + std::time::Duration::new(a.mtime.sec.max(0) as u64, a.mtime.nsec);
     std::fs::File::open(&tmp)?

@@ -202,7 +202,6 @@ impl OverlayFs {
         upper: &Path,
         work: &Path,
     ) -> std::io::Result<OverlayFs> {
-        // Explicit modes: the daemon runs with umask 0.
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -613,12 +612,17 @@ impl OverlayFs {
             return errno(libc::ENOENT);
         }
         let mut src = self.lower.lower_open(lower).await?;
+        let perm = u32::from(attr.perm);
         let fd = rustix::fs::openat(
             &self.work_fd,
             ".",
             OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
-            Mode::from_raw_mode(u32::from(attr.perm)),
+            Mode::from_raw_mode(perm),
         )?;
+        if perm & crate::privacy::DAEMON_UMASK != 0 {
+            // The daemon's umask took bits the lower entry has.
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(perm))?;
+        }
         let mut dst = File::from(fd);
         let dst =
             tokio::task::spawn_blocking(move || std::io::copy(&mut src, &mut dst).map(|_| dst))
