@@ -372,6 +372,16 @@ impl Antares {
         }
         // The upper root stands for the mounted directory, whose mode is 0755.
         make_dir(upper, 0o755).map_err(|e| failed(&e))?;
+        // Recorded paths are canonical: a symlink on the way now (a job may own a requested
+        // upper_dir's parent) would have the overlay write the job's files somewhere else.
+        for dir in [upper.clone(), paths::work_dir_for(upper)] {
+            if let Err(e) = beneath::open_abs(&dir) {
+                return Err(failed(&format!(
+                    "{} is no longer where the mount made it ({e}: a symlink on the way?)",
+                    dir.display()
+                )));
+            }
+        }
         let (view, root) = match &rec.cl {
             None => (Lower::plain(self.dic.clone()), lower),
             Some(cl) => {

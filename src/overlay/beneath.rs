@@ -54,6 +54,28 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     )?)
 }
 
+/// Opens the directory at the absolute `path` (`O_PATH`) through no symlink at all, or fails
+/// (ELOOP when one is on the way); a missing directory is fine (`Ok(None)`).
+pub fn open_abs(path: &Path) -> io::Result<Option<OwnedFd>> {
+    let rel = path.strip_prefix("/").map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not an absolute path", path.display()),
+        )
+    })?;
+    let slash = rustix::fs::openat(
+        CWD,
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    match open(&slash, rel, OFlags::PATH | OFlags::DIRECTORY) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The names in directory `dir` (without `.` and `..`), with their `d_type`.
 pub fn names(dir: impl AsFd) -> io::Result<Vec<(OsString, FileType)>> {
     let fd = rustix::fs::openat(

@@ -42,12 +42,24 @@ impl Victim {
             Some(&b"outside too\n"[..]),
             "{after}: the victim's sub/g was touched"
         );
-        let mut names: Vec<String> = std::fs::read_dir(&self.path)
-            .expect("list the victim")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["f", "sub"], "{after}: the victim's entries changed");
+        let names = |p: &Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(p)
+                .expect("list the victim")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            names(&self.path),
+            ["f", "sub"],
+            "{after}: the victim's entries changed"
+        );
+        assert_eq!(
+            names(&self.path.join("sub")),
+            ["g"],
+            "{after}: the victim's sub changed"
+        );
     }
 }
 
@@ -410,4 +422,46 @@ fn a_mount_path_through_a_file_or_a_symlink_is_a_clear_4xx_on_both_apis() {
     assert_eq!(listing(&d.store.join("antares/mnt")), antares_before);
     // And a real directory still mounts.
     mount(&d, "a/b");
+}
+
+#[test]
+fn an_antares_mount_restored_at_start_does_not_follow_a_symlink_swapped_in_for_its_upper_layer() {
+    let fx = fixture::standard();
+    let mut d = antares_daemon(&fx);
+    let v = victim();
+    // A job's own directory (allow_other_roots) holding the upper layer it asked for.
+    let job = tempfile::tempdir().expect("job dir");
+    let job_dir = job.path().canonicalize().expect("canonical");
+    std::fs::create_dir(job_dir.join("sub")).expect("mkdir sub");
+    let m = antares_create(
+        &d,
+        serde_json::json!({
+            "path": "a",
+            "job_id": "swap",
+            "upper_dir": job_dir.join("sub").display().to_string(),
+        }),
+    );
+    let mp = PathBuf::from(m["mountpoint"].as_str().expect("mountpoint"));
+    std::fs::write(mp.join("x.txt"), b"x").expect("write");
+    // The daemon stops (its mounts are restored at the next start); meanwhile the job moves
+    // its directory away and leaves a link to the victim in its place.
+    d.stop();
+    let moved = job_dir.with_extension("moved");
+    std::fs::rename(&job_dir, &moved).expect("mv job dir");
+    std::os::unix::fs::symlink(&v.path, &job_dir).expect("ln -s victim job dir");
+    d.restart().unwrap_or_else(|e| panic!("{e}"));
+    let (code, body) = http::get(&d.http_addr, "/antares/mounts/by-job/swap");
+    assert_eq!(code, 200, "{body}");
+    let rec: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    if rec["state"] == "mounted" {
+        // What a job writes must not land in the victim.
+        let _ = std::fs::write(mp.join("planted.txt"), b"planted");
+    }
+    v.assert_intact("an antares mount restored through a swapped-in link");
+    assert_eq!(rec["state"], "failed", "{rec}");
+    let (code, body) = antares_delete(&d, &rec);
+    assert_eq!(code, 200, "{body}");
+    v.assert_intact("deleting it");
+    std::fs::remove_file(&job_dir).expect("rm link");
+    std::fs::rename(&moved, &job_dir).expect("mv back");
 }
