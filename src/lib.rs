@@ -15,6 +15,7 @@ pub mod fileio;
 pub mod fuse;
 pub mod manager;
 pub mod overlay;
+pub mod privacy;
 pub mod remote;
 pub mod store;
 pub mod view;

@@ -144,6 +144,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
+    // Umask 022 and a store an older version left world-writable made private (issue 11).
+    scorpio::privacy::make_private(&cfg.store_path);
     // Before anything is mounted: a SIGTERM that arrives early must unmount, not kill.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -153,8 +155,6 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on http_addr {}", cfg.http_addr))?;
     mount::prepare_mountpoint(&cfg.workspace)?;
-    // Modes arrive from the kernel with the caller's umask applied; ours must not apply again.
-    rustix::process::umask(rustix::fs::Mode::empty());
     raise_fd_limit();
     let router = Arc::new(MegaFuse::new(dic));
     let session = Session::new(mount::workspace_options());

@@ -6,6 +6,8 @@ mod support;
 
 #[path = "hostile/api.rs"]
 mod api;
+#[path = "hostile/privacy.rs"]
+mod privacy;
 #[path = "hostile/startup.rs"]
 mod startup;
 #[path = "hostile/store.rs"]

@@ -34,6 +34,14 @@ pub enum AntaresError {
     /// The repository path is a file.
     #[error("{0:?} is not a directory in the repository")]
     NotADirectory(String),
+    /// The repository path goes through a file or a symlink.
+    #[error("{path:?} goes through {through:?}, which is not a directory in the repository")]
+    Through {
+        /// The requested path.
+        path: String,
+        /// The file or symlink on its way.
+        through: String,
+    },
     /// The change list does not exist.
     #[error("change list {0:?} does not exist")]
     NoSuchCl(String),
@@ -116,7 +124,9 @@ impl AntaresError {
             AntaresError::OutsideRoot { .. } => (400, "OUTSIDE_ROOT"),
             AntaresError::BadRequest(_) => (400, "BAD_REQUEST"),
             AntaresError::NotInRepository(_) => (400, "NOT_IN_REPOSITORY"),
-            AntaresError::NotADirectory(_) => (400, "NOT_A_DIRECTORY"),
+            AntaresError::NotADirectory(_) | AntaresError::Through { .. } => {
+                (400, "NOT_A_DIRECTORY")
+            }
             AntaresError::NoSuchCl(_) => (400, "NO_SUCH_CL"),
             AntaresError::NotADir { .. } => (400, "NOT_A_DIRECTORY"),
             AntaresError::NotFound(_) => (404, "NOT_FOUND"),

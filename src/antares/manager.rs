@@ -13,9 +13,10 @@ use super::paths;
 use super::session::{self, LiveSession};
 use super::state::StateFile;
 use super::{AntaresError, CreateRequest, MountRecord, MountState, Settings};
-use crate::dicfuse::Dicfuse;
+use crate::dicfuse::{Dicfuse, PathLookup};
 use crate::fuse::mount;
 use crate::manager::status::Change;
+use crate::overlay::beneath::{self, Removal};
 use crate::overlay::{Lower, OverlayFs};
 use crate::remote::{ClChange, RemoteError};
 
@@ -46,11 +47,13 @@ fn make_dir(p: &Path, mode: u32) -> std::io::Result<()> {
         .create(p)
 }
 
-fn remove_tree(p: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(p) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+/// Removes the tree at `p`, a layer directory inside `root` (or, with `allow_other_roots`, a
+/// requested one anywhere), without following any symlink: a job may have put one on the way.
+fn remove_tree(root: &Path, p: &Path) -> std::io::Result<()> {
+    if beneath::remove_under(root, p)? == Removal::NotBeneath {
+        tracing::warn!(path = %p.display(), "a symlink or a file now stands on the way to this directory; it is left alone");
     }
+    Ok(())
 }
 
 impl Antares {
@@ -279,10 +282,11 @@ impl Antares {
                 tracing::warn!(id, error = %e, "antares mount failed; undoing it");
                 let r = rec.clone();
                 let cl = self.cl_dir(&id);
+                let roots = self.roots();
                 let _ = tokio::task::spawn_blocking(move || {
-                    let _ = remove_tree(&cl.with_extension("new"));
-                    let _ = remove_tree(&cl);
-                    remove_layers(&r)
+                    let _ = remove_tree(&roots.cl, &cl.with_extension("new"));
+                    let _ = remove_tree(&roots.cl, &cl);
+                    remove_layers(&r, &roots)
                 })
                 .await;
                 self.forget(&id).await?;
@@ -293,12 +297,17 @@ impl Antares {
 
     /// The Dicfuse directory at repository path `path`.
     async fn lower_dir(&self, path: &str) -> Result<u64, AntaresError> {
-        let ino = self
-            .dic
-            .resolve_path(path)
-            .await
-            .map_err(|e| AntaresError::Repository(e.to_string()))?
-            .ok_or_else(|| AntaresError::NotInRepository(path.to_string()))?;
+        let ino = match self.dic.resolve_path(path).await {
+            Ok(PathLookup::Found(ino)) => ino,
+            Ok(PathLookup::Missing) => return Err(AntaresError::NotInRepository(path.into())),
+            Ok(PathLookup::NotADirectory(through)) => {
+                return Err(AntaresError::Through {
+                    path: path.into(),
+                    through,
+                })
+            }
+            Err(e) => return Err(AntaresError::Repository(e.to_string())),
+        };
         let node = self
             .dic
             .lower_node(ino)
@@ -319,6 +328,14 @@ impl Antares {
                 cl: cl.to_string(),
                 message: e.to_string(),
             }),
+        }
+    }
+
+    fn roots(&self) -> Roots {
+        Roots {
+            mount: self.settings.mount_root.clone(),
+            upper: self.settings.upper_root.clone(),
+            cl: self.settings.cl_root.clone(),
         }
     }
 
@@ -355,6 +372,16 @@ impl Antares {
         }
         // The upper root stands for the mounted directory, whose mode is 0755.
         make_dir(upper, 0o755).map_err(|e| failed(&e))?;
+        // Recorded paths are canonical: a symlink on the way now (a job may own a requested
+        // upper_dir's parent) would have the overlay write the job's files somewhere else.
+        for dir in [upper.clone(), paths::work_dir_for(upper)] {
+            if let Err(e) = beneath::open_abs(&dir) {
+                return Err(failed(&format!(
+                    "{} is no longer where the mount made it ({e}: a symlink on the way?)",
+                    dir.display()
+                )));
+            }
+        }
         let (view, root) = match &rec.cl {
             None => (Lower::plain(self.dic.clone()), lower),
             Some(cl) => {
@@ -367,7 +394,7 @@ impl Antares {
                 };
                 if let Some(changes) = changes {
                     let fresh_dir = dir.with_extension("new");
-                    let _ = remove_tree(&fresh_dir);
+                    remove_tree(&self.settings.cl_root, &fresh_dir).map_err(|e| failed(&e))?;
                     make_dir(&fresh_dir, 0o755).map_err(|e| failed(&e))?;
                     crate::overlay::cl::materialize(
                         self.dic.store(),
@@ -451,10 +478,11 @@ impl Antares {
         }
         let r = rec.clone();
         let cl = self.cl_dir(&rec.mount_id);
+        let roots = self.roots();
         tokio::task::spawn_blocking(move || {
-            remove_layers(&r)?;
-            remove_tree(&cl)?;
-            remove_tree(&cl.with_extension("new"))
+            remove_layers(&r, &roots)?;
+            remove_tree(&roots.cl, &cl)?;
+            remove_tree(&roots.cl, &cl.with_extension("new"))
         })
         .await
         .map_err(internal)?
@@ -566,10 +594,17 @@ impl Antares {
     }
 }
 
+/// The directories mounts are made in, which the daemon chose (canonical).
+struct Roots {
+    mount: PathBuf,
+    upper: PathBuf,
+    cl: PathBuf,
+}
+
 /// Removes what a mount made on disk: its scratch directory, its upper layer when it was made
 /// for it, and its mountpoint when it was made for it (only if empty: never delete through a
 /// mount).
-fn remove_layers(rec: &MountRecord) -> std::io::Result<()> {
+fn remove_layers(rec: &MountRecord, roots: &Roots) -> std::io::Result<()> {
     if let Some(u) = &rec.upper_dir {
         let mut doomed = vec![paths::work_dir_for(u)];
         if rec.owns_upper {
@@ -582,14 +617,12 @@ fn remove_layers(rec: &MountRecord) -> std::io::Result<()> {
                     p.display()
                 )));
             }
-            remove_tree(&p)?;
+            remove_tree(&roots.upper, &p)?;
         }
     }
     if rec.owns_mountpoint && mount::mounted_fstype(&rec.mountpoint).is_none() {
-        if let Err(e) = std::fs::remove_dir(&rec.mountpoint) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(mountpoint = %rec.mountpoint.display(), error = %e, "mountpoint kept");
-            }
+        if let Err(e) = beneath::rmdir_under(&roots.mount, &rec.mountpoint) {
+            tracing::warn!(mountpoint = %rec.mountpoint.display(), error = %e, "mountpoint kept");
         }
     }
     Ok(())

@@ -15,6 +15,8 @@ use crate::config::Config;
 
 /// Runs the standalone Antares daemon until SIGTERM/SIGINT.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    // Umask 022 and a store an older version left world-writable made private.
+    crate::privacy::make_private(&cfg.store_path);
     // Before anything is mounted: a SIGTERM that arrives early must unmount, not kill.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -22,8 +24,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.antares.bind)
         .await
         .with_context(|| format!("cannot listen on antares.bind {}", cfg.antares.bind))?;
-    // Modes arrive from the kernel with the caller's umask applied; ours must not apply again.
-    rustix::process::umask(rustix::fs::Mode::empty());
     let antares = Antares::open(dic, Settings::from_config(&cfg))
         .map_err(|e| anyhow::anyhow!("cannot open the Antares state: {e}"))?;
     let failed = antares.restore().await;

@@ -58,7 +58,9 @@ impl From<MountError> for AppError {
         let (status, code) = match &e {
             MountError::BadPath(..) => (StatusCode::BAD_REQUEST, "BAD_PATH"),
             MountError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            MountError::NotDir(_) => (StatusCode::BAD_REQUEST, "NOT_A_DIRECTORY"),
+            MountError::NotDir(_) | MountError::Through(..) => {
+                (StatusCode::BAD_REQUEST, "NOT_A_DIRECTORY")
+            }
             MountError::AlreadyMounted(_) => (StatusCode::CONFLICT, "ALREADY_MOUNTED"),
             MountError::Overlaps(..) => (StatusCode::CONFLICT, "OVERLAPS_MOUNT"),
             MountError::NotMounted(_) => (StatusCode::NOT_FOUND, "NOT_MOUNTED"),

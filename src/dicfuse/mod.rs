@@ -302,15 +302,33 @@ impl Dicfuse {
         Ok(self.store.blob_bytes(oid).await?)
     }
 
-    /// The inode of a `/`-separated repository path (`""` is the root), if it exists.
-    pub async fn resolve_path(&self, path: &str) -> Result<Option<u64>, DicError> {
+    /// What the `/`-separated repository path `path` (`""` is the root) names.
+    pub async fn resolve_path(&self, path: &str) -> Result<PathLookup, DicError> {
         let mut ino = crate::store::ROOT_INO;
+        let mut walked: Vec<&str> = Vec::new();
         for part in path.split('/').filter(|p| !p.is_empty()) {
+            // A file or a symlink on the way: the repository has nothing beneath it (a symlink
+            // is never followed, as git would not).
+            if !self.node(ino)?.kind.is_dir() {
+                return Ok(PathLookup::NotADirectory(walked.join("/")));
+            }
             match self.lower_lookup(ino, part.as_bytes()).await? {
                 Some((child, _)) => ino = child,
-                None => return Ok(None),
+                None => return Ok(PathLookup::Missing),
             }
+            walked.push(part);
         }
-        Ok(Some(ino))
+        Ok(PathLookup::Found(ino))
     }
+}
+
+/// What a repository path names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathLookup {
+    /// The entry, by inode.
+    Found(u64),
+    /// Nothing: a component does not exist.
+    Missing,
+    /// The path goes through a file or a symlink (named here): nothing can be beneath it.
+    NotADirectory(String),
 }

@@ -5,7 +5,7 @@
 //! Upper layers are never deleted here: unmounting keeps them.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
 use super::router::MegaFuse;
-use crate::dicfuse::Dicfuse;
-use crate::overlay::{Lower, OverlayFs};
+use crate::dicfuse::{Dicfuse, PathLookup};
+use crate::overlay::{beneath, Lower, OverlayFs};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::store::{Store, ROOT_INO};
@@ -31,6 +31,9 @@ pub enum MountError {
     /// The path is a file.
     #[error("{0:?} is not a directory")]
     NotDir(String),
+    /// The path goes through a file or a symlink of the repository (the second path).
+    #[error("{0:?} goes through {1:?}, which is not a directory")]
+    Through(String, String),
     /// The path is mounted already.
     #[error("{0:?} is already mounted")]
     AlreadyMounted(String),
@@ -181,12 +184,14 @@ impl MountManager {
         if let Some(other) = active.keys().find(|m| overlaps(&path, m)) {
             return Err(MountError::Overlaps(path, other.clone()));
         }
-        let lower = self
-            .dic
-            .resolve_path(&path)
-            .await
-            .map_err(|e| MountError::Internal(e.to_string()))?;
-        let lower = lower.ok_or_else(|| MountError::NotFound(path.clone()))?;
+        let lower = match self.dic.resolve_path(&path).await {
+            Ok(PathLookup::Found(ino)) => ino,
+            Ok(PathLookup::Missing) => return Err(MountError::NotFound(path)),
+            Ok(PathLookup::NotADirectory(through)) => {
+                return Err(MountError::Through(path, through))
+            }
+            Err(e) => return Err(MountError::Internal(e.to_string())),
+        };
         let node = self
             .dic
             .lower_node(lower)
@@ -279,8 +284,11 @@ impl MountManager {
         let changes = store.remote().cl_changes(cl, &self.dic.commit()).await;
         match changes {
             Ok(changes) => {
+                // The old layers hold what a change list made (symlinks too): removed from the
+                // layer directory's fd, never through them.
+                let layer_fd = beneath::open_dir(layer).map_err(|e| internal(&e))?;
                 let fresh = layer.join("cl.new");
-                let _ = std::fs::remove_dir_all(&fresh);
+                beneath::remove_entry(&layer_fd, OsStr::new("cl.new")).map_err(|e| internal(&e))?;
                 make_private_dir(&fresh).map_err(|e| internal(&e))?;
                 std::fs::set_permissions(
                     &fresh,
@@ -290,8 +298,9 @@ impl MountManager {
                 let n = crate::overlay::cl::materialize(&store, &changes, path, &fresh)
                     .await
                     .map_err(|e| MountError::Cl(cl.to_string(), e.to_string()))?;
-                let _ = std::fs::remove_file(&marker);
-                let _ = std::fs::remove_dir_all(&dir);
+                beneath::remove_entry(&layer_fd, OsStr::new("cl.done"))
+                    .map_err(|e| internal(&e))?;
+                beneath::remove_entry(&layer_fd, OsStr::new("cl")).map_err(|e| internal(&e))?;
                 std::fs::rename(&fresh, &dir).map_err(|e| internal(&e))?;
                 write_private(&marker, cl.as_bytes()).map_err(|e| internal(&e))?;
                 tracing::info!(path, cl, files = n, "CL layer built");
@@ -565,31 +574,23 @@ async fn settle(probe: Option<PathBuf>, slot: Option<u32>) {
 }
 
 /// Removes `rel` (everything when empty) from the upper layer `upper`; counts what it removed.
+/// `rel` is resolved beneath `upper` through no symlink: a path through a symlink the user made
+/// names something outside the layer, which is not the layer's to drop.
 fn clear_upper(upper: &Path, rel: &str) -> std::io::Result<usize> {
-    let remove = |p: &Path| -> std::io::Result<usize> {
-        let meta = match std::fs::symlink_metadata(p) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(e),
-        };
-        if meta.is_dir() {
-            std::fs::remove_dir_all(p)?;
-        } else {
-            std::fs::remove_file(p)?;
-        }
-        Ok(1)
-    };
+    use beneath::Removal;
+    let root = beneath::open_dir(upper)?;
     if !rel.is_empty() {
-        return remove(&upper.join(rel));
+        let r = beneath::remove(&root, Path::new(rel))?;
+        return Ok(usize::from(r == Removal::Removed));
     }
     let mut n = 0;
-    for e in std::fs::read_dir(upper)? {
-        n += remove(&e?.path())?;
+    for (name, _) in beneath::names(&root)? {
+        n += usize::from(beneath::remove_entry(&root, &name)? == Removal::Removed);
     }
     Ok(n)
 }
 
-/// Creates a directory only the daemon's user can enter (the umask is 0 in the daemon).
+/// Creates a directory only the daemon's user can enter.
 fn make_private_dir(p: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -618,6 +619,11 @@ fn init_upper_root(upper: &Path, a: &rfuse3::raw::reply::FileAttr) -> std::io::R
         .mode(u32::from(a.perm))
         .create(&tmp)?;
     std::os::unix::fs::chown(&tmp, Some(a.uid), Some(a.gid))?;
+    // Exactly the mounted directory's mode, whatever the daemon's umask took away.
+    std::fs::set_permissions(
+        &tmp,
+        std::os::unix::fs::PermissionsExt::from_mode(u32::from(a.perm)),
+    )?;
     let t =
         std::time::UNIX_EPOCH + std::time::Duration::new(a.mtime.sec.max(0) as u64, a.mtime.nsec);
     std::fs::File::open(&tmp)?

@@ -3,18 +3,50 @@
 //! Files the change list writes are fetched through the store (so they are verified and
 //! cached like any blob) and written under the layer directory; files it deletes become
 //! whiteouts. Only changes under the mounted path are kept, relative to it.
+//!
+//! A change list may hold symlinks (a directory turned into a link comes as "write the link"
+//! and "delete what was under it"), so the layer is built from directory fds one component at
+//! a time and never through a symlink: nothing it says can reach outside the layer.
 
 use std::ffi::OsStr;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
 
-use super::{whiteout, OverlayError, Result};
+use super::{beneath, whiteout, OverlayError, Result};
 use crate::remote::{ClAction, ClChange, EntryKind};
 use crate::store::Store;
+
+/// Opens directory `rel` beneath `root`, making what is missing (0755); `None` when a file or
+/// a symlink stands on the way.
+fn make_dirs(root: &OwnedFd, rel: &Path) -> Result<Option<OwnedFd>> {
+    let mut cur = rustix::io::fcntl_dupfd_cloexec(root, 0)?;
+    for part in rel.iter() {
+        let open = |d: &OwnedFd| {
+            rustix::fs::openat(
+                d,
+                part,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        cur = match open(&cur) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                rustix::fs::mkdirat(&cur, part, Mode::from_raw_mode(0o755))?;
+                open(&cur)?
+            }
+            Err(Errno::NOTDIR | Errno::LOOP) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+    }
+    Ok(Some(cur))
+}
 
 /// Writes the changes under `prefix` into the empty directory `dir`; returns how many.
 pub async fn materialize(
@@ -23,7 +55,7 @@ pub async fn materialize(
     prefix: &str,
     dir: &Path,
 ) -> Result<usize> {
-    use std::os::unix::fs::DirBuilderExt;
+    let root = beneath::open_dir(dir)?;
     let mut n = 0;
     for c in changes {
         let rel = if prefix.is_empty() {
@@ -44,19 +76,17 @@ pub async fn materialize(
         {
             return Err(OverlayError::Errno(libc::EINVAL));
         }
-        let path = dir.join(rel);
-        let parent = path.parent().unwrap_or(dir);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)?;
-        let pfd = rustix::fs::open(
-            parent,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let name = OsStr::from_bytes(path.file_name().map(|n| n.as_bytes()).unwrap_or_default());
-        let _ = std::fs::remove_file(&path);
+        let rel = Path::new(rel);
+        let name = OsStr::from_bytes(rel.file_name().map(|n| n.as_bytes()).unwrap_or_default());
+        let Some(pfd) = make_dirs(&root, rel.parent().unwrap_or(Path::new("")))? else {
+            if c.action == ClAction::Delete {
+                // Under an entry the change list made a file or a link: hidden already.
+                continue;
+            }
+            return Err(OverlayError::Errno(libc::ENOTDIR));
+        };
+        // A later change at a path replaces what an earlier one put there.
+        beneath::remove_entry(&pfd, name)?;
         match &c.action {
             ClAction::Delete => whiteout::make_whiteout(&pfd, name)?,
             ClAction::Write {
@@ -67,7 +97,7 @@ pub async fn materialize(
                     .blob_bytes(*oid)
                     .await
                     .map_err(|e| OverlayError::Io(std::io::Error::other(e.to_string())))?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path)?;
+                rustix::fs::symlinkat(OsStr::from_bytes(&target), &pfd, name)?;
             }
             ClAction::Write { oid, kind } => {
                 let mut src = store
@@ -82,7 +112,11 @@ pub async fn materialize(
                 let mut dst = std::fs::File::from(rustix::fs::openat(
                     &pfd,
                     name,
-                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(mode),
                 )?);
                 std::io::copy(&mut src, &mut dst)?;

@@ -190,10 +190,7 @@ impl OverlayFs {
                 )
                 .map_err(|e| cleanup(e.into()))?;
                 if let Err(e) = self.fill_from_lower(lower, &sub).await {
-                    let _ = std::fs::remove_dir_all(format!(
-                        "/proc/self/fd/{}/{tmp}",
-                        std::os::fd::AsRawFd::as_raw_fd(work)
-                    ));
+                    let _ = super::beneath::remove_entry(work, OsStr::new(&tmp));
                     return Err(e);
                 }
                 whiteout::make_opaque(work, OsStr::new(&tmp)).map_err(|e| cleanup(e.into()))?;

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -46,7 +46,6 @@ struct ClEntry {
 }
 
 struct ClView {
-    dir: PathBuf,
     dir_fd: rustix::fd::OwnedFd,
     table: Mutex<(Vec<ClEntry>, HashMap<ClEntry, u64>)>,
     owner: (u32, u32),
@@ -92,7 +91,6 @@ impl Lower {
         let mut map = HashMap::new();
         map.insert(root_entry.clone(), 1);
         let view = ClView {
-            dir: cl_dir.to_path_buf(),
             dir_fd,
             table: Mutex::new((vec![root_entry], map)),
             owner,
@@ -243,10 +241,11 @@ impl Lower {
         let e = self.entry(cl, ino)?;
         let mut names: Vec<Vec<u8>> = Vec::new();
         if let Some(rel) = &e.cl {
-            if let Ok(rd) = std::fs::read_dir(cl.dir.join(rel)) {
-                for d in rd.flatten() {
-                    names.push(d.file_name().as_bytes().to_vec());
-                }
+            let listed = super::beneath::open(&cl.dir_fd, rel, OFlags::PATH | OFlags::DIRECTORY)
+                .map_err(std::io::Error::from)
+                .and_then(super::beneath::names);
+            if let Ok(listed) = listed {
+                names.extend(listed.into_iter().map(|(n, _)| n.as_bytes().to_vec()));
             }
         }
         if let Some(d) = e.dic {
@@ -342,7 +341,11 @@ impl Lower {
         };
         let e = self.entry(cl, ino)?;
         match (&e.cl, e.dic) {
-            (Some(rel), _) => Ok(File::open(cl.dir.join(rel))?),
+            (Some(rel), _) => Ok(File::from(super::beneath::open(
+                &cl.dir_fd,
+                rel,
+                OFlags::RDONLY,
+            )?)),
             (None, Some(d)) => Ok(self.dic.lower_open(d).await?),
             (None, None) => Err(OverlayError::Errno(libc::ENOENT)),
         }
@@ -355,11 +358,15 @@ impl Lower {
         };
         let e = self.entry(cl, ino)?;
         match (&e.cl, e.dic) {
-            (Some(rel), _) => Ok(Bytes::from(
-                std::fs::read_link(cl.dir.join(rel))?
-                    .into_os_string()
-                    .into_vec(),
-            )),
+            (Some(rel), _) => {
+                let parent = rel.parent().unwrap_or(Path::new(""));
+                let name = rel.file_name().ok_or(OverlayError::Errno(libc::EINVAL))?;
+                let dir =
+                    super::beneath::open(&cl.dir_fd, parent, OFlags::PATH | OFlags::DIRECTORY)?;
+                Ok(Bytes::from(
+                    rustix::fs::readlinkat(&dir, name, Vec::new())?.into_bytes(),
+                ))
+            }
             (None, Some(d)) => Ok(self.dic.lower_readlink(d).await?),
             (None, None) => Err(OverlayError::Errno(libc::ENOENT)),
         }

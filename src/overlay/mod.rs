@@ -14,6 +14,7 @@
 //! it at that moment (a write copies up first). An inode whose last name is removed while the
 //! kernel still knows it (it may be open) keeps its upper file through an fd until FORGET.
 
+pub mod beneath;
 pub mod cl;
 mod copyup;
 pub mod lower;
@@ -35,7 +36,7 @@ use std::time::Duration;
 
 use rfuse3::raw::reply::FileAttr;
 use rfuse3::{FileType, Timestamp};
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Stat};
+use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 
 use crate::dicfuse::DicError;
 pub use lower::Lower;
@@ -188,9 +189,7 @@ impl Target {
     }
 }
 
-const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
-    .union(ResolveFlags::NO_SYMLINKS)
-    .union(ResolveFlags::NO_MAGICLINKS);
+use beneath::RESOLVE;
 
 impl OverlayFs {
     /// An overlay of lower directory `lower_root` (`None`: no lower, e.g. a new directory) with
@@ -203,7 +202,6 @@ impl OverlayFs {
         upper: &Path,
         work: &Path,
     ) -> std::io::Result<OverlayFs> {
-        // Explicit modes: the daemon runs with umask 0.
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -614,12 +612,17 @@ impl OverlayFs {
             return errno(libc::ENOENT);
         }
         let mut src = self.lower.lower_open(lower).await?;
+        let perm = u32::from(attr.perm);
         let fd = rustix::fs::openat(
             &self.work_fd,
             ".",
             OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
-            Mode::from_raw_mode(u32::from(attr.perm)),
+            Mode::from_raw_mode(perm),
         )?;
+        if perm & crate::privacy::DAEMON_UMASK != 0 {
+            // The daemon's umask took bits the lower entry has.
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(perm))?;
+        }
         let mut dst = File::from(fd);
         let dst =
             tokio::task::spawn_blocking(move || std::io::copy(&mut src, &mut dst).map(|_| dst))

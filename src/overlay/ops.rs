@@ -115,7 +115,9 @@ impl OverlayFs {
         }
     }
 
-    /// Gives a new entry to its creator, keeping special mode bits that chown clears.
+    /// Gives a new entry to its creator with exactly the mode `mode` asked for: the request
+    /// carries the caller's umask already, but the daemon's own umask took bits away from it,
+    /// and chown cleared the set-id bits.
     fn give(
         &self,
         pdir: &rustix::fd::OwnedFd,
@@ -132,15 +134,15 @@ impl OverlayFs {
             Some(Gid::from_raw(gid)),
             AtFlags::SYMLINK_NOFOLLOW,
         )?;
-        if let Some(mode) = mode {
-            if mode & 0o7000 != 0 {
-                rustix::fs::chmodat(
-                    pdir,
-                    name,
-                    Mode::from_raw_mode(mode & 0o7777),
-                    AtFlags::empty(),
-                )?;
+        // Most requests (0644, 0755) come out right already: no further system call.
+        if let Some(mode) = mode.filter(|m| m & (0o7000 | crate::privacy::DAEMON_UMASK) != 0) {
+            let mut want = mode & 0o7777;
+            // A directory made in a set-group-id directory inherits the bit (as on any disk).
+            let st = rustix::fs::statat(pdir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+            if is_dir_mode(st.st_mode) {
+                want |= st.st_mode & libc::S_ISGID;
             }
+            rustix::fs::chmodat(pdir, name, Mode::from_raw_mode(want), AtFlags::empty())?;
         }
         Ok(())
     }

@@ -10,13 +10,14 @@
 //! from the new base, which has the same bytes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
-use super::{whiteout, OverlayFs, Result};
+use super::{beneath, whiteout, OverlayFs, Result};
 use crate::remote::EntryKind;
 
 /// What settling did.
@@ -30,18 +31,20 @@ pub struct Settled {
     pub forget: Vec<u64>,
 }
 
-fn open_dir(p: &Path) -> Result<rustix::fd::OwnedFd> {
-    Ok(rustix::fs::open(
-        p,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+/// Opens `name` in `dir` as a directory to read, never through a symlink.
+fn open_sub(dir: &OwnedFd, name: &OsStr) -> Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?)
 }
 
-/// Whether `path` carries no extended attribute but Scorpio's own marks.
-fn only_private_xattrs(path: &Path) -> bool {
+/// Whether `name` in `dir` carries no extended attribute but Scorpio's own marks.
+fn only_private_xattrs(dir: &OwnedFd, name: &OsStr) -> bool {
     let mut buf = vec![0u8; 4096];
-    match rustix::fs::llistxattr(path, &mut buf[..]) {
+    match rustix::fs::llistxattr(whiteout::xattr_path(dir, name), &mut buf[..]) {
         Ok(n) => buf[..n]
             .split(|b| *b == 0)
             .filter(|n| !n.is_empty())
@@ -60,7 +63,8 @@ impl OverlayFs {
             tracing::info!(upper = %self.upper_path.display(), "a mount with a change list keeps its upper layer after a push");
         } else {
             let root_lower = self.info(self.root_ino())?.lower;
-            Box::pin(self.prune(Path::new(""), root_lower, &mut dropped)).await?;
+            let root = open_sub(&self.upper_fd, OsStr::new("."))?;
+            Box::pin(self.prune(&root, Path::new(""), root_lower, &mut dropped)).await?;
         }
         let forget = self.relink(&dropped).await?;
         Ok(Settled {
@@ -69,8 +73,8 @@ impl OverlayFs {
         })
     }
 
-    /// Whether upper file or symlink `path` (stat `st`) is exactly lower entry `lower`.
-    async fn same_entry(&self, path: &Path, st: &Stat, lower: u64) -> Result<bool> {
+    /// Whether upper file or symlink `name` in `dir` (stat `st`) is exactly lower entry `lower`.
+    async fn same_entry(&self, dir: &OwnedFd, name: &OsStr, st: &Stat, lower: u64) -> Result<bool> {
         let node = self.lower.dicfuse().lower_node(lower)?;
         let (uid, gid) = self.lower.dicfuse().owner();
         if st.st_nlink != 1 || (st.st_uid, st.st_gid) != (uid, gid) {
@@ -83,28 +87,27 @@ impl OverlayFs {
             (FileType::Symlink, EntryKind::Symlink) => true,
             _ => false,
         };
-        if !kind_ok || !only_private_xattrs(path) {
+        if !kind_ok || !only_private_xattrs(dir, name) {
             return Ok(false);
         }
-        let id = crate::remote::object::git_identity(path)?;
+        // Through the directory's fd: `name` itself is looked at, never followed.
+        let id = crate::remote::object::git_identity(&whiteout::xattr_path(dir, name))?;
         Ok(id.map(|(_, oid)| oid) == node.oid)
     }
 
     /// Whether a directory's metadata is what the lower layer shows for a directory.
-    fn plain_dir(&self, path: &Path, st: &Stat) -> bool {
+    fn plain_dir(&self, dir: &OwnedFd, name: &OsStr, st: &Stat) -> bool {
         st.st_mode & 0o7777 == 0o755
             && (st.st_uid, st.st_gid) == self.lower.dicfuse().owner()
-            && only_private_xattrs(path)
+            && only_private_xattrs(dir, name)
     }
 
-    /// Whether upper directory `path` holds exactly what lower directory `lower` holds.
-    async fn same_tree(&self, path: &Path, lower: u64) -> Result<bool> {
-        let dir = open_dir(path)?;
+    /// Whether upper directory `dir` holds exactly what lower directory `lower` holds.
+    async fn same_tree(&self, dir: &OwnedFd, lower: u64) -> Result<bool> {
         let mut upper_names = Vec::new();
-        for e in std::fs::read_dir(path)? {
-            let name = e?.file_name();
-            let st = rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
-            if whiteout::is_whiteout(&dir, &name, &st) {
+        for (name, _) in beneath::names(dir)? {
+            let st = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+            if whiteout::is_whiteout(dir, &name, &st) {
                 return Ok(false);
             }
             upper_names.push((name, st));
@@ -120,13 +123,12 @@ impl OverlayFs {
                 return Ok(false);
             };
             let l = &lower_children[i];
-            let child = path.join(&name);
             let same = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                 l.node.kind.is_dir()
-                    && self.plain_dir(&child, &st)
-                    && Box::pin(self.same_tree(&child, l.ino)).await?
+                    && self.plain_dir(dir, &name, &st)
+                    && Box::pin(self.same_tree(&open_sub(dir, &name)?, l.ino)).await?
             } else {
-                self.same_entry(&child, &st, l.ino).await?
+                self.same_entry(dir, &name, &st, l.ino).await?
             };
             if !same {
                 return Ok(false);
@@ -135,58 +137,55 @@ impl OverlayFs {
         Ok(true)
     }
 
-    /// Removes from upper directory `rel` (merged with lower directory `lower`) what the lower
-    /// layer now shows exactly, recording the removed paths.
+    /// Removes from upper directory `dir` (at `rel`, merged with lower directory `lower`) what
+    /// the lower layer now shows exactly, recording the removed paths. Everything is reached
+    /// from `dir`'s fd, so a symlink in the layer is only ever looked at or removed itself.
     async fn prune(
         &self,
+        dir: &OwnedFd,
         rel: &Path,
         lower: Option<u64>,
         dropped: &mut HashSet<PathBuf>,
     ) -> Result<()> {
-        let dir_path = self.upper_path.join(rel);
-        let dir = open_dir(&dir_path)?;
-        let names: Vec<OsString> = std::fs::read_dir(&dir_path)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<std::io::Result<_>>()?;
-        for name in names {
-            let st = rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+        for (name, _) in beneath::names(dir)? {
+            let st = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
             let low = match lower {
                 Some(l) => self.lower.lower_lookup(l, name.as_bytes()).await?,
                 None => None,
             };
-            let path = dir_path.join(&name);
             let child_rel = rel.join(&name);
-            if whiteout::is_whiteout(&dir, &name, &st) {
+            if whiteout::is_whiteout(dir, &name, &st) {
                 if low.is_none() {
-                    std::fs::remove_file(&path)?;
+                    rustix::fs::unlinkat(dir, &name, AtFlags::empty())?;
                     dropped.insert(child_rel);
                 }
                 continue;
             }
             if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                 let low_dir = low.filter(|(_, n)| n.kind.is_dir()).map(|(i, _)| i);
-                if whiteout::is_opaque(&dir, &name) {
+                let sub = open_sub(dir, &name)?;
+                if whiteout::is_opaque(dir, &name) {
                     if let Some(l) = low_dir {
-                        if self.plain_dir(&path, &st) && self.same_tree(&path, l).await? {
-                            std::fs::remove_dir_all(&path)?;
+                        if self.plain_dir(dir, &name, &st) && self.same_tree(&sub, l).await? {
+                            beneath::remove_entry(dir, &name)?;
                             dropped.insert(child_rel);
                         }
                     }
                     continue;
                 }
-                Box::pin(self.prune(&child_rel, low_dir, dropped)).await?;
+                Box::pin(self.prune(&sub, &child_rel, low_dir, dropped)).await?;
                 if low_dir.is_some()
-                    && self.plain_dir(&path, &st)
-                    && std::fs::read_dir(&path)?.next().is_none()
+                    && self.plain_dir(dir, &name, &st)
+                    && beneath::names(&sub)?.is_empty()
                 {
-                    std::fs::remove_dir(&path)?;
+                    rustix::fs::unlinkat(dir, &name, AtFlags::REMOVEDIR)?;
                     dropped.insert(child_rel);
                 }
                 continue;
             }
             if let Some((l, _)) = low {
-                if self.same_entry(&path, &st, l).await? {
-                    std::fs::remove_file(&path)?;
+                if self.same_entry(dir, &name, &st, l).await? {
+                    rustix::fs::unlinkat(dir, &name, AtFlags::empty())?;
                     dropped.insert(child_rel);
                 }
             }
