@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{Antares, Settings};
@@ -18,10 +17,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // Before anything is mounted: a SIGTERM that arrives early must unmount, not kill.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    cfg.check_host()?;
     let (store, dic) = crate::view::open_view(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.antares.bind)
         .await
-        .with_context(|| format!("cannot listen on antares.bind {}", cfg.antares.bind))?;
+        .map_err(|e| {
+            cfg.invalid(
+                "antares.bind",
+                format!("cannot listen on {}: {e}", cfg.antares.bind),
+            )
+        })?;
     // Modes arrive from the kernel with the caller's umask applied; ours must not apply again.
     rustix::process::umask(rustix::fs::Mode::empty());
     let antares = Antares::open(dic, Settings::from_config(&cfg))
