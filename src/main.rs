@@ -236,13 +236,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     state.set_mount_count(1 + mounts.count().await);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app = daemon::router(state);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let server = tokio::spawn(daemon::serve::serve(listener, app, async {
+        let _ = stop_rx.await;
+    }));
 
     let session_ended = tokio::select! {
         r = &mut handle => {

@@ -39,15 +39,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         failed = failed.len(),
         "antares serving"
     );
-    let app = super::api::router(antares.clone(), cfg.auth_token.clone());
+    let app = super::api::router(
+        antares.clone(),
+        Some(crate::daemon::Access::new(cfg.auth_token.clone())),
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let server = tokio::spawn(crate::daemon::serve::serve(listener, app, async {
+        let _ = stop_rx.await;
+    }));
     tokio::select! {
         _ = sigterm.recv() => tracing::info!("SIGTERM: unmounting every antares mount"),
         _ = sigint.recv() => tracing::info!("SIGINT: unmounting every antares mount"),
