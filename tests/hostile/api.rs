@@ -82,6 +82,26 @@ fn half_sent_connections_leave_the_mount_and_health_working() {
     drop(flood);
 }
 
+#[test]
+fn a_body_that_never_comes_is_cut_off_with_a_json_408() {
+    let fx = fixture::standard();
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut s = TcpStream::connect(&d.http_addr).expect("connect");
+    // Far beyond the 30 s body deadline; only a daemon that never answers reaches it.
+    s.set_read_timeout(Some(Duration::from_secs(150)))
+        .expect("timeout");
+    s.write_all(b"POST /api/fs/mount HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"pa")
+        .expect("send");
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    assert!(head.starts_with("HTTP/1.1 408"), "{resp:?}");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(v["code"], "BODY_TIMEOUT", "{body}");
+}
+
 /// One `GET /health` with a long read timeout; `None` when the connection fails.
 fn health_once(addr: &SocketAddr) -> Option<String> {
     let mut s = TcpStream::connect_timeout(addr, Duration::from_secs(5)).ok()?;
