@@ -127,6 +127,8 @@ fn curl_as_nobody(url: &str, body: &str, token: Option<&str>) -> (u16, String) {
         "-sS",
         "-X",
         "POST",
+        "-H",
+        "Content-Type: application/json",
         "-d",
         body,
         "-w",
