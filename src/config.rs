@@ -650,6 +650,38 @@ mod tests {
     }
 
     #[test]
+    fn urls_and_listen_addresses() {
+        let build = |text: &str| {
+            let (_d, p) = file(text);
+            Sources::from_file(Some(&p)).unwrap().build()
+        };
+        let e = build("remote = \"ftp://x\"\nstore_path = \"/s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`remote`") && e.contains("ftp"), "{e}");
+        for bad in ["not a url", "ftp://h/r.git", "http://"] {
+            let e = build(&format!(
+                "remote = \".\"\nstore_path = \"/s\"\npush_url = {bad:?}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("`push_url`"), "{bad}: {e}");
+        }
+        let c =
+            build("remote = \".\"\nstore_path = \"/s\"\npush_url = \"https://h/r.git\"\n").unwrap();
+        assert_eq!(c.push_url.as_deref(), Some("https://h/r.git"));
+        let c =
+            build("remote = \".\"\nstore_path = \"/s\"\nhttp_addr = \"localhost:8001\"\n").unwrap();
+        assert!(c.http_addr.ip().is_loopback() && c.http_addr.port() == 8001);
+        let origin = c.origin("http_addr");
+        assert!(
+            origin.starts_with("config file ") && origin.ends_with("scorpio.toml"),
+            "{origin}"
+        );
+        assert!(build("remote = \".\"\nstore_path = \"/s\"\nhttp_addr = \"localhost\"\n").is_err());
+    }
+
+    #[test]
     fn antares_keys() {
         let (d, p) = file("remote = \".\"\nstore_path = \"st\"\n[antares]\nallow_other_roots = true\nmax_mounts = 3\n");
         let c = Sources::from_file(Some(&p)).unwrap().build().unwrap();
