@@ -71,6 +71,8 @@ pub struct Config {
     pub git_email: Option<String>,
     /// Antares settings.
     pub antares: AntaresConfig,
+    /// Where each key's value came from, for errors found after loading (see [`Config::invalid`]).
+    origins: BTreeMap<&'static str, String>,
 }
 
 /// A configuration error; the process exits with status 2.
@@ -152,6 +154,8 @@ enum Value {
 #[derive(Debug, Default)]
 pub struct Sources {
     values: BTreeMap<&'static str, Value>,
+    /// The config file, named in errors about its values.
+    file: Option<PathBuf>,
 }
 
 impl Sources {
@@ -159,6 +163,7 @@ impl Sources {
     pub fn from_file(path: Option<&Path>) -> Result<Sources, ConfigError> {
         let mut s = Sources::default();
         let Some(path) = path else { return Ok(s) };
+        s.file = Some(path.to_path_buf());
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -223,7 +228,10 @@ impl Sources {
 
     fn origin(&self, key: &str) -> String {
         match self.values.get(key) {
-            Some(Value::File(_, _)) => "config file".into(),
+            Some(Value::File(_, _)) => match &self.file {
+                Some(f) => format!("config file {}", f.display()),
+                None => "config file".into(),
+            },
             Some(Value::Text(_, o)) => o.clone(),
             None => "default".into(),
         }
@@ -306,13 +314,14 @@ impl Sources {
                 "missing: set `remote` in the file, SCORPIO_REMOTE or --remote",
             )
         })?;
-        let remote = if remote_raw.starts_with("http://") || remote_raw.starts_with("https://") {
-            reqwest::Url::parse(&remote_raw).map_err(|e| {
-                invalid(
-                    remote_key,
-                    &self.origin(remote_key),
-                    &format!("bad URL: {e}"),
-                )
+        let remote = if let Some(scheme) = url_scheme(&remote_raw) {
+            http_url(&remote_raw).map_err(|why| {
+                let why = if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+                    why
+                } else {
+                    format!("{why}; a remote is a path to a local git repository or an http(s):// Mega URL")
+                };
+                invalid(remote_key, &self.origin(remote_key), &why)
             })?;
             RemoteSpec::Mega(remote_raw.trim_end_matches('/').to_string())
         } else {
@@ -344,15 +353,10 @@ impl Sources {
         let http_raw = self
             .string("http_addr")?
             .unwrap_or_else(|| "127.0.0.1:8000".into());
-        let http_addr: SocketAddr = http_raw.parse().map_err(|_| {
-            invalid(
-                "http_addr",
-                &self.origin("http_addr"),
-                &format!("{http_raw:?} is not host:port"),
-            )
-        })?;
+        let (http_addr, http_loopback) = listen_addr(&http_raw)
+            .map_err(|why| invalid("http_addr", &self.origin("http_addr"), &why))?;
         let auth_token = self.string("auth_token")?.filter(|s| !s.is_empty());
-        if !http_addr.ip().is_loopback() && auth_token.is_none() {
+        if !http_loopback && auth_token.is_none() {
             return Err(invalid(
                 "http_addr",
                 &self.origin("http_addr"),
@@ -365,14 +369,9 @@ impl Sources {
         let antares_bind_raw = self
             .string("antares.bind")?
             .unwrap_or_else(|| "127.0.0.1:2726".into());
-        let antares_bind: SocketAddr = antares_bind_raw.parse().map_err(|_| {
-            invalid(
-                "antares.bind",
-                &self.origin("antares.bind"),
-                &format!("{antares_bind_raw:?} is not host:port"),
-            )
-        })?;
-        if !antares_bind.ip().is_loopback() && auth_token.is_none() {
+        let (antares_bind, antares_loopback) = listen_addr(&antares_bind_raw)
+            .map_err(|why| invalid("antares.bind", &self.origin("antares.bind"), &why))?;
+        if !antares_loopback && auth_token.is_none() {
             return Err(invalid(
                 "antares.bind",
                 &self.origin("antares.bind"),
@@ -413,14 +412,73 @@ impl Sources {
             request_timeout: Duration::from_secs(
                 self.number("request_timeout_secs", 1, 3600)?.unwrap_or(30),
             ),
-            push_url: self.string("push_url")?,
+            push_url: match self.string("push_url")?.filter(|s| !s.is_empty()) {
+                Some(u) => Some(
+                    http_url(&u)
+                        .map_err(|why| invalid("push_url", &self.origin("push_url"), &why))?,
+                ),
+                None => None,
+            },
             remote_token: self.string("remote_token")?,
             auth_token,
             git_author: self.string("git_author")?,
             git_email: self.string("git_email")?,
             antares,
+            origins: KEYS
+                .iter()
+                .map(|k| (*k, self.origin(k)))
+                .chain([("remote", self.origin(remote_key))])
+                .collect(),
         })
     }
+}
+
+/// The scheme of `s` when it is written as a URL (`scheme://...`), else `None` (a path).
+fn url_scheme(s: &str) -> Option<&str> {
+    let (scheme, _) = s.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic() && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
+        .then_some(scheme)
+}
+
+/// `s` if it is an http(s) URL with a host; otherwise why not.
+fn http_url(s: &str) -> Result<String, String> {
+    let u = reqwest::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!(
+            "{s:?} has the URL scheme `{}`; only http:// and https:// are supported",
+            u.scheme()
+        ));
+    }
+    if !u.host_str().is_some_and(|h| !h.is_empty()) {
+        return Err(format!("{s:?} has no host"));
+    }
+    Ok(s.to_string())
+}
+
+/// The address to listen on for `s` (`ip:port`, or `host:port` with a host that resolves, such
+/// as `localhost`), and whether every address the host names is loopback.
+fn listen_addr(s: &str) -> Result<(SocketAddr, bool), String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok((a, a.ip().is_loopback()));
+    }
+    let bad = || format!("{s:?} is not host:port (e.g. 127.0.0.1:8000 or localhost:8000)");
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(s)
+        .map_err(|e| format!("cannot resolve the host of {s:?}: {e}"))?
+        .collect();
+    // The first IPv4 address: what `localhost` means to most clients.
+    let first = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{host:?} resolves to no address"))?;
+    Ok((first, addrs.iter().all(|a| a.ip().is_loopback())))
 }
 
 fn known(key: &str) -> Option<&'static str> {
@@ -455,6 +513,56 @@ impl Config {
             .with_env(std::env::vars())
             .with_cli(cli)
             .build()
+    }
+
+    /// Where the value of `key` came from: `config file <path>`, `SCORPIO_<KEY>`, `--<key>` or
+    /// `default`.
+    pub fn origin(&self, key: &str) -> String {
+        self.origins
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| "default".into())
+    }
+
+    /// The error for a value of `key` found wrong after loading (start-up checks).
+    pub fn invalid(&self, key: &str, reason: impl std::fmt::Display) -> ConfigError {
+        invalid(key, &self.origin(key), &reason.to_string())
+    }
+
+    /// Start-up checks that need the filesystem: `store_path` can be written, a local `remote`
+    /// is a git repository that has `ref`. Each failure names its
+    /// key and where the value came from (the process exits 2).
+    pub fn check_host(&self) -> Result<(), ConfigError> {
+        std::fs::create_dir_all(&self.store_path)
+            .and_then(|()| tempfile::tempfile_in(&self.store_path).map(drop))
+            .map_err(|e| {
+                self.invalid(
+                    "store_path",
+                    format!(
+                        "{} is not a writable directory: {e}",
+                        self.store_path.display()
+                    ),
+                )
+            })?;
+        if let RemoteSpec::Local(p) = &self.remote {
+            let repo = git2::Repository::open(p).map_err(|e| {
+                self.invalid(
+                    "remote",
+                    format!("{} is not a git repository: {}", p.display(), e.message()),
+                )
+            })?;
+            if let Some(r) = &self.refname {
+                repo.revparse_single(r)
+                    .and_then(|o| o.peel_to_commit())
+                    .map_err(|e| {
+                        self.invalid(
+                            "ref",
+                            format!("{r:?} names no commit in {}: {}", p.display(), e.message()),
+                        )
+                    })?;
+            }
+        }
+        Ok(())
     }
 
     /// A stable name for the remote and ref, so state bound to one never serves another.
@@ -539,6 +647,38 @@ mod tests {
             e.contains("http_addr") && e.contains("SCORPIO_HTTP_ADDR"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn urls_and_listen_addresses() {
+        let build = |text: &str| {
+            let (_d, p) = file(text);
+            Sources::from_file(Some(&p)).unwrap().build()
+        };
+        let e = build("remote = \"ftp://x\"\nstore_path = \"/s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`remote`") && e.contains("ftp"), "{e}");
+        for bad in ["not a url", "ftp://h/r.git", "http://"] {
+            let e = build(&format!(
+                "remote = \".\"\nstore_path = \"/s\"\npush_url = {bad:?}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("`push_url`"), "{bad}: {e}");
+        }
+        let c =
+            build("remote = \".\"\nstore_path = \"/s\"\npush_url = \"https://h/r.git\"\n").unwrap();
+        assert_eq!(c.push_url.as_deref(), Some("https://h/r.git"));
+        let c =
+            build("remote = \".\"\nstore_path = \"/s\"\nhttp_addr = \"localhost:8001\"\n").unwrap();
+        assert!(c.http_addr.ip().is_loopback() && c.http_addr.port() == 8001);
+        let origin = c.origin("http_addr");
+        assert!(
+            origin.starts_with("config file ") && origin.ends_with("scorpio.toml"),
+            "{origin}"
+        );
+        assert!(build("remote = \".\"\nstore_path = \"/s\"\nhttp_addr = \"localhost\"\n").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rfuse3::raw::Session;
 use tokio::signal::unix::{signal, SignalKind};
 
 use scorpio::cli::{AntaresCmd, Cli, Cmd};
-use scorpio::config::Config;
+use scorpio::config::{Config, ConfigError};
 use scorpio::fuse::mount;
 use scorpio::fuse::mounts::MountManager;
 use scorpio::fuse::router::MegaFuse;
@@ -18,6 +18,17 @@ use scorpio::{daemon, doctor, remote};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        None | Some(Cmd::Run)
+            | Some(Cmd::Antares {
+                cmd: AntaresCmd::Serve { .. },
+                ..
+            })
+    ) {
+        // First, before the daemon opens any file: the FUSE sessions must never run short.
+        raise_fd_limit();
+    }
     let cfg = match Config::load(cli.config.as_deref(), &cli.overrides()) {
         Ok(c) => c,
         Err(e) => {
@@ -112,17 +123,7 @@ fn main() -> ExitCode {
         Cmd::Antares {
             cmd: AntaresCmd::Serve { .. },
             ..
-        } => {
-            raise_fd_limit();
-            match rt.block_on(scorpio::antares::serve::run(cfg)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("scorpio: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => exit(rt.block_on(scorpio::antares::serve::run(cfg))),
         Cmd::Antares { via_daemon, cmd } => {
             let out = rt.block_on(scorpio::antares::cli::run(&cfg, via_daemon, &cmd));
             if out.code == 0 {
@@ -132,14 +133,23 @@ fn main() -> ExitCode {
             }
             ExitCode::from(out.code)
         }
-        Cmd::Run => match rt.block_on(run(cfg)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("{e:#}");
-                eprintln!("scorpio: {e:#}");
+        Cmd::Run => exit(rt.block_on(run(cfg))),
+    }
+}
+
+/// The exit of a daemon: 0, 2 for a start-up error the user can fix (a [`ConfigError`] naming
+/// the key and its source), 1 for anything else. Printed once, on stderr.
+fn exit(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scorpio: {e:#}");
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
                 ExitCode::FAILURE
             }
-        },
+        }
     }
 }
 
@@ -149,13 +159,26 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     // Before anything is mounted: a SIGTERM that arrives early must unmount, not kill.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    cfg.check_host()?;
+    mount::prepare_mountpoint(&cfg.workspace).map_err(|e| {
+        match std::fs::metadata(&cfg.workspace) {
+            Ok(m) if !m.is_dir() => cfg.invalid(
+                "workspace",
+                format!("{} is not a directory", cfg.workspace.display()),
+            ),
+            _ => cfg.invalid("workspace", e),
+        }
+    })?;
     let (store, dic) = scorpio::view::open_view(&cfg).await?;
     let commit = dic.commit();
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
-        .with_context(|| format!("cannot listen on http_addr {}", cfg.http_addr))?;
-    mount::prepare_mountpoint(&cfg.workspace)?;
-    raise_fd_limit();
+        .map_err(|e| {
+            cfg.invalid(
+                "http_addr",
+                format!("cannot listen on {}: {e}", cfg.http_addr),
+            )
+        })?;
     let router = Arc::new(MegaFuse::new(dic));
     let session = Session::new(mount::workspace_options());
     router.set_notify(session.get_notify());
@@ -213,13 +236,9 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     state.set_mount_count(1 + mounts.count().await);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app = daemon::router(state);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let server = tokio::spawn(daemon::serve::serve(listener, app, async {
+        let _ = stop_rx.await;
+    }));
 
     let session_ended = tokio::select! {
         r = &mut handle => {

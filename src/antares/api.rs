@@ -1,13 +1,12 @@
 //! The Antares HTTP API (axum): served alone by `scorpio antares serve`, and nested at
 //! `/antares` in the main daemon.
 //!
-//! Errors are `{"error", "code"}` with the status of [`AntaresError::status`]. Request bodies
-//! are parsed here (not by axum's extractor) so a malformed one gets the same JSON error shape.
-//! Once shutdown has begun every request gets 503.
+//! Errors are `{"error", "code"}` with the status of [`AntaresError::status`]; bodies are read
+//! by the daemon's [`ApiJson`] (any content type) and every other refusal is made JSON by
+//! [`json_errors`], as in the daemon. Once shutdown has begun every request gets 503.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,7 +15,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::{Antares, AntaresError, CreateRequest};
-use crate::daemon::{AppError, Health};
+use crate::daemon::{json_errors, Access, ApiJson, AppError, BodyError, Health};
 
 impl From<AntaresError> for AppError {
     fn from(e: AntaresError) -> Self {
@@ -43,14 +42,22 @@ async fn health(State(a): State<Arc<Antares>>) -> Json<Health> {
     })
 }
 
-async fn create(State(a): State<Arc<Antares>>, body: Bytes) -> ApiResult {
-    let req: CreateRequest = serde_json::from_slice(&body).map_err(|e| {
-        AppError::new(
-            StatusCode::BAD_REQUEST,
-            "BAD_JSON",
-            format!("the body is not a mount request: {e}"),
-        )
-    })?;
+async fn create(
+    State(a): State<Arc<Antares>>,
+    body: Result<ApiJson<CreateRequest>, BodyError>,
+) -> ApiResult {
+    // The Antares contract answers 400 BAD_JSON to any body that is not a mount request.
+    let req = match body {
+        Ok(ApiJson(req)) => req,
+        Err(e @ (BodyError::Syntax(_) | BodyError::Shape(_))) => {
+            return Err(AppError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_JSON",
+                format!("the body is not a mount request: {e}"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let (rec, new) = a.create(req).await?;
     let status = if new {
         StatusCode::CREATED
@@ -123,23 +130,11 @@ async fn refuse_when_closing(
     next.run(req).await
 }
 
-/// Refuses requests without `Authorization: Bearer <token>`.
-async fn require_token(
-    State(token): State<Arc<String>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if let Some(refusal) = crate::daemon::refuse_without(&req, &token) {
-        return refusal;
-    }
-    next.run(req).await
-}
-
-/// The Antares routes over `a`; with `token`, every request needs it as a bearer token (the main
-/// daemon passes `None`: its own check already covers the nested routes).
+/// The Antares routes over `a`. With `access` (the standalone server) every request passes its
+/// check; the main daemon passes `None`: its own check already covers the nested routes.
 pub fn router<S: Clone + Send + Sync + 'static>(
     a: Arc<Antares>,
-    token: Option<String>,
+    access: Option<Access>,
 ) -> Router<S> {
     let r = Router::new()
         .route("/health", get(health))
@@ -153,13 +148,14 @@ pub fn router<S: Clone + Send + Sync + 'static>(
             refuse_when_closing,
         ))
         .with_state(a);
-    match token {
-        Some(t) => r.layer(axum::middleware::from_fn_with_state(
-            Arc::new(t),
-            require_token,
+    let r = match access {
+        Some(acc) => r.layer(axum::middleware::from_fn_with_state(
+            acc,
+            crate::daemon::peer::guard,
         )),
         None => r,
-    }
+    };
+    r.layer(axum::middleware::from_fn(json_errors))
 }
 
 #[cfg(test)]
@@ -267,6 +263,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn framework_refusals_are_json_and_any_content_type_is_read() {
+        let d = tempfile::tempdir().expect("dir");
+        let a = manager(d.path()).await;
+        let app: Router = router(a, Some(Access::new(None)));
+        let send = |method: &str, uri: &str, ctype: Option<&str>, body: Vec<u8>| {
+            let mut b = Request::builder().method(method).uri(uri);
+            if let Some(t) = ctype {
+                b = b.header("content-type", t);
+            }
+            let req = b.body(Body::from(body)).expect("request");
+            let app = app.clone();
+            async move {
+                let resp = app.oneshot(req).await.expect("response");
+                let status = resp.status().as_u16();
+                let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                    .await
+                    .expect("body");
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                (status, v["code"].as_str().unwrap_or_default().to_string())
+            }
+        };
+        let form = Some("application/x-www-form-urlencoded");
+        for (method, uri, ctype, body, want) in [
+            ("PUT", "/mounts", None, vec![], (405, "METHOD_NOT_ALLOWED")),
+            ("POST", "/health", None, vec![], (405, "METHOD_NOT_ALLOWED")),
+            ("POST", "/mounts", form, b"{".to_vec(), (400, "BAD_JSON")),
+            ("POST", "/mounts", form, b"[1]".to_vec(), (400, "BAD_JSON")),
+            (
+                "POST",
+                "/mounts",
+                None,
+                vec![b' '; 11 << 20],
+                (413, "TOO_LARGE"),
+            ),
+            // Read without a JSON content type: the handler itself answers.
+            (
+                "POST",
+                "/mounts",
+                form,
+                br#"{"path":"nope"}"#.to_vec(),
+                (400, "NOT_IN_REPOSITORY"),
+            ),
+        ] {
+            let got = send(method, uri, ctype, body).await;
+            assert_eq!((got.0, got.1.as_str()), want, "{method} {uri}");
+        }
+    }
+
+    #[tokio::test]
     async fn every_request_gets_503_once_shutdown_has_begun() {
         let d = tempfile::tempdir().expect("dir");
         let a = manager(d.path()).await;
@@ -298,7 +343,7 @@ mod tests {
     async fn a_token_is_required_when_configured() {
         let d = tempfile::tempdir().expect("dir");
         let a = manager(d.path()).await;
-        let app: Router = router(a, Some("s3cret".into()));
+        let app: Router = router(a, Some(Access::new(Some("s3cret".into()))));
         let (st, v) = call(&app, "GET", "/mounts", "").await;
         assert_eq!(st, StatusCode::UNAUTHORIZED);
         assert_eq!(v["code"], "UNAUTHORIZED");

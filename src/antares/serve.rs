@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{Antares, Settings};
@@ -20,10 +19,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // Before anything is mounted: a SIGTERM that arrives early must unmount, not kill.
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    cfg.check_host()?;
     let (store, dic) = crate::view::open_view(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.antares.bind)
         .await
-        .with_context(|| format!("cannot listen on antares.bind {}", cfg.antares.bind))?;
+        .map_err(|e| {
+            cfg.invalid(
+                "antares.bind",
+                format!("cannot listen on {}: {e}", cfg.antares.bind),
+            )
+        })?;
     let antares = Antares::open(dic, Settings::from_config(&cfg))
         .map_err(|e| anyhow::anyhow!("cannot open the Antares state: {e}"))?;
     let failed = antares.restore().await;
@@ -34,15 +39,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         failed = failed.len(),
         "antares serving"
     );
-    let app = super::api::router(antares.clone(), cfg.auth_token.clone());
+    let app = super::api::router(
+        antares.clone(),
+        Some(crate::daemon::Access::new(cfg.auth_token.clone())),
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let server = tokio::spawn(crate::daemon::serve::serve(listener, app, async {
+        let _ = stop_rx.await;
+    }));
     tokio::select! {
         _ = sigterm.recv() => tracing::info!("SIGTERM: unmounting every antares mount"),
         _ = sigint.recv() => tracing::info!("SIGINT: unmounting every antares mount"),

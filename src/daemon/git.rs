@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{AppError, AppState};
+use super::{ApiJson, AppError, AppState};
 use crate::manager::status::Change;
 use crate::manager::{diff, status, ManagerError};
 
@@ -143,7 +143,7 @@ pub struct CommitRequest {
 
 async fn post_commit(
     State(s): State<AppState>,
-    Json(req): Json<CommitRequest>,
+    ApiJson(req): ApiJson<CommitRequest>,
 ) -> Result<Json<crate::manager::CommitOutcome>, AppError> {
     let v = vcs(&s)?;
     let m = super::workspace::manager(&s)?;
@@ -190,19 +190,8 @@ pub struct PushRequest {
 
 async fn post_push(
     State(s): State<AppState>,
-    body: axum::body::Bytes,
+    ApiJson(req): ApiJson<PushRequest>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let req: PushRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        PushRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            AppError::new(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                format!("bad JSON body: {e}"),
-            )
-        })?
-    };
     let v = vcs(&s)?;
     let m = super::workspace::manager(&s)?;
     if let Some(p) = req.path.as_deref() {
@@ -239,7 +228,7 @@ pub struct ResetRequest {
 
 async fn post_reset(
     State(s): State<AppState>,
-    Json(req): Json<ResetRequest>,
+    ApiJson(req): ApiJson<ResetRequest>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let m = super::workspace::manager(&s)?;
     let (mounted, removed) = m.reset(&req.path).await?;

@@ -13,8 +13,14 @@ use serde::Serialize;
 
 use crate::fuse::mounts::MountManager;
 
+pub mod body;
 pub mod git;
+pub mod peer;
+pub mod serve;
 pub mod workspace;
+
+pub use body::{json_errors, ApiJson, BodyError};
+pub use peer::Access;
 
 /// Shared state of the API.
 #[derive(Clone)]
@@ -24,7 +30,7 @@ pub struct AppState {
     commit: Arc<String>,
     mounts: Option<Arc<MountManager>>,
     vcs: Option<Arc<crate::manager::Vcs>>,
-    auth_token: Option<Arc<String>>,
+    access: Access,
     antares: Option<Arc<crate::antares::Antares>>,
 }
 
@@ -37,7 +43,7 @@ impl AppState {
             commit: Arc::new(commit),
             mounts: None,
             vcs: None,
-            auth_token: None,
+            access: Access::default(),
             antares: None,
         }
     }
@@ -60,9 +66,10 @@ impl AppState {
         self
     }
 
-    /// Requires `Authorization: Bearer <token>` on every request.
+    /// Requires `Authorization: Bearer <token>` on every request (without a token, only the
+    /// daemon's own user and root are served).
     pub fn with_auth_token(mut self, token: Option<String>) -> AppState {
-        self.auth_token = token.map(Arc::new);
+        self.access = Access::new(token);
         self
     }
 
@@ -139,7 +146,7 @@ async fn not_found() -> AppError {
     AppError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
 }
 
-/// The API routes.
+/// The API routes, behind the access check, with every refusal in the API's JSON format.
 pub fn router(state: AppState) -> Router {
     let mut r = Router::new()
         .route("/health", get(health))
@@ -150,43 +157,11 @@ pub fn router(state: AppState) -> Router {
     }
     r.fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_token,
+            state.access.clone(),
+            peer::guard,
         ))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
-}
-
-/// Refuses requests without the configured bearer token (when one is configured).
-async fn require_token(
-    axum::extract::State(s): axum::extract::State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if let Some(refusal) = s
-        .auth_token
-        .as_deref()
-        .and_then(|t| refuse_without(&req, t))
-    {
-        return refusal;
-    }
-    next.run(req).await
-}
-
-/// The 401 answer for a request without `Authorization: Bearer <token>`; `None` when it has it.
-pub fn refuse_without(req: &axum::extract::Request, token: &str) -> Option<Response> {
-    let given = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    (given != Some(token)).then(|| {
-        AppError::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "missing or wrong bearer token",
-        )
-        .into_response()
-    })
 }
 
 #[cfg(test)]

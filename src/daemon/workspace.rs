@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{AppError, AppState};
+use super::{ApiJson, AppError, AppState};
 use crate::fuse::mounts::{MountError, MountInfo, MountManager};
 
 /// Body of `POST /api/fs/mount`.
@@ -84,7 +84,7 @@ pub(super) fn manager(s: &AppState) -> Result<Arc<MountManager>, AppError> {
 
 async fn mount(
     State(s): State<AppState>,
-    Json(req): Json<MountRequest>,
+    ApiJson(req): ApiJson<MountRequest>,
 ) -> Result<Json<MountResponse>, AppError> {
     let m = manager(&s)?;
     let id = request_id();
@@ -102,7 +102,7 @@ async fn mount(
 
 async fn unmount(
     State(s): State<AppState>,
-    Json(req): Json<UnmountRequest>,
+    ApiJson(req): ApiJson<UnmountRequest>,
 ) -> Result<Json<MountResponse>, AppError> {
     let m = manager(&s)?;
     m.unmount(&req.path).await?;

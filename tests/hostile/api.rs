@@ -1,1 +1,433 @@
-//! Hostile cases: api (see tests/hostile.rs).
+//! Hostile cases: api (see tests/hostile.rs). A flood of half-sent connections, another local
+//! user calling the owner's API, and malformed requests on every route.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::{fixture, http, run_with_timeout, Daemon, DaemonOpts};
+
+/// Half-sent connections the flood opens (the daemon serves at most 512 at once).
+const FLOOD: usize = 3000;
+/// The daemon's own descriptors besides its API connections (FUSE, sled, store, log), with room.
+const FD_MARGIN: usize = 200;
+/// `MAX_CONNECTIONS` of `src/daemon/serve.rs`.
+const MAX_CONNECTIONS: usize = 512;
+
+fn raise_own_fd_limit() {
+    let l = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: l.maximum,
+            maximum: l.maximum,
+        },
+    );
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn half_sent_connections_leave_the_mount_and_health_working() {
+    raise_own_fd_limit();
+    let n_files = 64;
+    let fx = fixture::generated(n_files, 16);
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pid = d.pid().expect("daemon pid");
+    let addr: SocketAddr = d.http_addr.parse().expect("addr");
+    // Headers begun, never finished: what a slowloris client sends.
+    let mut flood = Vec::new();
+    for _ in 0..FLOOD {
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            let _ = s.write_all(b"POST /api/fs/mount HTTP/1.1\r\nHost: x\r\nContent-Le");
+            flood.push(s);
+        }
+    }
+    assert!(
+        flood.len() > MAX_CONNECTIONS,
+        "only {} connections got through",
+        flood.len()
+    );
+    let fds = open_fds(pid);
+    assert!(
+        fds < MAX_CONNECTIONS + FD_MARGIN,
+        "the daemon holds {fds} descriptors under a flood of {} connections",
+        flood.len()
+    );
+    // Files not read yet come right while the flood holds on.
+    for i in 0..n_files {
+        let p = d.workspace.join(fixture::generated_path(i, n_files, 16));
+        let got = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(got, fixture::generated_content(i), "{}", p.display());
+    }
+    // /health waits in the backlog behind the flood, whose connections time out in rounds of
+    // the header deadline; give it far more than that.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let health = loop {
+        match health_once(&addr) {
+            Some(body) => break body,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            None => panic!("/health did not answer under the flood\n{}", d.log()),
+        }
+    };
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    let fds = open_fds(pid);
+    assert!(fds < MAX_CONNECTIONS + FD_MARGIN, "{fds} descriptors");
+    drop(flood);
+}
+
+#[test]
+fn a_body_that_never_comes_is_cut_off_with_a_json_408() {
+    let fx = fixture::standard();
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut s = TcpStream::connect(&d.http_addr).expect("connect");
+    // Far beyond the 30 s body deadline; only a daemon that never answers reaches it.
+    s.set_read_timeout(Some(Duration::from_secs(150)))
+        .expect("timeout");
+    s.write_all(b"POST /api/fs/mount HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"pa")
+        .expect("send");
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    assert!(head.starts_with("HTTP/1.1 408"), "{resp:?}");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(v["code"], "BODY_TIMEOUT", "{body}");
+}
+
+/// One `GET /health` with a long read timeout; `None` when the connection fails.
+fn health_once(addr: &SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(addr, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
+    s.write_all(b"GET /health HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    resp.split(' ')
+        .nth(1)
+        .is_some_and(|c| c == "200")
+        .then_some(resp)
+}
+
+/// `curl` as uid/gid 65534 (nobody), returning (status, body).
+fn curl_as_nobody(url: &str, body: &str, token: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "curl",
+        "-sS",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        "-w",
+        "\n%{http_code}",
+    ]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    cmd.arg(url);
+    let out = run_with_timeout(&mut cmd, 60);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn another_user_cannot_act_on_the_owners_workspace_without_the_token() {
+    let fx = fixture::standard();
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    crate::support::api::mount(&d, "src");
+    let mine = d.workspace.join("src/mine.txt");
+    std::fs::write(&mine, b"the owner's work\n").expect("write");
+    let url = d.http_url();
+    for (route, body) in [
+        ("/api/git/reset", r#"{"path":"src"}"#),
+        ("/api/fs/mount", r#"{"path":"a"}"#),
+        ("/api/fs/unmount", r#"{"path":"src"}"#),
+    ] {
+        let (code, resp) = curl_as_nobody(&format!("{url}{route}"), body, None);
+        assert_eq!(code, 403, "{route} as nobody: {resp}");
+        let v: serde_json::Value = serde_json::from_str(&resp).expect("JSON refusal");
+        assert_eq!(v["code"], "OWNER_ONLY", "{resp}");
+        assert!(
+            v["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("auth_token")),
+            "the refusal says how to get access: {resp}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&mine).expect("still there"),
+        b"the owner's work\n"
+    );
+    let (code, list) = http::get(&d.http_addr, "/api/fs/mpoint");
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&list).expect("list");
+    let paths: Vec<&str> = v["mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .filter_map(|m| m["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["src"], "{list}");
+    // The owner (root here) still may.
+    let (code, resp) = http::post(&d.http_addr, "/api/git/reset", r#"{"path":"src"}"#);
+    assert_eq!(code, 200, "{resp}");
+    assert!(!mine.exists());
+}
+
+#[test]
+fn with_a_token_another_user_may_use_the_api() {
+    let fx = fixture::standard();
+    let mut opts = DaemonOpts::new(fx.repo_path.display().to_string());
+    opts.extra_toml = "auth_token = \"let-me-in\"".into();
+    let d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("{}/api/fs/mount", d.http_url());
+    let (code, resp) = curl_as_nobody(&url, r#"{"path":"src"}"#, None);
+    assert_eq!(code, 401, "{resp}");
+    let (code, resp) = curl_as_nobody(&url, r#"{"path":"src"}"#, Some("let-me-in"));
+    assert_eq!(code, 200, "{resp}");
+}
+
+/// One raw HTTP/1.1 request; the body is written from another thread so a server that answers
+/// before reading it all is heard. Returns (status, content type, body).
+fn raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    ctype: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(t) = ctype {
+        head.push_str(&format!("Content-Type: {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).expect("head");
+    let mut w = s.try_clone().expect("clone");
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&body);
+    });
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let _ = writer.join();
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_string())
+}
+
+/// Asserts a JSON `{error, code}` refusal with `status` (and `code`, unless empty).
+fn assert_json_refusal(what: &str, got: (u16, String, String), status: u16, code: &str) {
+    let (st, ctype, body) = got;
+    assert_eq!(st, status, "{what}: {body}");
+    assert!(
+        ctype.starts_with("application/json"),
+        "{what}: content type {ctype:?}: {body}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body:?}"));
+    assert!(
+        v["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{what}: {body}"
+    );
+    let got_code = v["code"].as_str().unwrap_or_default();
+    assert!(!got_code.is_empty(), "{what}: {body}");
+    if !code.is_empty() {
+        assert_eq!(got_code, code, "{what}: {body}");
+    }
+}
+
+#[test]
+fn every_refusal_on_every_route_is_json() {
+    let fx = fixture::standard();
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let a = d.http_addr.as_str();
+    let json = Some("application/json");
+    // (route, a body of the right shape, status for a wrong shape and its code)
+    let posts = [
+        ("/api/fs/mount", r#"{"path":"src"}"#, 422, "INVALID_BODY"),
+        ("/api/fs/unmount", r#"{"path":"src"}"#, 422, "INVALID_BODY"),
+        ("/api/git/reset", r#"{"path":"src/x"}"#, 422, "INVALID_BODY"),
+        ("/api/git/commit", r#"{"message":"m"}"#, 422, "INVALID_BODY"),
+        ("/api/commit", r#"{"message":"m"}"#, 422, "INVALID_BODY"),
+        ("/api/git/push", r#"{}"#, 422, "INVALID_BODY"),
+        ("/antares/mounts", r#"{"path":"a"}"#, 400, "BAD_JSON"),
+    ];
+    for (route, good, shape_status, shape_code) in posts {
+        let r = raw(a, "POST", route, json, br#"{"path": "#.to_vec());
+        assert_json_refusal(&format!("{route} malformed"), r, 400, "BAD_JSON");
+        let r = raw(
+            a,
+            "POST",
+            route,
+            json,
+            br#"{"path": 5, "message": []}"#.to_vec(),
+        );
+        assert_json_refusal(&format!("{route} wrong shape"), r, shape_status, shape_code);
+        let r = raw(a, "PUT", route, None, Vec::new());
+        assert_json_refusal(&format!("PUT {route}"), r, 405, "METHOD_NOT_ALLOWED");
+        let r = raw(a, "POST", route, json, vec![b' '; 11 << 20]);
+        assert_json_refusal(&format!("{route} 11 MB"), r, 413, "TOO_LARGE");
+        // curl -d sends a form content type; the body is JSON all the same.
+        let (st, ctype, body) = raw(
+            a,
+            "POST",
+            route,
+            Some("application/x-www-form-urlencoded"),
+            good.as_bytes().to_vec(),
+        );
+        assert!(
+            ![400, 413, 415, 422].contains(&st) && ctype.starts_with("application/json"),
+            "{route} without a JSON content type: {st} {body}"
+        );
+    }
+    // The README's own example.
+    let (st, _, body) = raw(
+        a,
+        "POST",
+        "/api/fs/mount",
+        Some("application/x-www-form-urlencoded"),
+        br#"{"path":"a"}"#.to_vec(),
+    );
+    assert_eq!(st, 200, "{body}");
+    for route in [
+        "/health",
+        "/api/git/status",
+        "/api/git/diff",
+        "/api/fs/mpoint",
+        "/api/fs/select/1",
+        "/antares/health",
+        "/antares/mounts/x",
+        "/antares/mounts/x/changes",
+    ] {
+        let r = raw(a, "PUT", route, json, b"{}".to_vec());
+        assert_json_refusal(&format!("PUT {route}"), r, 405, "METHOD_NOT_ALLOWED");
+    }
+    let r = raw(a, "GET", "/no/such/route", None, Vec::new());
+    assert_json_refusal("unknown route", r, 404, "NOT_FOUND");
+    let r = raw(a, "GET", "/api/git/status?path=a&path=b", None, Vec::new());
+    assert_json_refusal("bad query", r, 400, "");
+}
+
+/// `scorpio antares serve` on a config of its own; SIGTERM and lazy unmounts on drop.
+struct AntaresServe {
+    dir: tempfile::TempDir,
+    addr: String,
+    child: std::process::Child,
+}
+
+impl AntaresServe {
+    fn start(remote: &str) -> AntaresServe {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = format!("127.0.0.1:{}", crate::support::daemon::free_port());
+        let q = |p: &str| toml::Value::String(dir.path().join(p).display().to_string());
+        let cfg = dir.path().join("scorpio.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "remote = {}\nstore_path = {}\nworkspace = {}\n[antares]\nbind = {}\n\
+                 mount_root = {}\nupper_root = {}\ncl_root = {}\n",
+                toml::Value::String(remote.into()),
+                q("store"),
+                q("ws"),
+                toml::Value::String(addr.clone()),
+                q("mnt"),
+                q("upper"),
+                q("cl"),
+            ),
+        )
+        .expect("config");
+        let log = std::fs::File::create(dir.path().join("log")).expect("log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorpio"));
+        cmd.arg("-c")
+            .arg(&cfg)
+            .args(["antares", "serve"])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SCORPIO_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd.spawn().expect("spawn antares serve");
+        let s = AntaresServe { dir, addr, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&s.addr).is_err() {
+            assert!(Instant::now() < deadline, "antares serve did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+}
+
+impl Drop for AntaresServe {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for m in crate::support::daemon::mountinfo() {
+            if m.mount_point.starts_with(self.dir.path()) {
+                crate::support::daemon::lazy_unmount(&m.mount_point);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_standalone_antares_server_refuses_another_user_too() {
+    let fx = fixture::standard();
+    let s = AntaresServe::start(&fx.repo_path.display().to_string());
+    let url = format!("http://{}/mounts", s.addr);
+    let (code, resp) = curl_as_nobody(&url, r#"{"path":"src","job_id":"j"}"#, None);
+    assert_eq!(code, 403, "{resp}");
+    let v: serde_json::Value = serde_json::from_str(&resp).expect("JSON refusal");
+    assert_eq!(v["code"], "OWNER_ONLY", "{resp}");
+    let mnt = s.dir.path().join("mnt");
+    let made = std::fs::read_dir(&mnt).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(made, 0, "nobody's request made a mount");
+    let (code, resp) = http::post(&s.addr, "/mounts", r#"{"path":"src","job_id":"j"}"#);
+    assert_eq!(code, 201, "{resp}");
+    let (code, resp) = http::request(&s.addr, "DELETE", "/mounts/by-job/j", None, None);
+    assert_eq!(code, 200, "{resp}");
+}
