@@ -111,6 +111,9 @@ pub enum AntaresError {
         /// Why.
         message: String,
     },
+    /// Files of the upper layer kept changing through every read of them.
+    #[error("{0} kept changing while it was read; try again once it is still")]
+    Changing(String),
     /// Saving the state or cleaning up failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -135,6 +138,7 @@ impl AntaresError {
             AntaresError::NotEmpty(_) => (409, "NOT_EMPTY"),
             AntaresError::MountedOver(_) => (409, "ALREADY_MOUNTED"),
             AntaresError::TooMany(_) => (429, "TOO_MANY_MOUNTS"),
+            AntaresError::Changing(_) => (409, "CHANGED_DURING_READ"),
             AntaresError::ShuttingDown => (503, "SHUTTING_DOWN"),
             AntaresError::Cl { .. } => (502, "CL_UNAVAILABLE"),
             AntaresError::Repository(_) => (502, "REPOSITORY_UNAVAILABLE"),

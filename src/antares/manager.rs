@@ -499,7 +499,11 @@ impl Antares {
         let lower = self.lower_dir(&rec.path).await?;
         crate::manager::status::status(&self.dic, upper, Some(lower), &rec.path)
             .await
-            .map_err(internal)
+            .map_err(|e| match e {
+                // A build still writing: the caller may ask again; not the daemon's fault.
+                crate::manager::ManagerError::Unstable(m) => AntaresError::Changing(m),
+                e => internal(e),
+            })
     }
 
     /// Brings back what the state file holds: mounts again what was mounted (or being made),
