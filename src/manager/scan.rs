@@ -20,13 +20,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
-use sha1::{Digest, Sha1};
 use tokio::runtime::Handle;
 
 use super::status::{Change, ChangeKind, GitEntry};
 use super::ManagerError;
 use crate::dicfuse::Dicfuse;
 use crate::overlay::whiteout;
+use crate::remote::object::hash_blob_at;
 use crate::remote::{EntryKind, ObjectKind, Oid};
 
 /// Reads of one entry before it counts as changing faster than it can be read.
@@ -193,30 +193,16 @@ pub fn read_entry(dir: BorrowedFd<'_>, name: &OsStr, keep: bool) -> Result<Entry
 }
 
 /// The content of an open file and its id: the bytes when `keep`, else only hashed (with the
-/// size `len` the file had when opened).
-fn read_content(file: &mut std::fs::File, len: u64, keep: bool) -> std::io::Result<(Oid, Vec<u8>)> {
+/// size `len` the file had when opened). Read from the file's start whatever its offset.
+fn read_content(file: &std::fs::File, len: u64, keep: bool) -> std::io::Result<(Oid, Vec<u8>)> {
     if keep {
         let mut bytes = Vec::with_capacity(usize::try_from(len.min(64 << 20)).unwrap_or(0));
-        file.read_to_end(&mut bytes)?;
+        (&*file).read_to_end(&mut bytes)?;
         return Ok((Oid::hash_object(ObjectKind::Blob, &bytes), bytes));
     }
-    let mut h = Sha1::new();
-    h.update(format!("blob {len}\0").as_bytes());
-    let mut buf = vec![0u8; 1 << 16];
-    let mut seen = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        seen += n as u64;
-        h.update(&buf[..n]);
-    }
-    if seen != len {
-        // Shorter or longer than the size it had: it changed; the caller sees the stat differ.
-        return Ok((Oid([0; 20]), Vec::new()));
-    }
-    Ok((Oid(h.finalize().into()), Vec::new()))
+    // Shorter or longer than the size it had: it changed; the caller sees the stat differ.
+    let oid = hash_blob_at(file, len)?.unwrap_or(Oid([0; 20]));
+    Ok((oid, Vec::new()))
 }
 
 /// One attempt at reading regular file `name`: `None` when it changed (or was replaced) while
@@ -238,8 +224,8 @@ fn read_file(dir: BorrowedFd<'_>, name: &OsStr, keep: bool) -> Result<Option<Ent
         return Ok(Some(Entry::Whiteout));
     }
     let len = u64::try_from(before.st_size).unwrap_or(0);
-    let mut file = std::fs::File::from(fd);
-    let (oid, bytes) = read_content(&mut file, len, keep).map_err(Fault::Io)?;
+    let file = std::fs::File::from(fd);
+    let (oid, bytes) = read_content(&file, len, keep).map_err(Fault::Io)?;
     let after = rustix::fs::fstat(file.as_fd())?;
     if stamp(&before) != stamp(&after) {
         return Ok(None);
@@ -247,9 +233,7 @@ fn read_file(dir: BorrowedFd<'_>, name: &OsStr, keep: bool) -> Result<Option<Ent
     if !settled_before(&after, since) {
         // Changed within the current tick of the file clock: a rewrite to the same size in the
         // same tick would leave every stamp as it was. A second read agreeing rules that out.
-        use std::io::Seek;
-        file.rewind().map_err(Fault::Io)?;
-        let (again, _) = read_content(&mut file, len, false).map_err(Fault::Io)?;
+        let (again, _) = read_content(&file, len, false).map_err(Fault::Io)?;
         let last = rustix::fs::fstat(file.as_fd())?;
         if again != oid || stamp(&last) != stamp(&after) {
             return Ok(None);

@@ -54,9 +54,8 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     )?)
 }
 
-/// Opens the directory at the absolute `path` (`O_PATH`) through no symlink at all, or fails
-/// (ELOOP when one is on the way); a missing directory is fine (`Ok(None)`).
-pub fn open_abs(path: &Path) -> io::Result<Option<OwnedFd>> {
+/// `/` opened (`O_PATH`), and the absolute `path` relative to it.
+fn from_slash(path: &Path) -> io::Result<(OwnedFd, &Path)> {
     let rel = path.strip_prefix("/").map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -69,6 +68,13 @@ pub fn open_abs(path: &Path) -> io::Result<Option<OwnedFd>> {
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
+    Ok((slash, rel))
+}
+
+/// Opens the directory at the absolute `path` (`O_PATH`) through no symlink at all, or fails
+/// (ELOOP when one is on the way); a missing directory is fine (`Ok(None)`).
+pub fn open_abs(path: &Path) -> io::Result<Option<OwnedFd>> {
+    let (slash, rel) = from_slash(path)?;
     match open(&slash, rel, OFlags::PATH | OFlags::DIRECTORY) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::NOENT) => Ok(None),
@@ -136,21 +142,7 @@ fn parent_under<'p>(
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Err(Removal::Absent)),
             Err(e) => return Err(e),
         },
-        _ => {
-            let rel = path.strip_prefix("/").map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{}: not an absolute path", path.display()),
-                )
-            })?;
-            let slash = rustix::fs::openat(
-                CWD,
-                "/",
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            (slash, rel)
-        }
+        _ => from_slash(path)?,
     };
     let Some((parent, name)) = split(rel) else {
         return Err(io::Error::new(

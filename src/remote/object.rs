@@ -226,36 +226,23 @@ pub fn parse_tree(oid: Oid, body: &[u8]) -> Result<Vec<TreeEntry>, ObjectError> 
 
 /// The git blob id of a file's content, streamed.
 pub fn hash_file(path: &std::path::Path) -> std::io::Result<Oid> {
-    let mut f = std::fs::File::open(path)?;
-    use std::io::Read;
-    let len = f.metadata()?.len();
-    let mut h = Sha1::new();
-    h.update(format!("blob {len}\0").as_bytes());
-    let mut buf = vec![0u8; 1 << 16];
-    let mut seen = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        seen += n as u64;
-        h.update(&buf[..n]);
-    }
-    if seen != len {
-        return Err(std::io::Error::other(format!(
-            "{} changed while hashed",
-            path.display()
-        )));
-    }
-    Ok(Oid(h.finalize().into()))
+    hash_blob_file(&std::fs::File::open(path)?)
 }
 
 /// The git blob id of an open file's content, read from its start with `pread` (the file
 /// offset does not move): how the store checks a cached object before serving it. A file whose
 /// length changes while it is read is an error.
 pub fn hash_blob_file(f: &std::fs::File) -> std::io::Result<Oid> {
-    use std::os::unix::fs::FileExt;
     let len = f.metadata()?.len();
+    hash_blob_at(f, len)?.ok_or_else(|| {
+        std::io::Error::other(format!("{len} bytes when opened, another size when read"))
+    })
+}
+
+/// The git blob id of an open file's content of `len` bytes, read from its start with `pread`;
+/// `None` when the file does not hold exactly `len` bytes (it changed while read).
+pub fn hash_blob_at(f: &std::fs::File, len: u64) -> std::io::Result<Option<Oid>> {
+    use std::os::unix::fs::FileExt;
     let mut h = Sha1::new();
     h.update(format!("blob {len}\0").as_bytes());
     let mut buf = vec![0u8; 1 << 16];
@@ -272,12 +259,7 @@ pub fn hash_blob_file(f: &std::fs::File) -> std::io::Result<Oid> {
         seen += n as u64;
         h.update(&buf[..n]);
     }
-    if seen != len {
-        return Err(std::io::Error::other(format!(
-            "{len} bytes when opened, {seen} when read"
-        )));
-    }
-    Ok(Oid(h.finalize().into()))
+    Ok((seen == len).then(|| Oid(h.finalize().into())))
 }
 
 /// The kind and blob id git would record for the file or symlink at `path`; `None` for any
