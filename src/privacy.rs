@@ -74,7 +74,9 @@ fn repair(store_path: &Path) -> io::Result<usize> {
             Some("mounts") => walk(root.as_fd(), &name, Depth::All, 2, &["upper", "work"])?,
             // The state file and the roots themselves; what is inside them belongs to jobs.
             Some("antares") => walk(root.as_fd(), &name, Depth::All, 1, &[])?,
-            Some("objects") => walk(root.as_fd(), &name, Depth::Dirs, usize::MAX, &[])?,
+            // The cache and its fan-out and tmp directories; those hold only files (made 0600),
+            // so they are not listed: a start does not read a million names twice.
+            Some("objects") => walk(root.as_fd(), &name, Depth::Dirs, 1, &[])?,
             _ => walk(root.as_fd(), &name, Depth::All, usize::MAX, &[])?,
         };
     }
