@@ -8,11 +8,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tokio::runtime::Handle;
 
 use super::names::quote_path;
+use super::scan::{Content, Want};
 use super::status::{Change, ChangeKind};
 use super::ManagerError;
 use crate::dicfuse::Dicfuse;
@@ -62,6 +64,8 @@ pub fn open_staging(store_path: &Path) -> Result<git2::Repository, ManagerError>
     };
     if let Ok(r) = git2::Repository::open_bare(&dir) {
         remove_stale_locks(&dir);
+        // Objects a crash cut short, never to be finished.
+        remove_temporaries(&dir.join("objects"));
         return Ok(r);
     }
     if dir.exists() {
@@ -162,10 +166,7 @@ impl<'r> Writer<'r> {
         if self.odb.exists(oid) {
             return Ok(oid);
         }
-        let hex = oid.to_string();
-        let fanout = hex[..2].to_string();
-        let existed = self.objects.join(&fanout).is_dir();
-        self.touched.entry(fanout).or_insert(!existed);
+        self.will_write(oid);
         let written = self
             .odb
             .write(kind, data)
@@ -174,10 +175,47 @@ impl<'r> Writer<'r> {
         Ok(written)
     }
 
+    /// Notes that object `oid` is about to be written, for [`Writer::roll_back`].
+    fn will_write(&mut self, oid: git2::Oid) {
+        let hex = oid.to_string();
+        let fanout = hex[..2].to_string();
+        let existed = self.objects.join(&fanout).is_dir();
+        self.touched.entry(fanout).or_insert(!existed);
+    }
+
+    /// Puts `blob` (written by the scan as it read the file) in place as object `oid`, unless
+    /// the repository has it (then `blob` is dropped, which removes it).
+    pub fn place_loose(&mut self, blob: LooseBlob, oid: git2::Oid) -> Result<(), ManagerError> {
+        if self.odb.exists(oid) {
+            return Ok(());
+        }
+        let what = format!("blob {oid}");
+        let failed = |e: std::io::Error| {
+            if super::is_no_space(&e) {
+                ManagerError::NoSpace(format!("writing {what} to the staging repository: {e}"))
+            } else {
+                ManagerError::Lower(format!("writing {what}: {e}"))
+            }
+        };
+        let hex = oid.to_string();
+        self.will_write(oid);
+        let fanout = self.objects.join(&hex[..2]);
+        std::fs::create_dir_all(&fanout).map_err(failed)?;
+        let tmp = blob.finish().map_err(failed)?;
+        // Read-only, as git makes every object.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o444))
+            .map_err(failed)?;
+        tmp.persist(fanout.join(&hex[2..]))
+            .map_err(|e| failed(e.error))?;
+        self.created.push(oid);
+        Ok(())
+    }
+
     /// Removes every object this writer created, what a cut-short write left in the directories
     /// it wrote to, and the directories it made; returns the number of objects removed.
     pub fn roll_back(self) -> usize {
         let n = self.created.len();
+        remove_temporaries(&self.objects);
         for oid in &self.created {
             let hex = oid.to_string();
             let _ = std::fs::remove_file(self.objects.join(&hex[..2]).join(&hex[2..]));
@@ -200,6 +238,64 @@ impl<'r> Writer<'r> {
             }
         }
         n
+    }
+}
+
+/// What temporary object files are named (libgit2 names its own so too).
+const TEMPORARY: &str = "tmp_object";
+
+/// Removes the temporary object files in `objects` (of writes cut short). Only one commit or
+/// push writes at a time, so any found is not being written.
+fn remove_temporaries(objects: &Path) {
+    let Ok(entries) = std::fs::read_dir(objects) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().as_bytes().starts_with(TEMPORARY.as_bytes()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// A blob written as a loose object (zlib of `blob <len>\0` and the content) into a temporary
+/// file of the repository's `objects` directory while the scan reads and hashes the file: the
+/// content of a large file is written once, never held in memory, and needs no more disk than
+/// its object. Dropped before [`Writer::place_loose`] (the file changed while read, or it was
+/// not a change after all), it is removed.
+pub struct LooseBlob {
+    out: flate2::write::ZlibEncoder<tempfile::NamedTempFile>,
+}
+
+impl LooseBlob {
+    /// Starts the object of a blob of `len` bytes in directory `objects`.
+    pub fn create(objects: &Path, len: u64) -> std::io::Result<LooseBlob> {
+        let tmp = tempfile::Builder::new()
+            .prefix(TEMPORARY)
+            .tempfile_in(objects)?;
+        // The level libgit2 writes loose objects with: a large file is mostly written, not read.
+        let mut out = flate2::write::ZlibEncoder::new(tmp, flate2::Compression::fast());
+        std::io::Write::write_all(&mut out, format!("blob {len}\0").as_bytes())?;
+        Ok(LooseBlob { out })
+    }
+
+    /// The whole object, flushed, still under its temporary name.
+    fn finish(self) -> std::io::Result<tempfile::NamedTempFile> {
+        self.out.finish()
+    }
+}
+
+impl std::fmt::Debug for LooseBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LooseBlob({})", self.out.get_ref().path().display())
+    }
+}
+
+impl std::io::Write for LooseBlob {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -366,19 +462,29 @@ pub struct BlobSink<'w, 'r> {
 }
 
 impl super::scan::Sink for BlobSink<'_, '_> {
-    fn wants_bytes(&self) -> bool {
-        true
+    fn wants(&self) -> Want {
+        Want::All(self.writer.objects.clone())
     }
 
-    fn change(&mut self, c: &Change, bytes: Option<&[u8]>) -> Result<(), ManagerError> {
-        let (Some(new), Some(bytes)) = (c.new, bytes) else {
+    fn change(&mut self, c: &Change, content: Option<Content>) -> Result<(), ManagerError> {
+        let (Some(new), Some(content)) = (c.new, content) else {
             return Ok(());
         };
         if c.old.is_some_and(|o| o.oid == new.oid) {
             // Only the mode changed: the commit has the blob.
             return Ok(());
         }
-        let oid = self.writer.write(git2::ObjectType::Blob, bytes)?;
+        let bytes = match content {
+            Content::Bytes(bytes) => bytes,
+            Content::Loose(blob) => return self.writer.place_loose(blob, git_oid(new.oid)?),
+            Content::TooLarge(_) => {
+                return Err(ManagerError::Lower(format!(
+                    "the content of {} was not kept",
+                    quote_path(&c.path)
+                )))
+            }
+        };
+        let oid = self.writer.write(git2::ObjectType::Blob, &bytes)?;
         if our_oid(oid) != new.oid {
             return Err(ManagerError::Lower(format!(
                 "the blob of {} hashed differently when written",
@@ -548,5 +654,53 @@ mod tests {
         r.config()
             .and_then(|mut c| c.set_str("scorpio.test", "1"))
             .expect("the config can be written again");
+    }
+
+    /// A file larger than what is read into memory is committed through a loose object written
+    /// as the scan reads it: the blob is exactly the file, under the id the scan computed, and
+    /// a commit that fails takes it back with nothing left in the repository.
+    #[test]
+    fn a_large_file_is_committed_through_a_loose_object_and_taken_back() {
+        use crate::manager::scan::{read_entry, Entry, IN_MEMORY_MAX};
+        use std::os::fd::AsFd;
+        let store = tempfile::tempdir().expect("store");
+        let upper = tempfile::tempdir().expect("upper");
+        let repo = open_staging(store.path()).expect("staging");
+        let len = usize::try_from(IN_MEMORY_MAX).expect("usize") * 2 + 7;
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 % 253) as u8).collect();
+        std::fs::write(upper.path().join("big"), &data).expect("write");
+        let listing = |dir: &Path| {
+            let mut all: Vec<_> = walkdir::WalkDir::new(dir)
+                .into_iter()
+                .map(|e| e.expect("walk").path().to_path_buf())
+                .collect();
+            all.sort();
+            all
+        };
+        let before = listing(repo.path());
+        let mut w = Writer::new(&repo).expect("writer");
+        let d = std::fs::File::open(upper.path()).expect("open upper");
+        let want = crate::manager::scan::Sink::wants(&BlobSink { writer: &mut w });
+        let Ok(Entry::Blob {
+            oid,
+            content: Some(Content::Loose(blob)),
+            ..
+        }) = read_entry(d.as_fd(), std::ffi::OsStr::new("big"), &want)
+        else {
+            panic!("a large file is read into an object");
+        };
+        w.place_loose(blob, git_oid(oid).expect("oid"))
+            .expect("placed");
+        let found = repo
+            .find_blob(git_oid(oid).expect("oid"))
+            .expect("the blob");
+        assert!(found.content() == &data[..], "the blob is not the file");
+        assert_eq!(
+            found.id(),
+            git2::Oid::hash_object(git2::ObjectType::Blob, &data).expect("id")
+        );
+        drop(found);
+        assert_eq!(w.roll_back(), 1);
+        assert_eq!(listing(repo.path()), before, "the failed commit left files");
     }
 }

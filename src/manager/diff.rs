@@ -2,16 +2,19 @@
 //!
 //! Promises: the new side of every change is the content read once by the scan that found the
 //! change (see [`super::scan`]), so the diff shows contents the files really had; names are
-//! quoted as git quotes them (`"a/caf\351"` for bytes that are not UTF-8).
+//! quoted as git quotes them (`"a/caf\351"` for bytes that are not UTF-8). A side larger than
+//! [`IN_MEMORY_MAX`] is never loaded: the file is shown as binary, as git shows a file larger
+//! than its `core.bigFileThreshold`.
 
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
 
 use super::names::quote_prefixed;
-use super::scan::Sink;
+use super::scan::{Content, Sink, Want, IN_MEMORY_MAX};
 use super::status::{Change, ChangeKind, GitEntry};
 use super::ManagerError;
 use crate::dicfuse::Dicfuse;
@@ -41,19 +44,26 @@ struct DiffSink<'a> {
 }
 
 impl Sink for DiffSink<'_> {
-    fn wants_bytes(&self) -> bool {
-        true
+    fn wants(&self) -> Want {
+        Want::Small
     }
 
-    fn change(&mut self, c: &Change, new: Option<&[u8]>) -> Result<(), ManagerError> {
-        let text = self.part(c, new.unwrap_or_default())?;
+    fn change(&mut self, c: &Change, new: Option<Content>) -> Result<(), ManagerError> {
+        let new = match &new {
+            Some(Content::Bytes(b)) => Some(&b[..]),
+            None => Some(&[][..]),
+            // Never asked for (`Want::Small`), and as large as one that was not kept.
+            Some(Content::TooLarge(_) | Content::Loose(_)) => None,
+        };
+        let text = self.part(c, new)?;
         self.parts.push(((c.path.clone(), c.kind as u8), text));
         Ok(())
     }
 }
 
 impl DiffSink<'_> {
-    fn part(&self, c: &Change, new: &[u8]) -> Result<String, ManagerError> {
+    /// The part of change `c`; `new` is its new content, `None` when too large to load.
+    fn part(&self, c: &Change, new: Option<&[u8]>) -> Result<String, ManagerError> {
         let mut out = String::new();
         let (a, b) = (quote_prefixed("a/", &c.path), quote_prefixed("b/", &c.path));
         let _ = writeln!(out, "diff --git {a} {b}");
@@ -82,8 +92,9 @@ impl DiffSink<'_> {
             }
         }
         let old = match &c.old {
-            Some(o) if !o.kind.is_dir() => self.rt.block_on(self.store.blob_bytes(o.oid))?.to_vec(),
-            _ => Vec::new(),
+            // Not needed when the new side is too large: the ids differ, so the files do.
+            Some(o) if !o.kind.is_dir() && new.is_some() => self.old_content(o)?,
+            _ => Some(Vec::new()),
         };
         let a = if c.old.is_some() {
             a
@@ -94,6 +105,10 @@ impl DiffSink<'_> {
             b
         } else {
             "/dev/null".into()
+        };
+        let (Some(old), Some(new)) = (old, new) else {
+            let _ = writeln!(out, "Binary files {a} and {b} differ");
+            return Ok(out);
         };
         if old == new {
             return Ok(out);
@@ -110,6 +125,22 @@ impl DiffSink<'_> {
             text.unified_diff().context_radius(3).header(&a, &b)
         );
         Ok(out)
+    }
+
+    /// The content of the commit's blob `o`; `None` when it is larger than [`IN_MEMORY_MAX`]
+    /// (told by the size of the cached object, before anything of it is read).
+    fn old_content(&self, o: &GitEntry) -> Result<Option<Vec<u8>>, ManagerError> {
+        if let Some(b) = self.store.cached_bytes(o.oid) {
+            return Ok(Some(b.to_vec()));
+        }
+        let file = self.rt.block_on(self.store.open_blob(o.oid))?;
+        let len = file.metadata()?.len();
+        if len > IN_MEMORY_MAX {
+            return Ok(None);
+        }
+        let mut body = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        (&file).take(len + 1).read_to_end(&mut body)?;
+        Ok(Some(body))
     }
 }
 

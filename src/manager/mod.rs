@@ -36,6 +36,14 @@ pub enum ManagerError {
     Lower(String),
 }
 
+/// Whether `e` is a full disk or quota: by errno, or by kind when a path was wrapped around
+/// it (as tempfile does, losing the errno).
+fn is_no_space(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        || matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
+}
+
 impl From<crate::dicfuse::DicError> for ManagerError {
     fn from(e: crate::dicfuse::DicError) -> Self {
         ManagerError::Lower(e.to_string())

@@ -8,20 +8,25 @@
 //!   and after the read, and either the file's last change is older than the read or a second
 //!   read returned the same content. A file read while it changes is read again (a bounded
 //!   number of times, then [`ManagerError::Unstable`]).
+//! - A file larger than [`IN_MEMORY_MAX`] is never held in memory: a sink that needs its content
+//!   (a commit) gets the object being written into the staging repository as the file was
+//!   hashed (so the object holds exactly the bytes of the id), and other sinks get only its id.
 //! - The walk opens every directory relative to its parent and never follows a symlink, so an
 //!   entry replaced by a symlink mid-scan cannot lead it outside the layer.
 
 use std::ffi::OsStr;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
+use sha1::{Digest, Sha1};
 use tokio::runtime::Handle;
 
+use super::commit::LooseBlob;
 use super::status::{Change, ChangeKind, GitEntry};
 use super::ManagerError;
 use crate::dicfuse::Dicfuse;
@@ -35,6 +40,39 @@ const ATTEMPTS: u32 = 40;
 /// Files changed less than this long ago may still change within the same timestamp (file
 /// times come from a clock that ticks every few milliseconds): they are read twice.
 const TICK: Duration = Duration::from_millis(20);
+
+/// Files up to this size are read into memory for a sink that wants their content (the fast
+/// path: source files); larger ones (build outputs, archives, images) are written straight into
+/// a loose object as they are read instead, so a commit or diff of a file of gigabytes needs a
+/// buffer of [`CHUNK`] bytes, not the file's size.
+pub const IN_MEMORY_MAX: u64 = 8 << 20;
+
+/// The buffer a large file is hashed and copied through.
+const CHUNK: usize = 64 << 10;
+
+/// What a sink wants of the files it is told about.
+#[derive(Clone, Debug)]
+pub enum Want {
+    /// Their ids only.
+    Ids,
+    /// The content of files up to [`IN_MEMORY_MAX`]; larger files are only hashed
+    /// ([`Content::TooLarge`]).
+    Small,
+    /// Every content: files larger than [`IN_MEMORY_MAX`] are written as they are read into a
+    /// loose object ([`LooseBlob`]) made in this `objects` directory of a repository.
+    All(PathBuf),
+}
+
+/// The content read of a file or symlink.
+#[derive(Debug)]
+pub enum Content {
+    /// All of it, in memory.
+    Bytes(Vec<u8>),
+    /// A loose object of exactly the bytes hashed, not yet in place (removed if dropped).
+    Loose(LooseBlob),
+    /// Not kept: a file of this many bytes, larger than [`IN_MEMORY_MAX`].
+    TooLarge(u64),
+}
 
 /// One upper entry, read once.
 pub enum Entry {
@@ -56,7 +94,7 @@ pub enum Entry {
         /// The blob id of the content read.
         oid: Oid,
         /// The content read, when it was asked for.
-        bytes: Option<Vec<u8>>,
+        content: Option<Content>,
     },
     /// A FIFO, socket or device: git cannot hold it.
     Other,
@@ -68,6 +106,8 @@ pub enum Fault {
     Io(std::io::Error),
     /// It kept changing while it was read.
     Unstable,
+    /// The object of a large file could not be written to the repository.
+    Spool(std::io::Error),
 }
 
 impl From<Errno> for Fault {
@@ -82,6 +122,12 @@ impl Fault {
         match self {
             Fault::Io(source) => ManagerError::Read { path, source },
             Fault::Unstable => ManagerError::Unstable(path),
+            Fault::Spool(e) if super::is_no_space(&e) => {
+                ManagerError::NoSpace(format!("writing {path} into the staging repository: {e}"))
+            }
+            Fault::Spool(e) => {
+                ManagerError::Lower(format!("writing {path} into the staging repository: {e}"))
+            }
         }
     }
 }
@@ -132,9 +178,10 @@ fn backoff(attempt: u32) {
     }
 }
 
-/// Reads entry `name` of directory `dir` once (see the module comment); `keep`: return the
-/// bytes of a file or symlink too.
-pub fn read_entry(dir: BorrowedFd<'_>, name: &OsStr, keep: bool) -> Result<Entry, Fault> {
+/// Reads entry `name` of directory `dir` once (see the module comment); `want`: what of the
+/// content of a file or symlink to return besides its id.
+pub fn read_entry(dir: BorrowedFd<'_>, name: &OsStr, want: &Want) -> Result<Entry, Fault> {
+    let keep = !matches!(want, Want::Ids);
     for attempt in 0..ATTEMPTS {
         backoff(attempt);
         let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -163,7 +210,7 @@ pub fn read_entry(dir: BorrowedFd<'_>, name: &OsStr, keep: bool) -> Result<Entry
                     return Ok(Entry::Blob {
                         kind: EntryKind::Symlink,
                         oid,
-                        bytes: keep.then_some(target),
+                        content: keep.then_some(Content::Bytes(target)),
                     });
                 }
                 Err(e) if vanished(e) || e == Errno::INVAL => continue,
@@ -178,11 +225,11 @@ pub fn read_entry(dir: BorrowedFd<'_>, name: &OsStr, keep: bool) -> Result<Entry
                 return Ok(Entry::Blob {
                     kind: kind_of(&st),
                     oid: Oid::hash_object(ObjectKind::Blob, b""),
-                    bytes: keep.then(Vec::new),
+                    content: keep.then(|| Content::Bytes(Vec::new())),
                 });
             }
             FileType::RegularFile => {
-                if let Some(entry) = read_file(dir, name, keep)? {
+                if let Some(entry) = read_file(dir, name, want)? {
                     return Ok(entry);
                 }
             }
@@ -192,22 +239,71 @@ pub fn read_entry(dir: BorrowedFd<'_>, name: &OsStr, keep: bool) -> Result<Entry
     Err(Fault::Unstable)
 }
 
-/// The content of an open file and its id: the bytes when `keep`, else only hashed (with the
-/// size `len` the file had when opened). Read from the file's start whatever its offset.
-fn read_content(file: &std::fs::File, len: u64, keep: bool) -> std::io::Result<(Oid, Vec<u8>)> {
-    if keep {
-        let mut bytes = Vec::with_capacity(usize::try_from(len.min(64 << 20)).unwrap_or(0));
-        (&*file).read_to_end(&mut bytes)?;
-        return Ok((Oid::hash_object(ObjectKind::Blob, &bytes), bytes));
+/// The content of an open file (of `len` bytes when opened) and its id, as `want` asks for it
+/// (`None` as the content when only hashed); `None` when the file no longer holds `len` bytes
+/// (it changed). Read from the file's start whatever its offset.
+fn read_content(
+    file: &std::fs::File,
+    len: u64,
+    want: &Want,
+) -> Result<Option<(Oid, Option<Content>)>, Fault> {
+    match want {
+        Want::Small | Want::All(_) if len <= IN_MEMORY_MAX => {
+            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+            // One byte more than it had tells that it grew, without reading all it grew by.
+            file.take(len + 1)
+                .read_to_end(&mut bytes)
+                .map_err(Fault::Io)?;
+            if bytes.len() as u64 != len {
+                return Ok(None);
+            }
+            let oid = Oid::hash_object(ObjectKind::Blob, &bytes);
+            Ok(Some((oid, Some(Content::Bytes(bytes)))))
+        }
+        Want::All(objects) => {
+            let mut blob = LooseBlob::create(objects, len).map_err(Fault::Spool)?;
+            // Short, the object would not hold the length its header names: dropped.
+            Ok(hash_copy(file, len, &mut blob)?.map(|oid| (oid, Some(Content::Loose(blob)))))
+        }
+        Want::Small => {
+            let oid = hash_blob_at(file, len).map_err(Fault::Io)?;
+            Ok(oid.map(|oid| (oid, Some(Content::TooLarge(len)))))
+        }
+        Want::Ids => {
+            let oid = hash_blob_at(file, len).map_err(Fault::Io)?;
+            Ok(oid.map(|oid| (oid, None)))
+        }
     }
-    // Shorter or longer than the size it had: it changed; the caller sees the stat differ.
-    let oid = hash_blob_at(file, len)?.unwrap_or(Oid([0; 20]));
-    Ok((oid, Vec::new()))
+}
+
+/// The blob id of the first `len` bytes of `file` (read with `pread` from its start), which are
+/// copied to `copy` as they are hashed: the copy holds exactly the bytes of the id. `None` when
+/// the file holds fewer than `len` bytes; of one that holds more, the first `len` are taken
+/// (its stat tells it changed).
+fn hash_copy(file: &std::fs::File, len: u64, copy: &mut dyn Write) -> Result<Option<Oid>, Fault> {
+    use std::os::unix::fs::FileExt;
+    let mut h = Sha1::new();
+    h.update(format!("blob {len}\0").as_bytes());
+    let mut buf = vec![0u8; CHUNK];
+    let mut seen = 0u64;
+    while seen < len {
+        let want = usize::try_from(len - seen).map_or(CHUNK, |left| left.min(CHUNK));
+        let n = match file.read_at(&mut buf[..want], seen) {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Fault::Io(e)),
+        };
+        h.update(&buf[..n]);
+        copy.write_all(&buf[..n]).map_err(Fault::Spool)?;
+        seen += n as u64;
+    }
+    Ok(Some(Oid(h.finalize().into())))
 }
 
 /// One attempt at reading regular file `name`: `None` when it changed (or was replaced) while
 /// read, to be tried again.
-fn read_file(dir: BorrowedFd<'_>, name: &OsStr, keep: bool) -> Result<Option<Entry>, Fault> {
+fn read_file(dir: BorrowedFd<'_>, name: &OsStr, want: &Want) -> Result<Option<Entry>, Fault> {
     let flags =
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
@@ -225,7 +321,9 @@ fn read_file(dir: BorrowedFd<'_>, name: &OsStr, keep: bool) -> Result<Option<Ent
     }
     let len = u64::try_from(before.st_size).unwrap_or(0);
     let file = std::fs::File::from(fd);
-    let (oid, bytes) = read_content(&file, len, keep).map_err(Fault::Io)?;
+    let Some((oid, content)) = read_content(&file, len, want)? else {
+        return Ok(None);
+    };
     let after = rustix::fs::fstat(file.as_fd())?;
     if stamp(&before) != stamp(&after) {
         return Ok(None);
@@ -233,35 +331,35 @@ fn read_file(dir: BorrowedFd<'_>, name: &OsStr, keep: bool) -> Result<Option<Ent
     if !settled_before(&after, since) {
         // Changed within the current tick of the file clock: a rewrite to the same size in the
         // same tick would leave every stamp as it was. A second read agreeing rules that out.
-        let (again, _) = read_content(&file, len, false).map_err(Fault::Io)?;
+        let again = read_content(&file, len, &Want::Ids)?;
         let last = rustix::fs::fstat(file.as_fd())?;
-        if again != oid || stamp(&last) != stamp(&after) {
+        if again.map(|(id, _)| id) != Some(oid) || stamp(&last) != stamp(&after) {
             return Ok(None);
         }
     }
     Ok(Some(Entry::Blob {
         kind: kind_of(&before),
         oid,
-        bytes: keep.then_some(bytes),
+        content,
     }))
 }
 
 /// Where the changes a walk finds go, with the content that was read for them.
 pub trait Sink {
-    /// Whether the new content of changed files is wanted (otherwise files are only hashed).
-    fn wants_bytes(&self) -> bool;
-    /// Takes one change; `bytes` is its new content when wanted (and the change has one).
-    fn change(&mut self, change: &Change, bytes: Option<&[u8]>) -> Result<(), ManagerError>;
+    /// What of the new content of changed files is wanted.
+    fn wants(&self) -> Want;
+    /// Takes one change; `content` is its new content when wanted (and the change has one).
+    fn change(&mut self, change: &Change, content: Option<Content>) -> Result<(), ManagerError>;
 }
 
 /// A sink that only lists changes.
 pub struct ListOnly;
 
 impl Sink for ListOnly {
-    fn wants_bytes(&self) -> bool {
-        false
+    fn wants(&self) -> Want {
+        Want::Ids
     }
-    fn change(&mut self, _: &Change, _: Option<&[u8]>) -> Result<(), ManagerError> {
+    fn change(&mut self, _: &Change, _: Option<Content>) -> Result<(), ManagerError> {
         Ok(())
     }
 }
@@ -322,16 +420,16 @@ pub fn walk(
     prefix: &[u8],
     sink: &mut dyn Sink,
 ) -> Result<Vec<Change>, ManagerError> {
-    let keep = sink.wants_bytes();
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let want = sink.wants();
     let root = match rustix::fs::open(upper, flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(e) if e == Errno::NOENT => return Ok(Vec::new()),
         Err(e) => return Err(Fault::from(e).at(prefix)),
     };
     let mut out = Vec::new();
-    let mut emit = |c: Change, bytes: Option<&[u8]>| -> Result<(), ManagerError> {
-        sink.change(&c, bytes)?;
+    let mut emit = |c: Change, content: Option<Content>| -> Result<(), ManagerError> {
+        sink.change(&c, content)?;
         out.push(c);
         Ok(())
     };
@@ -356,7 +454,7 @@ pub fn walk(
             kind: n.kind,
             oid: n.oid.unwrap_or(Oid([0; 20])),
         });
-        let entry = read_entry(frame.fd.as_fd(), OsStr::from_bytes(&name), keep)
+        let entry = read_entry(frame.fd.as_fd(), OsStr::from_bytes(&name), &want)
             .map_err(|f| f.at(&repo_path))?;
         match entry {
             Entry::Absent => {}
@@ -386,9 +484,8 @@ pub fn walk(
                     rel: repo_path,
                 });
             }
-            Entry::Blob { kind, oid, bytes } => {
+            Entry::Blob { kind, oid, content } => {
                 let new = GitEntry { kind, oid };
-                let bytes = bytes.as_deref();
                 let change = |kind, old| Change {
                     kind,
                     path: repo_path.clone(),
@@ -399,10 +496,10 @@ pub fn walk(
                     Some(o) if o == new => {}
                     Some(o) if o.kind.is_dir() => {
                         emit(Change::deleted(repo_path.clone(), Some(o)), None)?;
-                        emit(change(ChangeKind::Added, None), bytes)?;
+                        emit(change(ChangeKind::Added, None), content)?;
                     }
-                    Some(o) => emit(change(ChangeKind::Modified, Some(o)), bytes)?,
-                    None => emit(change(ChangeKind::Added, None), bytes)?,
+                    Some(o) => emit(change(ChangeKind::Modified, Some(o)), content)?,
+                    None => emit(change(ChangeKind::Added, None), content)?,
                 }
             }
         }
@@ -420,9 +517,9 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn read(dir: &Path, name: &str, keep: bool) -> Entry {
+    fn read(dir: &Path, name: &str, want: Want) -> Entry {
         let d = std::fs::File::open(dir).expect("open dir");
-        match read_entry(d.as_fd(), OsStr::new(name), keep) {
+        match read_entry(d.as_fd(), OsStr::new(name), &want) {
             Ok(e) => e,
             Err(_) => panic!("read_entry failed"),
         }
@@ -465,7 +562,7 @@ mod tests {
         let (mut whole, mut unstable) = (0, 0);
         for _ in 0..300 {
             // Hashed as read: the reader is slower than the rewriter, which laps it.
-            match read_entry(d.as_fd(), OsStr::new("f"), false) {
+            match read_entry(d.as_fd(), OsStr::new("f"), &Want::Ids) {
                 Ok(Entry::Blob { oid, .. }) => {
                     assert!(ids.contains(&oid), "a torn read: {oid:?}");
                     whole += 1;
@@ -483,44 +580,90 @@ mod tests {
     fn entries_read_as_git_records_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("f"), b"hello\n").expect("write");
-        let Entry::Blob { kind, oid, bytes } = read(dir.path(), "f", true) else {
-            panic!("a file is a blob");
-        };
-        assert_eq!(
-            (kind, oid.to_hex().as_str(), bytes.as_deref()),
-            (
-                EntryKind::File,
-                "ce013625030ba8dba906f756967f9e9ca394464a",
-                Some(&b"hello\n"[..])
-            )
-        );
         let Entry::Blob {
-            oid: hashed, bytes, ..
-        } = read(dir.path(), "f", false)
+            kind,
+            oid,
+            content: Some(Content::Bytes(bytes)),
+        } = read(dir.path(), "f", Want::Small)
         else {
             panic!("a file is a blob");
         };
-        assert_eq!((hashed, bytes), (oid, None));
+        assert_eq!(
+            (kind, oid.to_hex().as_str(), &bytes[..]),
+            (
+                EntryKind::File,
+                "ce013625030ba8dba906f756967f9e9ca394464a",
+                &b"hello\n"[..]
+            )
+        );
+        let Entry::Blob {
+            oid: hashed,
+            content,
+            ..
+        } = read(dir.path(), "f", Want::Ids)
+        else {
+            panic!("a file is a blob");
+        };
+        assert!(hashed == oid && content.is_none());
         std::fs::set_permissions(dir.path().join("f"), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
         assert!(matches!(
-            read(dir.path(), "f", false),
+            read(dir.path(), "f", Want::Ids),
             Entry::Blob {
                 kind: EntryKind::Executable,
                 ..
             }
         ));
         std::os::unix::fs::symlink("target", dir.path().join("l")).expect("symlink");
-        let Entry::Blob { kind, oid, .. } = read(dir.path(), "l", false) else {
+        let Entry::Blob { kind, oid, .. } = read(dir.path(), "l", Want::Ids) else {
             panic!("a symlink is a blob");
         };
         assert_eq!(kind, EntryKind::Symlink);
         assert_eq!(oid, Oid::hash_object(ObjectKind::Blob, b"target"));
-        assert!(matches!(read(dir.path(), "gone", true), Entry::Absent));
+        assert!(matches!(
+            read(dir.path(), "gone", Want::Small),
+            Entry::Absent
+        ));
         std::fs::create_dir(dir.path().join("d")).expect("mkdir");
         assert!(matches!(
-            read(dir.path(), "d", true),
+            read(dir.path(), "d", Want::Small),
             Entry::Dir { opaque: false, .. }
         ));
+    }
+
+    /// A file larger than [`IN_MEMORY_MAX`] is never read into memory: a sink that wants small
+    /// contents gets only its id; one that wants every content gets a loose object being made
+    /// in the directory it named, which leaves nothing there when dropped (the commit puts it in
+    /// place: see the commit's tests).
+    #[test]
+    fn a_large_file_is_only_hashed_or_written_to_an_object() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let objects = tempfile::tempdir().expect("objects dir");
+        let len = usize::try_from(IN_MEMORY_MAX).expect("usize") + 12345;
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(dir.path().join("big"), &data).expect("write");
+        let id = Oid::hash_object(ObjectKind::Blob, &data);
+        let Entry::Blob {
+            oid,
+            content: Some(Content::TooLarge(n)),
+            ..
+        } = read(dir.path(), "big", Want::Small)
+        else {
+            panic!("a large file is only hashed");
+        };
+        assert_eq!((oid, n), (id, len as u64));
+        let Entry::Blob {
+            oid,
+            content: Some(Content::Loose(blob)),
+            ..
+        } = read(dir.path(), "big", Want::All(objects.path().to_path_buf()))
+        else {
+            panic!("a large file is written to an object");
+        };
+        assert_eq!(oid, id);
+        let names = || std::fs::read_dir(objects.path()).expect("list").count();
+        assert_eq!(names(), 1, "the object is being made there");
+        drop(blob);
+        assert_eq!(names(), 0, "a dropped object leaves nothing");
     }
 }
