@@ -1,7 +1,8 @@
 //! Hostile cases: vcs (see tests/hostile.rs).
 //!
 //! Version control against a build that keeps writing (status, diff and commit while eight
-//! writers churn), names that are not UTF-8, and a commit that runs out of disk.
+//! writers churn), names that are not UTF-8, a commit that runs out of disk, and a file of
+//! 300 MB diffed and committed in bounded memory.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -452,10 +453,11 @@ fn fill(filler: &Path, leave: u64) {
 }
 
 /// A commit that runs out of disk midway is refused with 507 `NO_SPACE` and leaves nothing in
-/// the staging repository; once space is freed, the same commit is made.
+/// the staging repository; once space is freed, the same commit is made. So does one whose
+/// disk runs out while a file too large for memory is written into its object.
 #[test]
 fn a_commit_that_runs_out_of_space_leaves_nothing_behind() {
-    let fs = Tmpfs::new("48m");
+    let fs = Tmpfs::new("80m");
     let fx = fixture::standard();
     let mut opts = DaemonOpts::new(fx.repo_path.display().to_string());
     opts.store = Some(fs.path().join("store"));
@@ -496,5 +498,140 @@ fn a_commit_that_runs_out_of_space_leaves_nothing_behind() {
     let (code, v) = commit(&d, "large");
     assert_eq!(code, 200, "{v}\n{}", d.log());
     assert_eq!(v["ahead"], 2, "{v}");
+
+    // A file too large to be read into memory is written into its object as it is read: the
+    // disk running out midway leaves no part-written object behind either.
+    let data = fixture::xorshift_bytes(4242, 12 << 20);
+    std::fs::write(d.workspace.join("huge.bin"), &data).expect("stage");
+    let before = listing(&objects);
+    fill(&filler, 6 << 20);
+    let (code, v) = commit(&d, "huge");
+    assert_eq!(
+        (code, v["code"].as_str()),
+        (507, Some("NO_SPACE")),
+        "{v}\n{}",
+        d.log()
+    );
+    assert_eq!(
+        listing(&objects),
+        before,
+        "the failed commit left files in the staging repository"
+    );
+    std::fs::remove_file(&filler).expect("free the space");
+    let (code, v) = commit(&d, "huge");
+    assert_eq!(code, 200, "{v}\n{}", d.log());
+    let repo = staging(&d);
+    let tree = git2::Oid::from_str(v["tree"].as_str().expect("tree")).expect("oid");
+    let id = subtree(&repo, tree, "huge.bin").expect("huge.bin is committed");
+    let blob = repo
+        .find_blob(id)
+        .expect("the blob is in the staging repository");
+    assert!(blob.content() == &data[..], "the blob is not the file");
+    drop(d);
+}
+
+/// The most memory the process `pid` has held (its `VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in {status}"));
+    kb << 10
+}
+
+/// A 300 MB file written through the mount is diffed and committed without being held in
+/// memory: the daemon's peak resident size stays far below the file's size, and the blob in the
+/// staging repository is exactly the file's (the id git computes of the upper-layer file).
+#[test]
+fn a_file_of_300_mb_is_diffed_and_committed_without_holding_it_in_memory() {
+    use std::io::Write;
+    const MB: u64 = 1 << 20;
+    const LEN: u64 = 300 * MB;
+    /// Far below the file's size, far above what the daemon holds otherwise.
+    const BOUND: u64 = 150 * MB;
+    let fx = fixture::standard();
+    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pid = d.pid().expect("daemon pid");
+    mount(&d, "/");
+    let mut block = fixture::xorshift_bytes(77, MB as usize);
+    {
+        let mut f = std::fs::File::create(d.workspace.join("big.bin")).expect("create");
+        for i in 0..LEN / MB {
+            // Each block differs from the last, so no part of the file is a copy of another.
+            block[0..8].copy_from_slice(&i.to_le_bytes());
+            f.write_all(&block).expect("write through the mount");
+        }
+        f.sync_all().expect("sync");
+    }
+    let before = peak_rss(pid);
+
+    let (code, text) = http::get(&d.http_addr, "/api/git/diff");
+    assert_eq!(code, 200, "{text}\n{}", d.log());
+    assert!(
+        text.contains("diff --git a/big.bin b/big.bin\nnew file mode 100644\nBinary files /dev/null and b/big.bin differ\n"),
+        "{text}"
+    );
+    let after_diff = peak_rss(pid);
+    assert!(
+        after_diff < BOUND,
+        "diff: peak RSS {} MB (before it {} MB)",
+        after_diff / MB,
+        before / MB
+    );
+
+    let (code, v) = commit(&d, "big");
+    assert_eq!(code, 200, "{v}\n{}", d.log());
+    let after_commit = peak_rss(pid);
+    eprintln!(
+        "daemon peak RSS: {} MB before, {} MB after the diff, {} MB after the commit",
+        before / MB,
+        after_diff / MB,
+        after_commit / MB
+    );
+    assert!(
+        after_commit < BOUND,
+        "commit: peak RSS {} MB (before it {} MB, after the diff {} MB)",
+        after_commit / MB,
+        before / MB,
+        after_diff / MB
+    );
+
+    // The blob committed is the file's: git's id of the upper-layer file, as git reads it.
+    let upper = std::fs::read_dir(d.store.join("mounts"))
+        .expect("mounts")
+        .map(|e| e.expect("entry").path().join("upper/big.bin"))
+        .find(|p| p.exists())
+        .expect("the upper layer holds big.bin");
+    let git = |args: &[&str]| {
+        let out = run_with_timeout(Command::new("git").args(args), 120);
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let want = git(&["hash-object", &upper.display().to_string()]);
+    let git_dir = d.store.join("git").display().to_string();
+    let commit_id = v["commit"].as_str().expect("commit");
+    let listed = git(&["--git-dir", &git_dir, "ls-tree", commit_id, "big.bin"]);
+    assert_eq!(listed, format!("100644 blob {want}\tbig.bin"));
+    // The object is whole: git reads it back to the same id and size.
+    let size = git(&["--git-dir", &git_dir, "cat-file", "-s", &want]);
+    assert_eq!(size, LEN.to_string());
+    let out = run_with_timeout(
+        Command::new("sh").arg("-c").arg(format!(
+            "git --git-dir '{git_dir}' cat-file blob {want} | git hash-object --stdin"
+        )),
+        120,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        want,
+        "the object reads back whole"
+    );
     drop(d);
 }
