@@ -4,6 +4,8 @@
 //! view of one commit) -> `store` (verified objects on disk, inode table in sled) -> `remote`.
 //! See `DESIGN.md` in the shared docs for the full module map.
 
+#![deny(missing_docs)]
+
 pub mod antares;
 pub mod cli;
 pub mod client;
@@ -13,6 +15,7 @@ pub mod dicfuse;
 pub mod doctor;
 pub mod fileio;
 pub mod fuse;
+pub mod http;
 pub mod manager;
 pub mod overlay;
 pub mod privacy;

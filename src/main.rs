@@ -236,7 +236,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     state.set_mount_count(1 + mounts.count().await);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app = daemon::router(state);
-    let server = tokio::spawn(daemon::serve::serve(listener, app, async {
+    let server = tokio::spawn(scorpio::http::serve::serve(listener, app, async {
         let _ = stop_rx.await;
     }));
 

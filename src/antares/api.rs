@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::{Antares, AntaresError, CreateRequest};
-use crate::daemon::{json_errors, Access, ApiJson, AppError, BodyError, Health};
+use crate::http::{json_errors, Access, ApiJson, AppError, BodyError, Health};
 
 impl From<AntaresError> for AppError {
     fn from(e: AntaresError) -> Self {
@@ -151,7 +151,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(
     let r = match access {
         Some(acc) => r.layer(axum::middleware::from_fn_with_state(
             acc,
-            crate::daemon::peer::guard,
+            crate::http::peer::guard,
         )),
         None => r,
     };

@@ -41,10 +41,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let app = super::api::router(
         antares.clone(),
-        Some(crate::daemon::Access::new(cfg.auth_token.clone())),
+        Some(crate::http::Access::new(cfg.auth_token.clone())),
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::daemon::serve::serve(listener, app, async {
+    let server = tokio::spawn(crate::http::serve::serve(listener, app, async {
         let _ = stop_rx.await;
     }));
     tokio::select! {

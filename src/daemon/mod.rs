@@ -6,21 +6,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
 
 use crate::fuse::mounts::MountManager;
 
-pub mod body;
 pub mod git;
-pub mod peer;
-pub mod serve;
 pub mod workspace;
 
-pub use body::{json_errors, ApiJson, BodyError};
-pub use peer::Access;
+pub use crate::http::{json_errors, Access, ApiJson, AppError, BodyError, Health};
 
 /// Shared state of the API.
 #[derive(Clone)]
@@ -88,50 +82,6 @@ impl AppState {
     }
 }
 
-/// The body of `GET /health`.
-#[derive(Serialize, serde::Deserialize, Debug)]
-pub struct Health {
-    /// `ok`.
-    pub status: String,
-    /// The crate version.
-    pub version: String,
-    /// Seconds since start.
-    pub uptime_secs: u64,
-    /// Mounts served.
-    pub mount_count: usize,
-    /// The commit shown at the workspace.
-    pub commit: String,
-}
-
-/// An API error: a status and a JSON body `{"error", "code"}`.
-#[derive(Debug)]
-pub struct AppError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl AppError {
-    /// An error with `status`, a stable `code` and a message for people.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> AppError {
-        AppError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({"error": self.message, "code": self.code})),
-        )
-            .into_response()
-    }
-}
-
 async fn health(axum::extract::State(s): axum::extract::State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
@@ -158,7 +108,7 @@ pub fn router(state: AppState) -> Router {
     r.fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.access.clone(),
-            peer::guard,
+            crate::http::peer::guard,
         ))
         .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)

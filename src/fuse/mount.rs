@@ -58,7 +58,7 @@ pub fn current_ids() -> (u32, u32) {
 }
 
 /// Decodes the octal escapes (`\040`) of a field of `/proc/self/mountinfo`.
-fn unescape(field: &str) -> Vec<u8> {
+pub fn unescape(field: &str) -> Vec<u8> {
     let b = field.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

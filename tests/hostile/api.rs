@@ -12,7 +12,7 @@ use crate::support::{fixture, http, run_with_timeout, Daemon, DaemonOpts};
 const FLOOD: usize = 3000;
 /// The daemon's own descriptors besides its API connections (FUSE, sled, store, log), with room.
 const FD_MARGIN: usize = 200;
-/// `MAX_CONNECTIONS` of `src/daemon/serve.rs`.
+/// `MAX_CONNECTIONS` of `src/http/serve.rs`.
 const MAX_CONNECTIONS: usize = 512;
 
 fn raise_own_fd_limit() {

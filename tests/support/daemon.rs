@@ -451,28 +451,9 @@ pub struct MountEntry {
     pub options: String,
 }
 
-/// Decodes the `\ooo` octal escapes the kernel uses in mountinfo fields.
-pub fn decode_mount_field(field: &str) -> Vec<u8> {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
-}
+/// Decodes the `\ooo` octal escapes the kernel uses in mountinfo fields (the daemon's own
+/// decoder, so the tests read mountinfo exactly as the daemon does).
+pub use scorpio::fuse::mount::unescape as decode_mount_field;
 
 /// Parses one mountinfo line.
 pub fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
