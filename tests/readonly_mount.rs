@@ -5,11 +5,11 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::daemon::{is_fuse_mounted, run_with_timeout, Daemon, DaemonOpts};
+use support::daemon::{is_fuse_mounted, read_guarded, run_with_timeout, Daemon, DaemonOpts};
 use support::fixture::{self, Fixture};
 use support::mega_server::{Fault, MegaServer};
 use support::tree::{archive, assert_same_tree};
@@ -25,16 +25,6 @@ fn local_daemon(fx: &Fixture) -> Daemon {
 
 fn errno_of(r: std::io::Result<Vec<u8>>) -> Option<i32> {
     r.err().and_then(|e| e.raw_os_error())
-}
-
-/// Reads a file on another thread so a hung daemon fails the test instead of hanging it.
-fn read_guarded(path: PathBuf, secs: u64) -> std::io::Result<Vec<u8>> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::fs::read(&path));
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .unwrap_or_else(|_| panic!("read did not return within {secs}s: a hang"))
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::daemon::{run_with_timeout, Daemon, DaemonOpts};
+use crate::support::daemon::{read_guarded, run_with_timeout, Daemon, DaemonOpts};
 use crate::support::fixture::{self, Fixture};
 use crate::support::mega_server::MegaServer;
 
@@ -56,16 +56,6 @@ fn local_opts(fx: &Fixture, store: &Path) -> DaemonOpts {
 
 fn start(opts: DaemonOpts) -> Daemon {
     Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Reads a file on another thread so a hung daemon fails the test instead of hanging it.
-fn read_guarded(path: PathBuf, secs: u64) -> std::io::Result<Vec<u8>> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::fs::read(&path));
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .unwrap_or_else(|_| panic!("read did not return within {secs}s: a hang"))
 }
 
 /// The warnings and errors of the daemon's log.

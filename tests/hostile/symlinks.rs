@@ -191,18 +191,7 @@ fn fixture_with_dir_turned_link(target: &Path) -> (fixture::Fixture, String) {
     let wt = Worktree::clone_of(&fx);
     std::fs::remove_dir_all(wt.path().join("a/b/d")).expect("rm a/b/d");
     std::os::unix::fs::symlink(target, wt.path().join("a/b/d")).expect("ln -s");
-    wt.git(&["add", "-A"]);
-    wt.git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-q",
-        "-m",
-        "d becomes a link",
-    ]);
-    let cl = wt.git(&["rev-parse", "HEAD"]);
+    let cl = wt.commit_all("d becomes a link");
     wt.git(&["push", "-q", "origin", "HEAD:refs/heads/cl"]);
     (fx, cl)
 }
@@ -347,17 +336,7 @@ fn fixture_with_dir_link() -> fixture::Fixture {
     let fx = fixture::standard();
     let wt = Worktree::clone_of(&fx);
     std::os::unix::fs::symlink("a", wt.path().join("dir_link")).expect("ln -s a dir_link");
-    wt.git(&["add", "-A"]);
-    wt.git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-q",
-        "-m",
-        "a link to a directory",
-    ]);
+    wt.commit_all("a link to a directory");
     wt.git(&["push", "-q", "origin", "HEAD:refs/heads/main"]);
     fx
 }

@@ -455,6 +455,27 @@ fn fill(filler: &Path, leave: u64) {
 /// A commit that runs out of disk midway is refused with 507 `NO_SPACE` and leaves nothing in
 /// the staging repository; once space is freed, the same commit is made. So does one whose
 /// disk runs out while a file too large for memory is written into its object.
+/// Commits and requires 507 `NO_SPACE` with the staging repository's objects exactly `before`.
+fn commit_fails_leaving_nothing(
+    d: &Daemon,
+    message: &str,
+    objects: &Path,
+    before: &[(PathBuf, u64)],
+) {
+    let (code, v) = commit(d, message);
+    assert_eq!(
+        (code, v["code"].as_str()),
+        (507, Some("NO_SPACE")),
+        "{v}\n{}",
+        d.log()
+    );
+    assert_eq!(
+        listing(objects),
+        before,
+        "the failed commit left files in the staging repository"
+    );
+}
+
 #[test]
 fn a_commit_that_runs_out_of_space_leaves_nothing_behind() {
     let fs = Tmpfs::new("80m");
@@ -476,18 +497,7 @@ fn a_commit_that_runs_out_of_space_leaves_nothing_behind() {
     let before = listing(&objects);
     let filler = fs.path().join("filler");
     fill(&filler, 5 << 20);
-    let (code, v) = commit(&d, "large");
-    assert_eq!(
-        (code, v["code"].as_str()),
-        (507, Some("NO_SPACE")),
-        "{v}\n{}",
-        d.log()
-    );
-    assert_eq!(
-        listing(&objects),
-        before,
-        "the failed commit left files in the staging repository"
-    );
+    commit_fails_leaving_nothing(&d, "large", &objects, &before);
     // It failed midway: blobs had been written, and were taken back.
     assert!(
         d.log().contains("its objects were removed"),
@@ -505,18 +515,7 @@ fn a_commit_that_runs_out_of_space_leaves_nothing_behind() {
     std::fs::write(d.workspace.join("huge.bin"), &data).expect("stage");
     let before = listing(&objects);
     fill(&filler, 6 << 20);
-    let (code, v) = commit(&d, "huge");
-    assert_eq!(
-        (code, v["code"].as_str()),
-        (507, Some("NO_SPACE")),
-        "{v}\n{}",
-        d.log()
-    );
-    assert_eq!(
-        listing(&objects),
-        before,
-        "the failed commit left files in the staging repository"
-    );
+    commit_fails_leaving_nothing(&d, "huge", &objects, &before);
     std::fs::remove_file(&filler).expect("free the space");
     let (code, v) = commit(&d, "huge");
     assert_eq!(code, 200, "{v}\n{}", d.log());

@@ -455,6 +455,16 @@ pub struct MountEntry {
 /// decoder, so the tests read mountinfo exactly as the daemon does).
 pub use scorpio::fuse::mount::unescape as decode_mount_field;
 
+/// Reads a file on another thread so a hung daemon fails the test instead of hanging it.
+pub fn read_guarded(path: PathBuf, secs: u64) -> std::io::Result<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read(&path));
+    });
+    rx.recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("read did not return within {secs}s: a hang"))
+}
+
 /// Parses one mountinfo line.
 pub fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
     let fields: Vec<&str> = line.split(' ').collect();

@@ -513,4 +513,20 @@ impl Worktree {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
+
+    /// Commits everything in the checkout as a test author; returns the new commit's id.
+    pub fn commit_all(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "-m",
+            message,
+        ]);
+        self.git(&["rev-parse", "HEAD"])
+    }
 }
