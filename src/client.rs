@@ -83,8 +83,8 @@ pub async fn call(
                     Some("deleted") => "D",
                     _ => "M",
                 };
-                let path = crate::manager::names::path_from_json(c).unwrap_or_default();
-                format!("{kind} {}", crate::manager::names::quote_path(&path))
+                let path = crate::vcs::names::path_from_json(c).unwrap_or_default();
+                format!("{kind} {}", crate::vcs::names::quote_path(&path))
             })
             .collect();
         return Outcome {

@@ -16,11 +16,11 @@ pub mod doctor;
 pub mod fileio;
 pub mod fuse;
 pub mod http;
-pub mod manager;
 pub mod overlay;
 pub mod privacy;
 pub mod remote;
 pub mod store;
+pub mod vcs;
 pub mod view;
 
 /// The answer to every FUSE OPEN: ENOSYS once makes the kernel open files without asking the

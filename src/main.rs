@@ -13,7 +13,7 @@ use scorpio::cli::{AntaresCmd, Cli, Cmd};
 use scorpio::config::{Config, ConfigError};
 use scorpio::fuse::mount;
 use scorpio::fuse::mounts::MountManager;
-use scorpio::fuse::router::MegaFuse;
+use scorpio::fuse::router::WorkspaceFs;
 use scorpio::{daemon, doctor, remote};
 
 fn main() -> ExitCode {
@@ -179,7 +179,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
                 format!("cannot listen on {}: {e}", cfg.http_addr),
             )
         })?;
-    let router = Arc::new(MegaFuse::new(dic));
+    let router = Arc::new(WorkspaceFs::new(dic));
     let session = Session::new(mount::workspace_options());
     router.set_notify(session.get_notify());
     let mounts = Arc::new(MountManager::new(
@@ -203,7 +203,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         mount::set_readonly(&cfg.workspace, true);
     }
 
-    let author = scorpio::manager::commit::Author {
+    let author = scorpio::vcs::commit::Author {
         name: cfg.git_author.clone().unwrap_or_else(|| "Scorpio".into()),
         email: cfg
             .git_email
@@ -211,7 +211,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             .unwrap_or_else(|| "scorpio@localhost".into()),
     };
     let pusher = remote::pusher_from_config(&cfg).context("cannot set up pushing")?;
-    let vcs = scorpio::manager::Vcs::open(
+    let vcs = scorpio::vcs::Vcs::open(
         router.dicfuse().clone(),
         store.tree("vcs")?,
         &cfg.store_path,

@@ -6,9 +6,9 @@ mod support;
 
 use std::process::Command;
 
-use scorpio::manager::commit::{open_staging, pack_new_objects};
 use scorpio::remote::smart_http::{Endpoint, PushError};
 use scorpio::remote::Oid;
+use scorpio::vcs::commit::{open_staging, pack_new_objects};
 use support::daemon::{run_with_timeout, Daemon, DaemonOpts};
 use support::fixture;
 use support::http;

@@ -19,7 +19,7 @@ pub mod api;
 mod checks;
 pub mod cli;
 mod error;
-mod manager;
+mod lifecycle;
 pub mod paths;
 pub mod serve;
 mod session;
@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 pub use error::AntaresError;
-pub use manager::Antares;
+pub use lifecycle::Antares;
 
 /// Where a mount is in its life.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! One FUSE session per Antares mount.
 //!
-//! A writable mount is the workspace router ([`MegaFuse`]) with one overlay attached over the
+//! A writable mount is the workspace router ([`WorkspaceFs`]) with one overlay attached over the
 //! whole of its view: the router already maps the kernel's root inode 1 to the overlay's root,
 //! so a mount of any repository directory is served by the same code as the workspace. A
 //! read-only mount serves the Dicfuse directory through [`Subtree`] on a read-only mount.
@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use super::subtree::Subtree;
 use crate::dicfuse::Dicfuse;
 use crate::fuse::mount;
-use crate::fuse::router::MegaFuse;
+use crate::fuse::router::WorkspaceFs;
 use crate::overlay::OverlayFs;
 
 /// How long a clean unmount may take before the mount is detached lazily.
@@ -51,7 +51,7 @@ impl LiveSession {
         mountpoint: &Path,
         on_end: OnEnd,
     ) -> std::io::Result<LiveSession> {
-        let router = MegaFuse::new(dic);
+        let router = WorkspaceFs::new(dic);
         // Attached before the kernel sees the session: nothing is cached yet to invalidate.
         router.attach(0, None, ovl).await;
         let session = Session::new(options(false));

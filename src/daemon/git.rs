@@ -8,8 +8,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, AppError, AppState};
-use crate::manager::status::Change;
-use crate::manager::{diff, status, ManagerError};
+use crate::vcs::status::Change;
+use crate::vcs::{diff, status, VcsError};
 
 /// `?path=`: one mounted path, or every one when absent.
 #[derive(Deserialize, Debug, Default)]
@@ -34,11 +34,11 @@ pub struct StatusResponse {
     pub changes: Vec<serde_json::Value>,
 }
 
-impl From<ManagerError> for AppError {
-    fn from(e: ManagerError) -> Self {
+impl From<VcsError> for AppError {
+    fn from(e: VcsError) -> Self {
         let (status, code) = match &e {
-            ManagerError::Unstable(_) => (StatusCode::CONFLICT, "CHANGED_DURING_READ"),
-            ManagerError::NoSpace(_) => (StatusCode::INSUFFICIENT_STORAGE, "NO_SPACE"),
+            VcsError::Unstable(_) => (StatusCode::CONFLICT, "CHANGED_DURING_READ"),
+            VcsError::NoSpace(_) => (StatusCode::INSUFFICIENT_STORAGE, "NO_SPACE"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "VCS_FAILED"),
         };
         AppError::new(status, code, e.to_string())
@@ -86,7 +86,7 @@ async fn get_diff(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
 }
 
-fn vcs(s: &AppState) -> Result<std::sync::Arc<crate::manager::Vcs>, AppError> {
+fn vcs(s: &AppState) -> Result<std::sync::Arc<crate::vcs::Vcs>, AppError> {
     s.vcs.clone().ok_or_else(|| {
         AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -96,20 +96,20 @@ fn vcs(s: &AppState) -> Result<std::sync::Arc<crate::manager::Vcs>, AppError> {
     })
 }
 
-impl From<crate::manager::CommitError> for AppError {
-    fn from(e: crate::manager::CommitError) -> Self {
-        use crate::manager::CommitError as E;
+impl From<crate::vcs::CommitError> for AppError {
+    fn from(e: crate::vcs::CommitError) -> Self {
+        use crate::vcs::CommitError as E;
         match e {
             E::NothingToCommit => {
                 AppError::new(StatusCode::CONFLICT, "NOTHING_TO_COMMIT", e.to_string())
             }
             E::NoMessage => AppError::new(StatusCode::BAD_REQUEST, "NO_MESSAGE", e.to_string()),
-            E::Failed(inner @ ManagerError::Unstable(_)) => AppError::new(
+            E::Failed(inner @ VcsError::Unstable(_)) => AppError::new(
                 StatusCode::CONFLICT,
                 "CHANGED_DURING_COMMIT",
                 format!("{inner}; nothing was committed"),
             ),
-            E::Failed(inner @ ManagerError::NoSpace(_)) => AppError::new(
+            E::Failed(inner @ VcsError::NoSpace(_)) => AppError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "NO_SPACE",
                 format!("{inner}; nothing was committed, free some space and commit again"),
@@ -144,22 +144,22 @@ pub struct CommitRequest {
 async fn post_commit(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<CommitRequest>,
-) -> Result<Json<crate::manager::CommitOutcome>, AppError> {
+) -> Result<Json<crate::vcs::CommitOutcome>, AppError> {
     let v = vcs(&s)?;
     let m = super::workspace::manager(&s)?;
     // `path` narrows which writable paths' changes are taken.
     let layers = m.layers(req.path.as_deref()).await?;
-    let author = req.author.map(|a| crate::manager::commit::Author {
+    let author = req.author.map(|a| crate::vcs::commit::Author {
         name: a.name,
         email: a.email,
     });
     Ok(Json(v.commit(layers, &req.message, author).await?))
 }
 
-impl From<crate::manager::PushFailure> for AppError {
-    fn from(e: crate::manager::PushFailure) -> Self {
-        use crate::manager::PushFailure as F;
+impl From<crate::vcs::PushFailure> for AppError {
+    fn from(e: crate::vcs::PushFailure) -> Self {
         use crate::remote::PushError as P;
+        use crate::vcs::PushFailure as F;
         let (status, code) = match &e {
             F::NothingToPush(_) => (StatusCode::CONFLICT, "NOTHING_TO_PUSH"),
             F::Push(P::Moved { .. }) => (StatusCode::CONFLICT, "REMOTE_MOVED"),

@@ -23,7 +23,7 @@ pub struct AppState {
     mount_count: Arc<AtomicUsize>,
     commit: Arc<String>,
     mounts: Option<Arc<MountManager>>,
-    vcs: Option<Arc<crate::manager::Vcs>>,
+    vcs: Option<Arc<crate::vcs::Vcs>>,
     access: Access,
     antares: Option<Arc<crate::antares::Antares>>,
 }
@@ -49,7 +49,7 @@ impl AppState {
     }
 
     /// Serves the version-control routes with `v`.
-    pub fn with_vcs(mut self, v: Arc<crate::manager::Vcs>) -> AppState {
+    pub fn with_vcs(mut self, v: Arc<crate::vcs::Vcs>) -> AppState {
         self.vcs = Some(v);
         self
     }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use super::router::MegaFuse;
+use super::router::WorkspaceFs;
 use crate::dicfuse::{Dicfuse, PathLookup};
 use crate::overlay::{beneath, Lower, OverlayFs};
 use std::os::unix::ffi::OsStrExt;
@@ -115,7 +115,7 @@ pub type RequestOutcome = (String, Result<MountInfo, String>);
 
 /// Mounts and unmounts overlays in the router, and remembers them across restarts.
 pub struct MountManager {
-    router: Arc<MegaFuse>,
+    router: Arc<WorkspaceFs>,
     dic: Arc<Dicfuse>,
     layers: PathBuf,
     workspace: PathBuf,
@@ -131,7 +131,7 @@ pub struct MountManager {
 impl MountManager {
     /// A manager over `router`, keeping layers under `store_path/mounts`.
     pub fn new(
-        router: Arc<MegaFuse>,
+        router: Arc<WorkspaceFs>,
         store: &Store,
         store_path: &Path,
         workspace: &Path,

@@ -1,4 +1,4 @@
-//! MegaFuse: the router of the workspace's one FUSE session.
+//! WorkspaceFs: the router of the workspace's one FUSE session.
 //!
 //! Every inode has one owner, found from its number: below `2^32` the read-only Dicfuse view,
 //! above it the overlay of slot `(ino >> 32) - 1`. A mounted path is spliced into the Dicfuse
@@ -37,7 +37,7 @@ enum Owner {
 /// The workspace filesystem: Dicfuse with overlays spliced in. Clones share everything, so the
 /// session and the daemon's API hold the same router.
 #[derive(Clone)]
-pub struct MegaFuse {
+pub struct WorkspaceFs {
     dic: Arc<Dicfuse>,
     table: Arc<RwLock<Table>>,
     notify: Arc<OnceLock<Notify>>,
@@ -45,10 +45,10 @@ pub struct MegaFuse {
     live: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl MegaFuse {
+impl WorkspaceFs {
     /// A router over `dic` with no overlays.
-    pub fn new(dic: Arc<Dicfuse>) -> MegaFuse {
-        MegaFuse {
+    pub fn new(dic: Arc<Dicfuse>) -> WorkspaceFs {
+        WorkspaceFs {
             dic,
             table: Arc::new(RwLock::new(Table::default())),
             notify: Arc::new(OnceLock::new()),
@@ -274,7 +274,7 @@ macro_rules! route {
     }};
 }
 
-impl Filesystem for MegaFuse {
+impl Filesystem for WorkspaceFs {
     async fn init(&self, _req: Request) -> Result<ReplyInit> {
         Ok(ReplyInit {
             max_write: std::num::NonZeroU32::new(1 << 20).ok_or(libc::EINVAL)?,

@@ -13,7 +13,7 @@ pub mod status;
 
 /// Errors of status, diff, commit and reset.
 #[derive(Debug, thiserror::Error)]
-pub enum ManagerError {
+pub enum VcsError {
     /// The upper layer could not be read.
     #[error("upper layer: {0}")]
     Io(#[from] std::io::Error),
@@ -44,15 +44,15 @@ fn is_no_space(e: &std::io::Error) -> bool {
         || matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
 }
 
-impl From<crate::dicfuse::DicError> for ManagerError {
+impl From<crate::dicfuse::DicError> for VcsError {
     fn from(e: crate::dicfuse::DicError) -> Self {
-        ManagerError::Lower(e.to_string())
+        VcsError::Lower(e.to_string())
     }
 }
 
-impl From<crate::store::StoreError> for ManagerError {
+impl From<crate::store::StoreError> for VcsError {
     fn from(e: crate::store::StoreError) -> Self {
-        ManagerError::Lower(e.to_string())
+        VcsError::Lower(e.to_string())
     }
 }
 
@@ -87,7 +87,7 @@ pub enum CommitError {
     NoMessage,
     /// Reading or writing failed.
     #[error(transparent)]
-    Failed(#[from] ManagerError),
+    Failed(#[from] VcsError),
 }
 
 /// What a push did.
@@ -132,7 +132,7 @@ pub enum PushFailure {
     },
     /// Reading the local commits failed; nothing was sent.
     #[error(transparent)]
-    Failed(#[from] ManagerError),
+    Failed(#[from] VcsError),
 }
 
 /// Commits and their history for one workspace.
@@ -159,7 +159,7 @@ impl Vcs {
         author: Author,
         pusher: Arc<dyn crate::remote::Push>,
         refname: Option<String>,
-    ) -> Result<Vcs, ManagerError> {
+    ) -> Result<Vcs, VcsError> {
         Ok(Vcs {
             repo: std::sync::Mutex::new(commit::open_staging(store_path)?),
             op: tokio::sync::Mutex::new(()),
@@ -259,9 +259,7 @@ impl Vcs {
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || me.commit_now(&rt, &layers, &message, author))
             .await
-            .map_err(|e| {
-                CommitError::Failed(ManagerError::Lower(format!("the commit failed: {e}")))
-            })?
+            .map_err(|e| CommitError::Failed(VcsError::Lower(format!("the commit failed: {e}"))))?
     }
 
     /// [`Vcs::commit`] on a blocking thread, under `op`.

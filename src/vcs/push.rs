@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use super::ManagerError;
+use super::VcsError;
 use crate::remote::{EntryKind, ListedEntry, Oid, TreeEntry};
 
 fn our_oid(o: git2::Oid) -> Oid {
@@ -20,8 +20,8 @@ fn our_oid(o: git2::Oid) -> Oid {
 pub fn changed_dirs(
     repo: &git2::Repository,
     root: git2::Oid,
-) -> Result<Vec<(String, Vec<ListedEntry>)>, ManagerError> {
-    let err = |e: git2::Error| ManagerError::Lower(e.to_string());
+) -> Result<Vec<(String, Vec<ListedEntry>)>, VcsError> {
+    let err = |e: git2::Error| VcsError::Lower(e.to_string());
     let odb = repo.odb().map_err(err)?;
     let mut out = Vec::new();
     let mut queue = VecDeque::from([(String::new(), root)]);
@@ -31,7 +31,7 @@ pub fn changed_dirs(
         for e in tree.iter() {
             let mode = u32::try_from(e.filemode()).unwrap_or(0);
             let kind = EntryKind::from_mode(mode)
-                .ok_or_else(|| ManagerError::Lower(format!("mode {mode:o} in tree {id}")))?;
+                .ok_or_else(|| VcsError::Lower(format!("mode {mode:o} in tree {id}")))?;
             let name = e.name_bytes().to_vec();
             if kind == EntryKind::Dir && odb.exists(e.id()) {
                 let sub = if path.is_empty() {
@@ -61,8 +61,8 @@ pub fn changed_dirs(
 }
 
 /// The tree and time of commit `c` of the staging repository.
-pub fn commit_tree(repo: &git2::Repository, c: Oid) -> Result<(git2::Oid, i64), ManagerError> {
-    let err = |e: git2::Error| ManagerError::Lower(e.to_string());
+pub fn commit_tree(repo: &git2::Repository, c: Oid) -> Result<(git2::Oid, i64), VcsError> {
+    let err = |e: git2::Error| VcsError::Lower(e.to_string());
     let commit = repo
         .find_commit(git2::Oid::from_bytes(&c.0).map_err(err)?)
         .map_err(err)?;

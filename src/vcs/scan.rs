@@ -7,7 +7,7 @@
 //!   is what the file held at one moment: the size, times, inode and mode are the same before
 //!   and after the read, and either the file's last change is older than the read or a second
 //!   read returned the same content. A file read while it changes is read again (a bounded
-//!   number of times, then [`ManagerError::Unstable`]).
+//!   number of times, then [`VcsError::Unstable`]).
 //! - A file larger than [`IN_MEMORY_MAX`] is never held in memory: a sink that needs its content
 //!   (a commit) gets the object being written into the staging repository as the file was
 //!   hashed (so the object holds exactly the bytes of the id), and other sinks get only its id.
@@ -28,7 +28,7 @@ use tokio::runtime::Handle;
 
 use super::commit::LooseBlob;
 use super::status::{Change, ChangeKind, GitEntry};
-use super::ManagerError;
+use super::VcsError;
 use crate::dicfuse::Dicfuse;
 use crate::overlay::whiteout;
 use crate::remote::object::hash_blob_at;
@@ -117,16 +117,16 @@ impl From<Errno> for Fault {
 }
 
 impl Fault {
-    fn at(self, path: &[u8]) -> ManagerError {
+    fn at(self, path: &[u8]) -> VcsError {
         let path = super::names::quote_path(path);
         match self {
-            Fault::Io(source) => ManagerError::Read { path, source },
-            Fault::Unstable => ManagerError::Unstable(path),
+            Fault::Io(source) => VcsError::Read { path, source },
+            Fault::Unstable => VcsError::Unstable(path),
             Fault::Spool(e) if super::is_no_space(&e) => {
-                ManagerError::NoSpace(format!("writing {path} into the staging repository: {e}"))
+                VcsError::NoSpace(format!("writing {path} into the staging repository: {e}"))
             }
             Fault::Spool(e) => {
-                ManagerError::Lower(format!("writing {path} into the staging repository: {e}"))
+                VcsError::Lower(format!("writing {path} into the staging repository: {e}"))
             }
         }
     }
@@ -349,7 +349,7 @@ pub trait Sink {
     /// What of the new content of changed files is wanted.
     fn wants(&self) -> Want;
     /// Takes one change; `content` is its new content when wanted (and the change has one).
-    fn change(&mut self, change: &Change, content: Option<Content>) -> Result<(), ManagerError>;
+    fn change(&mut self, change: &Change, content: Option<Content>) -> Result<(), VcsError>;
 }
 
 /// A sink that only lists changes.
@@ -359,7 +359,7 @@ impl Sink for ListOnly {
     fn wants(&self) -> Want {
         Want::Ids
     }
-    fn change(&mut self, _: &Change, _: Option<Content>) -> Result<(), ManagerError> {
+    fn change(&mut self, _: &Change, _: Option<Content>) -> Result<(), VcsError> {
         Ok(())
     }
 }
@@ -419,7 +419,7 @@ pub fn walk(
     lower: Option<u64>,
     prefix: &[u8],
     sink: &mut dyn Sink,
-) -> Result<Vec<Change>, ManagerError> {
+) -> Result<Vec<Change>, VcsError> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let want = sink.wants();
     let root = match rustix::fs::open(upper, flags, Mode::empty()) {
@@ -428,7 +428,7 @@ pub fn walk(
         Err(e) => return Err(Fault::from(e).at(prefix)),
     };
     let mut out = Vec::new();
-    let mut emit = |c: Change, content: Option<Content>| -> Result<(), ManagerError> {
+    let mut emit = |c: Change, content: Option<Content>| -> Result<(), VcsError> {
         sink.change(&c, content)?;
         out.push(c);
         Ok(())

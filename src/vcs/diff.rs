@@ -16,7 +16,7 @@ use tokio::runtime::Handle;
 use super::names::quote_prefixed;
 use super::scan::{Content, Sink, Want, IN_MEMORY_MAX};
 use super::status::{Change, ChangeKind, GitEntry};
-use super::ManagerError;
+use super::VcsError;
 use crate::dicfuse::Dicfuse;
 use crate::remote::EntryKind;
 use crate::store::Store;
@@ -48,7 +48,7 @@ impl Sink for DiffSink<'_> {
         Want::Small
     }
 
-    fn change(&mut self, c: &Change, new: Option<Content>) -> Result<(), ManagerError> {
+    fn change(&mut self, c: &Change, new: Option<Content>) -> Result<(), VcsError> {
         let new = match &new {
             Some(Content::Bytes(b)) => Some(&b[..]),
             None => Some(&[][..]),
@@ -63,7 +63,7 @@ impl Sink for DiffSink<'_> {
 
 impl DiffSink<'_> {
     /// The part of change `c`; `new` is its new content, `None` when too large to load.
-    fn part(&self, c: &Change, new: Option<&[u8]>) -> Result<String, ManagerError> {
+    fn part(&self, c: &Change, new: Option<&[u8]>) -> Result<String, VcsError> {
         let mut out = String::new();
         let (a, b) = (quote_prefixed("a/", &c.path), quote_prefixed("b/", &c.path));
         let _ = writeln!(out, "diff --git {a} {b}");
@@ -129,7 +129,7 @@ impl DiffSink<'_> {
 
     /// The content of the commit's blob `o`; `None` when it is larger than [`IN_MEMORY_MAX`]
     /// (told by the size of the cached object, before anything of it is read).
-    fn old_content(&self, o: &GitEntry) -> Result<Option<Vec<u8>>, ManagerError> {
+    fn old_content(&self, o: &GitEntry) -> Result<Option<Vec<u8>>, VcsError> {
         if let Some(b) = self.store.cached_bytes(o.oid) {
             return Ok(Some(b.to_vec()));
         }
@@ -151,7 +151,7 @@ pub async fn diff(
     upper: &Path,
     lower: Option<u64>,
     prefix: &str,
-) -> Result<String, ManagerError> {
+) -> Result<String, VcsError> {
     let (dic, upper, prefix) = (dic.clone(), upper.to_path_buf(), prefix.to_string());
     let rt = Handle::current();
     tokio::task::spawn_blocking(move || {
@@ -165,5 +165,5 @@ pub async fn diff(
         Ok(sink.parts.into_iter().map(|(_, t)| t).collect())
     })
     .await
-    .map_err(|e| ManagerError::Lower(format!("the diff of the upper layer failed: {e}")))?
+    .map_err(|e| VcsError::Lower(format!("the diff of the upper layer failed: {e}")))?
 }

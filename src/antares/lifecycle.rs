@@ -1,5 +1,5 @@
-//! The Antares manager: mounts, their sessions and their saved state (see the module doc of
-//! `antares` for what it promises).
+//! The life of Antares mounts: create, delete, restore; their sessions and saved state (see the
+//! module doc of `antares` for what it promises).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -15,10 +15,10 @@ use super::state::StateFile;
 use super::{AntaresError, CreateRequest, MountRecord, MountState, Settings};
 use crate::dicfuse::{Dicfuse, PathLookup};
 use crate::fuse::mount;
-use crate::manager::status::Change;
 use crate::overlay::beneath::{self, Removal};
 use crate::overlay::{Lower, OverlayFs};
 use crate::remote::{ClChange, RemoteError};
+use crate::vcs::status::Change;
 
 /// The Antares manager: mounts, their sessions and their saved state.
 pub struct Antares {
@@ -497,11 +497,11 @@ impl Antares {
             return Ok(Vec::new());
         };
         let lower = self.lower_dir(&rec.path).await?;
-        crate::manager::status::status(&self.dic, upper, Some(lower), &rec.path)
+        crate::vcs::status::status(&self.dic, upper, Some(lower), &rec.path)
             .await
             .map_err(|e| match e {
                 // A build still writing: the caller may ask again; not the daemon's fault.
-                crate::manager::ManagerError::Unstable(m) => AntaresError::Changing(m),
+                crate::vcs::VcsError::Unstable(m) => AntaresError::Changing(m),
                 e => internal(e),
             })
     }

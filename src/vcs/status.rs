@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::ManagerError;
+use super::VcsError;
 use crate::dicfuse::Dicfuse;
 pub use crate::remote::object::hash_file;
 use crate::remote::{EntryKind, Oid};
@@ -112,7 +112,7 @@ pub async fn status(
     upper: &Path,
     lower: Option<u64>,
     prefix: &str,
-) -> Result<Vec<Change>, ManagerError> {
+) -> Result<Vec<Change>, VcsError> {
     let (dic, upper, prefix) = (dic.clone(), upper.to_path_buf(), prefix.to_string());
     let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
@@ -126,7 +126,7 @@ pub async fn status(
         )
     })
     .await
-    .map_err(|e| ManagerError::Lower(format!("the scan of the upper layer failed: {e}")))?
+    .map_err(|e| VcsError::Lower(format!("the scan of the upper layer failed: {e}")))?
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use tokio::runtime::Handle;
 use super::names::quote_path;
 use super::scan::{Content, Want};
 use super::status::{Change, ChangeKind};
-use super::ManagerError;
+use super::VcsError;
 use crate::dicfuse::Dicfuse;
 use crate::remote::{EntryKind, Oid};
 use crate::store::ROOT_INO;
@@ -30,8 +30,8 @@ pub struct Author {
     pub email: String,
 }
 
-fn git_oid(o: Oid) -> Result<git2::Oid, ManagerError> {
-    git2::Oid::from_bytes(&o.0).map_err(|e| ManagerError::Lower(e.to_string()))
+fn git_oid(o: Oid) -> Result<git2::Oid, VcsError> {
+    git2::Oid::from_bytes(&o.0).map_err(|e| VcsError::Lower(e.to_string()))
 }
 
 /// Our id of a git2 id.
@@ -55,12 +55,12 @@ fn mode(kind: EntryKind) -> i32 {
 /// database is locked for one process), so lock files found at start are what a crash left, and
 /// are removed; a repository that does not open (a crash during its creation) is moved aside,
 /// never deleted, and a new one is made in its place.
-pub fn open_staging(store_path: &Path) -> Result<git2::Repository, ManagerError> {
+pub fn open_staging(store_path: &Path) -> Result<git2::Repository, VcsError> {
     // Trees name objects this repository does not hold (the rest of the commit).
     git2::opts::strict_object_creation(false);
     let dir = store_path.join("git");
     let failed = |e: &dyn std::fmt::Display| {
-        ManagerError::Lower(format!("staging repository {}: {e}", dir.display()))
+        VcsError::Lower(format!("staging repository {}: {e}", dir.display()))
     };
     if let Ok(r) = git2::Repository::open_bare(&dir) {
         remove_stale_locks(&dir);
@@ -110,7 +110,7 @@ fn remove_stale_locks(dir: &Path) {
 }
 
 /// Replaces the staging repository by an empty one (after its objects were pushed).
-pub fn renew_staging(store_path: &Path) -> Result<git2::Repository, ManagerError> {
+pub fn renew_staging(store_path: &Path) -> Result<git2::Repository, VcsError> {
     let dir = store_path.join("git");
     let old = store_path.join(format!("git.pushed-{}", unique_suffix()));
     std::fs::rename(&dir, &old)?;
@@ -135,21 +135,21 @@ pub struct Writer<'r> {
     touched: BTreeMap<String, bool>,
 }
 
-/// A git2 failure while writing `what`; a full disk is [`ManagerError::NoSpace`].
-fn write_failed(what: &str, e: git2::Error) -> ManagerError {
+/// A git2 failure while writing `what`; a full disk is [`VcsError::NoSpace`].
+fn write_failed(what: &str, e: git2::Error) -> VcsError {
     let msg = e.message();
     if msg.contains("No space left on device") || msg.contains("Disk quota exceeded") {
-        ManagerError::NoSpace(format!("writing {what} to the staging repository: {msg}"))
+        VcsError::NoSpace(format!("writing {what} to the staging repository: {msg}"))
     } else {
-        ManagerError::Lower(format!("writing {what}: {msg}"))
+        VcsError::Lower(format!("writing {what}: {msg}"))
     }
 }
 
 impl<'r> Writer<'r> {
     /// A writer into `repo`.
-    pub fn new(repo: &'r git2::Repository) -> Result<Writer<'r>, ManagerError> {
+    pub fn new(repo: &'r git2::Repository) -> Result<Writer<'r>, VcsError> {
         Ok(Writer {
-            odb: repo.odb().map_err(|e| ManagerError::Lower(e.to_string()))?,
+            odb: repo.odb().map_err(|e| VcsError::Lower(e.to_string()))?,
             objects: repo.path().join("objects"),
             created: Vec::new(),
             touched: BTreeMap::new(),
@@ -157,11 +157,7 @@ impl<'r> Writer<'r> {
     }
 
     /// Writes an object (unless the repository has it) and returns its id.
-    pub fn write(
-        &mut self,
-        kind: git2::ObjectType,
-        data: &[u8],
-    ) -> Result<git2::Oid, ManagerError> {
+    pub fn write(&mut self, kind: git2::ObjectType, data: &[u8]) -> Result<git2::Oid, VcsError> {
         let oid = git2::Oid::hash_object(kind, data).map_err(|e| write_failed("an object", e))?;
         if self.odb.exists(oid) {
             return Ok(oid);
@@ -185,16 +181,16 @@ impl<'r> Writer<'r> {
 
     /// Puts `blob` (written by the scan as it read the file) in place as object `oid`, unless
     /// the repository has it (then `blob` is dropped, which removes it).
-    pub fn place_loose(&mut self, blob: LooseBlob, oid: git2::Oid) -> Result<(), ManagerError> {
+    pub fn place_loose(&mut self, blob: LooseBlob, oid: git2::Oid) -> Result<(), VcsError> {
         if self.odb.exists(oid) {
             return Ok(());
         }
         let what = format!("blob {oid}");
         let failed = |e: std::io::Error| {
             if super::is_no_space(&e) {
-                ManagerError::NoSpace(format!("writing {what} to the staging repository: {e}"))
+                VcsError::NoSpace(format!("writing {what} to the staging repository: {e}"))
             } else {
-                ManagerError::Lower(format!("writing {what}: {e}"))
+                VcsError::Lower(format!("writing {what}: {e}"))
             }
         };
         let hex = oid.to_string();
@@ -342,12 +338,12 @@ fn gather(
     node: &Node,
     key: Vec<u8>,
     out: &mut BaseDirs,
-) -> Result<(), ManagerError> {
+) -> Result<(), VcsError> {
     let mut entries = BTreeMap::new();
     if let Some(l) = lower {
         for c in rt.block_on(dic.lower_children(l))?.iter() {
             let oid = c.node.oid.ok_or_else(|| {
-                ManagerError::Lower(format!("entry without an id in {}", quote_path(&key)))
+                VcsError::Lower(format!("entry without an id in {}", quote_path(&key)))
             })?;
             let dir = (c.node.kind == EntryKind::Dir).then_some(c.ino);
             entries.insert(c.name.clone(), (mode(c.node.kind), git_oid(oid)?, dir));
@@ -390,7 +386,7 @@ fn build(
     base: &BaseDirs,
     key: &[u8],
     node: &Node,
-) -> Result<Option<git2::Oid>, ManagerError> {
+) -> Result<Option<git2::Oid>, VcsError> {
     let mut entries: BTreeMap<Vec<u8>, (i32, git2::Oid)> = base
         .get(key)
         .map(|m| {
@@ -405,7 +401,7 @@ fn build(
         }
         for c in changes.iter().filter(|c| c.kind != ChangeKind::Deleted) {
             let new = c.new.ok_or_else(|| {
-                ManagerError::Lower(format!("{} has no new entry", quote_path(&c.path)))
+                VcsError::Lower(format!("{} has no new entry", quote_path(&c.path)))
             })?;
             entries.insert(name.clone(), (mode(new.kind), git_oid(new.oid)?));
         }
@@ -436,7 +432,7 @@ pub struct Plan {
 
 /// Reads what a commit of `changes` needs from the commit (on a blocking thread; `rt` answers
 /// the lookups).
-pub fn plan(dic: &Dicfuse, rt: &Handle, changes: Vec<Change>) -> Result<Plan, ManagerError> {
+pub fn plan(dic: &Dicfuse, rt: &Handle, changes: Vec<Change>) -> Result<Plan, VcsError> {
     let mut root = Node::default();
     for c in changes {
         place(&mut root, c);
@@ -447,7 +443,7 @@ pub fn plan(dic: &Dicfuse, rt: &Handle, changes: Vec<Change>) -> Result<Plan, Ma
 }
 
 /// The root tree of the commit with the planned changes applied.
-pub fn tree_with(w: &mut Writer<'_>, plan: &Plan) -> Result<Oid, ManagerError> {
+pub fn tree_with(w: &mut Writer<'_>, plan: &Plan) -> Result<Oid, VcsError> {
     match build(w, &plan.base, b"", &plan.root)? {
         Some(t) => Ok(our_oid(t)),
         None => Ok(our_oid(w.write(git2::ObjectType::Tree, b"")?)),
@@ -466,7 +462,7 @@ impl super::scan::Sink for BlobSink<'_, '_> {
         Want::All(self.writer.objects.clone())
     }
 
-    fn change(&mut self, c: &Change, content: Option<Content>) -> Result<(), ManagerError> {
+    fn change(&mut self, c: &Change, content: Option<Content>) -> Result<(), VcsError> {
         let (Some(new), Some(content)) = (c.new, content) else {
             return Ok(());
         };
@@ -478,7 +474,7 @@ impl super::scan::Sink for BlobSink<'_, '_> {
             Content::Bytes(bytes) => bytes,
             Content::Loose(blob) => return self.writer.place_loose(blob, git_oid(new.oid)?),
             Content::TooLarge(_) => {
-                return Err(ManagerError::Lower(format!(
+                return Err(VcsError::Lower(format!(
                     "the content of {} was not kept",
                     quote_path(&c.path)
                 )))
@@ -486,7 +482,7 @@ impl super::scan::Sink for BlobSink<'_, '_> {
         };
         let oid = self.writer.write(git2::ObjectType::Blob, &bytes)?;
         if our_oid(oid) != new.oid {
-            return Err(ManagerError::Lower(format!(
+            return Err(VcsError::Lower(format!(
                 "the blob of {} hashed differently when written",
                 quote_path(&c.path)
             )));
@@ -502,7 +498,7 @@ pub fn write_commit(
     parent: Oid,
     author: &Author,
     message: &str,
-) -> Result<Oid, ManagerError> {
+) -> Result<Oid, VcsError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -547,7 +543,7 @@ impl History {
 
     /// Records `commit` as the new local head on `base`, all at once; when it cannot be made
     /// durable, the previous head is put back.
-    pub fn advance(&self, base: Oid, commit: Oid) -> Result<u64, ManagerError> {
+    pub fn advance(&self, base: Oid, commit: Oid) -> Result<u64, VcsError> {
         let (_, ahead) = self.head(base);
         let ahead = ahead + 1;
         let keys = ["base", "head", "ahead"];
@@ -574,9 +570,9 @@ impl History {
             let _ = self.tree.apply_batch(undo);
             return Err(match e {
                 sled::Error::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
-                    ManagerError::NoSpace(format!("recording the commit: {io}"))
+                    VcsError::NoSpace(format!("recording the commit: {io}"))
                 }
-                e => ManagerError::Lower(format!("recording the commit: {e}")),
+                e => VcsError::Lower(format!("recording the commit: {e}")),
             });
         }
         Ok(ahead)
@@ -590,8 +586,8 @@ pub fn pack_new_objects(
     repo: &git2::Repository,
     head: Oid,
     base: Oid,
-) -> Result<(Vec<u8>, usize), ManagerError> {
-    let err = |e: git2::Error| ManagerError::Lower(e.to_string());
+) -> Result<(Vec<u8>, usize), VcsError> {
+    let err = |e: git2::Error| VcsError::Lower(e.to_string());
     let odb = repo.odb().map_err(err)?;
     let mut pb = repo.packbuilder().map_err(err)?;
     let mut seen = std::collections::HashSet::new();
@@ -661,7 +657,7 @@ mod tests {
     /// a commit that fails takes it back with nothing left in the repository.
     #[test]
     fn a_large_file_is_committed_through_a_loose_object_and_taken_back() {
-        use crate::manager::scan::{read_entry, Entry, IN_MEMORY_MAX};
+        use crate::vcs::scan::{read_entry, Entry, IN_MEMORY_MAX};
         use std::os::fd::AsFd;
         let store = tempfile::tempdir().expect("store");
         let upper = tempfile::tempdir().expect("upper");
@@ -680,7 +676,7 @@ mod tests {
         let before = listing(repo.path());
         let mut w = Writer::new(&repo).expect("writer");
         let d = std::fs::File::open(upper.path()).expect("open upper");
-        let want = crate::manager::scan::Sink::wants(&BlobSink { writer: &mut w });
+        let want = crate::vcs::scan::Sink::wants(&BlobSink { writer: &mut w });
         let Ok(Entry::Blob {
             oid,
             content: Some(Content::Loose(blob)),
