@@ -16,6 +16,7 @@ pub mod doctor;
 pub mod fileio;
 pub mod fuse;
 pub mod http;
+pub mod ino;
 pub mod overlay;
 pub mod privacy;
 pub mod remote;

@@ -15,6 +15,7 @@ use super::state::StateFile;
 use super::{AntaresError, CreateRequest, MountRecord, MountState, Settings};
 use crate::dicfuse::{Dicfuse, PathLookup};
 use crate::fuse::mount;
+use crate::ino::Slot;
 use crate::overlay::beneath::{self, Removal};
 use crate::overlay::{Lower, OverlayFs};
 use crate::remote::{ClChange, RemoteError};
@@ -413,8 +414,14 @@ impl Antares {
                     .map_err(|e| failed(&e))?
             }
         };
-        let ovl = OverlayFs::new(0, view, Some(root), upper, &paths::work_dir_for(upper))
-            .map_err(|e| failed(&e))?;
+        let ovl = OverlayFs::new(
+            Slot::FIRST,
+            view,
+            Some(root),
+            upper,
+            &paths::work_dir_for(upper),
+        )
+        .map_err(|e| failed(&e))?;
         LiveSession::writable(self.dic.clone(), Arc::new(ovl), &rec.mountpoint, on_end)
             .await
             .map_err(|e| failed(&e))

@@ -21,6 +21,7 @@ use super::subtree::Subtree;
 use crate::dicfuse::Dicfuse;
 use crate::fuse::mount;
 use crate::fuse::router::WorkspaceFs;
+use crate::ino::Slot;
 use crate::overlay::OverlayFs;
 
 /// How long a clean unmount may take before the mount is detached lazily.
@@ -53,7 +54,7 @@ impl LiveSession {
     ) -> std::io::Result<LiveSession> {
         let router = WorkspaceFs::new(dic);
         // Attached before the kernel sees the session: nothing is cached yet to invalidate.
-        router.attach(0, None, ovl).await;
+        router.attach(Slot::FIRST, None, ovl).await;
         let session = Session::new(options(false));
         router.set_notify(session.get_notify());
         let handle = session.mount(router.clone(), mountpoint).await?;

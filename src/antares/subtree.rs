@@ -13,15 +13,13 @@ use rfuse3::raw::prelude::*;
 use rfuse3::{Result, SetAttr};
 
 use crate::dicfuse::Dicfuse;
-
-/// The kernel's root inode.
-const KERNEL_ROOT: u64 = 1;
+use crate::ino::RootMap;
 
 /// Dicfuse directory `root` served as a session root.
 #[derive(Clone)]
 pub struct Subtree {
     dic: Arc<Dicfuse>,
-    root: u64,
+    root: RootMap,
 }
 
 fn erofs<T>() -> Result<T> {
@@ -31,34 +29,18 @@ fn erofs<T>() -> Result<T> {
 impl Subtree {
     /// A view of Dicfuse directory `root`.
     pub fn new(dic: Arc<Dicfuse>, root: u64) -> Subtree {
-        Subtree { dic, root }
+        Subtree {
+            dic,
+            root: RootMap::new(root),
+        }
     }
 
     fn inward(&self, ino: u64) -> u64 {
-        inward(self.root, ino)
+        self.root.inward(ino)
     }
 
     fn outward(&self, ino: u64) -> u64 {
-        outward(self.root, ino)
-    }
-}
-
-/// Kernel inode -> Dicfuse inode, for a view rooted at Dicfuse directory `root`.
-fn inward(root: u64, ino: u64) -> u64 {
-    if ino == KERNEL_ROOT {
-        root
-    } else {
-        ino
-    }
-}
-
-/// Dicfuse inode -> kernel inode. The repository root (Dicfuse 1) can only appear as the `..`
-/// of a top-level directory, which the kernel does not follow; it stays 1.
-fn outward(root: u64, ino: u64) -> u64 {
-    if ino == root {
-        KERNEL_ROOT
-    } else {
-        ino
+        self.root.outward(ino)
     }
 }
 
@@ -321,25 +303,5 @@ impl Filesystem for Subtree {
         _flags: u32,
     ) -> Result<ReplyCreated> {
         erofs()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_root_maps_both_ways_and_others_pass_through() {
-        for root in [1u64, 7, 1 << 20] {
-            assert_eq!(inward(root, KERNEL_ROOT), root);
-            assert_eq!(outward(root, root), KERNEL_ROOT);
-            assert_eq!(outward(root, inward(root, KERNEL_ROOT)), KERNEL_ROOT);
-            for other in [2u64, 99, 1 << 40] {
-                if other != root {
-                    assert_eq!(inward(root, other), other);
-                    assert_eq!(outward(root, other), other);
-                }
-            }
-        }
     }
 }

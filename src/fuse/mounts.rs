@@ -14,6 +14,7 @@ use sha1::{Digest, Sha1};
 
 use super::router::WorkspaceFs;
 use crate::dicfuse::{Dicfuse, PathLookup};
+use crate::ino::{self, Slot, SlotAllocator};
 use crate::overlay::{beneath, Lower, OverlayFs};
 use std::os::unix::ffi::OsStrExt;
 
@@ -108,7 +109,7 @@ pub fn layer_id(path: &str) -> String {
 }
 
 /// A mounted path: its inode slot, its overlay and the commit's directory under it.
-type Active = (u32, Arc<OverlayFs>, u64);
+type Active = (Slot, Arc<OverlayFs>, u64);
 
 /// A request's path and its outcome, for `GET /api/fs/select/{id}`.
 pub type RequestOutcome = (String, Result<MountInfo, String>);
@@ -121,10 +122,8 @@ pub struct MountManager {
     workspace: PathBuf,
     table: sled::Tree,
     active: tokio::sync::Mutex<BTreeMap<String, Active>>,
-    /// The next inode slot. Slots are never reused while the daemon lives: the kernel may still
-    /// hold inodes of an unmounted overlay (a file opened just as it went), and a new overlay
-    /// numbering its inodes the same way would be taken for the old one.
-    next_slot: std::sync::atomic::AtomicU32,
+    /// Inode slots, each used once while the daemon lives (see `crate::ino`).
+    slots: SlotAllocator,
     requests: Mutex<BTreeMap<String, RequestOutcome>>,
 }
 
@@ -146,7 +145,7 @@ impl MountManager {
             workspace: workspace.to_path_buf(),
             table,
             active: tokio::sync::Mutex::new(BTreeMap::new()),
-            next_slot: std::sync::atomic::AtomicU32::new(0),
+            slots: SlotAllocator::new(),
             requests: Mutex::new(BTreeMap::new()),
         })
     }
@@ -199,15 +198,10 @@ impl MountManager {
         if !node.kind.is_dir() {
             return Err(MountError::NotDir(path));
         }
-        // The last slot stays unused: slot + 1 names the inode range, and must fit 32 bits.
         let slot = self
-            .next_slot
-            .fetch_update(
-                std::sync::atomic::Ordering::Relaxed,
-                std::sync::atomic::Ordering::Relaxed,
-                |s| s.checked_add(1).filter(|n| *n < u32::MAX),
-            )
-            .map_err(|_| MountError::Internal("no inode slot left: restart the daemon".into()))?;
+            .slots
+            .next()
+            .map_err(|e| MountError::Internal(e.to_string()))?;
         let info = self.info(&path);
         let layer = self.layers.join(&info.id);
         make_private_dir(&layer).map_err(|e| MountError::Internal(e.to_string()))?;
@@ -245,7 +239,7 @@ impl MountManager {
         };
         let rec = serde_json::to_vec(&Record {
             id: info.id.clone(),
-            slot,
+            slot: slot.get(),
             cl: cl.map(str::to_string),
         })
         .map_err(|e| MountError::Internal(e.to_string()))?;
@@ -550,19 +544,18 @@ impl MountManager {
 /// Waits (briefly) until the kernel shows `probe` from the overlay (`true`) or from the
 /// read-only view. Cache invalidations reach the kernel asynchronously; a request must not
 /// return before its effect is visible.
-async fn settle(probe: Option<PathBuf>, slot: Option<u32>) {
+async fn settle(probe: Option<PathBuf>, slot: Option<Slot>) {
     use std::os::unix::fs::MetadataExt;
     let Some(probe) = probe else {
         return;
     };
-    // The owner of an inode number: 0 for the read-only view, slot + 1 for an overlay.
-    let want = slot.map_or(0, |s| u64::from(s) + 1);
+    let want = slot.map_or(ino::Owner::View, ino::Owner::Overlay);
     let wait = tokio::task::spawn_blocking(move || {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
         while std::time::Instant::now() < deadline {
             match std::fs::symlink_metadata(&probe) {
-                Ok(m) if m.ino() >> 32 == want => return true,
-                Err(_) if want == 0 => return true,
+                Ok(m) if ino::owner(m.ino()) == want => return true,
+                Err(_) if want == ino::Owner::View => return true,
                 _ => std::thread::sleep(std::time::Duration::from_millis(5)),
             }
         }

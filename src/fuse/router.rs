@@ -1,7 +1,7 @@
 //! WorkspaceFs: the router of the workspace's one FUSE session.
 //!
-//! Every inode has one owner, found from its number: below `2^32` the read-only Dicfuse view,
-//! above it the overlay of slot `(ino >> 32) - 1`. A mounted path is spliced into the Dicfuse
+//! Every inode has one owner, found from its number (`crate::ino`): the read-only Dicfuse view,
+//! or the overlay of a slot. A mounted path is spliced into the Dicfuse
 //! tree: looking up its name in its Dicfuse parent answers the overlay's root. When the whole
 //! repository is mounted, the kernel's root inode (1) stands for the overlay's root.
 
@@ -15,17 +15,16 @@ use rfuse3::raw::prelude::*;
 use rfuse3::{Result, SetAttr};
 
 use crate::dicfuse::Dicfuse;
+use crate::ino::{self, Slot, KERNEL_ROOT as ROOT};
 use crate::overlay::{OverlayFs, UPPER_TTL};
-
-const ROOT: u64 = 1;
 
 #[derive(Default)]
 struct Table {
-    slots: HashMap<u32, Arc<OverlayFs>>,
+    slots: HashMap<Slot, Arc<OverlayFs>>,
     /// (Dicfuse parent, name) -> slot of the overlay mounted there.
-    at: HashMap<(u64, OsString), u32>,
+    at: HashMap<(u64, OsString), Slot>,
     /// The slot mounted over the whole repository.
-    root: Option<u32>,
+    root: Option<Slot>,
 }
 
 /// Who answers for an inode.
@@ -74,7 +73,7 @@ impl WorkspaceFs {
     }
 
     /// Splices `ovl` in at `name` of Dicfuse directory `parent` (`None`: the whole repository).
-    pub async fn attach(&self, slot: u32, at: Option<(u64, OsString)>, ovl: Arc<OverlayFs>) {
+    pub async fn attach(&self, slot: Slot, at: Option<(u64, OsString)>, ovl: Arc<OverlayFs>) {
         if let Some(n) = self.notify.get() {
             ovl.set_notify(n.clone());
         }
@@ -92,7 +91,7 @@ impl WorkspaceFs {
     }
 
     /// Removes the overlay of `slot`; its path shows the read-only view again.
-    pub async fn detach(&self, slot: u32) -> Option<Arc<OverlayFs>> {
+    pub async fn detach(&self, slot: Slot) -> Option<Arc<OverlayFs>> {
         let (ovl, at) = {
             let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
             let ovl = t.slots.remove(&slot)?;
@@ -212,16 +211,13 @@ impl WorkspaceFs {
                 return Ok((Owner::Ovl(ovl), r));
             }
         }
-        let slot = ino >> 32;
-        if slot == 0 {
-            return Ok((Owner::Dic, ino));
+        match ino::owner(ino) {
+            ino::Owner::View => Ok((Owner::Dic, ino)),
+            ino::Owner::Overlay(slot) => {
+                let ovl = t.slots.get(&slot).ok_or(libc::ESTALE)?.clone();
+                Ok((Owner::Ovl(ovl), ino))
+            }
         }
-        let ovl = t
-            .slots
-            .get(&((slot - 1) as u32))
-            .ok_or(libc::ESTALE)?
-            .clone();
-        Ok((Owner::Ovl(ovl), ino))
     }
 
     /// Maps an overlay's root inode back to 1 when it is mounted over the whole repository.

@@ -7,7 +7,7 @@
 //! with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, so a symlink a user made can never lead
 //! the daemon outside the layer.
 //!
-//! Inodes: this overlay owns `[base, base + 2^32)`; its root is `base + 1`.
+//! Inodes: this overlay owns the range of its [`Slot`] (see `crate::ino`).
 //!
 //! Files are opened without a message (`crate::NO_OPEN`): the daemon never learns of an open
 //! or a close, so every read and write names an inode and is served from whichever layer holds
@@ -39,6 +39,7 @@ use rfuse3::{FileType, Timestamp};
 use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 
 use crate::dicfuse::DicError;
+use crate::ino::Slot;
 pub use lower::Lower;
 
 /// How long the kernel may trust overlay entries and attributes. Every change to an overlay
@@ -146,7 +147,7 @@ struct NodeTable {
 
 /// A writable overlay over one Dicfuse directory.
 pub struct OverlayFs {
-    base: u64,
+    slot: Slot,
     upper_path: PathBuf,
     upper_fd: OwnedFd,
     upper_parent_fd: OwnedFd,
@@ -196,7 +197,7 @@ impl OverlayFs {
     /// its upper layer at `upper` and scratch space at `work` (same filesystem), owning the
     /// inode range of `slot`.
     pub fn new(
-        slot: u32,
+        slot: Slot,
         lower: Lower,
         lower_root: Option<u64>,
         upper: &Path,
@@ -224,12 +225,11 @@ impl OverlayFs {
         let upper_name = upper
             .file_name()
             .ok_or_else(|| std::io::Error::other("upper layer has no name"))?;
-        let base = (u64::from(slot) + 1) << 32;
         let mut table = NodeTable {
-            next: base + 2,
+            next: slot.first_free(),
             ..Default::default()
         };
-        let root = base + 1;
+        let root = slot.root();
         table.nodes.insert(
             root,
             NodeInfo {
@@ -241,7 +241,7 @@ impl OverlayFs {
             },
         );
         Ok(OverlayFs {
-            base,
+            slot,
             upper_path: upper.to_path_buf(),
             upper_fd: open_dir(upper)?,
             upper_parent_fd: open_dir(upper_parent)?,
@@ -274,12 +274,12 @@ impl OverlayFs {
 
     /// The root inode.
     pub fn root_ino(&self) -> u64 {
-        self.base + 1
+        self.slot.root()
     }
 
     /// Whether `ino` is in this overlay's range.
     pub fn owns(&self, ino: u64) -> bool {
-        ino >> 32 == self.base >> 32
+        self.slot.contains(ino)
     }
 
     /// The upper directory.
