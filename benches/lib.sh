@@ -10,7 +10,8 @@
 # shellcheck disable=SC2034 # (for the scripts)
 INVOKE_DIR=$PWD
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH_NAME=${BASH_SOURCE[1]##*/}
+BENCH_NAME=${BASH_SOURCE[1]:-$0}
+BENCH_NAME=${BENCH_NAME##*/}
 ROOT=
 SURPRISES=()
 
@@ -127,18 +128,23 @@ T() {
 }
 
 # ------------------------------------------------------------------------------------------ mounts
-# The filesystem type mounted exactly at $1 (last one wins), or empty. Pure bash, reading only
-# /proc (never the mount itself, which may hang): cheap enough to poll in a tight loop.
-fstype_at() {
-    local want=$1 line found=
-    local re='^[0-9]+ [0-9]+ [0-9]+:[0-9]+ [^ ]+ ([^ ]+) .* - ([^ ]+) '
+# mount_at <mountpoint> type|fuse-conn: of the mount exactly at <mountpoint> (the last one wins),
+# its filesystem type, or its FUSE connection number (the device minor of a 0:N device); empty if
+# there is none. Pure bash, reading only /proc (never the mount itself, which may hang): cheap
+# enough to poll in a tight loop.
+mount_at() {
+    local want=$1 line found=''
+    local re='^[0-9]+ [0-9]+ ([0-9]+):([0-9]+) [^ ]+ ([^ ]+) .* - ([^ ]+) '
     while IFS= read -r line; do
-        if [[ $line =~ $re && ${BASH_REMATCH[1]} == "$want" ]]; then
-            found=${BASH_REMATCH[2]}
-        fi
+        [[ $line =~ $re && ${BASH_REMATCH[3]} == "$want" ]] || continue
+        case $2 in
+        type) found=${BASH_REMATCH[4]} ;;
+        fuse-conn) found=''; [[ ${BASH_REMATCH[1]} != 0 ]] || found=${BASH_REMATCH[2]} ;;
+        esac
     done </proc/self/mountinfo
     printf '%s' "$found"
 }
+fstype_at() { mount_at "$1" type; }
 
 # Every mountpoint under $ROOT (for cleanup).
 mounts_under_root() {
@@ -149,22 +155,10 @@ mounts_under_root() {
     done </proc/self/mountinfo
 }
 
-# The device minor of the mount at $1 (the FUSE connection number), or empty.
-devminor_at() {
-    local want=$1 line found=
-    local re='^[0-9]+ [0-9]+ 0:([0-9]+) [^ ]+ ([^ ]+) '
-    while IFS= read -r line; do
-        if [[ $line =~ $re && ${BASH_REMATCH[2]} == "$want" ]]; then
-            found=${BASH_REMATCH[1]}
-        fi
-    done </proc/self/mountinfo
-    printf '%s' "$found"
-}
-
 # Aborts the FUSE connection of the mount at $1 (unsticks processes blocked on a hung daemon).
 fuse_abort() {
     local minor
-    minor=$(devminor_at "$1")
+    minor=$(mount_at "$1" fuse-conn)
     [[ -n $minor ]] || return 0
     if [[ ! -d /sys/fs/fuse/connections/$minor ]]; then
         mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
