@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # benches/lib.sh: what the benchmark scripts share (sourced, not run: `source "$(dirname
-# "${BASH_SOURCE[0]}")/lib.sh"` right after `set -euo pipefail`).
+# "${BASH_SOURCE[0]}")/lib.sh"`, after `set -euo pipefail` and the script's knobs).
 #
 # Sourcing it sets INVOKE_DIR (the caller's directory), REPO_DIR (this repository), BENCH_NAME (the
 # script's file name, for messages), SURPRISES=() and the daemon registry, and checks for bash >= 5
