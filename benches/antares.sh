@@ -30,45 +30,25 @@ BENCH_PATH=${BENCH_PATH:-src}
 BENCH_TMP=${BENCH_TMP:-/var/tmp}
 BENCH_KEEP=${BENCH_KEEP:-0}
 
-_self=${BASH_SOURCE[0]}
-[[ $_self == */* ]] && _self_dir=${_self%/*} || _self_dir=.
-REPO_DIR=$(cd "$_self_dir/.." && pwd)
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BENCH_REMOTE=${BENCH_REMOTE:-$REPO_DIR}
-SCORPIO_BIN=${SCORPIO_BIN:-target/release/scorpio}
-[[ $SCORPIO_BIN == /* ]] || SCORPIO_BIN="$REPO_DIR/$SCORPIO_BIN"
+scorpio_bin "$REPO_DIR"
 
-say() { printf '%s\n' "$*" >&2; }
-die() { say "antares.sh: error: $*"; exit 1; }
-
-[[ $BENCH_MOUNTS =~ ^[0-9]+$ && $BENCH_MOUNTS -gt 0 ]] || die "BENCH_MOUNTS must be a positive integer"
+need_posint BENCH_MOUNTS
 [[ -x $SCORPIO_BIN ]] || die "no binary at $SCORPIO_BIN (cargo build --release, or set SCORPIO_BIN)"
-command -v python3 >/dev/null || die "python3 is needed"
-command -v fusermount3 >/dev/null || die "fusermount3 is needed (Debian: fuse3)"
-[[ -e /dev/fuse ]] || die "/dev/fuse is missing"
+need_tools "Debian: python3 fuse3" python3 fusermount3
+need_fuse
 
-WORK=$(mktemp -d "$BENCH_TMP/scorpio-antares-bench.XXXXXX")
-WORK=$(cd "$WORK" && pwd -P)
-PID=""
-cleanup() {
-    if [[ -n $PID ]] && kill -0 "$PID" 2>/dev/null; then
-        kill -TERM "$PID" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$PID" 2>/dev/null || true
-    fi
-    # Never leave a mount behind, even after an error.
-    awk -v w="$WORK" '$3 ~ /^fuse/ && index($2, w) == 1 { print $2 }' /proc/mounts |
-        while read -r m; do fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
-    if [[ $BENCH_KEEP == 1 ]]; then say "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+# The daemon is stopped, and every mount under the temp dir undone, even after an error.
+install_cleanup
+make_root scorpio-antares-bench
+WORK=$ROOT
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 MAX=$((BENCH_MOUNTS + 8))
-cat >"$WORK/scorpio.toml" <<EOF
-remote = "$BENCH_REMOTE"
-store_path = "$WORK/store"
-workspace = "$WORK/ws"
-log_level = "${BENCH_LOG:-warn}"
+scorpio_config "$WORK/scorpio.toml" "$BENCH_REMOTE" "$WORK/ws" "$WORK/store" "" "${BENCH_LOG:-warn}"
+cat >>"$WORK/scorpio.toml" <<EOF
 [antares]
 bind = "127.0.0.1:$PORT"
 mount_root = "$WORK/mnt"
@@ -77,8 +57,8 @@ cl_root = "$WORK/cl"
 max_mounts = $MAX
 EOF
 
-"$SCORPIO_BIN" -c "$WORK/scorpio.toml" antares serve >"$WORK/daemon.log" 2>&1 &
-PID=$!
+launch_scorpio "$WORK/scorpio.toml" "" "$WORK/daemon.log" antares serve
+PID=$DPID
 
 set +e
 python3 - "$PORT" "$PID" "$BENCH_MOUNTS" "$BENCH_PATH" "$WORK" <<'PY'
@@ -170,14 +150,12 @@ rc=$?
 set -e
 [[ $rc == 0 || $rc == 3 ]] || { say "--- daemon log ---"; tail -20 "$WORK/daemon.log" >&2; exit 1; }
 
-kill -TERM "$PID"
-status=0
-wait "$PID" || status=$?
-PID=""
+stop_daemon "$PID" quiet
+status=$REAPED
 if [[ $status != 0 ]]; then
     echo "SURPRISES:"; echo "  antares serve exited $status after SIGTERM"; rc=3
 fi
-left=$(awk -v w="$WORK" '$3 ~ /^fuse/ && index($2, w) == 1 { print $2 }' /proc/mounts)
+left=$(mounts_under_root)
 if [[ -n $left ]]; then
     echo "SURPRISES:"; echo "  mounts left after SIGTERM: $left"; rc=3
 fi

@@ -46,6 +46,7 @@
 #   BENCH_COUNT (1): afterwards, one more untimed pass on scorpio (rfuse3 debug log) and on fuse-overlayfs
 #     (-d) that counts the FUSE requests of each phase, by opcode; 0 skips it
 #   SCORPIO_BIN  SCORPIO_LOG_LEVEL (info)
+# shellcheck disable=SC2016 # ('... "$1" ...' are scripts for bash -c, with their arguments)
 set -euo pipefail
 export LC_ALL=C
 
@@ -60,19 +61,10 @@ BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_COUNT=${BENCH_COUNT:-1}
 SCORPIO_LOG_LEVEL=${SCORPIO_LOG_LEVEL:-info}
 
-INVOKE_DIR=$PWD
-_self=${BASH_SOURCE[0]}
-[[ $_self == */* ]] && _self_dir=${_self%/*} || _self_dir=.
-REPO_DIR=$(cd "$_self_dir/.." && pwd)
 # shellcheck source=benches/lib.sh
-source "$_self_dir/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-say() { printf '%s\n' "$*" >&2; }
-die() { say "compare.sh: error: $*"; exit 1; }
-
-for v in BENCH_RUNS BENCH_JOBS BENCH_LOWER_FILES BENCH_TIMEOUT CMD_TIMEOUT; do
-    [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
-done
+need_posint BENCH_RUNS BENCH_JOBS BENCH_LOWER_FILES BENCH_TIMEOUT CMD_TIMEOUT
 ALL_FS=(native kernel-ovl fuse-overlayfs scorpio)
 FS_LIST=()
 IFS=', ' read -r -a _want <<<"$BENCH_FS"
@@ -86,20 +78,15 @@ done
 want_fs() { [[ " ${FS_LIST[*]} " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------------------------------------- tools
-missing=()
 tools=(tar cc make ar git timeout find du wc awk sed sort comm sha1sum cmp mktemp sync mount umount cp tail getconf)
 want_fs fuse-overlayfs && tools+=(fuse-overlayfs fusermount3 pgrep)
 want_fs scorpio && tools+=(curl fusermount3)
-for t in "${tools[@]}"; do
-    command -v "$t" >/dev/null 2>&1 || missing+=("$t")
-done
 # cmake is not used (libgit2 is built with a generated Makefile); say so when it is absent, as a note.
 command -v cmake >/dev/null 2>&1 || say "note: cmake is not installed; not needed (libgit2 is built with a generated Makefile)"
-((${#missing[@]} == 0)) || die "missing tool(s): ${missing[*]} (this script installs nothing; e.g. apt-get install build-essential git curl fuse3 fuse-overlayfs)"
-((BASH_VERSINFO[0] >= 5)) || die "bash >= 5 is needed (EPOCHREALTIME)"
+need_tools "this script installs nothing; e.g. apt-get install build-essential git curl fuse3 fuse-overlayfs" "${tools[@]}"
 [[ $(id -u) -eq 0 ]] || die "run as root: kernel overlayfs needs mount(2), and the FUSE mounts /dev/fuse"
 if want_fs fuse-overlayfs || want_fs scorpio; then
-    [[ -e /dev/fuse ]] || die "/dev/fuse does not exist (no FUSE in this kernel/container)"
+    need_fuse
 fi
 if want_fs kernel-ovl && ! grep -qw overlay /proc/filesystems; then
     modprobe overlay 2>/dev/null || true
@@ -109,6 +96,7 @@ fi
 # The C project: libgit2, as vendored by libgit2-sys (a dependency of this project).
 if [[ -z ${BENCH_SRC:-} ]]; then
     _reg=${CARGO_HOME:-$HOME/.cargo}/registry/src
+    # shellcheck disable=SC2012 # (sort -V: the newest version)
     BENCH_SRC=$(ls -d "$_reg"/*/libgit2-sys-*/libgit2 2>/dev/null | sort -V | tail -n 1 || true)
     [[ -n $BENCH_SRC ]] || die "no libgit2-sys-*/libgit2 under $_reg; run 'cargo fetch' in $REPO_DIR or set BENCH_SRC"
 fi
@@ -117,11 +105,7 @@ fi
     || die "$BENCH_SRC does not look like libgit2's source tree (with deps/zlib and src/cli)"
 
 if want_fs scorpio; then
-    if [[ -n ${SCORPIO_BIN:-} ]]; then
-        [[ $SCORPIO_BIN = /* ]] || SCORPIO_BIN=$INVOKE_DIR/$SCORPIO_BIN
-    else
-        SCORPIO_BIN=$REPO_DIR/target/release/scorpio
-    fi
+    scorpio_bin "$INVOKE_DIR"
     if [[ ! -x $SCORPIO_BIN ]]; then
         command -v cargo >/dev/null 2>&1 || die "no scorpio binary at $SCORPIO_BIN and no cargo to build it"
         say "no scorpio binary at $SCORPIO_BIN: building it (cargo build --release) ..."
@@ -131,155 +115,36 @@ if want_fs scorpio; then
 fi
 
 # ------------------------------------------------------------------------- processes, mounts, cleanup
-ROOT=
-SURPRISES=()
-
-# The device minor of the mount at $1 (the FUSE connection number), or empty.
-devminor_at() {
-    local want=$1 line found=
-    local re='^[0-9]+ [0-9]+ 0:([0-9]+) [^ ]+ ([^ ]+) '
-    while IFS= read -r line; do
-        if [[ $line =~ $re && ${BASH_REMATCH[2]} == "$want" ]]; then
-            found=${BASH_REMATCH[1]}
-        fi
-    done </proc/self/mountinfo
-    printf '%s' "$found"
-}
-
-# Aborts the FUSE connection of the mount at $1 (unsticks processes blocked on a hung daemon).
-fuse_abort() {
-    local minor
-    minor=$(devminor_at "$1")
-    [[ -n $minor ]] || return 0
-    if [[ ! -d /sys/fs/fuse/connections/$minor ]]; then
-        mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
-    fi
-    [[ -w /sys/fs/fuse/connections/$minor/abort ]] && echo 1 >"/sys/fs/fuse/connections/$minor/abort" 2>/dev/null || true
-}
-# Unmounts $1 whatever it is; lazily and after aborting a FUSE connection if need be. Bounded.
-unmount_any() {
-    local m=$1 t
-    t=$(fstype_at "$m")
-    [[ -n $t ]] || return 0
-    if [[ $t == fuse* ]]; then
-        timeout -k 2 "$BENCH_TIMEOUT" fusermount3 -u "$m" 2>/dev/null && [[ -z $(fstype_at "$m") ]] && return 0
-        fuse_abort "$m"
-        timeout -k 2 10 fusermount3 -uz "$m" 2>/dev/null || timeout -k 2 10 umount -l "$m" 2>/dev/null || true
-    else
-        timeout -k 2 "$BENCH_TIMEOUT" umount "$m" 2>/dev/null && [[ -z $(fstype_at "$m") ]] && return 0
-        timeout -k 2 10 umount -l "$m" 2>/dev/null || true
-    fi
-    [[ -z $(fstype_at "$m") ]]
-}
-
-DPID= DWS= DLOG= FOPID= COUNT_FILE=
-# Stops the scorpio daemon (SIGTERM, bounded wait, SIGKILL), then makes sure its workspace is gone.
-stop_daemon() {
-    local mode=${1:-} rc
-    [[ -n $DPID ]] || return 0
-    kill -TERM "$DPID" 2>/dev/null || true
-    reap "$DPID" "$BENCH_TIMEOUT"; rc=$REAPED
-    if [[ $rc == timeout ]]; then
-        [[ $mode == quiet ]] || surprise "scorpio (pid $DPID) did not exit within ${BENCH_TIMEOUT}s of SIGTERM; sent SIGKILL (log: $DLOG)"
-        fuse_abort "$DWS"
-        kill -KILL "$DPID" 2>/dev/null || true
-        reap "$DPID" 10
-    elif [[ $rc != 0 && $mode != quiet ]]; then
-        surprise "scorpio (pid $DPID) exited with status $rc after SIGTERM (expected 0); log: $DLOG"
-    fi
-    if [[ -n $DWS && -n $(fstype_at "$DWS") ]]; then
-        [[ $mode == quiet ]] || surprise "workspace $DWS still mounted after scorpio exited; detaching it"
-        unmount_any "$DWS" || true
-    fi
-    DPID= DWS=
-}
-
-# T <log> <cmd...>: runs a command under `timeout`, output to <log>, in the background while the
-# script waits for it (so that SIGINT/SIGTERM to the script are handled at once).
-CHILD=
-T() {
-    local log=$1 rc=0; shift
-    timeout -k 10 "$CMD_TIMEOUT" "$@" </dev/null >>"$log" 2>&1 &
-    CHILD=$!
-    wait "$CHILD" || rc=$?
-    CHILD=
-    return "$rc"
-}
-
+# The scorpio daemon of the current filesystem, its log; fuse-overlayfs -d of a counting pass; the
+# file a counting pass logs requests to.
+DPID='' DLOG='' FOPID='' COUNT_FILE=''
 LOGDIR=
-cleanup() {
-    local rc=$? m
-    set +e
-    trap - EXIT INT TERM
-    [[ -n $CHILD ]] && kill -TERM "$CHILD" 2>/dev/null && wait "$CHILD" 2>/dev/null
-    stop_daemon quiet
-    [[ -n $FOPID ]] && kill -TERM "$FOPID" 2>/dev/null
-    [[ -n $ROOT ]] || exit "$rc"
-    cd /
-    while read -r m; do
-        [[ -n $m ]] && unmount_any "$m"
-    done < <(mounts_under_root | sort -r)
-    if [[ $BENCH_KEEP == 1 ]]; then
-        say "kept $ROOT (BENCH_KEEP=1)"
-    elif [[ -n $(mounts_under_root) ]]; then
-        say "not removing $ROOT: something is still mounted under it: $(mounts_under_root | tr '\n' ' ')"
-    else
-        timeout 300 rm -rf --one-file-system "$ROOT"
-    fi
+before_cleanup() { [[ -z $FOPID ]] || kill -TERM "$FOPID" 2>/dev/null; }
+after_cleanup() {
     if [[ -n $LOGDIR && -d $LOGDIR ]]; then
-        if [[ $rc != 0 || ${#SURPRISES[@]} -gt 0 || $BENCH_KEEP == 1 ]]; then
+        if [[ $1 != 0 || ${#SURPRISES[@]} -gt 0 || $BENCH_KEEP == 1 ]]; then
             say "logs kept in $LOGDIR"
         else
             rm -rf "$LOGDIR"
         fi
     fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-mkdir -p "$BENCH_TMP"
-ROOT=$(mktemp -d "$BENCH_TMP/scorpio-compare.XXXXXX")
+install_cleanup
+make_root scorpio-compare
 chmod 755 "$ROOT"
-ROOT=$(cd "$ROOT" && pwd -P)
-[[ $ROOT =~ ^[A-Za-z0-9/._+-]+$ ]] || die "temp dir $ROOT has characters this script does not quote for mountinfo; set BENCH_TMP"
 # The logs live beside the temp root, so that they can be kept when something went wrong.
 LOGDIR=$(mktemp -d "$BENCH_TMP/scorpio-compare-logs.XXXXXX")
-mkfifo "$ROOT/.sleep"
-exec {SLEEP_FD}<>"$ROOT/.sleep"
 
-loadavg() { awk '{print $1" "$2" "$3}' /proc/loadavg; }
-# median <values...> (FAIL if any is FAIL; - if none)
-median() {
-    printf '%s\n' "$@" | sort -g | awk '
-        $0=="" {next}
-        $0=="FAIL" {fail=1; next}
-        {v[++n]=$0}
-        END {
-            if (fail) {print "FAIL"; exit}
-            if (!n) {print "-"; exit}
-            if (n%2) printf "%.6f\n", v[(n+1)/2]; else printf "%.6f\n", (v[n/2]+v[n/2+1])/2
-        }'
-}
 fmt() { awk -v t="$1" 'BEGIN{ if (t !~ /^[0-9.]+$/) {print t; exit}
                             if (t<1) printf "%.3fs", t; else if (t<10) printf "%.2fs", t; else if (t<100) printf "%.1fs", t; else printf "%.0fs", t }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="FAIL"||b=="FAIL"||a=="-"||b=="-"||b+0==0) {print "-"; exit} printf "%.2fx", a/b }'; }
 
 say "== scorpio compare: untar + build + find/du + rm of libgit2 on ${FS_LIST[*]} =="
-say "kernel:   $(uname -r);  cpus: $(nproc);  temp root: $ROOT ($(df -P "$ROOT" | awk 'NR==2{print $1}'))"
-if [[ -d /work ]] && [[ $(stat -c %d "$ROOT") != $(stat -c %d /work) ]]; then
-    say "note:     the temp root is not on the filesystem of /work; set BENCH_TMP to compare like with like"
-fi
+say "kernel:   $(uname -r);  cpus: $(nproc);  temp root: $ROOT ($(root_device))"
+note_disk
 say "source:   $BENCH_SRC"
 say "compiler: $(cc --version | head -n 1);  make -j$BENCH_JOBS"
 want_fs fuse-overlayfs && say "fuse-overlayfs: $(fuse-overlayfs --version 2>&1 | awk '/fuse-overlayfs: version/{print $3}')"
-if want_fs scorpio; then
-    _stale=
-    [[ -d $REPO_DIR/src && -n $(find "$REPO_DIR/src" -newer "$SCORPIO_BIN" -type f -print -quit 2>/dev/null) ]] \
-        && _stale=", OLDER than some file in src/: rebuild with cargo build --release"
-    say "scorpio:  $SCORPIO_BIN (built $(date -u -r "$SCORPIO_BIN" +%FT%TZ)$_stale; tree $(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$REPO_DIR" && [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]] && echo ', dirty' || true)); log_level $SCORPIO_LOG_LEVEL"
-fi
+want_fs scorpio && say "scorpio:  $SCORPIO_BIN ($(scorpio_provenance)); log_level $SCORPIO_LOG_LEVEL"
 LOAD_START=$(loadavg)
 say "load:     $LOAD_START (1/5/15 min) at start; this machine may be shared: expect noise"
 
@@ -372,31 +237,18 @@ README_OID=$(git hash-object "$BENCH_SRC/README.md")
 # The scorpio repository: work/ holds the lower tree.
 if want_fs scorpio; then
     REPO=$ROOT/repo
-    git init -q -b main "$REPO"
+    mkdir -p "$REPO"
     cp -a "$LOWER" "$REPO/work"
-    git -C "$REPO" add -A
-    git -C "$REPO" -c user.name=Bench -c user.email=bench@example.com commit -q -m "lower tree for compare.sh"
+    commit_dir "$REPO" "lower tree for compare.sh"
     [[ $(git -C "$REPO" ls-files | wc -l) == "$NLOWER" ]] || die "the scorpio repository does not hold all $NLOWER lower files"
 fi
 sync
 
 # -------------------------------------------------------------------------- filesystem set-up/teardown
-free_port() {
-    local p hex i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40000))
-        printf -v hex '%04X' "$p"
-        if ! awk -v h=":$hex" '$2 ~ h"$" {f=1} END{exit !f}' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-            printf '%s' "$p"; return 0
-        fi
-    done
-    die "no free TCP port found"
-}
-
 # setup_fs <fs> <dir>: makes <dir> and mounts/prepares the filesystem there; sets WD (the writable
 # directory holding the lower tree). Returns non-zero (after a surprise) if it could not.
 setup_fs() {
-    local fs=$1 d=$2 t deadline port out code level
+    local fs=$1 d=$2 t port level rc=0
     FS_DAEMON_PID=
     mkdir -p "$d"
     case $fs in
@@ -420,12 +272,7 @@ setup_fs() {
             fuse-overlayfs -d -o "lowerdir=$LOWER,upperdir=$d/upper,workdir=$d/work" "$d/merged" </dev/null \
                 > >(grep --line-buffered -oE 'opcode: [A-Z_0-9]+' | sed -u 's/^opcode: //' >"$COUNT_FILE") 2>&1 &
             FOPID=$!
-            deadline=$((${EPOCHREALTIME%.*} + BENCH_TIMEOUT))
-            until [[ $(fstype_at "$d/merged") == fuse* ]]; do
-                kill -0 "$FOPID" 2>/dev/null && ((${EPOCHREALTIME%.*} < deadline)) \
-                    || { surprise "fuse-overlayfs -d did not mount $d/merged"; return 1; }
-                nap 0.01
-            done
+            wait_fuse_mount "$FOPID" "$d/merged" 0.01 || { surprise "fuse-overlayfs -d did not mount $d/merged"; return 1; }
         elif ! timeout "$BENCH_TIMEOUT" fuse-overlayfs \
             -o "lowerdir=$LOWER,upperdir=$d/upper,workdir=$d/work" "$d/merged" >"$LOGDIR/$RUNTAG-mount.log" 2>&1; then
             surprise "fuse-overlayfs mount failed: $(tail -n 3 "$LOGDIR/$RUNTAG-mount.log")"
@@ -447,51 +294,32 @@ setup_fs() {
         port=$(free_port)
         level=$SCORPIO_LOG_LEVEL
         [[ -n $COUNT_FILE ]] && level="info,rfuse3=debug"
-        cat >"$d/scorpio.toml" <<EOF
-remote = "$REPO"
-workspace = "$d/ws"
-store_path = "$d/store"
-http_addr = "127.0.0.1:$port"
-log_level = "$level"
-EOF
-        DLOG=$LOGDIR/$RUNTAG-scorpio.log
+        scorpio_config "$d/scorpio.toml" "$REPO" "$d/ws" "$d/store" "$port" "$level"
         if [[ -n $COUNT_FILE ]]; then
             # rfuse3's debug log is ~1.5 kB per request: keep only the opcodes, what lookups answered
             # (an entry, with its nodeid: 0 is a cacheable negative entry) and warnings/errors.
-            "$SCORPIO_BIN" -c "$d/scorpio.toml" </dev/null \
-                > >(grep --line-buffered -oE 'opcode=FUSE_[A-Z_0-9]+|lookup response fuse_entry_out \{ nodeid: [0-9]+| (WARN|ERROR) .*' \
-                    >"$COUNT_FILE") 2>&1 &
             DLOG=$COUNT_FILE
+            launch_scorpio "$d/scorpio.toml" "$d/ws" - \
+                > >(grep --line-buffered -oE 'opcode=FUSE_[A-Z_0-9]+|lookup response fuse_entry_out \{ nodeid: [0-9]+| (WARN|ERROR) .*' \
+                    >"$COUNT_FILE")
+            daemon_started "$DPID" "$d/ws" "$DLOG"   # (the log to name in messages)
         else
-            "$SCORPIO_BIN" -c "$d/scorpio.toml" </dev/null >"$DLOG" 2>&1 &
+            DLOG=$LOGDIR/$RUNTAG-scorpio.log
+            launch_scorpio "$d/scorpio.toml" "$d/ws" "$DLOG"
         fi
-        DPID=$! DWS=$d/ws
-        deadline=$((${EPOCHREALTIME%.*} + BENCH_TIMEOUT))
-        while :; do
-            t=$(fstype_at "$d/ws")
-            [[ $t == fuse* ]] && break
-            if ! kill -0 "$DPID" 2>/dev/null; then
-                reap "$DPID" 1
-                surprise "scorpio exited (status $REAPED) before mounting $d/ws; log $DLOG: $(tail -n 5 "$DLOG" | tr '\n' ' ')"
-                DPID= DWS=
-                return 1
-            fi
-            if ((${EPOCHREALTIME%.*} >= deadline)); then
-                surprise "no FUSE mount at $d/ws ${BENCH_TIMEOUT}s after starting scorpio; log $DLOG"
-                return 1
-            fi
-            nap 0.01
-        done
-        # The HTTP API may come up a moment after the mount: retry the mount request briefly.
-        code=
-        for ((t = 0; t < 50; t++)); do
-            out=$(curl -sS -m "$BENCH_TIMEOUT" -o "$d/mount.json" -w '%{http_code}' -X POST \
-                "http://127.0.0.1:$port/api/fs/mount" -H 'content-type: application/json' \
-                -d '{"path":"work"}' 2>&1) && code=$out && break
-            nap 0.1
-        done
-        if [[ $code != 200 ]] || ! grep -q '"Success"' "$d/mount.json" 2>/dev/null; then
-            surprise "POST /api/fs/mount {\"path\":\"work\"} failed (HTTP ${code:-none}): $(cat "$d/mount.json" 2>/dev/null) ${out:-}"
+        wait_fuse_mount "$DPID" "$d/ws" 0.01 || rc=$?
+        if ((rc == 1)); then
+            reap "$DPID" 1
+            surprise "scorpio exited (status $REAPED) before mounting $d/ws; log $DLOG: $(tail -n 5 "$DLOG" | tr '\n' ' ')"
+            daemon_forget "$DPID"
+            DPID=
+            return 1
+        elif ((rc != 0)); then
+            surprise "no FUSE mount at $d/ws ${BENCH_TIMEOUT}s after starting scorpio; log $DLOG"
+            return 1
+        fi
+        if ! api_mount "$port" work "$d/mount.json"; then
+            surprise "POST /api/fs/mount {\"path\":\"work\"} failed (HTTP ${API_CODE:-none}): $(cat "$d/mount.json" 2>/dev/null) $API_ERR"
             return 1
         fi
         WD=$d/ws/work
@@ -517,7 +345,8 @@ teardown_fs() {
         ;;
     scorpio)
         [[ -n $DPID ]] && ! kill -0 "$DPID" 2>/dev/null && surprise "scorpio (pid $DPID) died during the workload; log $DLOG"
-        stop_daemon
+        stop_daemon "$DPID"
+        DPID=
         if [[ -z $COUNT_FILE && -f $DLOG ]]; then
             local nw ne
             nw=$(grep -c ' WARN ' "$DLOG" || true) ne=$(grep -c ' ERROR ' "$DLOG" || true)
@@ -563,7 +392,7 @@ phase() {
     d0=$(daemon_ticks)
     times >"$ROOT/.times0"
     t0=$EPOCHREALTIME
-    T "$log" "$@" || rc=$?
+    T --log "$log" "$@" || rc=$?
     t1=$EPOCHREALTIME
     times >"$ROOT/.times1"
     d1=$(daemon_ticks)
@@ -595,14 +424,14 @@ run_workload() {
     la0=$(loadavg)
     # 1. untar
     phase "$fs" "$run" untar bash -c 'cd "$1" && tar -xf "$2"' _ "$WD" "$TAR" || return 0
-    T "$LOGDIR/$RUNTAG-check.log" sync || true
+    T --log "$LOGDIR/$RUNTAG-check.log" sync || true
     if ! (cd "$WD" && timeout -k 5 "$CMD_TIMEOUT" tar -df "$TAR") >"$LOGDIR/$RUNTAG-tardiff.log" 2>&1; then
         surprise "$fs (run $run): the extracted tree differs from the tarball (tar -d): $(head -n 5 "$LOGDIR/$RUNTAG-tardiff.log" | tr '\n' '|')"
     fi
     check_count "$fs" "$run" untar "$WD" "$EXP_UNTAR"
     # 2. build
     if phase "$fs" "$run" build make -C "$WD/libgit2" -f "$MK" -j"$BENCH_JOBS"; then
-        T "$LOGDIR/$RUNTAG-check.log" sync || true
+        T --log "$LOGDIR/$RUNTAG-check.log" sync || true
         sums=$(cd "$WD/libgit2/build" && timeout -k 5 "$BENCH_TIMEOUT" sha1sum libgit2.a git2 2>&1 | awk '{print $1}' | tr '\n' ' ') || true
         SUMS[$fs,$run]=$sums
         n=$(count_files "$WD/libgit2/build" 2>/dev/null) || n="?"
@@ -617,7 +446,7 @@ run_workload() {
     DUS[$fs,$run]=$(awk '{print $2}' <<<"$line")
     # 4. rm -rf of the build directory
     phase "$fs" "$run" rm-rf rm -rf "$WD/libgit2/build" || true
-    T "$LOGDIR/$RUNTAG-check.log" sync || true
+    T --log "$LOGDIR/$RUNTAG-check.log" sync || true
     timeout -k 2 "$BENCH_TIMEOUT" test -e "$WD/libgit2/build" && surprise "$fs (run $run): libgit2/build still exists after rm -rf"
     check_count "$fs" "$run" rm-rf "$WD" "$EXP_RM"
     n=$(count_files "$WD/notes" 2>/dev/null) || n="?"
@@ -637,7 +466,7 @@ for ((run = 1; run <= BENCH_RUNS; run++)); do
         RUNTAG=$fs-run$run
         d=$ROOT/$RUNTAG
         say "[run $run/$BENCH_RUNS] $fs: load $(loadavg)"
-        T "$LOGDIR/$RUNTAG-check.log" sync || true
+        T --log "$LOGDIR/$RUNTAG-check.log" sync || true
         if setup_fs "$fs" "$d"; then
             run_workload "$fs" "$run" "$d"
         else
@@ -681,17 +510,17 @@ for fs in "${COUNT_FS[@]}"; do
     RUNTAG=count-$fs d=$ROOT/count-$fs
     COUNT_FILE=$LOGDIR/$RUNTAG-requests.log
     say "[count] $fs: counting FUSE requests per phase (untimed)"
-    T "$LOGDIR/$RUNTAG-check.log" sync || true
+    T --log "$LOGDIR/$RUNTAG-check.log" sync || true
     if setup_fs "$fs" "$d"; then
-        mark() { nap 0.5; stat -c %s "$COUNT_FILE"; }
+        mark() { log_offset 0.5 "$COUNT_FILE"; }
         m0=$(mark)
         for p in "${PHASES[@]}"; do
             rc=0
             case $p in
-            untar) T "$LOGDIR/$RUNTAG-$p.log" bash -c 'cd "$1" && tar -xf "$2"' _ "$WD" "$TAR" || rc=$? ;;
-            build) T "$LOGDIR/$RUNTAG-$p.log" make -C "$WD/libgit2" -f "$MK" -j"$BENCH_JOBS" || rc=$? ;;
-            find+du) T "$LOGDIR/$RUNTAG-$p.log" bash -c 'cd "$1" && find . -type f | wc -l && du -s .' _ "$WD" || rc=$? ;;
-            rm-rf) T "$LOGDIR/$RUNTAG-$p.log" rm -rf "$WD/libgit2/build" || rc=$? ;;
+            untar) T --log "$LOGDIR/$RUNTAG-$p.log" bash -c 'cd "$1" && tar -xf "$2"' _ "$WD" "$TAR" || rc=$? ;;
+            build) T --log "$LOGDIR/$RUNTAG-$p.log" make -C "$WD/libgit2" -f "$MK" -j"$BENCH_JOBS" || rc=$? ;;
+            find+du) T --log "$LOGDIR/$RUNTAG-$p.log" bash -c 'cd "$1" && find . -type f | wc -l && du -s .' _ "$WD" || rc=$? ;;
+            rm-rf) T --log "$LOGDIR/$RUNTAG-$p.log" rm -rf "$WD/libgit2/build" || rc=$? ;;
             esac
             ((rc == 0)) || surprise "$fs (counting pass): phase '$p' failed (status $rc); log $LOGDIR/$RUNTAG-$p.log"
             m1=$(mark)
@@ -732,7 +561,7 @@ for fs in "${FS_LIST[@]}"; do
 done
 EXP_FIND=
 # (the build directory already held the NSTALE lower files; the build adds the rest of what it holds)
-[[ -n ${REFN[buildout]:-} ]] && EXP_FIND=$((EXP_UNTAR - NSTALE + ${REFN[buildout]}))
+[[ -n ${REFN[buildout]:-} ]] && EXP_FIND=$((EXP_UNTAR - NSTALE + REFN[buildout]))
 for fs in "${FS_LIST[@]}"; do
     for ((run = 1; run <= BENCH_RUNS; run++)); do
         n=${NFILES[$fs,find,$run]:-}
@@ -815,9 +644,4 @@ if ((${#COUNT_FS[@]})); then
         done
     done
 fi
-if ((${#SURPRISES[@]})); then
-    echo
-    echo "SURPRISES:"
-    printf '  - %s\n' "${SURPRISES[@]}"
-    exit 3
-fi
+exit_with_surprises

@@ -46,159 +46,58 @@ BENCH_KEEP=${BENCH_KEEP:-0}
 # A generous bound for any single benchmark command (hyperfine series, clones): never hang forever.
 CMD_TIMEOUT=${BENCH_CMD_TIMEOUT:-900}
 
-INVOKE_DIR=$PWD
-_self=${BASH_SOURCE[0]}
-[[ $_self == */* ]] && _self_dir=${_self%/*} || _self_dir=.
-REPO_DIR=$(cd "$_self_dir/.." && pwd)
 # shellcheck source=benches/lib.sh
-source "$_self_dir/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-say() { printf '%s\n' "$*" >&2; }
-die() { say "readonly.sh: error: $*"; exit 1; }
-
-for v in BENCH_FILES BENCH_BIG_MB BENCH_STAT BENCH_CAT BENCH_RUNS BENCH_FIRST_RUNS BENCH_TIMEOUT CMD_TIMEOUT; do
-    [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
-done
+need_posint BENCH_FILES BENCH_BIG_MB BENCH_STAT BENCH_CAT BENCH_RUNS BENCH_FIRST_RUNS BENCH_TIMEOUT CMD_TIMEOUT
 
 # ---------------------------------------------------------------------------------------------- tools
-missing=()
-for t in git hyperfine python3 curl fusermount3 timeout xargs cat cmp awk sed grep sort wc df stat mkfifo mktemp dirname date; do
-    command -v "$t" >/dev/null 2>&1 || missing+=("$t")
-done
-if ((${#missing[@]})); then
-    die "missing tool(s): ${missing[*]} (install them, e.g. apt-get install hyperfine fuse3 git python3 coreutils findutils diffutils gawk)"
-fi
+need_tools "install them, e.g. apt-get install hyperfine fuse3 git python3 coreutils findutils diffutils gawk" \
+    git hyperfine python3 curl fusermount3 timeout xargs cat cmp awk sed grep sort wc df stat mkfifo mktemp dirname date
 # The real interpreter: a pyenv/asdf shim would add ~150 ms of startup to every timed python run.
 PY=$(python3 -c 'import sys; print(sys.executable)')
 [[ -x $PY ]] || die "cannot find the python3 interpreter behind 'python3'"
-[[ -e /dev/fuse ]] || die "/dev/fuse does not exist (no FUSE in this kernel/container)"
-((BASH_VERSINFO[0] >= 5)) || die "bash >= 5 is needed (EPOCHREALTIME)"
+need_fuse
 [[ $(id -u) -eq 0 ]] || say "note: not running as root; the mount relies on fusermount3 and may fail"
 
-if [[ -n ${SCORPIO_BIN:-} ]]; then
-    [[ $SCORPIO_BIN = /* ]] || SCORPIO_BIN=$INVOKE_DIR/$SCORPIO_BIN
-else
-    SCORPIO_BIN=$REPO_DIR/target/release/scorpio
-fi
+scorpio_bin "$INVOKE_DIR"
 [[ -x $SCORPIO_BIN ]] || die "no scorpio binary at $SCORPIO_BIN; build it first: (cd $REPO_DIR && cargo build --release)"
 
 # ------------------------------------------------------------------------- processes, mounts, cleanup
-ROOT=                     # the temp root (set below, once cleanup is defined)
-declare -A DAEMON_WS=()   # pid -> workspace of every daemon we started and have not reaped
-declare -A DAEMON_LOG=()  # pid -> its log file
-SURPRISES=()              # things that went wrong or looked odd; printed at the end
-
-# Stops the daemon $1 (SIGTERM, bounded wait, SIGKILL), then makes sure its workspace is unmounted.
-# With $2 = quiet, a non-zero exit is not reported (cleanup after an error).
-stop_daemon() {
-    local pid=$1 mode=${2:-} ws=${DAEMON_WS[$1]:-} rc
-    kill -TERM "$pid" 2>/dev/null || true
-    reap "$pid" "$BENCH_TIMEOUT"; rc=$REAPED
-    if [[ $rc == timeout ]]; then
-        [[ $mode == quiet ]] || surprise "daemon $pid did not exit within ${BENCH_TIMEOUT}s of SIGTERM (workspace $ws); sent SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        reap "$pid" 10
-    elif [[ $rc != 0 && $mode != quiet ]]; then
-        surprise "daemon $pid exited with status $rc after SIGTERM (expected 0); log: ${DAEMON_LOG[$pid]:-?}"
-    fi
-    unset "DAEMON_WS[$pid]"
-    if [[ -n $ws ]] && [[ -n $(fstype_at "$ws") ]]; then
-        [[ $mode == quiet ]] || surprise "workspace $ws still mounted after the daemon exited; detaching it"
-        fusermount3 -uz "$ws" 2>/dev/null || umount -l "$ws" 2>/dev/null || true
-    fi
-}
-
-# T <cmd...>: runs a command under `timeout`, in the background while the script waits for it, so
-# that a SIGTERM/SIGINT to the script is handled at once (bash defers traps while a foreground
-# child runs) and cleanup can stop the command. `T --stdin FILE cmd...` feeds FILE as its stdin (an
-# asynchronous command's stdin is otherwise /dev/null).
-CHILD= BGPIDS=()
-T() {
-    local rc=0 in=/dev/null
-    if [[ $1 == --stdin ]]; then in=$2; shift 2; fi
-    timeout -k 10 "$CMD_TIMEOUT" "$@" <"$in" &
-    CHILD=$!
-    wait "$CHILD" || rc=$?
-    CHILD=
-    return "$rc"
-}
-
-cleanup() {
-    local rc=$? pid m
-    set +e
-    trap - EXIT INT TERM
-    [[ -n $CHILD ]] && kill -TERM "$CHILD" 2>/dev/null && wait "$CHILD" 2>/dev/null
+BGPIDS=()   # background processes besides T's command (the repository generator)
+before_cleanup() {
+    local pid
     for pid in "${BGPIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${!DAEMON_WS[@]}"; do stop_daemon "$pid" quiet; done
-    [[ -n $ROOT ]] || exit "$rc"
-    while read -r m; do
-        [[ -n $m ]] && { fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; }
-    done < <(mounts_under_root | sort -r)
-    if [[ $BENCH_KEEP == 1 ]]; then
-        say "kept $ROOT (BENCH_KEEP=1)"
-    elif [[ -n $(mounts_under_root) ]]; then
-        say "not removing $ROOT: something is still mounted under it"
-    else
-        rm -rf --one-file-system "$ROOT"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-mkdir -p "$BENCH_TMP"
-ROOT=$(mktemp -d "$BENCH_TMP/scorpio-bench.XXXXXX")
-ROOT=$(cd "$ROOT" && pwd -P)
-[[ $ROOT =~ ^[A-Za-z0-9/._+-]+$ ]] || die "temp dir $ROOT has characters this script does not quote for mountinfo; set BENCH_TMP"
+install_cleanup
+make_root scorpio-bench
 LOGDIR=$ROOT/logs
 mkdir -p "$LOGDIR"
-mkfifo "$ROOT/.sleep"
-exec {SLEEP_FD}<>"$ROOT/.sleep"
 
 declare -A CFG_WS=() CFG_PORT=()
 # config_daemon <name> <store> <workspace> <log_level>: writes $ROOT/<name>.toml (free port, empty
 # workspace). Kept apart from launch_daemon so that none of this is inside a timed region.
 config_daemon() {
     local name=$1 store=$2 ws=$3 level=$4 port
-    port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    port=$(free_port)
     mkdir -p "$ws"
-    cat >"$ROOT/$name.toml" <<EOF
-remote = "$BARE"
-workspace = "$ws"
-store_path = "$store"
-http_addr = "127.0.0.1:$port"
-log_level = "$level"
-EOF
+    scorpio_config "$ROOT/$name.toml" "$BARE" "$ws" "$store" "$port" "$level"
     CFG_WS[$name]=$ws CFG_PORT[$name]=$port
 }
 # launch_daemon <name>: starts scorpio on $ROOT/<name>.toml in the background; sets DPID, DPORT.
 launch_daemon() {
-    local name=$1
-    "$SCORPIO_BIN" -c "$ROOT/$name.toml" >"$LOGDIR/$name.log" 2>&1 &
-    DPID=$!
-    DAEMON_WS[$DPID]=${CFG_WS[$name]}
-    DAEMON_LOG[$DPID]=$LOGDIR/$name.log
-    DPORT=${CFG_PORT[$name]}
+    launch_scorpio "$ROOT/$1.toml" "${CFG_WS[$1]}" "$LOGDIR/$1.log"
+    DPORT=${CFG_PORT[$1]}
 }
 start_daemon() { config_daemon "$@"; launch_daemon "$1"; }
-# wait_mount <pid> <workspace>: polls mountinfo (no forks) until a fuse* mount is at the workspace.
+# wait_mount <pid> <workspace>: waits for the daemon's mount, else dies with its log's tail.
 wait_mount() {
-    local pid=$1 ws=$2 deadline t
-    deadline=$(awk -v n="$EPOCHREALTIME" -v l="$BENCH_TIMEOUT" 'BEGIN{printf "%d", n+l}')
-    while :; do
-        t=$(fstype_at "$ws")
-        [[ $t == fuse* ]] && return 0
-        if ! kill -0 "$pid" 2>/dev/null; then
-            say "---- daemon log (${DAEMON_LOG[$pid]}) ----"; tail -n 30 "${DAEMON_LOG[$pid]}" >&2
-            die "the daemon (pid $pid) exited before mounting $ws"
-        fi
-        if ((${EPOCHREALTIME%.*} >= deadline)); then
-            say "---- daemon log (${DAEMON_LOG[$pid]}) ----"; tail -n 30 "${DAEMON_LOG[$pid]}" >&2
-            die "no FUSE mount at $ws after ${BENCH_TIMEOUT}s"
-        fi
-        nap 0.002
-    done
+    local pid=$1 ws=$2 rc=0
+    wait_fuse_mount "$pid" "$ws" 0.002 || rc=$?
+    ((rc != 0)) || return 0
+    say "---- daemon log (${DAEMON_LOG[$pid]}) ----"; tail -n 30 "${DAEMON_LOG[$pid]}" >&2
+    ((rc != 1)) || die "the daemon (pid $pid) exited before mounting $ws"
+    die "no FUSE mount at $ws after ${BENCH_TIMEOUT}s"
 }
 
 # ------------------------------------------------------------------------------------------ helper.py
@@ -313,9 +212,6 @@ def cmd_verify(lst, catlst, mnt, plain, wide):
 def cmd_hmedian(js):
     print("%.9f" % json.load(open(js))["results"][0]["median"])
 
-def cmd_median(*vals):
-    print("%.9f" % statistics.median(float(v) for v in vals))
-
 def cmd_loopmedian(logf, n):
     vals = [float(x) for x in open(logf).read().split()][-int(n):]
     print("%.9f" % statistics.median(vals))
@@ -371,7 +267,6 @@ if __name__ == "__main__":
      "evict": lambda: cmd_evict(*args),
      "verify": lambda: cmd_verify(*args),
      "hmedian": lambda: cmd_hmedian(*args),
-     "median": lambda: cmd_median(*args),
      "loopmedian": lambda: cmd_loopmedian(*args),
      "count": lambda: cmd_count(*args),
      "summary": lambda: cmd_summary(*args)}[cmd]()
@@ -390,11 +285,9 @@ hf() {
 }
 
 say "== scorpio read-only benchmark =="
-say "binary:   $SCORPIO_BIN (built $(date -u -r "$SCORPIO_BIN" +%FT%TZ); tree $(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$REPO_DIR" && [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]] && echo ', dirty tree' || true))"
-say "kernel:   $(uname -r);  temp root: $ROOT ($(df -P "$ROOT" | awk 'NR==2{print $1}'))"
-if [[ -d /work ]] && [[ $(stat -c %d "$ROOT") != $(stat -c %d /work) ]]; then
-    say "note:     the temp root is not on the filesystem of /work; set BENCH_TMP to compare like with like"
-fi
+say "binary:   $SCORPIO_BIN ($(scorpio_provenance))"
+say "kernel:   $(uname -r);  temp root: $ROOT ($(root_device))"
+note_disk
 say "files:    $BENCH_FILES + wide/ ($BENCH_WIDE) + big/blob.bin (${BENCH_BIG_MB} MB)"
 # Some VMs run DAMON with a `pageout` scheme, which evicts page cache that was idle for a few seconds:
 # then "warm" is not quite warm (on both sides), and the FUSE side pays READ round trips to refill it.
@@ -524,10 +417,8 @@ pair "read ${BENCH_BIG_MB}MB cached" "$ROOT/big-scorpio.json" "$ROOT/big-plain.j
 # ------------------------------------------------------------------- 7. status with 10 changes
 # The whole repository made writable, the same 10 changes (9 files modified across the tree, 1 added)
 # on both sides; then `git status` in the checkout against Scorpio's status (over HTTP, and the CLI).
-if ! curl -fsS -X POST -H 'content-type: application/json' -d '{"path":"/"}' \
-    "http://127.0.0.1:$DPORT/api/fs/mount" >"$LOGDIR/mount-rw.json" 2>&1; then
-    die "POST /api/fs/mount {\"path\":\"/\"} failed: $(cat "$LOGDIR/mount-rw.json")"
-fi
+api_mount "$DPORT" / "$LOGDIR/mount-rw.json" \
+    || die "POST /api/fs/mount {\"path\":\"/\"} failed (HTTP ${API_CODE:-none}): $(cat "$LOGDIR/mount-rw.json" 2>/dev/null) $API_ERR"
 grep -v -e '^big/' -e '^wide/' "$ALL" | awk -v n="$BENCH_FILES" 'NR % int(n / 9) == 1 && c < 9 {print; c++}' >"$ROOT/changed.list"
 ADDED=$(dirname "$(head -n 1 "$ROOT/changed.list")")/added-by-bench.txt
 for root in "$MNT" "$PLAIN"; do
@@ -609,7 +500,7 @@ for ((i = 1; i <= BENCH_FIRST_RUNS; i++)); do
     say "    run $i: scorpio ${S_T[-1]}s  git clone ${C_T[-1]}s  sparse blobless ${P_T[-1]}s"
 done
 printf 'first\tfirst read %dk repo\t%s\t%s\t%s\n' $(((BENCH_FILES + 500) / 1000)) \
-    "$("$PY" "$H" median "${S_T[@]}")" "$("$PY" "$H" median "${C_T[@]}")" "$("$PY" "$H" median "${P_T[@]}")" >>"$RESULTS"
+    "$(median "${S_T[@]}")" "$(median "${C_T[@]}")" "$(median "${P_T[@]}")" >>"$RESULTS"
 
 # ------------------------------------------------------------------ FUSE requests of warm workloads
 COUNTS=()
@@ -618,7 +509,7 @@ if [[ $BENCH_COUNT == 1 ]]; then
     start_daemon count "$ROOT/store" "$MNT" "info,rfuse3=debug"
     CPID=$DPID CLOG=${DAEMON_LOG[$DPID]}
     wait_mount "$CPID" "$MNT"
-    mark() { nap 0.3; stat -c %s "$CLOG"; }   # let asynchronous requests (RELEASE) land first
+    mark() { log_offset 0.3 "$CLOG"; }
     counted() { # <label> <command...>: runs the command, counts the requests it caused
         local label=$1 m; shift
         m=$(mark)
@@ -652,9 +543,4 @@ if ((${#COUNTS[@]})); then
     echo "(counted from the rfuse3 debug log; ideally 0 for every stat and warm listing):"
     printf '  %s\n' "${COUNTS[@]}"
 fi
-if ((${#SURPRISES[@]})); then
-    echo
-    echo "SURPRISES:"
-    printf '  - %s\n' "${SURPRISES[@]}"
-    exit 3
-fi
+exit_with_surprises
