@@ -4,8 +4,10 @@
 //! directories they sit in), never walked as a whole, so `status` costs what was changed, not
 //! what the repository holds.
 
+pub mod change;
 pub mod commit;
 pub mod diff;
+pub mod loose;
 pub mod names;
 pub mod push;
 pub mod scan;

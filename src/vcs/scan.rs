@@ -26,8 +26,8 @@ use rustix::io::Errno;
 use sha1::{Digest, Sha1};
 use tokio::runtime::Handle;
 
-use super::commit::LooseBlob;
-use super::status::{Change, ChangeKind, GitEntry};
+use super::change::{Change, ChangeKind, GitEntry};
+use super::loose::LooseBlob;
 use super::VcsError;
 use crate::dicfuse::Dicfuse;
 use crate::overlay::whiteout;
