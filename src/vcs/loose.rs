@@ -25,8 +25,8 @@ pub(super) fn remove_temporaries(objects: &Path) {
 /// A blob written as a loose object (zlib of `blob <len>\0` and the content) into a temporary
 /// file of the repository's `objects` directory while the scan reads and hashes the file: the
 /// content of a large file is written once, never held in memory, and needs no more disk than
-/// its object. Dropped before [`super::commit::Writer::place_loose`] (the file changed while
-/// read, or it was not a change after all), it is removed.
+/// its object. Dropped before the commit's `Writer::place_loose` (the file changed while read,
+/// or it was not a change after all), it is removed.
 pub struct LooseBlob {
     out: flate2::write::ZlibEncoder<tempfile::NamedTempFile>,
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use super::change::{Change, ChangeKind, GitEntry};
-use super::VcsError;
+use super::error::VcsError;
 use crate::dicfuse::Dicfuse;
 pub use crate::remote::object::hash_file;
 

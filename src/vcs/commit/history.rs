@@ -2,7 +2,7 @@
 //! many commits are ahead of it.
 
 use crate::remote::Oid;
-use crate::vcs::VcsError;
+use crate::vcs::error::VcsError;
 
 /// The local commit history of a workspace: where it stands relative to its base.
 pub struct History {

@@ -1,7 +1,7 @@
 //! Conversions between Scorpio's object ids and entry kinds and git2's.
 
 use crate::remote::{EntryKind, Oid};
-use crate::vcs::VcsError;
+use crate::vcs::error::VcsError;
 
 /// The git2 id of our id.
 pub(super) fn git_oid(o: Oid) -> Result<git2::Oid, VcsError> {

@@ -28,9 +28,9 @@ pub use writer::Writer;
 use ids::git_oid;
 
 use super::change::Change;
+use super::error::VcsError;
 use super::names::quote_path;
 use super::scan::{Content, Sink, Want};
-use super::VcsError;
 use crate::remote::Oid;
 
 /// Who a commit is by.

@@ -2,7 +2,7 @@
 
 use super::ids::{git_oid, our_oid};
 use crate::remote::Oid;
-use crate::vcs::VcsError;
+use crate::vcs::error::VcsError;
 
 /// A pack of the objects Scorpio made for the commits from `head` back to (not including)
 /// `base`: those commits, and the trees and blobs they reach that this repository holds (the

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use crate::vcs::error::VcsError;
 use crate::vcs::loose::remove_temporaries;
-use crate::vcs::VcsError;
 
 /// The local repository commits are written to. Only this daemon uses it (the store's sled
 /// database is locked for one process), so lock files found at start are what a crash left, and

@@ -12,8 +12,8 @@ use crate::dicfuse::Dicfuse;
 use crate::remote::{EntryKind, Oid};
 use crate::store::ROOT_INO;
 use crate::vcs::change::{Change, ChangeKind};
+use crate::vcs::error::VcsError;
 use crate::vcs::names::quote_path;
-use crate::vcs::VcsError;
 
 /// A change placed in the tree of changed paths.
 #[derive(Default)]

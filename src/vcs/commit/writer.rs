@@ -6,8 +6,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use crate::vcs::error::VcsError;
 use crate::vcs::loose::{remove_temporaries, LooseBlob};
-use crate::vcs::VcsError;
 
 /// Writes objects into the staging repository, remembering the ones it created, so that a
 /// commit that fails takes back everything it wrote (nothing is left to fill the disk).
@@ -76,7 +76,7 @@ impl<'r> Writer<'r> {
         }
         let what = format!("blob {oid}");
         let failed = |e: std::io::Error| {
-            if crate::vcs::is_no_space(&e) {
+            if crate::vcs::error::is_no_space(&e) {
                 VcsError::NoSpace(format!("writing {what} to the staging repository: {e}"))
             } else {
                 VcsError::Lower(format!("writing {what}: {e}"))

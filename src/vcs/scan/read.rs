@@ -15,8 +15,8 @@ use sha1::{Digest, Sha1};
 use crate::overlay::whiteout;
 use crate::remote::object::hash_blob_at;
 use crate::remote::{EntryKind, ObjectKind, Oid};
+use crate::vcs::error::VcsError;
 use crate::vcs::loose::LooseBlob;
-use crate::vcs::VcsError;
 
 /// Reads of one entry before it counts as changing faster than it can be read.
 const ATTEMPTS: u32 = 40;
@@ -107,7 +107,7 @@ impl Fault {
         match self {
             Fault::Io(source) => VcsError::Read { path, source },
             Fault::Unstable => VcsError::Unstable(path),
-            Fault::Spool(e) if crate::vcs::is_no_space(&e) => {
+            Fault::Spool(e) if crate::vcs::error::is_no_space(&e) => {
                 VcsError::NoSpace(format!("writing {path} into the staging repository: {e}"))
             }
             Fault::Spool(e) => {

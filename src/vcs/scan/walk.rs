@@ -14,7 +14,7 @@ use super::read::{read_entry, vanished, Content, Entry, Fault, Want};
 use crate::dicfuse::Dicfuse;
 use crate::remote::{EntryKind, Oid};
 use crate::vcs::change::{Change, ChangeKind, GitEntry};
-use crate::vcs::VcsError;
+use crate::vcs::error::VcsError;
 
 /// Where the changes a walk finds go, with the content that was read for them.
 pub trait Sink {
