@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use tokio::runtime::Handle;
 
+use super::change::{Change, ChangeKind, GitEntry};
 use super::names::quote_prefixed;
 use super::scan::{Content, Sink, Want, IN_MEMORY_MAX};
-use super::status::{Change, ChangeKind, GitEntry};
 use super::VcsError;
 use crate::dicfuse::Dicfuse;
 use crate::remote::EntryKind;

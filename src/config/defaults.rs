@@ -1,0 +1,43 @@
+//! Default values: what a key means when no layer sets it. Validation reads them from here so
+//! each default has one home.
+
+use std::path::PathBuf;
+
+/// `http_addr` when unset.
+pub(super) const HTTP_ADDR: &str = "127.0.0.1:8000";
+/// `antares.bind` when unset.
+pub(super) const ANTARES_BIND: &str = "127.0.0.1:2726";
+/// `log_level` when unset.
+pub(super) const LOG_LEVEL: &str = "info";
+/// `workspace` when unset, under the current directory.
+pub(super) const WORKSPACE_DIR: &str = "workspace";
+/// `antares.mount_root` when unset, under `store_path`.
+pub(super) const ANTARES_MOUNT_DIR: &str = "antares/mnt";
+/// `antares.upper_root` when unset, under `store_path`.
+pub(super) const ANTARES_UPPER_DIR: &str = "antares/upper";
+/// `antares.cl_root` when unset, under `store_path`.
+pub(super) const ANTARES_CL_DIR: &str = "antares/cl";
+/// `antares.max_mounts` when unset.
+pub(super) const ANTARES_MAX_MOUNTS: u64 = 64;
+/// `cache_mem_bytes` when unset.
+pub(super) const CACHE_MEM_BYTES: u64 = 256 << 20;
+/// `cache_disk_bytes` when unset.
+pub(super) const CACHE_DISK_BYTES: u64 = 20 << 30;
+/// `fetch_concurrency` when unset.
+pub(super) const FETCH_CONCURRENCY: u64 = 16;
+/// `connect_timeout_secs` when unset.
+pub(super) const CONNECT_TIMEOUT_SECS: u64 = 5;
+/// `request_timeout_secs` when unset.
+pub(super) const REQUEST_TIMEOUT_SECS: u64 = 30;
+
+/// `store_path` when unset: `$XDG_DATA_HOME/scorpio`, else `~/.local/share/scorpio`, else
+/// `/var/lib/scorpio`.
+pub(super) fn store_path() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("scorpio");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/scorpio"),
+        None => PathBuf::from("/var/lib/scorpio"),
+    }
+}

@@ -1,0 +1,200 @@
+//! Unit tests of the inode table: persistence across reopen, binding, listing once, rebase.
+
+use super::*;
+use crate::remote::TreeEntry;
+
+fn listed(name: &str, kind: EntryKind, id: u8) -> ListedEntry {
+    ListedEntry {
+        entry: TreeEntry {
+            name: name.as_bytes().to_vec(),
+            kind,
+            oid: Oid([id; 20]),
+        },
+        size: Some(3),
+    }
+}
+
+fn commit(id: u8) -> CommitInfo {
+    CommitInfo {
+        oid: Oid([id; 20]),
+        root_tree: Some(Oid([id + 1; 20])),
+        time: 5,
+    }
+}
+
+#[test]
+fn inodes_survive_reopen_and_rebind_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b);
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let t = InodeTable::open(&db).unwrap();
+        assert!(t.bind("r", &commit(1)).unwrap());
+        t.insert_children(
+            ROOT_INO,
+            &[
+                listed("a", EntryKind::Dir, 2),
+                listed("b", EntryKind::File, 3),
+            ],
+        )
+        .unwrap();
+        a = t.child(ROOT_INO, b"a").unwrap().unwrap();
+        t.insert_children(a, &[listed("x y", EntryKind::File, 4)])
+            .unwrap();
+        b = t.child(a, b"x y").unwrap().unwrap();
+        assert_eq!(t.path(b).unwrap(), "a/x y");
+        db.flush().unwrap();
+    }
+    // sled's flusher thread outlives the dropped handle for a moment and holds the
+    // database's lock until it ends (a new process, as a restart is, never sees that).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let db = loop {
+        match sled::open(dir.path()) {
+            Ok(db) => break db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("reopen: {e}"),
+        }
+    };
+    let t = InodeTable::open(&db).unwrap();
+    assert!(!t.bind("r", &commit(1)).unwrap());
+    assert_eq!(t.child(ROOT_INO, b"a").unwrap(), Some(a));
+    assert_eq!(t.child(a, b"x y").unwrap(), Some(b));
+    assert_eq!(t.recorded("r").unwrap(), Some(commit(1)));
+    assert_eq!(t.recorded("other").unwrap(), None);
+    let names: Vec<_> = t
+        .children(ROOT_INO)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, [b"a".to_vec(), b"b".to_vec()]);
+    assert!(t.bind("r", &commit(7)).unwrap());
+    assert_eq!(t.child(ROOT_INO, b"a").unwrap(), None);
+    assert!(!t.is_loaded(ROOT_INO).unwrap());
+}
+
+#[test]
+fn rebase_keeps_inodes_of_what_stays_and_reports_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let t = InodeTable::open(&db).unwrap();
+    t.bind("r", &commit(1)).unwrap();
+    t.insert_children(
+        ROOT_INO,
+        &[
+            listed("a", EntryKind::Dir, 2),
+            listed("gone", EntryKind::File, 3),
+            listed("same", EntryKind::File, 4),
+            listed("was-dir", EntryKind::Dir, 5),
+        ],
+    )
+    .unwrap();
+    let a = t.child(ROOT_INO, b"a").unwrap().unwrap();
+    let same = t.child(ROOT_INO, b"same").unwrap().unwrap();
+    let was_dir = t.child(ROOT_INO, b"was-dir").unwrap().unwrap();
+    t.insert_children(a, &[listed("f", EntryKind::File, 6)])
+        .unwrap();
+    let f = t.child(a, b"f").unwrap().unwrap();
+    t.insert_children(was_dir, &[listed("inner", EntryKind::File, 7)])
+        .unwrap();
+    let inner = t.child(was_dir, b"inner").unwrap().unwrap();
+
+    let touched = t
+        .rebase(
+            &commit(9),
+            &[
+                (
+                    String::new(),
+                    vec![
+                        listed("a", EntryKind::Dir, 12),
+                        listed("new-dir", EntryKind::Dir, 13),
+                        listed("same", EntryKind::File, 4),
+                        listed("was-dir", EntryKind::File, 15),
+                    ],
+                ),
+                (
+                    "a".into(),
+                    vec![
+                        listed("f", EntryKind::Executable, 16),
+                        listed("g", EntryKind::File, 17),
+                    ],
+                ),
+                ("new-dir".into(), vec![listed("n", EntryKind::File, 18)]),
+            ],
+        )
+        .unwrap();
+    // What stays keeps its inode; what changed is updated in place.
+    assert_eq!(t.child(ROOT_INO, b"a").unwrap(), Some(a));
+    assert_eq!(t.child(ROOT_INO, b"same").unwrap(), Some(same));
+    // A file with other content is another inode; the old one is gone.
+    let f2 = t.child(a, b"f").unwrap().unwrap();
+    assert_ne!(f2, f);
+    assert_eq!(t.get(f).unwrap(), None);
+    let fnode = t.get(f2).unwrap().unwrap();
+    assert_eq!(
+        (fnode.kind, fnode.oid),
+        (EntryKind::Executable, Some(Oid([16; 20])))
+    );
+    assert_eq!(t.get(a).unwrap().unwrap().oid, Some(Oid([12; 20])));
+    assert_eq!(t.get(ROOT_INO).unwrap().unwrap().oid, commit(9).root_tree);
+    // Gone is gone; a directory turned file loses its listing.
+    assert_eq!(t.child(ROOT_INO, b"gone").unwrap(), None);
+    let now_file = t.child(ROOT_INO, b"was-dir").unwrap().unwrap();
+    assert_eq!(t.get(now_file).unwrap().unwrap().kind, EntryKind::File);
+    assert_eq!(t.get(was_dir).unwrap(), None);
+    assert!(!t.is_loaded(was_dir).unwrap());
+    assert_eq!(t.child(was_dir, b"inner").unwrap(), None);
+    assert_eq!(t.get(inner).unwrap(), None);
+    // New entries are listed from the update, with fresh inodes.
+    let nd = t.child(ROOT_INO, b"new-dir").unwrap().unwrap();
+    assert!(t.is_loaded(nd).unwrap());
+    assert!(t.child(nd, b"n").unwrap().is_some());
+    assert!(t.child(a, b"g").unwrap().is_some());
+    let mut names: Vec<_> = touched.iter().map(|x| x.name.clone()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            b"a".to_vec(),
+            b"f".to_vec(),
+            b"g".to_vec(),
+            b"gone".to_vec(),
+            b"new-dir".to_vec(),
+            b"was-dir".to_vec()
+        ]
+    );
+    // The binding moved: a restart on commit 9 keeps all of this.
+    assert!(!t.bind("r", &commit(9)).unwrap());
+    assert_eq!(t.child(ROOT_INO, b"same").unwrap(), Some(same));
+    // A path the new commit does not have is an error, and nothing is written.
+    assert!(t
+        .rebase(&commit(20), &[("missing".into(), vec![])])
+        .is_err());
+    assert_eq!(t.recorded("r").unwrap(), Some(commit(9)));
+}
+
+#[test]
+fn listing_is_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let t = InodeTable::open(&db).unwrap();
+    t.bind("r", &commit(1)).unwrap();
+    t.insert_children(ROOT_INO, &[listed("a", EntryKind::File, 2)])
+        .unwrap();
+    let first = t.child(ROOT_INO, b"a").unwrap();
+    t.insert_children(
+        ROOT_INO,
+        &[
+            listed("a", EntryKind::File, 2),
+            listed("z", EntryKind::File, 3),
+        ],
+    )
+    .unwrap();
+    assert_eq!(t.child(ROOT_INO, b"a").unwrap(), first);
+    assert_eq!(t.child(ROOT_INO, b"z").unwrap(), None);
+    t.set_size(first.unwrap(), 42).unwrap();
+    assert_eq!(t.get(first.unwrap()).unwrap().unwrap().size, Some(42));
+}
