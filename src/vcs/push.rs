@@ -6,14 +6,9 @@
 
 use std::collections::VecDeque;
 
+use super::commit::our_oid;
 use super::VcsError;
 use crate::remote::{EntryKind, ListedEntry, Oid, TreeEntry};
-
-fn our_oid(o: git2::Oid) -> Oid {
-    let mut b = [0u8; 20];
-    b.copy_from_slice(o.as_bytes());
-    Oid(b)
-}
 
 /// The directories of `root` (a tree of the staging repository) whose trees Scorpio wrote, with
 /// their entries, parents before children: exactly the directories a push changes.

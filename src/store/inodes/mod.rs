@@ -28,7 +28,7 @@ use crate::remote::{CommitInfo, EntryKind, ListedEntry, Oid};
 /// The root directory's inode.
 pub const ROOT_INO: u64 = 1;
 /// Dicfuse inodes stay below this; higher ranges belong to overlays (DESIGN.md, "Inodes").
-pub const MAX_INO: u64 = 1 << 32;
+pub const MAX_INO: u64 = crate::ino::VIEW_END;
 
 /// One entry of the mounted commit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
