@@ -13,10 +13,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::daemon::{free_port, lazy_unmount, mountinfo, run_with_timeout, Daemon, DaemonOpts};
+use support::daemon::{free_port, lazy_unmount, run_with_timeout, Daemon, DaemonOpts};
 use support::fixture::{self, Fixture};
 use support::http;
 use support::mega_server::MegaServer;
+use support::mountinfo::mountinfo;
 
 /// How long the server may take to answer `/health` after it is spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

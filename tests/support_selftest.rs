@@ -10,8 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use git2::{ObjectType, Oid};
-use support::daemon::{parse_mountinfo_line, try_run_with_timeout};
+use support::daemon::try_run_with_timeout;
 use support::fixture::{self, EntryKind};
+use support::mountinfo::parse_mountinfo_line;
 use support::{run_with_timeout, Counts, Fault, MegaServer};
 
 #[derive(Debug)]
@@ -720,7 +721,7 @@ fn mountinfo_parsing_and_command_timeouts() {
     assert_eq!(m.mount_point, Path::new("/"));
     assert_eq!(m.fstype, "ext4");
     assert_eq!(
-        support::daemon::decode_mount_field(r"a\134b\011c\012"),
+        support::mountinfo::decode_mount_field(r"a\134b\011c\012"),
         b"a\\b\tc\n"
     );
 

@@ -406,7 +406,7 @@ impl Drop for AntaresServe {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        for m in crate::support::daemon::mountinfo() {
+        for m in crate::support::mountinfo::mountinfo() {
             if m.mount_point.starts_with(self.dir.path()) {
                 crate::support::daemon::lazy_unmount(&m.mount_point);
             }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::support::daemon::free_port;
+use crate::support::daemon::{free_port, scorpio_command};
 use crate::support::{fixture, http, run_with_timeout, Daemon, DaemonOpts};
 
 /// A scratch directory with a repository, an empty workspace and a store path.
@@ -47,13 +47,8 @@ impl Setup {
             .collect();
         let cfg = self.path("scorpio.toml");
         std::fs::write(&cfg, text).expect("config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorpio"));
-        cmd.arg("-c").arg(&cfg).args(args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SCORPIO_") {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = scorpio_command(&cfg);
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -210,7 +205,7 @@ fn a_workspace_that_is_already_mounted_names_the_workspace() {
         "config file",
         &["mount point"],
     );
-    let fstypes: Vec<String> = crate::support::daemon::mounts_at(&ws)
+    let fstypes: Vec<String> = crate::support::mountinfo::mounts_at(&ws)
         .into_iter()
         .map(|m| m.fstype)
         .collect();

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::support::daemon::{read_guarded, run_with_timeout, Daemon, DaemonOpts};
 use crate::support::fixture::{self, Fixture};
+use crate::support::host::drop_caches;
 use crate::support::mega_server::MegaServer;
 
 /// Size of each big file of [`big_fixture`].
@@ -112,11 +113,6 @@ fn assert_object_is(store: &Path, oid: &str, want: &[u8]) {
         .unwrap_or_else(|e| panic!("object {oid} is not on disk: {e}"));
     assert!(got == want, "object {oid} on disk is still damaged");
     assert_eq!(blob_id(&got), oid);
-}
-
-/// Drops the kernel's page cache, so a read of a file seen before reaches the daemon again.
-fn drop_caches() {
-    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
 }
 
 #[test]

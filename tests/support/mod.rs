@@ -6,12 +6,13 @@
 pub mod api;
 pub mod daemon;
 pub mod fixture;
+pub mod host;
 pub mod http;
 pub mod mega_server;
+pub mod mountinfo;
 pub mod tree;
 
-pub use daemon::{
-    is_fuse_mounted, is_mounted, run_with_timeout, try_run_with_timeout, Daemon, DaemonOpts,
-};
+pub use daemon::{run_with_timeout, try_run_with_timeout, Daemon, DaemonOpts};
 pub use fixture::{add_commit, Fixture};
 pub use mega_server::{Counts, Fault, MegaServer};
+pub use mountinfo::{is_fuse_mounted, is_mounted};

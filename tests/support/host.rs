@@ -1,0 +1,89 @@
+//! The machine around the daemon: a process's open descriptors, commands run as another user,
+//! the kernel's caches, and scratch mounts (tmpfs, kernel overlayfs) that go away when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::daemon::{lazy_unmount, run_with_timeout};
+
+/// How many descriptors `pid` has open (0 when it is gone).
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Waits until `pid` has at most `want` fds open (the kernel forgets inodes a moment after the
+/// last close), and returns the count seen last.
+pub fn fd_count_settles(pid: u32, want: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = fd_count(pid);
+        if n <= want || Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Asks the kernel to drop its page, dentry and inode caches (allowed to fail: not root).
+pub fn drop_caches() {
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+}
+
+/// Runs `script` (with `$0` = `p`) as nobody:nogroup; panics unless it succeeds.
+pub fn as_nobody(script: &str, p: &Path) {
+    use std::os::unix::process::CommandExt;
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(p)
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .expect("run sh as nobody");
+    assert!(status.success(), "{script} as nobody: {status:?}");
+}
+
+/// Kernel overlayfs mounted over `lower` in a fresh directory; unmounted when dropped.
+pub struct KernelOverlay {
+    _dir: tempfile::TempDir,
+    /// The merged view.
+    pub merged: PathBuf,
+}
+
+impl KernelOverlay {
+    /// Mounts it (empty upper layer); panics when the kernel refuses.
+    pub fn new(lower: &Path) -> KernelOverlay {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for d in ["upper", "work", "merged"] {
+            std::fs::create_dir(dir.path().join(d)).expect("mkdir");
+        }
+        let merged = dir.path().join("merged");
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            dir.path().join("upper").display(),
+            dir.path().join("work").display()
+        );
+        let out = run_with_timeout(
+            Command::new("mount")
+                .args(["-t", "overlay", "overlay", "-o", &opts])
+                .arg(&merged),
+            30,
+        );
+        assert!(
+            out.status.success(),
+            "kernel overlayfs mount failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        KernelOverlay { _dir: dir, merged }
+    }
+}
+
+impl Drop for KernelOverlay {
+    fn drop(&mut self) {
+        let _ = run_with_timeout(Command::new("umount").arg("-l").arg(&self.merged), 30);
+    }
+}
