@@ -1,11 +1,12 @@
 //! Hostile cases: api (see tests/hostile.rs). A flood of half-sent connections, another local
 //! user calling the owner's API, and malformed requests on every route.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::host::fd_count;
 use crate::support::{fixture, http, run_with_timeout, Daemon, DaemonOpts};
 
 /// Half-sent connections the flood opens (the daemon serves at most 512 at once).
@@ -24,12 +25,6 @@ fn raise_own_fd_limit() {
             maximum: l.maximum,
         },
     );
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -54,7 +49,7 @@ fn half_sent_connections_leave_the_mount_and_health_working() {
         "only {} connections got through",
         flood.len()
     );
-    let fds = open_fds(pid);
+    let fds = fd_count(pid);
     assert!(
         fds < MAX_CONNECTIONS + FD_MARGIN,
         "the daemon holds {fds} descriptors under a flood of {} connections",
@@ -77,7 +72,7 @@ fn half_sent_connections_leave_the_mount_and_health_working() {
         }
     };
     assert!(health.contains("\"status\":\"ok\""), "{health}");
-    let fds = open_fds(pid);
+    let fds = fd_count(pid);
     assert!(fds < MAX_CONNECTIONS + FD_MARGIN, "{fds} descriptors");
     drop(flood);
 }
@@ -87,16 +82,16 @@ fn a_body_that_never_comes_is_cut_off_with_a_json_408() {
     let fx = fixture::standard();
     let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut s = TcpStream::connect(&d.http_addr).expect("connect");
     // Far beyond the 30 s body deadline; only a daemon that never answers reaches it.
-    s.set_read_timeout(Some(Duration::from_secs(150)))
-        .expect("timeout");
-    s.write_all(b"POST /api/fs/mount HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"pa")
-        .expect("send");
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let resp = http::exchange(
+        &d.http_addr,
+        "POST /api/fs/mount HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        b"{\"pa".to_vec(),
+        None,
+        Duration::from_secs(150),
+    )
+    .expect("connect");
+    let (head, body) = (&resp.head, &resp.text());
     assert!(head.starts_with("HTTP/1.1 408"), "{resp:?}");
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
     assert_eq!(v["code"], "BODY_TIMEOUT", "{body}");
@@ -104,16 +99,15 @@ fn a_body_that_never_comes_is_cut_off_with_a_json_408() {
 
 /// One `GET /health` with a long read timeout; `None` when the connection fails.
 fn health_once(addr: &SocketAddr) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(addr, Duration::from_secs(5)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
-    s.write_all(b"GET /health HTTP/1.0\r\nHost: x\r\n\r\n")
-        .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    resp.split(' ')
-        .nth(1)
-        .is_some_and(|c| c == "200")
-        .then_some(resp)
+    let r = http::exchange(
+        &addr.to_string(),
+        "GET /health HTTP/1.0\r\nHost: x\r\n\r\n",
+        Vec::new(),
+        Some(Duration::from_secs(5)),
+        Duration::from_secs(120),
+    )
+    .ok()?;
+    (r.status == 200).then(|| r.text())
 }
 
 /// `curl` as uid/gid 65534 (nobody), returning (status, body).
@@ -211,9 +205,6 @@ fn raw(
     ctype: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -222,30 +213,13 @@ fn raw(
         head.push_str(&format!("Content-Type: {t}\r\n"));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).expect("head");
-    let mut w = s.try_clone().expect("clone");
-    let writer = std::thread::spawn(move || {
-        let _ = w.write_all(&body);
-    });
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let _ = writer.join();
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let ctype = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type:")
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    (status, ctype, body.to_string())
+    let r = http::exchange(addr, &head, body, None, http::READ_TIMEOUT).expect("connect");
+    let ctype = r
+        .content_type
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    (r.status, ctype, r.text())
 }
 
 /// Asserts a JSON `{error, code}` refusal with `status` (and `code`, unless empty).
