@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::daemon::{free_port, lazy_unmount, run_with_timeout, Daemon, DaemonOpts};
 use support::fixture::{self, Fixture};
+use support::host::Tmpfs;
 use support::http;
 use support::mega_server::MegaServer;
 use support::mountinfo::mountinfo;
@@ -466,27 +467,6 @@ fn the_same_job_gets_the_same_mount_and_conflicts_are_refused() {
     assert_eq!(s.get("/mounts/by-job/ci-1").0, 404);
     let fresh = s.create(json!({"job_id": "ci-1", "path": "src"}));
     assert_ne!(fresh["mount_id"], first["mount_id"]);
-}
-
-/// Mounts a tmpfs at `p` for the life of the guard.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn at(p: &Path) -> Tmpfs {
-        std::fs::create_dir_all(p).expect("mkdir");
-        let out = run_with_timeout(
-            Command::new("mount").args(["-t", "tmpfs", "tmpfs"]).arg(p),
-            10,
-        );
-        assert!(out.status.success(), "mount tmpfs: {out:?}");
-        Tmpfs(p.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = run_with_timeout(Command::new("umount").arg("-l").arg(&self.0), 10);
-    }
 }
 
 #[test]

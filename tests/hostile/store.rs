@@ -6,12 +6,11 @@
 //! and recovers without a restart once the damage is gone.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use crate::support::daemon::{read_guarded, run_with_timeout, Daemon, DaemonOpts};
+use crate::support::daemon::{read_guarded, Daemon, DaemonOpts};
 use crate::support::fixture::{self, Fixture};
-use crate::support::host::drop_caches;
+use crate::support::host::{drop_caches, Tmpfs};
 use crate::support::mega_server::MegaServer;
 
 /// Size of each big file of [`big_fixture`].
@@ -285,48 +284,6 @@ fn damaged_object_with_the_remote_gone_is_eio_not_wrong_bytes() {
     assert_reads(&d, fixture::DEEP_FILE, fixture::DEEP_FILE_CONTENT);
 }
 
-/// A tmpfs mounted for the test's lifetime; unmounted (lazily) when dropped.
-struct Tmpfs {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().expect("tmpfs mountpoint");
-        let path = dir.path().join("store");
-        std::fs::create_dir(&path).expect("mkdir store");
-        let out = run_with_timeout(
-            Command::new("mount")
-                .args(["-t", "tmpfs", "-o"])
-                .arg(format!("size={size}"))
-                .arg("tmpfs")
-                .arg(&path),
-            20,
-        );
-        assert!(out.status.success(), "mount tmpfs: {out:?}");
-        Tmpfs { path, _dir: dir }
-    }
-
-    /// Bytes free, as statvfs says.
-    fn free(&self) -> u64 {
-        let st = rustix::fs::statvfs(&self.path).expect("statvfs");
-        st.f_bavail * st.f_frsize
-    }
-
-    /// Bytes in use, as statvfs says (open but unlinked files included).
-    fn used(&self) -> u64 {
-        let st = rustix::fs::statvfs(&self.path).expect("statvfs");
-        (st.f_blocks - st.f_bfree) * st.f_frsize
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = run_with_timeout(Command::new("umount").arg("-l").arg(&self.path), 20);
-    }
-}
-
 /// Writes `path` until the filesystem is full (ENOSPC, any other error fails the test);
 /// returns the bytes written.
 fn fill(path: &Path) -> u64 {
@@ -362,8 +319,8 @@ fn allocated_under(dir: &Path) -> u64 {
 fn full_disk_is_a_clean_error_and_reads_work_again_once_space_is_freed() {
     let fx = big_fixture();
     // Declared first, dropped last: the daemon stops before its store is unmounted.
-    let tmpfs = Tmpfs::mount("20m");
-    let d = start(local_opts(&fx, &tmpfs.path));
+    let tmpfs = Tmpfs::new("20m");
+    let d = start(local_opts(&fx, tmpfs.path()));
     assert_reads(&d, &big_path(0), &big_content(0));
 
     // A careless user fills the disk through a writable path of the same store: a clean ENOSPC.
@@ -389,7 +346,7 @@ fn full_disk_is_a_clean_error_and_reads_work_again_once_space_is_freed() {
         .and_then(|r| r.collect::<Result<Vec<_>, _>>())
         .unwrap_or_else(|e| panic!("list {dir} with the disk full: {e}\n{}", problems(&d)));
     assert_eq!(names.len(), PER_DIR);
-    let tmp = tmpfs.path.join("objects/tmp");
+    let tmp = tmpfs.path().join("objects/tmp");
     let left: Vec<_> = std::fs::read_dir(&tmp)
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
@@ -416,7 +373,7 @@ fn full_disk_is_a_clean_error_and_reads_work_again_once_space_is_freed() {
     let small = small_path(PER_DIR + 6);
     assert_reads(&d, &small, &fixture::generated_content(PER_DIR + 6));
     // Everything in use belongs to a file of the store: no deleted-but-open file holds space.
-    let (used, files) = (tmpfs.used(), allocated_under(&tmpfs.path));
+    let (used, files) = (tmpfs.used(), allocated_under(tmpfs.path()));
     assert!(
         used <= files + (1 << 20),
         "{used} bytes in use, {files} in files: space leaked"

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use crate::support::api::{cli, mount};
 use crate::support::daemon::{run_with_timeout, Daemon, DaemonOpts};
 use crate::support::fixture;
+use crate::support::host::Tmpfs;
 use crate::support::http;
 
 fn json(body: &str) -> serde_json::Value {
@@ -381,45 +382,6 @@ fn names_that_are_not_utf8_work_in_status_diff_and_commit() {
         "{:?}",
         String::from_utf8_lossy(&out.stdout)
     );
-}
-
-/// A tmpfs of its own, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn new(size: &str) -> Tmpfs {
-        let dir = tempfile::Builder::new()
-            .prefix("scorpio-tmpfs-")
-            .tempdir()
-            .expect("tempdir");
-        let out = run_with_timeout(
-            Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-                .arg(dir.path()),
-            30,
-        );
-        assert!(
-            out.status.success(),
-            "mount tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
 }
 
 /// Every file under `dir` with its size.

@@ -87,3 +87,71 @@ impl Drop for KernelOverlay {
         let _ = run_with_timeout(Command::new("umount").arg("-l").arg(&self.merged), 30);
     }
 }
+
+/// A tmpfs mounted for the test's life; unmounted (lazily) when dropped.
+pub struct Tmpfs {
+    path: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it, e.g. `20m`) on a fresh directory.
+    pub fn new(size: &str) -> Tmpfs {
+        let dir = tempfile::Builder::new()
+            .prefix("scorpio-tmpfs-")
+            .tempdir()
+            .expect("tempdir");
+        let mut t = Tmpfs::mount(dir.path(), &["-o", &format!("size={size}")]);
+        t._dir = Some(dir);
+        t
+    }
+
+    /// Mounts a tmpfs of the default size at `p` (made if missing).
+    pub fn at(p: &Path) -> Tmpfs {
+        std::fs::create_dir_all(p).expect("mkdir");
+        Tmpfs::mount(p, &[])
+    }
+
+    fn mount(p: &Path, opts: &[&str]) -> Tmpfs {
+        let out = run_with_timeout(
+            Command::new("mount")
+                .args(["-t", "tmpfs"])
+                .args(opts)
+                .arg("tmpfs")
+                .arg(p),
+            30,
+        );
+        assert!(
+            out.status.success(),
+            "mount tmpfs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs {
+            path: p.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes free, as statvfs says.
+    pub fn free(&self) -> u64 {
+        let st = rustix::fs::statvfs(&self.path).expect("statvfs");
+        st.f_bavail * st.f_frsize
+    }
+
+    /// Bytes in use, as statvfs says (open but unlinked files included).
+    pub fn used(&self) -> u64 {
+        let st = rustix::fs::statvfs(&self.path).expect("statvfs");
+        (st.f_blocks - st.f_bfree) * st.f_frsize
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = run_with_timeout(Command::new("umount").arg("-l").arg(&self.path), 30);
+    }
+}
