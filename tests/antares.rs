@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::daemon::{free_port, lazy_unmount, run_with_timeout, Daemon, DaemonOpts};
+use support::daemon::{free_port, lazy_unmount, run_with_timeout, Daemon};
 use support::fixture::{self, Fixture};
 use support::host::Tmpfs;
 use support::http;
@@ -831,8 +831,7 @@ fn the_daemon_serves_the_same_api_at_antares() {
     let fx = fixture::standard();
     // Dropped after the daemon: clears Antares mounts a failed test would leave.
     let mut cleanup = UnmountUnder(None);
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     cleanup.0 = Some(d.store.clone());
     let (st, h) = http::get(&d.http_addr, "/antares/health");
     assert_eq!(st, 200, "{h}");

@@ -188,7 +188,7 @@ fn restart_keeps_inodes_and_serves_what_was_seen_offline() {
         store: Some(store.path().to_path_buf()),
         ..DaemonOpts::new(server.url())
     };
-    let mut d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
+    let mut d = Daemon::start_or_panic(opts);
     let seen = [
         fixture::DEEP_FILE,
         fixture::SPACE_FILE,
@@ -438,7 +438,7 @@ fn disk_cache_is_bounded_and_evicted_blobs_come_back() {
         extra_toml: "cache_disk_bytes = 1048576\n".into(),
         ..DaemonOpts::new(fx.repo_path.display().to_string())
     };
-    let d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::start_or_panic(opts);
     let big_oid = fixture::entry_oid(&fx, &fx.commit, fixture::BIG_FILE).expect("oid");
     let want = fixture::big_blob_content();
     assert!(std::fs::read(d.workspace.join(fixture::BIG_FILE)).expect("read big") == want);

@@ -5,8 +5,8 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use support::api::{changes as status, mount};
-use support::daemon::{run_with_timeout, Daemon, DaemonOpts};
+use support::api::{changes as status, commit_body as commit, mount};
+use support::daemon::{run_with_timeout, Daemon};
 use support::fixture::{self, Fixture};
 use support::http;
 use support::mega_server::MegaServer;
@@ -29,8 +29,7 @@ fn edit(root: &std::path::Path) {
 #[test]
 fn status_lists_exactly_the_changes() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "/");
     assert!(status(&d, "").is_empty(), "a fresh mount has no changes");
     edit(&d.workspace);
@@ -61,8 +60,7 @@ fn status_lists_exactly_the_changes() {
 #[test]
 fn diff_is_unified_with_modes_and_binaries() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "/");
     edit(&d.workspace);
     let mut big = fixture::big_blob_content();
@@ -112,7 +110,7 @@ fn status_on_a_large_tree_reads_no_untouched_directory() {
     let n = 50_000;
     let fx: Fixture = fixture::generated(n, 100);
     let server = MegaServer::start(&fx.repo_path);
-    let d = Daemon::start(DaemonOpts::new(server.url())).unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::mega(&server);
     mount(&d, "/");
     let touched = [1usize, 2, 3, 150, 151, 30_000, 30_001, 49_998, 49_999];
     for i in touched {
@@ -143,8 +141,7 @@ fn status_on_a_large_tree_reads_no_untouched_directory() {
 #[test]
 fn reset_drops_changes_under_a_path_or_all_of_them() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "/");
     edit(&d.workspace);
     // Only under a/: the renamed directory comes back, everything else stays changed.
@@ -195,19 +192,10 @@ fn git_tree_after_edits(fx: &Fixture) -> String {
     git(&["write-tree"])
 }
 
-fn commit(d: &Daemon, body: &str) -> (u16, serde_json::Value) {
-    let (code, resp) = http::post(&d.http_addr, "/api/git/commit", body);
-    (
-        code,
-        serde_json::from_str(&resp).unwrap_or(serde_json::Value::String(resp)),
-    )
-}
-
 #[test]
 fn commit_builds_the_tree_git_would_and_stacks() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "/");
     let (code, v) = commit(&d, r#"{"message":"nothing yet"}"#);
     assert_eq!(

@@ -32,8 +32,7 @@ fn half_sent_connections_leave_the_mount_and_health_working() {
     raise_own_fd_limit();
     let n_files = 64;
     let fx = fixture::generated(n_files, 16);
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     let pid = d.pid().expect("daemon pid");
     let addr: SocketAddr = d.http_addr.parse().expect("addr");
     // Headers begun, never finished: what a slowloris client sends.
@@ -80,8 +79,7 @@ fn half_sent_connections_leave_the_mount_and_health_working() {
 #[test]
 fn a_body_that_never_comes_is_cut_off_with_a_json_408() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     // Far beyond the 30 s body deadline; only a daemon that never answers reaches it.
     let resp = http::exchange(
         &d.http_addr,
@@ -141,8 +139,7 @@ fn curl_as_nobody(url: &str, body: &str, token: Option<&str>) -> (u16, String) {
 #[test]
 fn another_user_cannot_act_on_the_owners_workspace_without_the_token() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     crate::support::api::mount(&d, "src");
     let mine = d.workspace.join("src/mine.txt");
     std::fs::write(&mine, b"the owner's work\n").expect("write");
@@ -188,7 +185,7 @@ fn with_a_token_another_user_may_use_the_api() {
     let fx = fixture::standard();
     let mut opts = DaemonOpts::new(fx.repo_path.display().to_string());
     opts.extra_toml = "auth_token = \"let-me-in\"".into();
-    let d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::start_or_panic(opts);
     let url = format!("{}/api/fs/mount", d.http_url());
     let (code, resp) = curl_as_nobody(&url, r#"{"path":"src"}"#, None);
     assert_eq!(code, 401, "{resp}");
@@ -246,8 +243,7 @@ fn assert_json_refusal(what: &str, got: (u16, String, String), status: u16, code
 #[test]
 fn every_refusal_on_every_route_is_json() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     let a = d.http_addr.as_str();
     let json = Some("application/json");
     // (route, a body of the right shape, status for a wrong shape and its code)

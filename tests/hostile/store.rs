@@ -54,10 +54,6 @@ fn local_opts(fx: &Fixture, store: &Path) -> DaemonOpts {
     }
 }
 
-fn start(opts: DaemonOpts) -> Daemon {
-    Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"))
-}
-
 /// The warnings and errors of the daemon's log.
 fn problems(d: &Daemon) -> String {
     d.log()
@@ -118,7 +114,7 @@ fn assert_object_is(store: &Path, oid: &str, want: &[u8]) {
 fn flipped_byte_in_a_cached_object_is_refetched_after_restart() {
     let fx = fixture::standard();
     let store = tempfile::tempdir().expect("store dir");
-    let mut d = start(local_opts(&fx, store.path()));
+    let mut d = Daemon::start_or_panic(local_opts(&fx, store.path()));
     assert_reads(&d, fixture::DEEP_FILE, fixture::DEEP_FILE_CONTENT);
     let link = d.workspace.join(fixture::SYMLINK_REL);
     assert_eq!(
@@ -157,7 +153,7 @@ fn flipped_byte_in_a_cached_object_is_refetched_after_restart() {
 fn truncated_object_is_refetched_not_served_short() {
     let fx = big_fixture();
     let store = tempfile::tempdir().expect("store dir");
-    let mut d = start(local_opts(&fx, store.path()));
+    let mut d = Daemon::start_or_panic(local_opts(&fx, store.path()));
     assert_reads(&d, &big_path(0), &big_content(0));
     assert!(d.stop().success(), "{}", d.log());
 
@@ -180,7 +176,7 @@ fn truncated_object_is_refetched_not_served_short() {
 fn swapped_objects_each_read_their_own_content() {
     let fx = fixture::standard();
     let store = tempfile::tempdir().expect("store dir");
-    let mut d = start(local_opts(&fx, store.path()));
+    let mut d = Daemon::start_or_panic(local_opts(&fx, store.path()));
     assert_reads(&d, fixture::README, fixture::README_CONTENT);
     assert_reads(&d, fixture::LIB_RS, fixture::LIB_RS_CONTENT);
     assert!(d.stop().success(), "{}", d.log());
@@ -208,7 +204,7 @@ fn swapped_objects_each_read_their_own_content() {
 fn object_damaged_under_a_running_daemon_is_checked_at_first_use() {
     let fx = big_fixture();
     let store = tempfile::tempdir().expect("store dir");
-    let mut d = start(local_opts(&fx, store.path()));
+    let mut d = Daemon::start_or_panic(local_opts(&fx, store.path()));
     assert_reads(&d, &big_path(1), &big_content(1));
     assert!(d.stop().success(), "{}", d.log());
     d.restart().unwrap_or_else(|e| panic!("{e}"));
@@ -224,7 +220,7 @@ fn object_damaged_under_a_running_daemon_is_checked_at_first_use() {
 fn removed_objects_directory_is_recreated_while_running() {
     let fx = big_fixture();
     let store = tempfile::tempdir().expect("store dir");
-    let d = start(local_opts(&fx, store.path()));
+    let d = Daemon::start_or_panic(local_opts(&fx, store.path()));
     assert_reads(&d, &big_path(0), &big_content(0));
     let objects = store.path().join("objects");
     std::fs::remove_dir_all(&objects).expect("rm -rf objects");
@@ -253,7 +249,7 @@ fn damaged_object_with_the_remote_gone_is_eio_not_wrong_bytes() {
     let fx = fixture::standard();
     let mut server = MegaServer::start(&fx.repo_path);
     let store = tempfile::tempdir().expect("store dir");
-    let mut d = start(DaemonOpts {
+    let mut d = Daemon::start_or_panic(DaemonOpts {
         store: Some(store.path().to_path_buf()),
         ..DaemonOpts::new(server.url())
     });
@@ -320,7 +316,7 @@ fn full_disk_is_a_clean_error_and_reads_work_again_once_space_is_freed() {
     let fx = big_fixture();
     // Declared first, dropped last: the daemon stops before its store is unmounted.
     let tmpfs = Tmpfs::new("20m");
-    let d = start(local_opts(&fx, tmpfs.path()));
+    let d = Daemon::start_or_panic(local_opts(&fx, tmpfs.path()));
     assert_reads(&d, &big_path(0), &big_content(0));
 
     // A careless user fills the disk through a writable path of the same store: a clean ENOSPC.

@@ -63,11 +63,6 @@ impl Victim {
     }
 }
 
-fn start(fx: &fixture::Fixture) -> Daemon {
-    Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn reset(d: &Daemon, path: &str) -> (u16, String) {
     http::post(
         &d.http_addr,
@@ -89,7 +84,7 @@ fn link_in_a(d: &Daemon, v: &Victim) -> PathBuf {
 #[test]
 fn reset_through_a_symlink_removes_nothing_outside() {
     let fx = fixture::standard();
-    let d = start(&fx);
+    let d = Daemon::local(&fx);
     let v = victim();
     let lnk = link_in_a(&d, &v);
     for p in ["a/lnk/f", "a/lnk/sub", "a/lnk/sub/g"] {
@@ -119,7 +114,7 @@ fn reset_through_a_symlink_removes_nothing_outside() {
 #[test]
 fn reset_sent_by_another_user_removes_nothing_outside() {
     let fx = fixture::standard();
-    let d = start(&fx);
+    let d = Daemon::local(&fx);
     let v = victim();
     link_in_a(&d, &v);
     for p in ["a/lnk/f", "a/lnk/sub"] {
@@ -150,7 +145,7 @@ fn reset_sent_by_another_user_removes_nothing_outside() {
 #[test]
 fn unmount_and_mount_again_leave_what_a_symlink_points_to() {
     let fx = fixture::standard();
-    let d = start(&fx);
+    let d = Daemon::local(&fx);
     let v = victim();
     link_in_a(&d, &v);
     let (code, body) = http::post(&d.http_addr, "/api/fs/unmount", r#"{"path":"a"}"#);
@@ -164,7 +159,7 @@ fn unmount_and_mount_again_leave_what_a_symlink_points_to() {
 #[test]
 fn settle_after_a_push_leaves_what_a_symlink_points_to() {
     let fx = fixture::standard();
-    let d = start(&fx);
+    let d = Daemon::local(&fx);
     let v = victim();
     let lnk = link_in_a(&d, &v);
     std::fs::create_dir(d.workspace.join("a/newdir")).expect("mkdir");
@@ -344,7 +339,7 @@ fn fixture_with_dir_link() -> fixture::Fixture {
 #[test]
 fn a_mount_path_through_a_file_or_a_symlink_is_a_clear_4xx_on_both_apis() {
     let fx = fixture_with_dir_link();
-    let d = start(&fx);
+    let d = Daemon::local(&fx);
     assert!(
         std::fs::symlink_metadata(d.workspace.join("dir_link/b"))
             .expect("dir_link/b")

@@ -77,3 +77,24 @@ pub fn changes(d: &Daemon, query: &str) -> Vec<(String, String)> {
 pub fn cli(d: &Daemon, args: &[&str]) -> Output {
     run_with_timeout(scorpio_command(&d.config_path).args(args), 120)
 }
+
+/// A reply body as JSON; panics when it is not JSON.
+pub fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// A reply body as JSON, or as a JSON string when it is not JSON.
+pub fn json_or_text(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|_| serde_json::Value::String(body.to_string()))
+}
+
+/// `POST /api/git/commit` with `body` as given; returns the status and the reply.
+pub fn commit_body(d: &Daemon, body: &str) -> (u16, serde_json::Value) {
+    let (code, resp) = http::post(&d.http_addr, "/api/git/commit", body);
+    (code, json_or_text(&resp))
+}
+
+/// `POST /api/git/commit` of everything changed, with `message`.
+pub fn commit(d: &Daemon, message: &str) -> (u16, serde_json::Value) {
+    commit_body(d, &serde_json::json!({ "message": message }).to_string())
+}
