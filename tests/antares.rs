@@ -5,233 +5,21 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::daemon::{free_port, lazy_unmount, run_with_timeout, Daemon};
+use support::antares::{fuse_mounts_under, live_fuse, path_of, AntaresServer};
+use support::daemon::{lazy_unmount, run_with_timeout, scorpio_command, Daemon};
 use support::fixture::{self, Fixture};
 use support::host::Tmpfs;
 use support::http;
 use support::mega_server::MegaServer;
 use support::mountinfo::mountinfo;
-
-/// How long the server may take to answer `/health` after it is spawned.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A running `scorpio antares serve` with its own store and roots.
-struct Server {
-    tmp: Option<tempfile::TempDir>,
-    root: PathBuf,
-    addr: String,
-    config: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Server {
-    /// Writes a config for `remote` (plus `extra` lines in `[antares]`) and starts the server.
-    fn start(remote: &str, extra: &str) -> Server {
-        let tmp = tempfile::Builder::new()
-            .prefix("scorpio-antares-")
-            .tempdir()
-            .expect("temp dir");
-        let root = tmp.path().canonicalize().expect("canonical temp dir");
-        let addr = format!("127.0.0.1:{}", free_port());
-        let config = root.join("scorpio.toml");
-        let q = |p: &Path| format!("{:?}", p.display().to_string());
-        let text = format!(
-            "remote = {remote:?}\nstore_path = {}\nworkspace = {}\nlog_level = \"info\"\n\
-             request_timeout_secs = 10\nconnect_timeout_secs = 2\n\n[antares]\nbind = {addr:?}\n\
-             mount_root = {}\nupper_root = {}\ncl_root = {}\n{extra}\n",
-            q(&root.join("store")),
-            q(&root.join("ws")),
-            q(&root.join("mnt")),
-            q(&root.join("upper")),
-            q(&root.join("cl")),
-        );
-        std::fs::write(&config, text).expect("write config");
-        let mut s = Server {
-            log: root.join("antares.log"),
-            tmp: Some(tmp),
-            root,
-            addr,
-            config,
-            child: None,
-        };
-        s.spawn();
-        s
-    }
-
-    fn mount_root(&self) -> PathBuf {
-        self.root.join("mnt")
-    }
-
-    fn upper_root(&self) -> PathBuf {
-        self.root.join("upper")
-    }
-
-    /// Runs the binary with the config and waits until `/health` answers.
-    fn spawn(&mut self) {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open log");
-        let err = log.try_clone().expect("clone log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorpio"));
-        cmd.arg("-c")
-            .arg(&self.config)
-            .args(["antares", "serve"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(err));
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("SCORPIO_") {
-                cmd.env_remove(k);
-            }
-        }
-        self.child = Some(cmd.spawn().expect("spawn scorpio antares serve"));
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                panic!("antares serve exited at start: {status}\n{}", self.log());
-            }
-            if std::net::TcpStream::connect(&self.addr).is_ok() && self.get("/health").0 == 200 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "antares serve did not answer within {START_TIMEOUT:?}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let (status, text) = http::request(&self.addr, method, path, body, None);
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, v)
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        self.call("GET", path, None)
-    }
-
-    fn delete(&self, path: &str) -> (u16, Value) {
-        self.call("DELETE", path, None)
-    }
-
-    fn post(&self, body: &Value) -> (u16, Value) {
-        self.call("POST", "/mounts", Some(&body.to_string()))
-    }
-
-    /// Creates a mount and returns its record (panics unless 201).
-    fn create(&self, body: Value) -> Value {
-        let (status, v) = self.post(&body);
-        assert_eq!(status, 201, "create {body}: {v}\n{}", self.log());
-        assert_eq!(v["state"], "mounted", "{v}");
-        v
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        if let Some(c) = &self.child {
-            // SAFETY: kill(2) on our own, not yet reaped, child.
-            unsafe {
-                libc::kill(c.id() as libc::pid_t, sig);
-            }
-        }
-    }
-
-    /// SIGTERM and wait for the exit (SIGKILL after 30 s).
-    fn stop(&mut self) -> Option<ExitStatus> {
-        self.signal(libc::SIGTERM);
-        let status = self.wait(Duration::from_secs(30));
-        if status.is_none() {
-            self.signal(libc::SIGKILL);
-            self.wait(Duration::from_secs(10));
-        }
-        self.child = None;
-        status
-    }
-
-    /// SIGKILL, leaving its mounts behind (dead).
-    fn kill9(&mut self) {
-        self.signal(libc::SIGKILL);
-        assert!(self.wait(Duration::from_secs(10)).is_some(), "SIGKILL");
-        self.child = None;
-    }
-
-    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let child = self.child.as_mut()?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(s)) = child.try_wait() {
-                return Some(s);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// FUSE mounts under this server's directory.
-    fn fuse_mounts(&self) -> Vec<PathBuf> {
-        fuse_mounts_under(&self.root)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.stop();
-        }
-        for m in self.fuse_mounts() {
-            lazy_unmount(&m);
-        }
-        if !self.fuse_mounts().is_empty() {
-            if let Some(t) = self.tmp.take() {
-                eprintln!("leaving {} behind: still mounted", t.path().display());
-                std::mem::forget(t);
-            }
-        }
-    }
-}
-
-fn fuse_mounts_under(root: &Path) -> Vec<PathBuf> {
-    mountinfo()
-        .into_iter()
-        .filter(|m| m.fstype.starts_with("fuse") && m.mount_point.starts_with(root))
-        .map(|m| m.mount_point)
-        .collect()
-}
-
-fn path_of(v: &Value, key: &str) -> PathBuf {
-    PathBuf::from(v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}")))
-}
-
-/// Whether `p` is a live FUSE mount: in mountinfo, and its root can be listed.
-fn live_fuse(p: &Path) -> bool {
-    mountinfo()
-        .iter()
-        .any(|m| m.mount_point == p && m.fstype.starts_with("fuse"))
-        && std::fs::read_dir(p).is_ok()
-}
 
 /// Everything under `dirs` with sizes, and the bytes of `file`: what "nothing changed" means.
 fn snapshot(dirs: &[PathBuf], file: &Path) -> Vec<(PathBuf, u64, Vec<u8>)> {
@@ -326,7 +114,7 @@ fn run_job(i: usize, mp: &Path) {
 fn eight_jobs_at_once_see_only_their_own_writes_and_share_every_fetch() {
     let fx = fixture_with_program();
     let server = MegaServer::start(&fx.repo_path);
-    let s = Server::start(&server.url(), "max_mounts = 16");
+    let s = AntaresServer::start(&server.url(), "max_mounts = 16");
     let mounts: Vec<Value> = (0..JOBS)
         .map(|i| {
             s.create(
@@ -420,7 +208,7 @@ fn the_same_job_gets_the_same_mount_and_conflicts_are_refused() {
         "42",
         json!([{"path": "/a/b/c.txt", "sha": blob, "action": "modified"}]),
     );
-    let s = Server::start(&server.url(), "");
+    let s = AntaresServer::start(&server.url(), "");
     let first = s.create(json!({"job_id": "ci-1", "path": "a", "cl": "42"}));
     let mp = path_of(&first, "mountpoint");
     assert_eq!(
@@ -472,7 +260,7 @@ fn the_same_job_gets_the_same_mount_and_conflicts_are_refused() {
 #[test]
 fn limits_and_bad_paths_are_refused_and_change_nothing_on_disk() {
     let fx = fixture::standard();
-    let s = Server::start(&fx.repo_path.display().to_string(), "max_mounts = 2");
+    let s = AntaresServer::start(&fx.repo_path.display().to_string(), "max_mounts = 2");
     // The root itself is not inside the root (later it would also hold another mount).
     let (st, v) = s.post(&json!({"path": "a", "mountpoint": s.mount_root().display().to_string()}));
     assert_eq!((st, v["code"].as_str()), (400, Some("OUTSIDE_ROOT")), "{v}");
@@ -640,7 +428,7 @@ fn limits_and_bad_paths_are_refused_and_change_nothing_on_disk() {
 #[test]
 fn other_roots_only_when_the_config_allows_them() {
     let fx = fixture::standard();
-    let s = Server::start(
+    let s = AntaresServer::start(
         &fx.repo_path.display().to_string(),
         "allow_other_roots = true",
     );
@@ -668,7 +456,7 @@ fn other_roots_only_when_the_config_allows_them() {
 #[test]
 fn delete_frees_the_mountpoint_the_upper_layer_and_the_session() {
     let fx = fixture::standard();
-    let s = Server::start(&fx.repo_path.display().to_string(), "");
+    let s = AntaresServer::start(&fx.repo_path.display().to_string(), "");
     let v = s.create(json!({"job_id": "d", "path": "a"}));
     let ro = s.create(json!({"path": "/", "readonly": true}));
     let mp = path_of(&v, "mountpoint");
@@ -748,7 +536,7 @@ fn delete_frees_the_mountpoint_the_upper_layer_and_the_session() {
 fn after_sigkill_a_restart_recovers_every_mount_and_loses_no_upper_layer() {
     let fx = fixture::standard();
     let server = MegaServer::start(&fx.repo_path);
-    let mut s = Server::start(&server.url(), "");
+    let mut s = AntaresServer::start(&server.url(), "");
     let a = s.create(json!({"job_id": "a", "path": "a"}));
     let b = s.create(json!({"job_id": "b", "path": "/", "readonly": true}));
     let c = s.create(json!({"job_id": "c", "path": "src"}));
@@ -887,17 +675,9 @@ fn the_daemon_serves_the_same_api_at_antares() {
 #[test]
 fn the_cli_mounts_lists_and_unmounts() {
     let fx = fixture::standard();
-    let s = Server::start(&fx.repo_path.display().to_string(), "");
-    let cli = |args: &[&str]| {
-        run_with_timeout(
-            Command::new(env!("CARGO_BIN_EXE_scorpio"))
-                .arg("-c")
-                .arg(&s.config)
-                .arg("antares")
-                .args(args),
-            60,
-        )
-    };
+    let s = AntaresServer::start(&fx.repo_path.display().to_string(), "");
+    let cli =
+        |args: &[&str]| run_with_timeout(scorpio_command(&s.config).arg("antares").args(args), 60);
     let out = cli(&["mount", "a", "--job-id", "cli", "--label", "team=ci"]);
     assert!(out.status.success(), "{out:?}\n{}", s.log());
     let mp = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -923,7 +703,7 @@ fn the_cli_mounts_lists_and_unmounts() {
 #[test]
 fn a_crash_in_the_middle_of_a_create_or_a_delete_is_finished_at_start() {
     let fx = fixture::standard();
-    let mut s = Server::start(&fx.repo_path.display().to_string(), "");
+    let mut s = AntaresServer::start(&fx.repo_path.display().to_string(), "");
     let x = s.create(json!({"job_id": "x", "path": "a"}));
     let y = s.create(json!({"job_id": "y", "path": "src"}));
     let (xmp, xup) = (path_of(&x, "mountpoint"), path_of(&x, "upper_dir"));

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::antares::AntaresServer;
 use crate::support::host::fd_count;
 use crate::support::{fixture, http, run_with_timeout, Daemon, DaemonOpts};
 
@@ -312,88 +313,16 @@ fn every_refusal_on_every_route_is_json() {
     assert_json_refusal("bad query", r, 400, "");
 }
 
-/// `scorpio antares serve` on a config of its own; SIGTERM and lazy unmounts on drop.
-struct AntaresServe {
-    dir: tempfile::TempDir,
-    addr: String,
-    child: std::process::Child,
-}
-
-impl AntaresServe {
-    fn start(remote: &str) -> AntaresServe {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let addr = format!("127.0.0.1:{}", crate::support::daemon::free_port());
-        let q = |p: &str| toml::Value::String(dir.path().join(p).display().to_string());
-        let cfg = dir.path().join("scorpio.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "remote = {}\nstore_path = {}\nworkspace = {}\n[antares]\nbind = {}\n\
-                 mount_root = {}\nupper_root = {}\ncl_root = {}\n",
-                toml::Value::String(remote.into()),
-                q("store"),
-                q("ws"),
-                toml::Value::String(addr.clone()),
-                q("mnt"),
-                q("upper"),
-                q("cl"),
-            ),
-        )
-        .expect("config");
-        let log = std::fs::File::create(dir.path().join("log")).expect("log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorpio"));
-        cmd.arg("-c")
-            .arg(&cfg)
-            .args(["antares", "serve"])
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SCORPIO_") {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd.spawn().expect("spawn antares serve");
-        let s = AntaresServe { dir, addr, child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(&s.addr).is_err() {
-            assert!(Instant::now() < deadline, "antares serve did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
-    }
-}
-
-impl Drop for AntaresServe {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for m in crate::support::mountinfo::mountinfo() {
-            if m.mount_point.starts_with(self.dir.path()) {
-                crate::support::daemon::lazy_unmount(&m.mount_point);
-            }
-        }
-    }
-}
-
 #[test]
 fn the_standalone_antares_server_refuses_another_user_too() {
     let fx = fixture::standard();
-    let s = AntaresServe::start(&fx.repo_path.display().to_string());
+    let s = AntaresServer::start(&fx.repo_path.display().to_string(), "");
     let url = format!("http://{}/mounts", s.addr);
     let (code, resp) = curl_as_nobody(&url, r#"{"path":"src","job_id":"j"}"#, None);
     assert_eq!(code, 403, "{resp}");
     let v: serde_json::Value = serde_json::from_str(&resp).expect("JSON refusal");
     assert_eq!(v["code"], "OWNER_ONLY", "{resp}");
-    let mnt = s.dir.path().join("mnt");
+    let mnt = s.mount_root();
     let made = std::fs::read_dir(&mnt).map(|d| d.count()).unwrap_or(0);
     assert_eq!(made, 0, "nobody's request made a mount");
     let (code, resp) = http::post(&s.addr, "/mounts", r#"{"path":"src","job_id":"j"}"#);

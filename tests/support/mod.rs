@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 #![allow(unused_imports)]
 
+pub mod antares;
 pub mod api;
 pub mod daemon;
 pub mod fixture;
