@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::antares::{fuse_mounts_under, live_fuse, path_of, AntaresServer};
+use support::api::cli;
 use support::daemon::{lazy_unmount, run_with_timeout, scorpio_command, Daemon};
 use support::fixture::{self, Fixture};
 use support::host::Tmpfs;
@@ -643,22 +644,10 @@ fn the_daemon_serves_the_same_api_at_antares() {
         fixture::DEEP_FILE_CONTENT
     );
     // The CLI talks to the same routes.
-    let out = run_with_timeout(
-        Command::new(env!("CARGO_BIN_EXE_scorpio"))
-            .arg("-c")
-            .arg(&d.config_path)
-            .args(["antares", "--via-daemon", "list"]),
-        30,
-    );
+    let out = cli(&d, &["antares", "--via-daemon", "list"]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains(v["mount_id"].as_str().unwrap()));
-    let out = run_with_timeout(
-        Command::new(env!("CARGO_BIN_EXE_scorpio"))
-            .arg("-c")
-            .arg(&d.config_path)
-            .args(["antares", "--via-daemon", "umount", "--job", "w"]),
-        30,
-    );
+    let out = cli(&d, &["antares", "--via-daemon", "umount", "--job", "w"]);
     assert!(out.status.success(), "{out:?}");
     assert!(!mountinfo().iter().any(|m| m.mount_point == mp));
     let (st, _) = http::get(&d.http_addr, "/antares/mounts/by-job/w");

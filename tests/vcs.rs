@@ -5,7 +5,7 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use support::api::{changes as status, commit_body as commit, mount};
+use support::api::{changes as status, cli, commit_body as commit, mount};
 use support::daemon::{run_with_timeout, Daemon};
 use support::fixture::{self, Fixture};
 use support::http;
@@ -83,15 +83,7 @@ fn diff_is_unified_with_modes_and_binaries() {
         assert!(text.contains(needle), "diff lacks {needle:?}:\n{text}");
     }
     // The CLI prints the same, and status as `X path` lines.
-    let cli = |args: &[&str]| {
-        run_with_timeout(
-            Command::new(env!("CARGO_BIN_EXE_scorpio"))
-                .arg("-c")
-                .arg(&d.config_path)
-                .args(args),
-            60,
-        )
-    };
+    let cli = |args: &[&str]| cli(&d, args);
     let out = cli(&["diff"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("+# Changed"));
@@ -155,13 +147,7 @@ fn reset_drops_changes_under_a_path_or_all_of_them() {
     let (code, _) = http::post(&d.http_addr, "/api/git/reset", r#"{"path":"../x"}"#);
     assert_eq!(code, 400);
     // Everything, through the CLI.
-    let out = run_with_timeout(
-        Command::new(env!("CARGO_BIN_EXE_scorpio"))
-            .arg("-c")
-            .arg(&d.config_path)
-            .args(["reset", "/"]),
-        60,
-    );
+    let out = cli(&d, &["reset", "/"]);
     assert!(
         out.status.success(),
         "{}",
@@ -234,13 +220,7 @@ fn commit_builds_the_tree_git_would_and_stacks() {
         "{text}"
     );
     // The CLI commits too (nothing new here, so it is refused with exit code 1).
-    let out = run_with_timeout(
-        Command::new(env!("CARGO_BIN_EXE_scorpio"))
-            .arg("-c")
-            .arg(&d.config_path)
-            .args(["commit", "-m", "x"]),
-        60,
-    );
+    let out = cli(&d, &["commit", "-m", "x"]);
     assert_eq!(
         out.status.code(),
         Some(1),
