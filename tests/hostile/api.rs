@@ -3,12 +3,11 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::antares::AntaresServer;
-use crate::support::host::fd_count;
-use crate::support::{fixture, http, run_with_timeout, Daemon, DaemonOpts};
+use crate::support::host::{curl_as_nobody, fd_count};
+use crate::support::{fixture, http, Daemon, DaemonOpts};
 
 /// Half-sent connections the flood opens (the daemon serves at most 512 at once).
 const FLOOD: usize = 3000;
@@ -107,34 +106,6 @@ fn health_once(addr: &SocketAddr) -> Option<String> {
     )
     .ok()?;
     (r.status == 200).then(|| r.text())
-}
-
-/// `curl` as uid/gid 65534 (nobody), returning (status, body).
-fn curl_as_nobody(url: &str, body: &str, token: Option<&str>) -> (u16, String) {
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "curl",
-        "-sS",
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        body,
-        "-w",
-        "\n%{http_code}",
-    ]);
-    if let Some(t) = token {
-        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
-    }
-    cmd.arg(url);
-    let out = run_with_timeout(&mut cmd, 60);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 #[test]

@@ -3,11 +3,11 @@
 //! (reset, unmount, settle after a push, CL rebuild, Antares DELETE) may reach through it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::support::api::mount;
-use crate::support::daemon::{run_with_timeout, Daemon, DaemonOpts};
+use crate::support::daemon::{Daemon, DaemonOpts};
 use crate::support::fixture::{self, Worktree};
+use crate::support::host::curl_as_nobody;
 use crate::support::http;
 
 /// A directory outside everything the daemon owns, with a file and a subdirectory.
@@ -119,19 +119,11 @@ fn reset_sent_by_another_user_removes_nothing_outside() {
     link_in_a(&d, &v);
     for p in ["a/lnk/f", "a/lnk/sub"] {
         // `nobody` sends the request, as any local user can on loopback.
-        let out = run_with_timeout(
-            Command::new("setpriv")
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "curl"])
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
-                .args(["-H", "Content-Type: application/json", "-d"])
-                .arg(serde_json::json!({ "path": p }).to_string())
-                .arg(format!("{}/api/git/reset", d.http_url())),
-            60,
+        let (code, _) = curl_as_nobody(
+            &format!("{}/api/git/reset", d.http_url()),
+            &serde_json::json!({ "path": p }).to_string(),
+            None,
         );
-        let code: u16 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("curl as nobody: {out:?}"));
         // Refused (the auth rule) or done safely; never a failure of ours.
         assert!(
             code == 200 || (400..500).contains(&code),

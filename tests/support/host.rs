@@ -32,18 +32,47 @@ pub fn drop_caches() {
     let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
 }
 
+/// `program` to be run as nobody:nogroup (uid and gid 65534, no supplementary groups).
+pub fn nobody(program: &str) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
+    cmd
+}
+
 /// Runs `script` (with `$0` = `p`) as nobody:nogroup; panics unless it succeeds.
 pub fn as_nobody(script: &str, p: &Path) {
-    use std::os::unix::process::CommandExt;
-    let status = Command::new("sh")
+    let status = nobody("sh")
         .arg("-c")
         .arg(script)
         .arg(p)
-        .uid(65534)
-        .gid(65534)
         .status()
         .expect("run sh as nobody");
     assert!(status.success(), "{script} as nobody: {status:?}");
+}
+
+/// `curl` as nobody: POSTs the JSON `body` to `url` (with a bearer `token` if given); returns
+/// (status, body), status 0 when curl got no answer.
+pub fn curl_as_nobody(url: &str, body: &str, token: Option<&str>) -> (u16, String) {
+    let mut cmd = nobody("curl");
+    cmd.args([
+        "-sS",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        "-w",
+        "\n%{http_code}",
+    ]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    cmd.arg(url);
+    let out = run_with_timeout(&mut cmd, 60);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 /// Kernel overlayfs mounted over `lower` in a fresh directory; unmounted when dropped.

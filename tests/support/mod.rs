@@ -1,5 +1,10 @@
-//! Test support for Scorpio's integration tests: git fixtures, a Mega-API server over a bare
-//! repository, and a harness that runs the real `scorpio` daemon. Use with `mod support;`.
+//! Test support for Scorpio's integration tests, the one home of every shared helper: `daemon`
+//! (the real `scorpio` daemon as a child, commands with timeouts), `api` (calls to its API and
+//! CLI), `http` (the one HTTP client), `fixture` (git repositories), `mega_server` (a Mega-API
+//! and git smart-HTTP server over a bare repository), `antares` (the standalone Antares
+//! server), `mountinfo`, `host` (fds, other users, tmpfs, kernel overlayfs) and `tree` (walking
+//! and comparing trees). Use with `mod support;`; each test crate compiles it on its own and
+//! uses a part, hence the allowances below.
 #![allow(dead_code)]
 #![allow(unused_imports)]
 
