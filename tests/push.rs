@@ -9,28 +9,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::api::{cli, mount};
+use support::api::{cli, json, mount};
 use support::daemon::{run_with_timeout, Daemon, DaemonOpts};
 use support::fixture::{self, Fixture};
 use support::http;
 use support::mega_server::{Fault, MegaServer};
 use support::tree::{archive, assert_same_tree, walk};
 
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
+/// Commits everything changed; returns the new commit's id.
 fn commit(d: &Daemon, message: &str) -> String {
-    let (code, body) = http::post(
-        &d.http_addr,
-        "/api/git/commit",
-        &serde_json::json!({ "message": message }).to_string(),
-    );
-    assert_eq!(code, 200, "commit: {body}\n{}", d.log());
-    json(&body)["commit"]
-        .as_str()
-        .expect("commit id")
-        .to_string()
+    let (code, v) = support::api::commit(d, message);
+    assert_eq!(code, 200, "commit: {v}\n{}", d.log());
+    v["commit"].as_str().expect("commit id").to_string()
 }
 
 fn push(d: &Daemon) -> (u16, serde_json::Value) {
@@ -96,7 +86,7 @@ fn mega_daemon(fx: &Fixture) -> (MegaServer, Daemon) {
     server.set_push_token(Some("tok".into()));
     let mut opts = DaemonOpts::new(server.url());
     opts.extra_toml = "remote_token = \"tok\"\n".into();
-    let d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::start_or_panic(opts);
     (server, d)
 }
 
@@ -269,8 +259,7 @@ fn a_refused_push_loses_nothing_and_works_once_the_branch_is_sorted_out() {
 #[test]
 fn a_thousand_files_push_to_a_local_repository_with_compare_and_swap() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "/");
     let ws = d.workspace.clone();
     for i in 0..1000 {
@@ -370,8 +359,7 @@ fn a_file_written_while_a_push_is_in_flight_stays() {
 #[test]
 fn a_push_after_unmount_shows_in_the_read_only_view() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "a");
     let ws = d.workspace.clone();
     // The kernel caches the read-only view for a long time; look at it first.
@@ -404,8 +392,7 @@ fn a_push_after_unmount_shows_in_the_read_only_view() {
 #[test]
 fn a_push_waits_for_ci_mounts_that_share_the_view() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "/");
     std::fs::write(d.workspace.join(fixture::README), b"# pushed later\n").expect("modify");
     let c = commit(&d, "after the CI job");

@@ -9,7 +9,7 @@ use std::process::Command;
 use scorpio::remote::smart_http::{Endpoint, PushError};
 use scorpio::remote::Oid;
 use scorpio::vcs::commit::{open_staging, pack_new_objects};
-use support::daemon::{run_with_timeout, Daemon, DaemonOpts};
+use support::daemon::{run_with_timeout, Daemon};
 use support::fixture;
 use support::http;
 use support::mega_server::MegaServer;
@@ -27,7 +27,7 @@ fn a_commit_pushes_as_a_pack_of_new_objects_and_real_git_accepts_it() {
     let fx = fixture::standard();
     let server = MegaServer::start(&fx.repo_path);
     server.set_push_token(Some("tok".into()));
-    let d = Daemon::start(DaemonOpts::new(server.url())).unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::mega(&server);
     let (code, body) = http::post(&d.http_addr, "/api/fs/mount", r#"{"path":"/"}"#);
     assert_eq!(code, 200, "{body}");
     let ws = &d.workspace;

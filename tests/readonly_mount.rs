@@ -6,22 +6,14 @@ mod support;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use support::daemon::{is_fuse_mounted, read_guarded, run_with_timeout, Daemon, DaemonOpts};
-use support::fixture::{self, Fixture};
+use support::daemon::{read_guarded, Daemon, DaemonOpts};
+use support::fixture;
+use support::host::drop_caches;
 use support::mega_server::{Fault, MegaServer};
+use support::mountinfo::{fuse_mounts, is_fuse_mounted};
 use support::tree::{archive, assert_same_tree};
-
-fn mega_daemon(server: &MegaServer) -> Daemon {
-    Daemon::start(DaemonOpts::new(server.url())).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn local_daemon(fx: &Fixture) -> Daemon {
-    Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"))
-}
 
 fn errno_of(r: std::io::Result<Vec<u8>>) -> Option<i32> {
     r.err().and_then(|e| e.raw_os_error())
@@ -30,7 +22,7 @@ fn errno_of(r: std::io::Result<Vec<u8>>) -> Option<i32> {
 #[test]
 fn local_mount_matches_git_archive() {
     let fx = fixture::standard();
-    let d = local_daemon(&fx);
+    let d = Daemon::local(&fx);
     let want = archive(&fx, &fx.commit);
     assert_same_tree(&d.workspace, want.path());
 }
@@ -39,7 +31,7 @@ fn local_mount_matches_git_archive() {
 fn mega_mount_matches_git_archive() {
     let fx = fixture::standard();
     let server = MegaServer::start(&fx.repo_path);
-    let d = mega_daemon(&server);
+    let d = Daemon::mega(&server);
     let want = archive(&fx, &fx.commit);
     assert_same_tree(&d.workspace, want.path());
 }
@@ -73,7 +65,7 @@ fn mega_falls_back_to_pinned_listing_when_tree_is_no_longer_current() {
 fn laziness_is_counted_at_the_server() {
     let fx = fixture::standard();
     let server = MegaServer::start(&fx.repo_path);
-    let d = mega_daemon(&server);
+    let d = Daemon::mega(&server);
     let names: Vec<_> = std::fs::read_dir(&d.workspace)
         .expect("list root")
         .map(|e| e.expect("entry").file_name())
@@ -134,7 +126,7 @@ fn laziness_is_counted_at_the_server() {
 fn stat_gives_exact_size_without_fetching_the_blob() {
     let fx = fixture::standard();
     let server = MegaServer::start(&fx.repo_path);
-    let d = mega_daemon(&server);
+    let d = Daemon::mega(&server);
     let meta = std::fs::metadata(d.workspace.join(fixture::BIG_FILE)).expect("stat big file");
     assert_eq!(meta.len(), fixture::BIG_FILE_SIZE as u64);
     assert!(
@@ -143,7 +135,7 @@ fn stat_gives_exact_size_without_fetching_the_blob() {
         server.counts()
     );
 
-    let local = local_daemon(&fx);
+    let local = Daemon::local(&fx);
     let meta =
         std::fs::metadata(local.workspace.join(fixture::BIG_FILE)).expect("stat big file (local)");
     assert_eq!(meta.len(), fixture::BIG_FILE_SIZE as u64);
@@ -164,7 +156,7 @@ fn concurrent_readers_share_one_fetch() {
     let fx = fixture::standard();
     let server = MegaServer::start(&fx.repo_path);
     server.set_fault(Fault::Slow(Duration::from_millis(300)));
-    let d = mega_daemon(&server);
+    let d = Daemon::mega(&server);
     let path = d.workspace.join(fixture::BIG_FILE);
     let readers: Vec<_> = (0..8)
         .map(|_| {
@@ -196,7 +188,7 @@ fn restart_keeps_inodes_and_serves_what_was_seen_offline() {
         store: Some(store.path().to_path_buf()),
         ..DaemonOpts::new(server.url())
     };
-    let mut d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
+    let mut d = Daemon::start_or_panic(opts);
     let seen = [
         fixture::DEEP_FILE,
         fixture::SPACE_FILE,
@@ -248,7 +240,7 @@ fn restart_keeps_inodes_and_serves_what_was_seen_offline() {
 fn wrong_bytes_are_eio_and_never_cached() {
     let fx = fixture::standard();
     let server = MegaServer::start(&fx.repo_path);
-    let d = mega_daemon(&server);
+    let d = Daemon::mega(&server);
     server.set_fault(Fault::WrongBytes);
     let path = d.workspace.join(fixture::DEEP_FILE);
     assert_eq!(errno_of(read_guarded(path.clone(), 30)), Some(libc::EIO));
@@ -272,7 +264,7 @@ fn wrong_bytes_are_eio_and_never_cached() {
 fn server_down_is_eio_within_the_timeout() {
     let fx = fixture::standard();
     let mut server = MegaServer::start(&fx.repo_path);
-    let d = mega_daemon(&server);
+    let d = Daemon::mega(&server);
     std::fs::read_dir(&d.workspace)
         .expect("list root")
         .for_each(drop);
@@ -288,7 +280,7 @@ fn server_down_is_eio_within_the_timeout() {
 fn slow_server_is_eio_within_the_timeout_not_a_hang() {
     let fx = fixture::standard();
     let server = MegaServer::start(&fx.repo_path);
-    let d = mega_daemon(&server);
+    let d = Daemon::mega(&server);
     std::fs::read_dir(&d.workspace)
         .expect("list root")
         .for_each(drop);
@@ -308,7 +300,7 @@ fn slow_server_is_eio_within_the_timeout_not_a_hang() {
 #[test]
 fn writes_are_refused_with_erofs() {
     let fx = fixture::standard();
-    let d = local_daemon(&fx);
+    let d = Daemon::local(&fx);
     let e = std::fs::write(d.workspace.join("new.txt"), b"x").expect_err("create must fail");
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
     let e = std::fs::create_dir(d.workspace.join("newdir")).expect_err("mkdir must fail");
@@ -329,7 +321,7 @@ fn writes_are_refused_with_erofs() {
 #[test]
 fn missing_names_are_enoent_and_files_are_not_dirs() {
     let fx = fixture::standard();
-    let d = local_daemon(&fx);
+    let d = Daemon::local(&fx);
     let e = std::fs::metadata(d.workspace.join("nope")).expect_err("missing");
     assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
     // Twice: the second answer comes from the kernel's negative cache and must agree.
@@ -346,7 +338,7 @@ fn missing_names_are_enoent_and_files_are_not_dirs() {
 #[test]
 fn sigterm_and_sigint_unmount_and_exit_zero() {
     let fx = fixture::standard();
-    let mut d = local_daemon(&fx);
+    let mut d = Daemon::local(&fx);
     let (status, body) = support::http::get(&d.http_addr, "/health");
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("health is JSON");
@@ -399,7 +391,7 @@ fn sigterm_and_sigint_unmount_and_exit_zero() {
 #[test]
 fn stale_mount_from_a_crash_is_cleared_at_start() {
     let fx = fixture::standard();
-    let mut d = local_daemon(&fx);
+    let mut d = Daemon::local(&fx);
     std::fs::read(d.workspace.join(fixture::DEEP_FILE)).expect("read");
     d.kill9();
     assert!(
@@ -408,113 +400,14 @@ fn stale_mount_from_a_crash_is_cleared_at_start() {
     );
     d.restart()
         .unwrap_or_else(|e| panic!("restart over a stale mount: {e}"));
-    let again = std::fs::read(d.workspace.join(fixture::DEEP_FILE)).unwrap_or_else(|e| {
-        panic!(
-            "read after restart: {e}\n{}\n{}",
-            d.log(),
-            support::daemon::fuse_mounts()
-        )
-    });
+    let again = std::fs::read(d.workspace.join(fixture::DEEP_FILE))
+        .unwrap_or_else(|e| panic!("read after restart: {e}\n{}\n{}", d.log(), fuse_mounts()));
     assert_eq!(again, fixture::DEEP_FILE_CONTENT);
     assert!(
         d.log().contains("stale mount"),
         "no log line about the stale mount:\n{}",
         d.log()
     );
-}
-
-fn scorpio(args: &[&str], config: &str) -> (std::process::Output, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("scorpio.toml");
-    std::fs::write(&cfg, config).expect("write config");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorpio"));
-    cmd.arg("-c").arg(&cfg).args(args).current_dir(dir.path());
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("SCORPIO_")) {
-        cmd.env_remove(k);
-    }
-    (run_with_timeout(&mut cmd, 60), dir)
-}
-
-#[test]
-fn bad_config_exits_2_naming_the_key() {
-    let fx = fixture::standard();
-    let remote = fx.repo_path.display();
-    for (text, key) in [
-        (format!("remote = '{remote}'\nworkspace = 'ws'\nstore_path = 'st'\nfetch_concurrency = 'many'\n"), "fetch_concurrency"),
-        (format!("remote = '{remote}'\nworkspace = 'ws'\nstore_path = 'st'\nbogus_key = 1\n"), "bogus_key"),
-        (format!("remote = '{remote}'\nworkspace = 'ws'\nstore_path = 'st'\nhttp_addr = 'nowhere'\n"), "http_addr"),
-        ("remote = '/no/such/repo'\nworkspace = 'ws'\nstore_path = 'st'\n".to_string(), "remote"),
-    ] {
-        let (out, dir) = scorpio(&[], &text);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "config {text:?}: {stderr}");
-        assert!(stderr.contains(key), "error does not name {key}: {stderr}");
-        assert!(!is_fuse_mounted(&dir.path().join("ws")));
-    }
-}
-
-#[test]
-fn unreachable_remote_fails_cleanly() {
-    let port = support::daemon::free_port();
-    let (out, dir) = scorpio(
-        &[],
-        &format!("remote = 'http://127.0.0.1:{port}'\nworkspace = 'ws'\nstore_path = 'st'\nhttp_addr = '127.0.0.1:{}'\nrequest_timeout_secs = 2\n", support::daemon::free_port()),
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("cannot resolve"), "{stderr}");
-    assert!(
-        !is_fuse_mounted(&dir.path().join("ws")),
-        "a mount was left behind"
-    );
-
-    let not_a_repo = tempfile::tempdir().expect("tempdir");
-    let (out, dir) = scorpio(
-        &[],
-        &format!(
-            "remote = '{}'\nworkspace = 'ws'\nstore_path = 'st'\n",
-            not_a_repo.path().display()
-        ),
-    );
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("remote"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!is_fuse_mounted(&dir.path().join("ws")));
-}
-
-#[test]
-fn doctor_checks_fuse_store_and_remote() {
-    let fx = fixture::standard();
-    let (out, _dir) = scorpio(
-        &["doctor"],
-        &format!(
-            "remote = '{}'\nworkspace = 'ws'\nstore_path = 'st'\n",
-            fx.repo_path.display()
-        ),
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for name in ["fuse device", "fusermount3", "store", "remote"] {
-        assert!(
-            stdout
-                .lines()
-                .any(|l| l.starts_with("ok") && l.contains(name)),
-            "{name} missing: {stdout}"
-        );
-    }
-    let port = support::daemon::free_port();
-    let (out, _dir) = scorpio(&["doctor"], &format!("remote = 'http://127.0.0.1:{port}'\nworkspace = 'ws'\nstore_path = 'st'\nrequest_timeout_secs = 1\n"));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .any(|l| l.starts_with("FAIL") && l.contains("remote")));
 }
 
 fn stored_objects(store: &Path) -> Vec<(String, u64)> {
@@ -545,7 +438,7 @@ fn disk_cache_is_bounded_and_evicted_blobs_come_back() {
         extra_toml: "cache_disk_bytes = 1048576\n".into(),
         ..DaemonOpts::new(fx.repo_path.display().to_string())
     };
-    let d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::start_or_panic(opts);
     let big_oid = fixture::entry_oid(&fx, &fx.commit, fixture::BIG_FILE).expect("oid");
     let want = fixture::big_blob_content();
     assert!(std::fs::read(d.workspace.join(fixture::BIG_FILE)).expect("read big") == want);
@@ -565,6 +458,6 @@ fn disk_cache_is_bounded_and_evicted_blobs_come_back() {
         "{stored:?}"
     );
     // Drop the page cache when allowed (root) so the read reaches the daemon; content is checked either way.
-    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+    drop_caches();
     assert!(std::fs::read(d.workspace.join(fixture::BIG_FILE)).expect("read big again") == want);
 }

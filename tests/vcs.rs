@@ -5,8 +5,8 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use support::api::{changes as status, mount};
-use support::daemon::{run_with_timeout, Daemon, DaemonOpts};
+use support::api::{changes as status, cli, commit_body as commit, mount};
+use support::daemon::{run_with_timeout, Daemon};
 use support::fixture::{self, Fixture};
 use support::http;
 use support::mega_server::MegaServer;
@@ -29,8 +29,7 @@ fn edit(root: &std::path::Path) {
 #[test]
 fn status_lists_exactly_the_changes() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "/");
     assert!(status(&d, "").is_empty(), "a fresh mount has no changes");
     edit(&d.workspace);
@@ -61,8 +60,7 @@ fn status_lists_exactly_the_changes() {
 #[test]
 fn diff_is_unified_with_modes_and_binaries() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "/");
     edit(&d.workspace);
     let mut big = fixture::big_blob_content();
@@ -85,15 +83,7 @@ fn diff_is_unified_with_modes_and_binaries() {
         assert!(text.contains(needle), "diff lacks {needle:?}:\n{text}");
     }
     // The CLI prints the same, and status as `X path` lines.
-    let cli = |args: &[&str]| {
-        run_with_timeout(
-            Command::new(env!("CARGO_BIN_EXE_scorpio"))
-                .arg("-c")
-                .arg(&d.config_path)
-                .args(args),
-            60,
-        )
-    };
+    let cli = |args: &[&str]| cli(&d, args);
     let out = cli(&["diff"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("+# Changed"));
@@ -112,7 +102,7 @@ fn status_on_a_large_tree_reads_no_untouched_directory() {
     let n = 50_000;
     let fx: Fixture = fixture::generated(n, 100);
     let server = MegaServer::start(&fx.repo_path);
-    let d = Daemon::start(DaemonOpts::new(server.url())).unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::mega(&server);
     mount(&d, "/");
     let touched = [1usize, 2, 3, 150, 151, 30_000, 30_001, 49_998, 49_999];
     for i in touched {
@@ -143,8 +133,7 @@ fn status_on_a_large_tree_reads_no_untouched_directory() {
 #[test]
 fn reset_drops_changes_under_a_path_or_all_of_them() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "/");
     edit(&d.workspace);
     // Only under a/: the renamed directory comes back, everything else stays changed.
@@ -158,13 +147,7 @@ fn reset_drops_changes_under_a_path_or_all_of_them() {
     let (code, _) = http::post(&d.http_addr, "/api/git/reset", r#"{"path":"../x"}"#);
     assert_eq!(code, 400);
     // Everything, through the CLI.
-    let out = run_with_timeout(
-        Command::new(env!("CARGO_BIN_EXE_scorpio"))
-            .arg("-c")
-            .arg(&d.config_path)
-            .args(["reset", "/"]),
-        60,
-    );
+    let out = cli(&d, &["reset", "/"]);
     assert!(
         out.status.success(),
         "{}",
@@ -195,19 +178,10 @@ fn git_tree_after_edits(fx: &Fixture) -> String {
     git(&["write-tree"])
 }
 
-fn commit(d: &Daemon, body: &str) -> (u16, serde_json::Value) {
-    let (code, resp) = http::post(&d.http_addr, "/api/git/commit", body);
-    (
-        code,
-        serde_json::from_str(&resp).unwrap_or(serde_json::Value::String(resp)),
-    )
-}
-
 #[test]
 fn commit_builds_the_tree_git_would_and_stacks() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "/");
     let (code, v) = commit(&d, r#"{"message":"nothing yet"}"#);
     assert_eq!(
@@ -246,13 +220,7 @@ fn commit_builds_the_tree_git_would_and_stacks() {
         "{text}"
     );
     // The CLI commits too (nothing new here, so it is refused with exit code 1).
-    let out = run_with_timeout(
-        Command::new(env!("CARGO_BIN_EXE_scorpio"))
-            .arg("-c")
-            .arg(&d.config_path)
-            .args(["commit", "-m", "x"]),
-        60,
-    );
+    let out = cli(&d, &["commit", "-m", "x"]);
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -1,12 +1,13 @@
 //! Hostile cases: api (see tests/hostile.rs). A flood of half-sent connections, another local
 //! user calling the owner's API, and malformed requests on every route.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{fixture, http, run_with_timeout, Daemon, DaemonOpts};
+use crate::support::antares::AntaresServer;
+use crate::support::host::{curl_as_nobody, fd_count};
+use crate::support::{fixture, http, Daemon, DaemonOpts};
 
 /// Half-sent connections the flood opens (the daemon serves at most 512 at once).
 const FLOOD: usize = 3000;
@@ -26,19 +27,12 @@ fn raise_own_fd_limit() {
     );
 }
 
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 #[test]
 fn half_sent_connections_leave_the_mount_and_health_working() {
     raise_own_fd_limit();
     let n_files = 64;
     let fx = fixture::generated(n_files, 16);
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     let pid = d.pid().expect("daemon pid");
     let addr: SocketAddr = d.http_addr.parse().expect("addr");
     // Headers begun, never finished: what a slowloris client sends.
@@ -54,7 +48,7 @@ fn half_sent_connections_leave_the_mount_and_health_working() {
         "only {} connections got through",
         flood.len()
     );
-    let fds = open_fds(pid);
+    let fds = fd_count(pid);
     assert!(
         fds < MAX_CONNECTIONS + FD_MARGIN,
         "the daemon holds {fds} descriptors under a flood of {} connections",
@@ -77,7 +71,7 @@ fn half_sent_connections_leave_the_mount_and_health_working() {
         }
     };
     assert!(health.contains("\"status\":\"ok\""), "{health}");
-    let fds = open_fds(pid);
+    let fds = fd_count(pid);
     assert!(fds < MAX_CONNECTIONS + FD_MARGIN, "{fds} descriptors");
     drop(flood);
 }
@@ -85,18 +79,17 @@ fn half_sent_connections_leave_the_mount_and_health_working() {
 #[test]
 fn a_body_that_never_comes_is_cut_off_with_a_json_408() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut s = TcpStream::connect(&d.http_addr).expect("connect");
+    let d = Daemon::local(&fx);
     // Far beyond the 30 s body deadline; only a daemon that never answers reaches it.
-    s.set_read_timeout(Some(Duration::from_secs(150)))
-        .expect("timeout");
-    s.write_all(b"POST /api/fs/mount HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"pa")
-        .expect("send");
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let resp = http::exchange(
+        &d.http_addr,
+        "POST /api/fs/mount HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        b"{\"pa".to_vec(),
+        None,
+        Duration::from_secs(150),
+    )
+    .expect("connect");
+    let (head, body) = (&resp.head, &resp.text());
     assert!(head.starts_with("HTTP/1.1 408"), "{resp:?}");
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
     assert_eq!(v["code"], "BODY_TIMEOUT", "{body}");
@@ -104,51 +97,21 @@ fn a_body_that_never_comes_is_cut_off_with_a_json_408() {
 
 /// One `GET /health` with a long read timeout; `None` when the connection fails.
 fn health_once(addr: &SocketAddr) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(addr, Duration::from_secs(5)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(120))).ok()?;
-    s.write_all(b"GET /health HTTP/1.0\r\nHost: x\r\n\r\n")
-        .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    resp.split(' ')
-        .nth(1)
-        .is_some_and(|c| c == "200")
-        .then_some(resp)
-}
-
-/// `curl` as uid/gid 65534 (nobody), returning (status, body).
-fn curl_as_nobody(url: &str, body: &str, token: Option<&str>) -> (u16, String) {
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "curl",
-        "-sS",
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        body,
-        "-w",
-        "\n%{http_code}",
-    ]);
-    if let Some(t) = token {
-        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
-    }
-    cmd.arg(url);
-    let out = run_with_timeout(&mut cmd, 60);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
+    let r = http::exchange(
+        &addr.to_string(),
+        "GET /health HTTP/1.0\r\nHost: x\r\n\r\n",
+        Vec::new(),
+        Some(Duration::from_secs(5)),
+        Duration::from_secs(120),
+    )
+    .ok()?;
+    (r.status == 200).then(|| r.text())
 }
 
 #[test]
 fn another_user_cannot_act_on_the_owners_workspace_without_the_token() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     crate::support::api::mount(&d, "src");
     let mine = d.workspace.join("src/mine.txt");
     std::fs::write(&mine, b"the owner's work\n").expect("write");
@@ -194,7 +157,7 @@ fn with_a_token_another_user_may_use_the_api() {
     let fx = fixture::standard();
     let mut opts = DaemonOpts::new(fx.repo_path.display().to_string());
     opts.extra_toml = "auth_token = \"let-me-in\"".into();
-    let d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::start_or_panic(opts);
     let url = format!("{}/api/fs/mount", d.http_url());
     let (code, resp) = curl_as_nobody(&url, r#"{"path":"src"}"#, None);
     assert_eq!(code, 401, "{resp}");
@@ -211,9 +174,6 @@ fn raw(
     ctype: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -222,30 +182,13 @@ fn raw(
         head.push_str(&format!("Content-Type: {t}\r\n"));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).expect("head");
-    let mut w = s.try_clone().expect("clone");
-    let writer = std::thread::spawn(move || {
-        let _ = w.write_all(&body);
-    });
-    let mut resp = Vec::new();
-    let _ = s.read_to_end(&mut resp);
-    let _ = writer.join();
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let ctype = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type:")
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    (status, ctype, body.to_string())
+    let r = http::exchange(addr, &head, body, None, http::READ_TIMEOUT).expect("connect");
+    let ctype = r
+        .content_type
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    (r.status, ctype, r.text())
 }
 
 /// Asserts a JSON `{error, code}` refusal with `status` (and `code`, unless empty).
@@ -272,8 +215,7 @@ fn assert_json_refusal(what: &str, got: (u16, String, String), status: u16, code
 #[test]
 fn every_refusal_on_every_route_is_json() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     let a = d.http_addr.as_str();
     let json = Some("application/json");
     // (route, a body of the right shape, status for a wrong shape and its code)
@@ -342,88 +284,16 @@ fn every_refusal_on_every_route_is_json() {
     assert_json_refusal("bad query", r, 400, "");
 }
 
-/// `scorpio antares serve` on a config of its own; SIGTERM and lazy unmounts on drop.
-struct AntaresServe {
-    dir: tempfile::TempDir,
-    addr: String,
-    child: std::process::Child,
-}
-
-impl AntaresServe {
-    fn start(remote: &str) -> AntaresServe {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let addr = format!("127.0.0.1:{}", crate::support::daemon::free_port());
-        let q = |p: &str| toml::Value::String(dir.path().join(p).display().to_string());
-        let cfg = dir.path().join("scorpio.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "remote = {}\nstore_path = {}\nworkspace = {}\n[antares]\nbind = {}\n\
-                 mount_root = {}\nupper_root = {}\ncl_root = {}\n",
-                toml::Value::String(remote.into()),
-                q("store"),
-                q("ws"),
-                toml::Value::String(addr.clone()),
-                q("mnt"),
-                q("upper"),
-                q("cl"),
-            ),
-        )
-        .expect("config");
-        let log = std::fs::File::create(dir.path().join("log")).expect("log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorpio"));
-        cmd.arg("-c")
-            .arg(&cfg)
-            .args(["antares", "serve"])
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SCORPIO_") {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd.spawn().expect("spawn antares serve");
-        let s = AntaresServe { dir, addr, child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(&s.addr).is_err() {
-            assert!(Instant::now() < deadline, "antares serve did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
-    }
-}
-
-impl Drop for AntaresServe {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child, not yet reaped.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for m in crate::support::daemon::mountinfo() {
-            if m.mount_point.starts_with(self.dir.path()) {
-                crate::support::daemon::lazy_unmount(&m.mount_point);
-            }
-        }
-    }
-}
-
 #[test]
 fn the_standalone_antares_server_refuses_another_user_too() {
     let fx = fixture::standard();
-    let s = AntaresServe::start(&fx.repo_path.display().to_string());
+    let s = AntaresServer::start(&fx.repo_path.display().to_string(), "");
     let url = format!("http://{}/mounts", s.addr);
     let (code, resp) = curl_as_nobody(&url, r#"{"path":"src","job_id":"j"}"#, None);
     assert_eq!(code, 403, "{resp}");
     let v: serde_json::Value = serde_json::from_str(&resp).expect("JSON refusal");
     assert_eq!(v["code"], "OWNER_ONLY", "{resp}");
-    let mnt = s.dir.path().join("mnt");
+    let mnt = s.mount_root();
     let made = std::fs::read_dir(&mnt).map(|d| d.count()).unwrap_or(0);
     assert_eq!(made, 0, "nobody's request made a mount");
     let (code, resp) = http::post(&s.addr, "/mounts", r#"{"path":"src","job_id":"j"}"#);

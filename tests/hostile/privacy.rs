@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use crate::support::api::mount;
 use crate::support::daemon::{run_with_timeout, Daemon, DaemonOpts};
 use crate::support::fixture;
+use crate::support::host::nobody;
 use crate::support::http;
 
 /// A store in a directory every user may pass through (as `~/.local/share` is), so only the
@@ -31,13 +32,9 @@ fn start(fx: &fixture::Fixture, store: &Path) -> Daemon {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn as_nobody(script: &str) -> Output {
-    run_with_timeout(
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .args(["sh", "-c", script]),
-        30,
-    )
+/// Runs `script` as nobody; its output, whatever the exit status.
+fn sh_as_nobody(script: &str) -> Output {
+    run_with_timeout(nobody("sh").args(["-c", script]), 30)
 }
 
 /// Mode bits of `p` (not following it).
@@ -107,16 +104,16 @@ fn a_git_object(store: &Path) -> PathBuf {
 fn nobody_is_kept_out(store: &Path) {
     let config = store.join("git/config");
     let before = std::fs::read(&config).expect("read config");
-    let out = as_nobody(&format!(
+    let out = sh_as_nobody(&format!(
         "printf '[core]\\n\\tpager = id > /tmp/pwned; cat\\n' >> '{}'",
         config.display()
     ));
     assert!(!out.status.success(), "nobody appended to git/config");
     assert_eq!(std::fs::read(&config).expect("read config"), before);
     let obj = a_git_object(store);
-    let out = as_nobody(&format!("rm -f '{}'", obj.display()));
+    let out = sh_as_nobody(&format!("rm -f '{}'", obj.display()));
     assert!(obj.exists(), "nobody deleted an unpushed object: {out:?}");
-    let out = as_nobody(&format!("touch '{}/planted'", store.join("git").display()));
+    let out = sh_as_nobody(&format!("touch '{}/planted'", store.join("git").display()));
     assert!(!out.status.success() && !store.join("git/planted").exists());
 }
 
@@ -238,7 +235,7 @@ fn a_world_writable_store_of_an_older_version_is_made_private_at_start() {
 
 /// Checks the test's premise: before the repair, `nobody` could write `p`.
 fn nobody_can_write(p: &Path) {
-    let out = as_nobody(&format!("test -w '{}'", p.display()));
+    let out = sh_as_nobody(&format!("test -w '{}'", p.display()));
     assert!(
         out.status.success(),
         "premise: {} is writable by nobody",

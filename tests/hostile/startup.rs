@@ -3,9 +3,9 @@
 //! came from (the file, `SCORPIO_<KEY>`, or `--<key>`), and nothing is mounted.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use crate::support::daemon::free_port;
+use crate::support::daemon::{free_port, scorpio_command};
+use crate::support::host::Tmpfs;
 use crate::support::{fixture, http, run_with_timeout, Daemon, DaemonOpts};
 
 /// A scratch directory with a repository, an empty workspace and a store path.
@@ -47,13 +47,8 @@ impl Setup {
             .collect();
         let cfg = self.path("scorpio.toml");
         std::fs::write(&cfg, text).expect("config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorpio"));
-        cmd.arg("-c").arg(&cfg).args(args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SCORPIO_") {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = scorpio_command(&cfg);
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -158,26 +153,11 @@ fn a_workspace_that_is_not_empty_names_the_workspace() {
     assert_eq!(std::fs::read(ws.join("mine")).expect("kept"), b"keep me");
 }
 
-/// Unmounts the tmpfs at its path when dropped.
-struct Tmpfs(PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        crate::support::daemon::lazy_unmount(&self.0);
-    }
-}
-
 #[test]
 fn a_workspace_that_is_already_mounted_names_the_workspace() {
     let s = Setup::new();
     let ws = s.path("mounted");
-    std::fs::create_dir_all(&ws).expect("dir");
-    let out = run_with_timeout(
-        Command::new("mount").args(["-t", "tmpfs", "none"]).arg(&ws),
-        30,
-    );
-    assert!(out.status.success(), "mount tmpfs: {out:?}");
-    let _guard = Tmpfs(ws.clone());
+    let _guard = Tmpfs::at(&ws);
     let (code, stderr) = {
         // Not `Setup::run`: the workspace is (rightly) mounted, by us.
         let cfg = s.path("mounted.toml");
@@ -192,12 +172,7 @@ fn a_workspace_that_is_already_mounted_names_the_workspace() {
             ),
         )
         .expect("config");
-        let out = run_with_timeout(
-            Command::new(env!("CARGO_BIN_EXE_scorpio"))
-                .arg("-c")
-                .arg(&cfg),
-            60,
-        );
+        let out = run_with_timeout(&mut scorpio_command(&cfg), 60);
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -210,7 +185,7 @@ fn a_workspace_that_is_already_mounted_names_the_workspace() {
         "config file",
         &["mount point"],
     );
-    let fstypes: Vec<String> = crate::support::daemon::mounts_at(&ws)
+    let fstypes: Vec<String> = crate::support::mountinfo::mounts_at(&ws)
         .into_iter()
         .map(|m| m.fstype)
         .collect();

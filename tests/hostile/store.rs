@@ -6,11 +6,11 @@
 //! and recovers without a restart once the damage is gone.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use crate::support::daemon::{read_guarded, run_with_timeout, Daemon, DaemonOpts};
+use crate::support::daemon::{read_guarded, Daemon, DaemonOpts};
 use crate::support::fixture::{self, Fixture};
+use crate::support::host::{drop_caches, Tmpfs};
 use crate::support::mega_server::MegaServer;
 
 /// Size of each big file of [`big_fixture`].
@@ -52,10 +52,6 @@ fn local_opts(fx: &Fixture, store: &Path) -> DaemonOpts {
         store: Some(store.to_path_buf()),
         ..DaemonOpts::new(fx.repo_path.display().to_string())
     }
-}
-
-fn start(opts: DaemonOpts) -> Daemon {
-    Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The warnings and errors of the daemon's log.
@@ -114,16 +110,11 @@ fn assert_object_is(store: &Path, oid: &str, want: &[u8]) {
     assert_eq!(blob_id(&got), oid);
 }
 
-/// Drops the kernel's page cache, so a read of a file seen before reaches the daemon again.
-fn drop_caches() {
-    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
-}
-
 #[test]
 fn flipped_byte_in_a_cached_object_is_refetched_after_restart() {
     let fx = fixture::standard();
     let store = tempfile::tempdir().expect("store dir");
-    let mut d = start(local_opts(&fx, store.path()));
+    let mut d = Daemon::start_or_panic(local_opts(&fx, store.path()));
     assert_reads(&d, fixture::DEEP_FILE, fixture::DEEP_FILE_CONTENT);
     let link = d.workspace.join(fixture::SYMLINK_REL);
     assert_eq!(
@@ -162,7 +153,7 @@ fn flipped_byte_in_a_cached_object_is_refetched_after_restart() {
 fn truncated_object_is_refetched_not_served_short() {
     let fx = big_fixture();
     let store = tempfile::tempdir().expect("store dir");
-    let mut d = start(local_opts(&fx, store.path()));
+    let mut d = Daemon::start_or_panic(local_opts(&fx, store.path()));
     assert_reads(&d, &big_path(0), &big_content(0));
     assert!(d.stop().success(), "{}", d.log());
 
@@ -185,7 +176,7 @@ fn truncated_object_is_refetched_not_served_short() {
 fn swapped_objects_each_read_their_own_content() {
     let fx = fixture::standard();
     let store = tempfile::tempdir().expect("store dir");
-    let mut d = start(local_opts(&fx, store.path()));
+    let mut d = Daemon::start_or_panic(local_opts(&fx, store.path()));
     assert_reads(&d, fixture::README, fixture::README_CONTENT);
     assert_reads(&d, fixture::LIB_RS, fixture::LIB_RS_CONTENT);
     assert!(d.stop().success(), "{}", d.log());
@@ -213,7 +204,7 @@ fn swapped_objects_each_read_their_own_content() {
 fn object_damaged_under_a_running_daemon_is_checked_at_first_use() {
     let fx = big_fixture();
     let store = tempfile::tempdir().expect("store dir");
-    let mut d = start(local_opts(&fx, store.path()));
+    let mut d = Daemon::start_or_panic(local_opts(&fx, store.path()));
     assert_reads(&d, &big_path(1), &big_content(1));
     assert!(d.stop().success(), "{}", d.log());
     d.restart().unwrap_or_else(|e| panic!("{e}"));
@@ -229,7 +220,7 @@ fn object_damaged_under_a_running_daemon_is_checked_at_first_use() {
 fn removed_objects_directory_is_recreated_while_running() {
     let fx = big_fixture();
     let store = tempfile::tempdir().expect("store dir");
-    let d = start(local_opts(&fx, store.path()));
+    let d = Daemon::start_or_panic(local_opts(&fx, store.path()));
     assert_reads(&d, &big_path(0), &big_content(0));
     let objects = store.path().join("objects");
     std::fs::remove_dir_all(&objects).expect("rm -rf objects");
@@ -258,7 +249,7 @@ fn damaged_object_with_the_remote_gone_is_eio_not_wrong_bytes() {
     let fx = fixture::standard();
     let mut server = MegaServer::start(&fx.repo_path);
     let store = tempfile::tempdir().expect("store dir");
-    let mut d = start(DaemonOpts {
+    let mut d = Daemon::start_or_panic(DaemonOpts {
         store: Some(store.path().to_path_buf()),
         ..DaemonOpts::new(server.url())
     });
@@ -287,48 +278,6 @@ fn damaged_object_with_the_remote_gone_is_eio_not_wrong_bytes() {
     // Once the remote is back the same read is right, without a restart.
     server.restart();
     assert_reads(&d, fixture::DEEP_FILE, fixture::DEEP_FILE_CONTENT);
-}
-
-/// A tmpfs mounted for the test's lifetime; unmounted (lazily) when dropped.
-struct Tmpfs {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().expect("tmpfs mountpoint");
-        let path = dir.path().join("store");
-        std::fs::create_dir(&path).expect("mkdir store");
-        let out = run_with_timeout(
-            Command::new("mount")
-                .args(["-t", "tmpfs", "-o"])
-                .arg(format!("size={size}"))
-                .arg("tmpfs")
-                .arg(&path),
-            20,
-        );
-        assert!(out.status.success(), "mount tmpfs: {out:?}");
-        Tmpfs { path, _dir: dir }
-    }
-
-    /// Bytes free, as statvfs says.
-    fn free(&self) -> u64 {
-        let st = rustix::fs::statvfs(&self.path).expect("statvfs");
-        st.f_bavail * st.f_frsize
-    }
-
-    /// Bytes in use, as statvfs says (open but unlinked files included).
-    fn used(&self) -> u64 {
-        let st = rustix::fs::statvfs(&self.path).expect("statvfs");
-        (st.f_blocks - st.f_bfree) * st.f_frsize
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = run_with_timeout(Command::new("umount").arg("-l").arg(&self.path), 20);
-    }
 }
 
 /// Writes `path` until the filesystem is full (ENOSPC, any other error fails the test);
@@ -366,8 +315,8 @@ fn allocated_under(dir: &Path) -> u64 {
 fn full_disk_is_a_clean_error_and_reads_work_again_once_space_is_freed() {
     let fx = big_fixture();
     // Declared first, dropped last: the daemon stops before its store is unmounted.
-    let tmpfs = Tmpfs::mount("20m");
-    let d = start(local_opts(&fx, &tmpfs.path));
+    let tmpfs = Tmpfs::new("20m");
+    let d = Daemon::start_or_panic(local_opts(&fx, tmpfs.path()));
     assert_reads(&d, &big_path(0), &big_content(0));
 
     // A careless user fills the disk through a writable path of the same store: a clean ENOSPC.
@@ -393,7 +342,7 @@ fn full_disk_is_a_clean_error_and_reads_work_again_once_space_is_freed() {
         .and_then(|r| r.collect::<Result<Vec<_>, _>>())
         .unwrap_or_else(|e| panic!("list {dir} with the disk full: {e}\n{}", problems(&d)));
     assert_eq!(names.len(), PER_DIR);
-    let tmp = tmpfs.path.join("objects/tmp");
+    let tmp = tmpfs.path().join("objects/tmp");
     let left: Vec<_> = std::fs::read_dir(&tmp)
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
@@ -420,7 +369,7 @@ fn full_disk_is_a_clean_error_and_reads_work_again_once_space_is_freed() {
     let small = small_path(PER_DIR + 6);
     assert_reads(&d, &small, &fixture::generated_content(PER_DIR + 6));
     // Everything in use belongs to a file of the store: no deleted-but-open file holds space.
-    let (used, files) = (tmpfs.used(), allocated_under(&tmpfs.path));
+    let (used, files) = (tmpfs.used(), allocated_under(tmpfs.path()));
     assert!(
         used <= files + (1 << 20),
         "{used} bytes in use, {files} in files: space leaked"

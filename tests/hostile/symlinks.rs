@@ -3,11 +3,11 @@
 //! (reset, unmount, settle after a push, CL rebuild, Antares DELETE) may reach through it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::support::api::mount;
-use crate::support::daemon::{run_with_timeout, Daemon, DaemonOpts};
+use crate::support::daemon::{Daemon, DaemonOpts};
 use crate::support::fixture::{self, Worktree};
+use crate::support::host::curl_as_nobody;
 use crate::support::http;
 
 /// A directory outside everything the daemon owns, with a file and a subdirectory.
@@ -63,11 +63,6 @@ impl Victim {
     }
 }
 
-fn start(fx: &fixture::Fixture) -> Daemon {
-    Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn reset(d: &Daemon, path: &str) -> (u16, String) {
     http::post(
         &d.http_addr,
@@ -89,7 +84,7 @@ fn link_in_a(d: &Daemon, v: &Victim) -> PathBuf {
 #[test]
 fn reset_through_a_symlink_removes_nothing_outside() {
     let fx = fixture::standard();
-    let d = start(&fx);
+    let d = Daemon::local(&fx);
     let v = victim();
     let lnk = link_in_a(&d, &v);
     for p in ["a/lnk/f", "a/lnk/sub", "a/lnk/sub/g"] {
@@ -119,24 +114,16 @@ fn reset_through_a_symlink_removes_nothing_outside() {
 #[test]
 fn reset_sent_by_another_user_removes_nothing_outside() {
     let fx = fixture::standard();
-    let d = start(&fx);
+    let d = Daemon::local(&fx);
     let v = victim();
     link_in_a(&d, &v);
     for p in ["a/lnk/f", "a/lnk/sub"] {
         // `nobody` sends the request, as any local user can on loopback.
-        let out = run_with_timeout(
-            Command::new("setpriv")
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "curl"])
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
-                .args(["-H", "Content-Type: application/json", "-d"])
-                .arg(serde_json::json!({ "path": p }).to_string())
-                .arg(format!("{}/api/git/reset", d.http_url())),
-            60,
+        let (code, _) = curl_as_nobody(
+            &format!("{}/api/git/reset", d.http_url()),
+            &serde_json::json!({ "path": p }).to_string(),
+            None,
         );
-        let code: u16 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("curl as nobody: {out:?}"));
         // Refused (the auth rule) or done safely; never a failure of ours.
         assert!(
             code == 200 || (400..500).contains(&code),
@@ -150,7 +137,7 @@ fn reset_sent_by_another_user_removes_nothing_outside() {
 #[test]
 fn unmount_and_mount_again_leave_what_a_symlink_points_to() {
     let fx = fixture::standard();
-    let d = start(&fx);
+    let d = Daemon::local(&fx);
     let v = victim();
     link_in_a(&d, &v);
     let (code, body) = http::post(&d.http_addr, "/api/fs/unmount", r#"{"path":"a"}"#);
@@ -164,7 +151,7 @@ fn unmount_and_mount_again_leave_what_a_symlink_points_to() {
 #[test]
 fn settle_after_a_push_leaves_what_a_symlink_points_to() {
     let fx = fixture::standard();
-    let d = start(&fx);
+    let d = Daemon::local(&fx);
     let v = victim();
     let lnk = link_in_a(&d, &v);
     std::fs::create_dir(d.workspace.join("a/newdir")).expect("mkdir");
@@ -344,7 +331,7 @@ fn fixture_with_dir_link() -> fixture::Fixture {
 #[test]
 fn a_mount_path_through_a_file_or_a_symlink_is_a_clear_4xx_on_both_apis() {
     let fx = fixture_with_dir_link();
-    let d = start(&fx);
+    let d = Daemon::local(&fx);
     assert!(
         std::fs::symlink_metadata(d.workspace.join("dir_link/b"))
             .expect("dir_link/b")

@@ -12,23 +12,11 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::support::api::{cli, mount};
+use crate::support::api::{cli, commit, json_or_text, mount};
 use crate::support::daemon::{run_with_timeout, Daemon, DaemonOpts};
 use crate::support::fixture;
+use crate::support::host::Tmpfs;
 use crate::support::http;
-
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or_else(|_| serde_json::Value::String(body.to_string()))
-}
-
-fn commit(d: &Daemon, message: &str) -> (u16, serde_json::Value) {
-    let (code, body) = http::post(
-        &d.http_addr,
-        "/api/git/commit",
-        &serde_json::json!({ "message": message }).to_string(),
-    );
-    (code, json(&body))
-}
 
 /// Standard base64 decoding (the API's `path_b64`).
 fn b64_decode(text: &str) -> Vec<u8> {
@@ -175,8 +163,7 @@ fn writer(ws: PathBuf, w: usize, stop: Arc<AtomicBool>, written: Written) -> u64
 #[test]
 fn status_diff_and_commit_while_eight_writers_churn() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "/");
     let stop = Arc::new(AtomicBool::new(false));
     let written: Written = Arc::default();
@@ -193,7 +180,7 @@ fn status_diff_and_commit_while_eight_writers_churn() {
     let mut trees = Vec::new();
     let mut refused: Vec<String> = Vec::new();
     let ok_or_409 = |what: &str, code: u16, body: &str, codes: &[&str]| {
-        let v = json(body);
+        let v = json_or_text(body);
         let fine =
             code == 200 || (code == 409 && codes.contains(&v["code"].as_str().unwrap_or("")));
         assert!(fine, "{what} answered {code}: {body}\n{}", d.log());
@@ -232,7 +219,10 @@ fn status_diff_and_commit_while_eight_writers_churn() {
     );
     let (code, body) = http::get(&d.http_addr, "/api/git/status");
     assert_eq!(code, 200, "{body}");
-    let head = json(&body)["head"].as_str().expect("head").to_string();
+    let head = json_or_text(&body)["head"]
+        .as_str()
+        .expect("head")
+        .to_string();
     let repo = staging(&d);
     let head_tree = repo
         .find_commit(git2::Oid::from_str(&head).expect("oid"))
@@ -306,8 +296,7 @@ fn status_diff_and_commit_while_eight_writers_churn() {
 #[test]
 fn names_that_are_not_utf8_work_in_status_diff_and_commit() {
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     mount(&d, "/");
     let file = b"caf\xe9.txt";
     std::fs::write(d.workspace.join(OsStr::from_bytes(file)), b"latin-1 name\n").expect("create");
@@ -317,7 +306,7 @@ fn names_that_are_not_utf8_work_in_status_diff_and_commit() {
 
     let (code, body) = http::get(&d.http_addr, "/api/git/status");
     assert_eq!(code, 200, "{body}\n{}", d.log());
-    let v = json(&body);
+    let v = json_or_text(&body);
     let paths: Vec<Vec<u8>> = v["changes"]
         .as_array()
         .expect("changes")
@@ -383,45 +372,6 @@ fn names_that_are_not_utf8_work_in_status_diff_and_commit() {
     );
 }
 
-/// A tmpfs of its own, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn new(size: &str) -> Tmpfs {
-        let dir = tempfile::Builder::new()
-            .prefix("scorpio-tmpfs-")
-            .tempdir()
-            .expect("tempdir");
-        let out = run_with_timeout(
-            Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-                .arg(dir.path()),
-            30,
-        );
-        assert!(
-            out.status.success(),
-            "mount tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 /// Every file under `dir` with its size.
 fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
     let mut out: Vec<_> = walkdir::WalkDir::new(dir)
@@ -482,7 +432,7 @@ fn a_commit_that_runs_out_of_space_leaves_nothing_behind() {
     let fx = fixture::standard();
     let mut opts = DaemonOpts::new(fx.repo_path.display().to_string());
     opts.store = Some(fs.path().join("store"));
-    let d = Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::start_or_panic(opts);
     mount(&d, "/");
     // A first commit, so the repository holds objects that must survive the failure.
     std::fs::write(d.workspace.join("small.txt"), b"small\n").expect("write");
@@ -551,8 +501,7 @@ fn a_file_of_300_mb_is_diffed_and_committed_without_holding_it_in_memory() {
     /// Far below the file's size, far above what the daemon holds otherwise.
     const BOUND: u64 = 150 * MB;
     let fx = fixture::standard();
-    let d = Daemon::start(DaemonOpts::new(fx.repo_path.display().to_string()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d = Daemon::local(&fx);
     let pid = d.pid().expect("daemon pid");
     mount(&d, "/");
     let mut block = fixture::xorshift_bytes(77, MB as usize);

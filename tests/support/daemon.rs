@@ -2,14 +2,16 @@
 //! mount. Everything here has a timeout, so a hung daemon fails a test instead of hanging the
 //! suite, and Drop always kills the daemon and lazily unmounts the workspace.
 
-use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use super::fixture::Fixture;
+use super::mega_server::MegaServer;
+use super::mountinfo::{fuse_mounts, mounts_at, MountEntry};
 
 /// How long `Daemon::start` waits for the mount to appear.
 pub const MOUNT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -79,6 +81,19 @@ fn toml_str(s: &str) -> String {
     out
 }
 
+/// `scorpio -c <config>`, inheriting no `SCORPIO_*` variable from the test's environment (they
+/// would override the config).
+pub fn scorpio_command(config: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorpio"));
+    cmd.arg("-c").arg(config);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SCORPIO_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// A port that was free a moment ago (bind 127.0.0.1:0, read it, drop the socket).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -88,6 +103,21 @@ pub fn free_port() -> u16 {
 }
 
 impl Daemon {
+    /// A daemon over the fixture's repository on disk, with defaults; panics if it does not start.
+    pub fn local(fx: &Fixture) -> Daemon {
+        Daemon::start_or_panic(DaemonOpts::new(fx.repo_path.display().to_string()))
+    }
+
+    /// A daemon over the test Mega server, with defaults; panics if it does not start.
+    pub fn mega(server: &MegaServer) -> Daemon {
+        Daemon::start_or_panic(DaemonOpts::new(server.url()))
+    }
+
+    /// [`Daemon::start`], panicking with the harness's report when the daemon does not start.
+    pub fn start_or_panic(opts: DaemonOpts) -> Daemon {
+        Daemon::start(opts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Writes `scorpio.toml`, runs `scorpio -c <it>` and waits (up to 20 s) for the workspace to
     /// be a FUSE mount. On failure the daemon is killed, the mount cleaned up, and the error holds
     /// the exit status, the daemon's log and the current FUSE mounts.
@@ -171,17 +201,10 @@ impl Daemon {
         let log_err = log
             .try_clone()
             .map_err(|e| format!("clone log handle: {e}"))?;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scorpio"));
-        cmd.arg("-c")
-            .arg(&self.config_path)
-            .stdin(Stdio::null())
+        let mut cmd = scorpio_command(&self.config_path);
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("SCORPIO_") {
-                cmd.env_remove(k);
-            }
-        }
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }
@@ -280,7 +303,7 @@ impl Daemon {
 
     /// Whether the workspace currently has a FUSE mount (possibly a stale one).
     pub fn is_mounted(&self) -> bool {
-        is_fuse_mounted(&self.workspace)
+        super::mountinfo::is_fuse_mounted(&self.workspace)
     }
 
     /// SIGTERM, wait up to 10 s, then SIGKILL; then, if the workspace is still mounted,
@@ -435,26 +458,6 @@ fn canonical_or_self(path: &Path) -> PathBuf {
     }
 }
 
-// ---- /proc/self/mountinfo --------------------------------------------------------------------
-
-/// One line of /proc/self/mountinfo.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MountEntry {
-    pub mount_id: u64,
-    /// Mount point with octal escapes (`\040` etc.) decoded.
-    pub mount_point: PathBuf,
-    /// Filesystem type, e.g. `fuse`, `fuse.scorpio`, `ext4`.
-    pub fstype: String,
-    /// Mount source (e.g. `scorpio`, `/dev/sda1`).
-    pub source: String,
-    /// Per-mount options, then the superblock's (`rw,relatime,...,ro,...`).
-    pub options: String,
-}
-
-/// Decodes the `\ooo` octal escapes the kernel uses in mountinfo fields (the daemon's own
-/// decoder, so the tests read mountinfo exactly as the daemon does).
-pub use scorpio::fuse::mount::unescape as decode_mount_field;
-
 /// Reads a file on another thread so a hung daemon fails the test instead of hanging it.
 pub fn read_guarded(path: PathBuf, secs: u64) -> std::io::Result<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -463,68 +466,6 @@ pub fn read_guarded(path: PathBuf, secs: u64) -> std::io::Result<Vec<u8>> {
     });
     rx.recv_timeout(Duration::from_secs(secs))
         .unwrap_or_else(|_| panic!("read did not return within {secs}s: a hang"))
-}
-
-/// Parses one mountinfo line.
-pub fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
-    let fields: Vec<&str> = line.split(' ').collect();
-    if fields.len() < 10 {
-        return None;
-    }
-    let mount_id = fields[0].parse().ok()?;
-    let mount_point = PathBuf::from(OsString::from_vec(decode_mount_field(fields[4])));
-    let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
-    let fstype = String::from_utf8_lossy(&decode_mount_field(fields.get(sep + 1)?)).into_owned();
-    let source = String::from_utf8_lossy(&decode_mount_field(fields.get(sep + 2)?)).into_owned();
-    let options = format!(
-        "{},{}",
-        fields[5],
-        fields.get(sep + 3).copied().unwrap_or_default()
-    );
-    Some(MountEntry {
-        mount_id,
-        mount_point,
-        fstype,
-        source,
-        options,
-    })
-}
-
-/// Every mount in /proc/self/mountinfo, in order (later entries are stacked on earlier ones).
-pub fn mountinfo() -> Vec<MountEntry> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(parse_mountinfo_line)
-        .collect()
-}
-
-/// Mounts whose mount point is exactly `path`, in mount order.
-pub fn mounts_at(path: &Path) -> Vec<MountEntry> {
-    mountinfo()
-        .into_iter()
-        .filter(|m| m.mount_point == path)
-        .collect()
-}
-
-/// Whether anything is mounted exactly at `path` (pass a canonical path).
-pub fn is_mounted(path: &Path) -> bool {
-    !mounts_at(path).is_empty()
-}
-
-/// Whether a filesystem of type `fuse*` is mounted exactly at `path` (pass a canonical path).
-pub fn is_fuse_mounted(path: &Path) -> bool {
-    mounts_at(path).iter().any(|m| m.fstype.starts_with("fuse"))
-}
-
-/// Lines of /proc/mounts that mention "fuse" (for error messages).
-pub fn fuse_mounts() -> String {
-    std::fs::read_to_string("/proc/mounts")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("fuse"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 // ---- running commands with a timeout ---------------------------------------------------------

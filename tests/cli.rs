@@ -1,0 +1,139 @@
+//! The `scorpio` command line: the `mount`, `umount`, `list` and `doctor` subcommands, and how a
+//! bad config or an unreachable remote ends a start (exit status, the key named, no mount left).
+
+mod support;
+
+use support::api::cli;
+use support::daemon::{free_port, run_with_timeout, scorpio_command, Daemon};
+use support::fixture;
+use support::mountinfo::is_fuse_mounted;
+
+#[test]
+fn cli_mount_umount_list() {
+    let fx = fixture::standard();
+    let d = Daemon::local(&fx);
+    let cli = |args: &[&str]| cli(&d, args);
+    let out = cli(&["mount", "src"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(d.workspace.join("src/x.rs"), b"x").expect("src is writable");
+    let out = cli(&["list"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"src\""),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = cli(&["mount", "src"]);
+    assert_eq!(out.status.code(), Some(1), "a second mount is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already mounted"));
+    let out = cli(&["umount", "src"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !d.workspace.join("src/x.rs").exists(),
+        "after umount the path shows the repository again"
+    );
+    let out = cli(&["mount", "src"]);
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(d.workspace.join("src/x.rs")).expect("edits come back"),
+        b"x"
+    );
+}
+
+fn scorpio(args: &[&str], config: &str) -> (std::process::Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("scorpio.toml");
+    std::fs::write(&cfg, config).expect("write config");
+    let mut cmd = scorpio_command(&cfg);
+    cmd.args(args).current_dir(dir.path());
+    (run_with_timeout(&mut cmd, 60), dir)
+}
+
+#[test]
+fn bad_config_exits_2_naming_the_key() {
+    let fx = fixture::standard();
+    let remote = fx.repo_path.display();
+    for (text, key) in [
+        (format!("remote = '{remote}'\nworkspace = 'ws'\nstore_path = 'st'\nfetch_concurrency = 'many'\n"), "fetch_concurrency"),
+        (format!("remote = '{remote}'\nworkspace = 'ws'\nstore_path = 'st'\nbogus_key = 1\n"), "bogus_key"),
+        (format!("remote = '{remote}'\nworkspace = 'ws'\nstore_path = 'st'\nhttp_addr = 'nowhere'\n"), "http_addr"),
+        ("remote = '/no/such/repo'\nworkspace = 'ws'\nstore_path = 'st'\n".to_string(), "remote"),
+    ] {
+        let (out, dir) = scorpio(&[], &text);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "config {text:?}: {stderr}");
+        assert!(stderr.contains(key), "error does not name {key}: {stderr}");
+        assert!(!is_fuse_mounted(&dir.path().join("ws")));
+    }
+}
+
+#[test]
+fn unreachable_remote_fails_cleanly() {
+    let port = free_port();
+    let (out, dir) = scorpio(
+        &[],
+        &format!("remote = 'http://127.0.0.1:{port}'\nworkspace = 'ws'\nstore_path = 'st'\nhttp_addr = '127.0.0.1:{}'\nrequest_timeout_secs = 2\n", free_port()),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot resolve"), "{stderr}");
+    assert!(
+        !is_fuse_mounted(&dir.path().join("ws")),
+        "a mount was left behind"
+    );
+
+    let not_a_repo = tempfile::tempdir().expect("tempdir");
+    let (out, dir) = scorpio(
+        &[],
+        &format!(
+            "remote = '{}'\nworkspace = 'ws'\nstore_path = 'st'\n",
+            not_a_repo.path().display()
+        ),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("remote"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!is_fuse_mounted(&dir.path().join("ws")));
+}
+
+#[test]
+fn doctor_checks_fuse_store_and_remote() {
+    let fx = fixture::standard();
+    let (out, _dir) = scorpio(
+        &["doctor"],
+        &format!(
+            "remote = '{}'\nworkspace = 'ws'\nstore_path = 'st'\n",
+            fx.repo_path.display()
+        ),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["fuse device", "fusermount3", "store", "remote"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("ok") && l.contains(name)),
+            "{name} missing: {stdout}"
+        );
+    }
+    let port = free_port();
+    let (out, _dir) = scorpio(&["doctor"], &format!("remote = 'http://127.0.0.1:{port}'\nworkspace = 'ws'\nstore_path = 'st'\nrequest_timeout_secs = 1\n"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("FAIL") && l.contains("remote")));
+}
