@@ -5,7 +5,7 @@
 //! Upper layers are never deleted here: unmounting keeps them.
 
 use std::collections::BTreeMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
 use super::router::WorkspaceFs;
-use crate::dicfuse::{Dicfuse, PathLookup};
+use crate::dicfuse::Dicfuse;
 use crate::ino::{self, Slot, SlotAllocator};
-use crate::overlay::{beneath, Lower, OverlayFs};
+use crate::overlay::assemble::{self, AssembleError, Assembly, ClLayer, ClSource};
+use crate::overlay::{beneath, OverlayFs};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::store::{Store, ROOT_INO};
@@ -76,25 +77,28 @@ struct Record {
     cl: Option<String>,
 }
 
-/// Normalises a repository path: no `.`/`..`, no empty components, no NUL; `/` is the root.
+/// Normalises a repository path (see [`assemble::normalize`]).
 pub fn normalize(path: &str) -> Result<String, MountError> {
-    if path.contains('\0') {
-        return Err(MountError::BadPath(path.into(), "holds NUL"));
-    }
-    let mut parts = Vec::new();
-    for p in path.split('/') {
-        match p {
-            "" => continue,
-            "." | ".." => {
-                return Err(MountError::BadPath(
-                    path.into(),
-                    "`.` and `..` are not allowed",
-                ))
+    Ok(assemble::normalize(path)?)
+}
+
+/// Each refusal of the assembly as the workspace has always answered it.
+impl From<AssembleError> for MountError {
+    fn from(e: AssembleError) -> Self {
+        match e {
+            AssembleError::BadPath(p, why) => MountError::BadPath(p, why),
+            AssembleError::BadClName(c) => {
+                MountError::BadPath(c, "a CL name is one path-free token")
             }
-            p => parts.push(p),
+            AssembleError::NotInRepository(p) => MountError::NotFound(p),
+            AssembleError::NotADirectory(p) => MountError::NotDir(p),
+            AssembleError::Through { path, through } => MountError::Through(path, through),
+            AssembleError::NoSuchCl(cl) => MountError::NotFound(format!("change list {cl}")),
+            AssembleError::Cl { cl, message } => MountError::Cl(cl, message),
+            AssembleError::Repository(m) => MountError::Internal(m),
+            AssembleError::Layer(e) => MountError::Internal(e.to_string()),
         }
     }
-    Ok(parts.join("/"))
 }
 
 fn overlaps(a: &str, b: &str) -> bool {
@@ -169,12 +173,7 @@ impl MountManager {
         let path = normalize(path)?;
         let cl = cl.map(str::trim).filter(|c| !c.is_empty());
         if let Some(c) = cl {
-            if c.contains('/') || c.contains("..") || c.chars().any(char::is_whitespace) {
-                return Err(MountError::BadPath(
-                    c.to_string(),
-                    "a CL name is one path-free token",
-                ));
-            }
+            assemble::check_cl_name(c)?;
         }
         let mut active = self.active.lock().await;
         if active.contains_key(&path) {
@@ -183,21 +182,8 @@ impl MountManager {
         if let Some(other) = active.keys().find(|m| overlaps(&path, m)) {
             return Err(MountError::Overlaps(path, other.clone()));
         }
-        let lower = match self.dic.resolve_path(&path).await {
-            Ok(PathLookup::Found(ino)) => ino,
-            Ok(PathLookup::Missing) => return Err(MountError::NotFound(path)),
-            Ok(PathLookup::NotADirectory(through)) => {
-                return Err(MountError::Through(path, through))
-            }
-            Err(e) => return Err(MountError::Internal(e.to_string())),
-        };
-        let node = self
-            .dic
-            .lower_node(lower)
-            .map_err(|e| MountError::Internal(e.to_string()))?;
-        if !node.kind.is_dir() {
-            return Err(MountError::NotDir(path));
-        }
+        let dir = assemble::resolve_dir(&self.dic, &path).await?;
+        let lower = dir.ino;
         let slot = self
             .slots
             .next()
@@ -216,25 +202,30 @@ impl MountManager {
                 .map_err(|e| MountError::Internal(e.to_string()))?;
             init_upper_root(&info.upper, &a).map_err(|e| MountError::Internal(e.to_string()))?;
         }
-        let (lower_view, lower_root) = match cl {
-            None => (Lower::plain(self.dic.clone()), lower),
-            Some(cl) => self.cl_layer(&path, cl, &layer, lower).await?,
-        };
-        let ovl = OverlayFs::new(
-            slot,
-            lower_view,
-            Some(lower_root),
-            &info.upper,
-            &layer.join("work"),
+        let cl_dir = layer.join("cl");
+        let ovl = assemble::assemble(
+            &self.dic,
+            Assembly {
+                path: &path,
+                dir: &dir,
+                cl: cl.map(|name| ClLayer {
+                    name,
+                    dir: &cl_dir,
+                    source: ClSource::FetchOrReuse,
+                }),
+                upper: &info.upper,
+                work: &layer.join("work"),
+                slot,
+            },
         )
-        .map_err(|e| MountError::Internal(e.to_string()))?;
+        .await?;
         let ovl = Arc::new(ovl);
         let at = if path.is_empty() {
             None
         } else {
             Some((
-                node.parent,
-                OsString::from(String::from_utf8_lossy(&node.name).into_owned()),
+                dir.parent,
+                OsString::from(String::from_utf8_lossy(&dir.name).into_owned()),
             ))
         };
         let rec = serde_json::to_vec(&Record {
@@ -260,60 +251,6 @@ impl MountManager {
         active.insert(path.clone(), (slot, ovl, lower));
         tracing::info!(path, id = info.id, upper = %info.upper.display(), "mounted writable");
         Ok(info)
-    }
-
-    /// Builds (or, when the remote cannot be reached, reuses) the CL layer of `path` and returns
-    /// the lower view with it and that view's root.
-    async fn cl_layer(
-        &self,
-        path: &str,
-        cl: &str,
-        layer: &Path,
-        lower: u64,
-    ) -> Result<(Lower, u64), MountError> {
-        let dir = layer.join("cl");
-        let marker = layer.join("cl.done");
-        let internal = |e: &dyn std::fmt::Display| MountError::Internal(e.to_string());
-        let store = self.dic.store().clone();
-        let changes = store.remote().cl_changes(cl, &self.dic.commit()).await;
-        match changes {
-            Ok(changes) => {
-                // The old layers hold what a change list made (symlinks too): removed from the
-                // layer directory's fd, never through them.
-                let layer_fd = beneath::open_dir(layer).map_err(|e| internal(&e))?;
-                let fresh = layer.join("cl.new");
-                beneath::remove_entry(&layer_fd, OsStr::new("cl.new")).map_err(|e| internal(&e))?;
-                make_private_dir(&fresh).map_err(|e| internal(&e))?;
-                std::fs::set_permissions(
-                    &fresh,
-                    std::os::unix::fs::PermissionsExt::from_mode(0o755),
-                )
-                .map_err(|e| internal(&e))?;
-                let n = crate::overlay::cl::materialize(&store, &changes, path, &fresh)
-                    .await
-                    .map_err(|e| MountError::Cl(cl.to_string(), e.to_string()))?;
-                beneath::remove_entry(&layer_fd, OsStr::new("cl.done"))
-                    .map_err(|e| internal(&e))?;
-                beneath::remove_entry(&layer_fd, OsStr::new("cl")).map_err(|e| internal(&e))?;
-                std::fs::rename(&fresh, &dir).map_err(|e| internal(&e))?;
-                write_private(&marker, cl.as_bytes()).map_err(|e| internal(&e))?;
-                tracing::info!(path, cl, files = n, "CL layer built");
-            }
-            Err(crate::remote::RemoteError::NotFound { .. }) => {
-                return Err(MountError::NotFound(format!("change list {cl}")));
-            }
-            Err(e) => {
-                let have = std::fs::read(&marker)
-                    .ok()
-                    .is_some_and(|m| m == cl.as_bytes());
-                if !have {
-                    return Err(MountError::Cl(cl.to_string(), e.to_string()));
-                }
-                tracing::warn!(path, cl, error = %e, "remote unreachable; using the CL layer built before");
-            }
-        }
-        Lower::with_cl(self.dic.clone(), Some(lower), &dir, self.dic.owner())
-            .map_err(|e| internal(&e))
     }
 
     /// A path whose inode tells which layer the kernel sees at a mount point: the mount point
