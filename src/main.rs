@@ -12,8 +12,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use scorpio::cli::{AntaresCmd, Cli, Cmd};
 use scorpio::config::{Config, ConfigError};
 use scorpio::fuse::mount;
-use scorpio::fuse::mounts::MountManager;
 use scorpio::fuse::router::WorkspaceFs;
+use scorpio::workspace::MountManager;
 use scorpio::{daemon, doctor, remote};
 
 fn main() -> ExitCode {

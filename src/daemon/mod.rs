@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::fuse::mounts::MountManager;
+use crate::workspace::MountManager;
 
 pub mod git;
 pub mod workspace;

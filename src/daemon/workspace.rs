@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, AppError, AppState};
-use crate::fuse::mounts::{MountError, MountInfo, MountManager};
+use crate::workspace::{MountError, MountInfo, MountManager};
 
 /// Body of `POST /api/fs/mount`.
 #[derive(Deserialize, Serialize, Debug)]
