@@ -206,8 +206,10 @@ async fn post_push(
             format!("{n} Antares mount(s) share this daemon's view of the commit, which a push would move under them; delete them (or run Antares standalone) and push again; nothing changed"),
         ));
     }
-    let out = v.push().await?;
-    let settled = m.settle_after_push(&out.touched).await;
+    let crate::workspace::Pushed {
+        outcome: out,
+        settled,
+    } = m.push(&v).await?;
     let message = format!(
         "pushed {} to {} {} ({} commit(s), {} objects, {} bytes); {settled} upper entries now come from the pushed commit",
         out.commit, out.target, out.refname, out.commits, out.objects, out.pack_bytes

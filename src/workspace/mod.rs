@@ -7,13 +7,13 @@
 pub mod busy;
 mod error;
 mod mount;
+mod push;
 mod records;
 mod requests;
 mod reset;
 mod shown;
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -27,6 +27,7 @@ use crate::overlay::{assemble, OverlayFs};
 use crate::store::Store;
 
 pub use error::MountError;
+pub use push::Pushed;
 pub use requests::RequestOutcome;
 
 /// A mounted path as the API shows it.
@@ -138,47 +139,6 @@ impl MountManager {
             (Some(w), true) => Err(MountError::NotMounted(w.clone())),
             _ => Ok(found),
         }
-    }
-
-    /// After a push moved the base: settles every mounted overlay on it (see
-    /// `overlay::settle`) and has the kernel forget what changed (`touched`: the read-only
-    /// view's entries the rebase changed). Returns the number of upper entries dropped.
-    pub async fn settle_after_push(&self, touched: &[crate::store::Touched]) -> usize {
-        use std::os::unix::ffi::OsStringExt;
-        let forget_dic: Vec<_> = touched
-            .iter()
-            .map(|t| (t.parent, OsString::from_vec(t.name.clone()), t.ino))
-            .collect();
-        self.router.forget_cached(forget_dic).await;
-        let active: Vec<(String, Arc<OverlayFs>)> = self
-            .active
-            .lock()
-            .await
-            .iter()
-            .map(|(p, (_, o, _))| (p.clone(), o.clone()))
-            .collect();
-        let mut dropped = 0;
-        for (path, ovl) in active {
-            match ovl.settle().await {
-                Ok(s) => {
-                    tracing::info!(
-                        path,
-                        dropped = s.dropped,
-                        forgotten = s.forget.len(),
-                        "upper layer settled on the pushed commit"
-                    );
-                    dropped += s.dropped;
-                    self.router.forget_inodes(ovl.as_ref(), &s.forget).await;
-                }
-                // Nothing is lost: what stays in the upper layer still shows, and equals the base.
-                Err(e) => {
-                    tracing::warn!(path, error = %e, "could not settle the upper layer on the pushed commit")
-                }
-            }
-        }
-        // The push is answered once the kernel shows the pushed commit.
-        self.router.flush_notifications().await;
-        dropped
     }
 
     /// The read-only view the overlays sit on.
