@@ -21,7 +21,7 @@ use crate::overlay::beneath::{self, Removal};
 use crate::remote::ClChange;
 use crate::vcs::status::Change;
 
-/// The Antares manager: mounts, their sessions and their saved state.
+/// Antares: the per-job mounts, their sessions and their saved state.
 pub struct Antares {
     pub(super) dic: Arc<Dicfuse>,
     pub(super) settings: Settings,
@@ -58,7 +58,7 @@ fn remove_tree(root: &Path, p: &Path) -> std::io::Result<()> {
 }
 
 impl Antares {
-    /// A manager over `dic` with `settings`: makes the roots and reads the saved state (nothing
+    /// Antares over `dic` with `settings`: makes the roots and reads the saved state (nothing
     /// is mounted until [`Antares::restore`]).
     pub fn open(dic: Arc<Dicfuse>, mut settings: Settings) -> Result<Arc<Antares>, AntaresError> {
         // Mountpoints must be reachable by the jobs' users; layers only by the daemon.
@@ -101,7 +101,7 @@ impl Antares {
         self.dic.commit().oid.to_hex()
     }
 
-    /// Seconds since the manager was opened.
+    /// Seconds since Antares was opened.
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
     }

@@ -1,10 +1,22 @@
 //! The workspace's writable paths: mount, unmount, reset, restore, push.
 //!
-//! A mounted path gets an overlay whose upper layer lives at `store_path/mounts/<id>/upper`,
-//! where `<id>` is derived from the path, so mounting the same path again brings its edits back.
-//! Upper layers are never deleted here: unmounting keeps them.
+//! A mounted path gets an overlay (made by `overlay::assemble`) spliced into the workspace's
+//! router, with its upper layer at `store_path/mounts/<id>/upper`, where `<id>` is derived
+//! from the path, so mounting the same path again brings its edits back.
+//!
+//! Promises:
+//! - Upper layers are never deleted here: unmounting keeps them, and reset drops only what it
+//!   is asked to, reached beneath the layer through no symlink (`reset.rs`).
+//! - A mount is recorded in sled before it is answered, and its record removed before an
+//!   unmount is (`records.rs`); at start every recorded path is mounted again, and one that
+//!   fails keeps its record for the next start.
+//! - Every mount takes a fresh inode slot (`crate::ino`): the kernel never meets an old inode
+//!   number that now means something else.
+//! - Mount and unmount answer once the kernel shows the change (`shown.rs`); an unmount is
+//!   refused while a process uses the path (`busy.rs`).
+//! - A push and the pruning of every overlay after it are one operation (`push.rs`).
 
-pub mod busy;
+mod busy;
 mod error;
 mod mount;
 mod push;
@@ -62,8 +74,9 @@ pub fn layer_id(path: &str) -> String {
 /// A mounted path: its inode slot, its overlay and the commit's directory under it.
 type Active = (Slot, Arc<OverlayFs>, u64);
 
-/// Mounts and unmounts overlays in the router, and remembers them across restarts.
-pub struct MountManager {
+/// The workspace's writable paths: their overlays in the router, their records, and the
+/// outcomes of the requests that made them.
+pub struct WritablePaths {
     router: Arc<WorkspaceFs>,
     dic: Arc<Dicfuse>,
     layers: PathBuf,
@@ -75,18 +88,19 @@ pub struct MountManager {
     requests: Mutex<BTreeMap<String, RequestOutcome>>,
 }
 
-impl MountManager {
-    /// A manager over `router`, keeping layers under `store_path/mounts`.
+impl WritablePaths {
+    /// The writable paths of the workspace `router` serves at `workspace`, with their layers
+    /// under `store_path/mounts`.
     pub fn new(
         router: Arc<WorkspaceFs>,
         store: &Store,
         store_path: &Path,
         workspace: &Path,
-    ) -> Result<MountManager, MountError> {
+    ) -> Result<WritablePaths, MountError> {
         let table = store
             .tree("mounts")
             .map_err(|e| MountError::Internal(e.to_string()))?;
-        Ok(MountManager {
+        Ok(WritablePaths {
             dic: router.dicfuse().clone(),
             router,
             layers: store_path.join("mounts"),

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::records::Record;
-use super::{busy, normalize, overlaps, shown, MountError, MountInfo, MountManager};
+use super::{busy, normalize, overlaps, shown, MountError, MountInfo, WritablePaths};
 use crate::fuse::mount;
 use crate::overlay::assemble::{self, Assembly, ClLayer, ClSource};
 use crate::store::ROOT_INO;
 
-impl MountManager {
+impl WritablePaths {
     /// Mounts `path` writable.
     pub async fn mount(&self, path: &str, cl: Option<&str>) -> Result<MountInfo, MountError> {
         let path = normalize(path)?;
@@ -87,7 +87,7 @@ impl MountManager {
         }
         self.router.attach(slot, at, ovl.clone()).await;
         if self.router.is_live() {
-            shown::settle(self.probe_path(&info).await, Some(slot)).await;
+            shown::wait_until_shown(self.probe_path(&info).await, Some(slot)).await;
         }
         active.insert(path.clone(), (slot, ovl, lower));
         tracing::info!(path, id = info.id, upper = %info.upper.display(), "mounted writable");
@@ -136,7 +136,7 @@ impl MountManager {
         let probe = self.probe_path(&self.info(&path)).await;
         self.router.detach(slot).await;
         if self.router.is_live() {
-            shown::settle(probe, None).await;
+            shown::wait_until_shown(probe, None).await;
         }
         active.remove(&path);
         if active.is_empty() && self.router.is_live() {

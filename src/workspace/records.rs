@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{MountError, MountManager};
+use super::{MountError, WritablePaths};
 
 /// What is saved of a mounted path, keyed by the path.
 #[derive(Serialize, Deserialize)]
@@ -22,7 +22,7 @@ fn internal(e: impl std::fmt::Display) -> MountError {
     MountError::Internal(e.to_string())
 }
 
-impl MountManager {
+impl WritablePaths {
     /// Saves `rec` for `path` and waits until it is on disk.
     pub(super) async fn save_record(&self, path: &str, rec: &Record) -> Result<(), MountError> {
         let rec = serde_json::to_vec(rec).map_err(internal)?;

@@ -1,11 +1,11 @@
 //! Request outcomes, kept for `GET /api/fs/select/{id}`.
 
-use super::{MountError, MountInfo, MountManager};
+use super::{MountError, MountInfo, WritablePaths};
 
 /// A request's path and its outcome, for `GET /api/fs/select/{id}`.
 pub type RequestOutcome = (String, Result<MountInfo, String>);
 
-impl MountManager {
+impl WritablePaths {
     /// Records the outcome of request `id` for `GET /api/fs/select/{id}`.
     pub fn record(&self, id: &str, path: &str, r: &Result<MountInfo, MountError>) {
         let v = match r {

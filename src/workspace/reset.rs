@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use super::{normalize, MountError, MountManager};
+use super::{normalize, MountError, WritablePaths};
 use crate::overlay::beneath;
 
-impl MountManager {
+impl WritablePaths {
     /// Drops the changes at `path`: all of a mounted path's changes when `path` is mounted, or
     /// those at and under `path` when it lies inside a mounted path. Returns the mounted path and
     /// how many upper entries were removed. The path is remounted afterwards (so the kernel forgets

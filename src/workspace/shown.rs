@@ -1,13 +1,14 @@
-//! Waiting until the kernel shows a mount change.
+//! Waiting until the kernel shows a mount change: a request that mounts or unmounts a path
+//! answers only once a `stat` through the kernel sees the new layer there.
 
 use std::path::PathBuf;
 
 use crate::ino::{self, Slot};
 
-/// Waits (briefly) until the kernel shows `probe` from the overlay (`true`) or from the
-/// read-only view. Cache invalidations reach the kernel asynchronously; a request must not
+/// Waits (at most 3 s) until the kernel shows `probe` from the overlay in `slot` or, without
+/// one, from the read-only view. Cache invalidations reach the kernel asynchronously; a request must not
 /// return before its effect is visible.
-pub(super) async fn settle(probe: Option<PathBuf>, slot: Option<Slot>) {
+pub(super) async fn wait_until_shown(probe: Option<PathBuf>, slot: Option<Slot>) {
     use std::os::unix::fs::MetadataExt;
     let Some(probe) = probe else {
         return;
