@@ -21,7 +21,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::{beneath, Lower, OverlayFs};
 use crate::dicfuse::{Dicfuse, PathLookup};
@@ -208,15 +208,20 @@ pub async fn assemble(dic: &Arc<Dicfuse>, a: Assembly<'_>) -> Result<OverlayFs, 
     Ok(OverlayFs::new(a.slot, view, Some(root), a.upper, a.work)?)
 }
 
-/// The entry names of a CL layer in its parent directory.
-struct Names {
+/// Where a CL layer lives: its parent directory (open) and its entry names there.
+struct Place {
+    parent: PathBuf,
+    fd: OwnedFd,
+    /// The layer.
     layer: OsString,
+    /// Where it is built before it is swapped in.
     aside: OsString,
+    /// Which CL it was built from (see [`ClSource::FetchOrReuse`]).
     marker: OsString,
 }
 
-impl Names {
-    fn of(dir: &Path) -> std::io::Result<(PathBuf, Names)> {
+impl Place {
+    fn open(dir: &Path) -> std::io::Result<Place> {
         let (Some(parent), Some(layer)) = (dir.parent(), dir.file_name()) else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -228,35 +233,31 @@ impl Names {
             n.push(suffix);
             n
         };
-        let names = Names {
+        Ok(Place {
+            fd: beneath::open_dir(parent)?,
+            parent: parent.to_path_buf(),
             layer: layer.to_os_string(),
             aside: with(".new"),
             marker: with(".done"),
-        };
-        Ok((parent.to_path_buf(), names))
+        })
+    }
+
+    /// Whether a directory (not a symlink to one) stands at the layer's place.
+    fn built(&self) -> bool {
+        rustix::fs::statat(&self.fd, self.layer.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
     }
 }
 
 /// Makes sure `cl.dir` holds the layer of `cl.name` for repository path `path`, as its source
 /// says.
 async fn cl_layer(dic: &Dicfuse, path: &str, cl: &ClLayer<'_>) -> Result<(), AssembleError> {
-    let (parent, names) = Names::of(cl.dir)?;
-    let parent_fd = beneath::open_dir(&parent)?;
+    let place = Place::open(cl.dir)?;
     let fetched;
     let changes = match &cl.source {
         ClSource::Fetched(changes) => changes,
+        ClSource::BuiltOrFetch if place.built() => return Ok(()),
         ClSource::BuiltOrFetch => {
-            let built = rustix::fs::statat(
-                &parent_fd,
-                names.layer.as_os_str(),
-                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .is_ok_and(|st| {
-                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
-            });
-            if built {
-                return Ok(());
-            }
             fetched = fetch_cl(dic, cl.name).await?;
             &fetched
         }
@@ -266,8 +267,7 @@ async fn cl_layer(dic: &Dicfuse, path: &str, cl: &ClLayer<'_>) -> Result<(), Ass
                 &fetched
             }
             Err(AssembleError::Cl { message, .. })
-                if read_marker(&parent_fd, &names.marker).as_deref()
-                    == Some(cl.name.as_bytes()) =>
+                if read_marker(&place.fd, &place.marker).as_deref() == Some(cl.name.as_bytes()) =>
             {
                 tracing::warn!(
                     path,
@@ -281,58 +281,48 @@ async fn cl_layer(dic: &Dicfuse, path: &str, cl: &ClLayer<'_>) -> Result<(), Ass
         },
     };
     let marked = matches!(cl.source, ClSource::FetchOrReuse);
-    build(dic, path, cl, changes, &parent, &parent_fd, &names, marked).await
+    build(dic, path, cl, changes, &place, marked).await
 }
 
 /// Builds the layer aside from `changes` and swaps it into place; `marked`: also records which
-/// CL it was built from (see [`ClSource::FetchOrReuse`]).
-#[allow(clippy::too_many_arguments)]
+/// CL it was built from.
 async fn build(
     dic: &Dicfuse,
     path: &str,
     cl: &ClLayer<'_>,
     changes: &[ClChange],
-    parent: &Path,
-    parent_fd: &OwnedFd,
-    names: &Names,
+    place: &Place,
     marked: bool,
 ) -> Result<(), AssembleError> {
-    beneath::remove_entry(parent_fd, &names.aside)?;
-    rustix::fs::mkdirat(
-        parent_fd,
-        names.aside.as_os_str(),
-        Mode::from_raw_mode(0o700),
-    )
-    .map_err(std::io::Error::from)?;
+    let fd = &place.fd;
+    beneath::remove_entry(fd, &place.aside)?;
+    rustix::fs::mkdirat(fd, place.aside.as_os_str(), Mode::from_raw_mode(0o700))
+        .map_err(std::io::Error::from)?;
     // Readable by every user of the mount, whatever the daemon's umask.
     let aside = rustix::fs::openat(
-        parent_fd,
-        names.aside.as_os_str(),
+        fd,
+        place.aside.as_os_str(),
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(std::io::Error::from)?;
     rustix::fs::fchmod(&aside, Mode::from_raw_mode(0o755)).map_err(std::io::Error::from)?;
     drop(aside);
-    let n = super::cl::materialize(dic.store(), changes, path, &parent.join(&names.aside))
+    let aside = place.parent.join(&place.aside);
+    let n = super::cl::materialize(dic.store(), changes, path, &aside)
         .await
         .map_err(|e| AssembleError::Cl {
             cl: cl.name.to_string(),
             message: e.to_string(),
         })?;
     if marked {
-        beneath::remove_entry(parent_fd, &names.marker)?;
+        beneath::remove_entry(fd, &place.marker)?;
     }
-    beneath::remove_entry(parent_fd, &names.layer)?;
-    rustix::fs::renameat(
-        parent_fd,
-        names.aside.as_os_str(),
-        parent_fd,
-        names.layer.as_os_str(),
-    )
-    .map_err(std::io::Error::from)?;
+    beneath::remove_entry(fd, &place.layer)?;
+    rustix::fs::renameat(fd, place.aside.as_os_str(), fd, place.layer.as_os_str())
+        .map_err(std::io::Error::from)?;
     if marked {
-        write_marker(parent_fd, &names.marker, cl.name)?;
+        write_marker(fd, &place.marker, cl.name)?;
     }
     tracing::info!(path, cl = cl.name, files = n, "CL layer built");
     Ok(())
