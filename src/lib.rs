@@ -23,6 +23,7 @@ pub mod remote;
 pub mod store;
 pub mod vcs;
 pub mod view;
+pub mod workspace;
 
 /// The answer to every FUSE OPEN: ENOSYS once makes the kernel open files without asking the
 /// daemon from then on (and send no RELEASE), so a build's tens of thousands of opens of the

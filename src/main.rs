@@ -12,8 +12,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use scorpio::cli::{AntaresCmd, Cli, Cmd};
 use scorpio::config::{Config, ConfigError};
 use scorpio::fuse::mount;
-use scorpio::fuse::mounts::MountManager;
 use scorpio::fuse::router::WorkspaceFs;
+use scorpio::workspace::WritablePaths;
 use scorpio::{daemon, doctor, remote};
 
 fn main() -> ExitCode {
@@ -182,7 +182,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let router = Arc::new(WorkspaceFs::new(dic));
     let session = Session::new(mount::workspace_options());
     router.set_notify(session.get_notify());
-    let mounts = Arc::new(MountManager::new(
+    let mounts = Arc::new(WritablePaths::new(
         router.clone(),
         &store,
         &cfg.store_path,

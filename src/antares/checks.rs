@@ -6,6 +6,7 @@ use super::error::internal;
 use super::paths::{self, PathError};
 use super::{Antares, AntaresError, CreateRequest, MountRecord};
 use crate::fuse::mount;
+use crate::overlay::assemble::{self, AssembleError};
 
 impl Antares {
     /// Checks a mountpoint or upper directory of a request without writing anything; returns
@@ -103,11 +104,7 @@ pub(super) fn check_fields(req: &CreateRequest, cl: Option<&str>) -> Result<(), 
         }
     }
     if let Some(c) = cl {
-        if !paths::valid_cl(c) {
-            return Err(AntaresError::BadRequest(format!(
-                "cl {c:?}: a CL name is one path-free token"
-            )));
-        }
+        assemble::check_cl_name(c).map_err(|e| refused(e, None))?;
     }
     if req.readonly && req.upper_dir.is_some() {
         return Err(AntaresError::BadRequest(
@@ -130,4 +127,32 @@ pub(super) fn check_fields(req: &CreateRequest, cl: Option<&str>) -> Result<(), 
         ));
     }
     Ok(())
+}
+
+/// Each refusal of the assembly as Antares has always answered it; a failure of the layers or
+/// the overlay is a failed mount at `mountpoint`.
+pub(super) fn refused(e: AssembleError, mountpoint: Option<&Path>) -> AntaresError {
+    match e {
+        AssembleError::BadPath(ref p, _) => AntaresError::BadPath {
+            field: "path",
+            value: p.clone(),
+            reason: e.to_string(),
+        },
+        AssembleError::BadClName(c) => {
+            AntaresError::BadRequest(format!("cl {c:?}: a CL name is one path-free token"))
+        }
+        AssembleError::NotInRepository(p) => AntaresError::NotInRepository(p),
+        AssembleError::NotADirectory(p) => AntaresError::NotADirectory(p),
+        AssembleError::Through { path, through } => AntaresError::Through { path, through },
+        AssembleError::Repository(m) => AntaresError::Repository(m),
+        AssembleError::NoSuchCl(cl) => AntaresError::NoSuchCl(cl),
+        AssembleError::Cl { cl, message } => AntaresError::Cl { cl, message },
+        AssembleError::Layer(e) => match mountpoint {
+            Some(p) => AntaresError::Mount {
+                path: p.to_path_buf(),
+                message: e.to_string(),
+            },
+            None => internal(e),
+        },
+    }
 }

@@ -7,21 +7,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
-use super::checks::check_fields;
+use super::checks::{check_fields, refused};
 use super::error::internal;
 use super::paths;
 use super::session::{self, LiveSession};
 use super::state::StateFile;
 use super::{AntaresError, CreateRequest, MountRecord, MountState, Settings};
-use crate::dicfuse::{Dicfuse, PathLookup};
+use crate::dicfuse::Dicfuse;
 use crate::fuse::mount;
 use crate::ino::Slot;
+use crate::overlay::assemble::{self, Assembly, ClLayer, ClSource, RepoDir};
 use crate::overlay::beneath::{self, Removal};
-use crate::overlay::{Lower, OverlayFs};
-use crate::remote::{ClChange, RemoteError};
+use crate::remote::ClChange;
 use crate::vcs::status::Change;
 
-/// The Antares manager: mounts, their sessions and their saved state.
+/// Antares: the per-job mounts, their sessions and their saved state.
 pub struct Antares {
     pub(super) dic: Arc<Dicfuse>,
     pub(super) settings: Settings,
@@ -58,7 +58,7 @@ fn remove_tree(root: &Path, p: &Path) -> std::io::Result<()> {
 }
 
 impl Antares {
-    /// A manager over `dic` with `settings`: makes the roots and reads the saved state (nothing
+    /// Antares over `dic` with `settings`: makes the roots and reads the saved state (nothing
     /// is mounted until [`Antares::restore`]).
     pub fn open(dic: Arc<Dicfuse>, mut settings: Settings) -> Result<Arc<Antares>, AntaresError> {
         // Mountpoints must be reachable by the jobs' users; layers only by the daemon.
@@ -101,7 +101,7 @@ impl Antares {
         self.dic.commit().oid.to_hex()
     }
 
-    /// Seconds since the manager was opened.
+    /// Seconds since Antares was opened.
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
@@ -177,12 +177,7 @@ impl Antares {
         let started = Instant::now();
         let _op = self.ops.lock().await;
         self.open_for_requests()?;
-        let path =
-            crate::fuse::mounts::normalize(&req.path).map_err(|e| AntaresError::BadPath {
-                field: "path",
-                value: req.path.clone(),
-                reason: e.to_string(),
-            })?;
+        let path = assemble::normalize(&req.path).map_err(|e| refused(e, None))?;
         let cl = req
             .cl
             .as_deref()
@@ -297,39 +292,16 @@ impl Antares {
     }
 
     /// The Dicfuse directory at repository path `path`.
-    async fn lower_dir(&self, path: &str) -> Result<u64, AntaresError> {
-        let ino = match self.dic.resolve_path(path).await {
-            Ok(PathLookup::Found(ino)) => ino,
-            Ok(PathLookup::Missing) => return Err(AntaresError::NotInRepository(path.into())),
-            Ok(PathLookup::NotADirectory(through)) => {
-                return Err(AntaresError::Through {
-                    path: path.into(),
-                    through,
-                })
-            }
-            Err(e) => return Err(AntaresError::Repository(e.to_string())),
-        };
-        let node = self
-            .dic
-            .lower_node(ino)
-            .map_err(|e| AntaresError::Repository(e.to_string()))?;
-        if !node.kind.is_dir() {
-            return Err(AntaresError::NotADirectory(path.to_string()));
-        }
-        Ok(ino)
+    async fn lower_dir(&self, path: &str) -> Result<RepoDir, AntaresError> {
+        assemble::resolve_dir(&self.dic, path)
+            .await
+            .map_err(|e| refused(e, None))
     }
 
     async fn fetch_cl(&self, cl: &str) -> Result<Vec<ClChange>, AntaresError> {
-        // Owned, so it does not matter whether the view hands out its commit by reference.
-        let commit = self.dic.commit().clone();
-        match self.dic.store().remote().cl_changes(cl, &commit).await {
-            Ok(c) => Ok(c),
-            Err(RemoteError::NotFound { .. }) => Err(AntaresError::NoSuchCl(cl.to_string())),
-            Err(e) => Err(AntaresError::Cl {
-                cl: cl.to_string(),
-                message: e.to_string(),
-            }),
-        }
+        assemble::fetch_cl(&self.dic, cl)
+            .await
+            .map_err(|e| refused(e, None))
     }
 
     fn roots(&self) -> Roots {
@@ -349,7 +321,7 @@ impl Antares {
     async fn provision(
         &self,
         rec: &MountRecord,
-        lower: u64,
+        lower: RepoDir,
         changes: Option<Vec<ClChange>>,
         fresh: bool,
     ) -> Result<LiveSession, AntaresError> {
@@ -361,7 +333,7 @@ impl Antares {
         make_dir(&rec.mountpoint, 0o755).map_err(|e| failed(&e))?;
         let on_end = self.on_end(&rec.mount_id);
         let Some(upper) = &rec.upper_dir else {
-            return LiveSession::readonly(self.dic.clone(), lower, &rec.mountpoint, on_end)
+            return LiveSession::readonly(self.dic.clone(), lower.ino, &rec.mountpoint, on_end)
                 .await
                 .map_err(|e| failed(&e));
         };
@@ -383,45 +355,29 @@ impl Antares {
                 )));
             }
         }
-        let (view, root) = match &rec.cl {
-            None => (Lower::plain(self.dic.clone()), lower),
-            Some(cl) => {
-                let dir = self.cl_dir(&rec.mount_id);
-                let changes = match changes {
-                    Some(c) => Some(c),
-                    // A restart reuses the layer it built, or builds it again.
-                    None if dir.is_dir() => None,
-                    None => Some(self.fetch_cl(cl).await?),
-                };
-                if let Some(changes) = changes {
-                    let fresh_dir = dir.with_extension("new");
-                    remove_tree(&self.settings.cl_root, &fresh_dir).map_err(|e| failed(&e))?;
-                    make_dir(&fresh_dir, 0o755).map_err(|e| failed(&e))?;
-                    crate::overlay::cl::materialize(
-                        self.dic.store(),
-                        &changes,
-                        &rec.path,
-                        &fresh_dir,
-                    )
-                    .await
-                    .map_err(|e| AntaresError::Cl {
-                        cl: cl.clone(),
-                        message: e.to_string(),
-                    })?;
-                    std::fs::rename(&fresh_dir, &dir).map_err(|e| failed(&e))?;
-                }
-                Lower::with_cl(self.dic.clone(), Some(lower), &dir, self.dic.owner())
-                    .map_err(|e| failed(&e))?
-            }
-        };
-        let ovl = OverlayFs::new(
-            Slot::FIRST,
-            view,
-            Some(root),
-            upper,
-            &paths::work_dir_for(upper),
+        let cl_dir = self.cl_dir(&rec.mount_id);
+        let cl = rec.cl.as_deref().map(|name| ClLayer {
+            name,
+            dir: &cl_dir,
+            source: match changes {
+                Some(c) => ClSource::Fetched(c),
+                // A restart reuses the layer it built, or builds it again.
+                None => ClSource::BuiltOrFetch,
+            },
+        });
+        let ovl = assemble::assemble(
+            &self.dic,
+            Assembly {
+                path: &rec.path,
+                dir: &lower,
+                cl,
+                upper,
+                work: &paths::work_dir_for(upper),
+                slot: Slot::FIRST,
+            },
         )
-        .map_err(|e| failed(&e))?;
+        .await
+        .map_err(|e| refused(e, Some(&rec.mountpoint)))?;
         LiveSession::writable(self.dic.clone(), Arc::new(ovl), &rec.mountpoint, on_end)
             .await
             .map_err(|e| failed(&e))
@@ -504,7 +460,7 @@ impl Antares {
             return Ok(Vec::new());
         };
         let lower = self.lower_dir(&rec.path).await?;
-        crate::vcs::status::status(&self.dic, upper, Some(lower), &rec.path)
+        crate::vcs::status::status(&self.dic, upper, Some(lower.ino), &rec.path)
             .await
             .map_err(|e| match e {
                 // A build still writing: the caller may ask again; not the daemon's fault.

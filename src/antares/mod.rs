@@ -114,7 +114,7 @@ pub struct CreateRequest {
     pub readonly: bool,
 }
 
-/// The `[antares]` settings the manager works with.
+/// The `[antares]` settings Antares works with.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Where default mountpoints are made.

@@ -104,15 +104,6 @@ pub fn valid_job_id(id: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'\\' && b != b'%' && b != b'?')
 }
 
-/// A CL name: one path-free token.
-pub fn valid_cl(cl: &str) -> bool {
-    !cl.is_empty()
-        && cl.len() <= 256
-        && !cl.contains('/')
-        && !cl.contains("..")
-        && !cl.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,9 +154,6 @@ mod tests {
         assert!(!valid_job_id("a/b"));
         assert!(!valid_job_id("a b"));
         assert!(!valid_job_id(&"x".repeat(129)));
-        assert!(valid_cl("42"));
-        assert!(!valid_cl("../x"));
-        assert!(!valid_cl("a b"));
         assert_eq!(
             work_dir_for(Path::new("/u/abc")),
             PathBuf::from("/u/.abc.work")

@@ -46,7 +46,7 @@ impl From<VcsError> for AppError {
 }
 
 async fn collect(s: &AppState, path: Option<&str>) -> Result<Vec<Change>, AppError> {
-    let m = super::workspace::manager(s)?;
+    let m = super::workspace::writable_paths(s)?;
     let mut out = Vec::new();
     for (p, upper, lower) in m.layers(path).await? {
         out.extend(status::status(m.dicfuse(), &upper, Some(lower), &p).await?);
@@ -78,7 +78,7 @@ async fn get_diff(
     State(s): State<AppState>,
     Query(q): Query<PathQuery>,
 ) -> Result<impl IntoResponse, AppError> {
-    let m = super::workspace::manager(&s)?;
+    let m = super::workspace::writable_paths(&s)?;
     let mut text = String::new();
     for (p, upper, lower) in m.layers(q.path.as_deref()).await? {
         text.push_str(&diff::diff(m.dicfuse(), &upper, Some(lower), &p).await?);
@@ -146,7 +146,7 @@ async fn post_commit(
     ApiJson(req): ApiJson<CommitRequest>,
 ) -> Result<Json<crate::vcs::CommitOutcome>, AppError> {
     let v = vcs(&s)?;
-    let m = super::workspace::manager(&s)?;
+    let m = super::workspace::writable_paths(&s)?;
     // `path` narrows which writable paths' changes are taken.
     let layers = m.layers(req.path.as_deref()).await?;
     let author = req.author.map(|a| crate::vcs::commit::Author {
@@ -193,7 +193,7 @@ async fn post_push(
     ApiJson(req): ApiJson<PushRequest>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let v = vcs(&s)?;
-    let m = super::workspace::manager(&s)?;
+    let m = super::workspace::writable_paths(&s)?;
     if let Some(p) = req.path.as_deref() {
         m.layers(Some(p)).await?;
     }
@@ -206,15 +206,17 @@ async fn post_push(
             format!("{n} Antares mount(s) share this daemon's view of the commit, which a push would move under them; delete them (or run Antares standalone) and push again; nothing changed"),
         ));
     }
-    let out = v.push().await?;
-    let settled = m.settle_after_push(&out.touched).await;
+    let crate::workspace::Pushed {
+        outcome: out,
+        pruned,
+    } = m.push(&v).await?;
     let message = format!(
-        "pushed {} to {} {} ({} commit(s), {} objects, {} bytes); {settled} upper entries now come from the pushed commit",
+        "pushed {} to {} {} ({} commit(s), {} objects, {} bytes); {pruned} upper entries now come from the pushed commit",
         out.commit, out.target, out.refname, out.commits, out.objects, out.pack_bytes
     );
     let mut body = serde_json::to_value(&out).unwrap_or_default();
     body["status"] = "Success".into();
-    body["settled"] = settled.into();
+    body["settled"] = pruned.into();
     body["message"] = message.into();
     Ok(Json(body))
 }
@@ -230,7 +232,7 @@ async fn post_reset(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let m = super::workspace::manager(&s)?;
+    let m = super::workspace::writable_paths(&s)?;
     let (mounted, removed) = m.reset(&req.path).await?;
     Ok(Json(serde_json::json!({
         "status": "Success",

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::fuse::mounts::MountManager;
+use crate::workspace::WritablePaths;
 
 pub mod git;
 pub mod workspace;
@@ -22,7 +22,7 @@ pub struct AppState {
     started: Instant,
     mount_count: Arc<AtomicUsize>,
     commit: Arc<String>,
-    mounts: Option<Arc<MountManager>>,
+    mounts: Option<Arc<WritablePaths>>,
     vcs: Option<Arc<crate::vcs::Vcs>>,
     access: Access,
     antares: Option<Arc<crate::antares::Antares>>,
@@ -43,7 +43,7 @@ impl AppState {
     }
 
     /// Serves the workspace routes with `m`.
-    pub fn with_mounts(mut self, m: Arc<MountManager>) -> AppState {
+    pub fn with_mounts(mut self, m: Arc<WritablePaths>) -> AppState {
         self.mounts = Some(m);
         self
     }

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, AppError, AppState};
-use crate::fuse::mounts::{MountError, MountInfo, MountManager};
+use crate::workspace::{MountError, MountInfo, WritablePaths};
 
 /// Body of `POST /api/fs/mount`.
 #[derive(Deserialize, Serialize, Debug)]
@@ -72,7 +72,7 @@ impl From<MountError> for AppError {
     }
 }
 
-pub(super) fn manager(s: &AppState) -> Result<Arc<MountManager>, AppError> {
+pub(super) fn writable_paths(s: &AppState) -> Result<Arc<WritablePaths>, AppError> {
     s.mounts.clone().ok_or_else(|| {
         AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -86,7 +86,7 @@ async fn mount(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<MountRequest>,
 ) -> Result<Json<MountResponse>, AppError> {
-    let m = manager(&s)?;
+    let m = writable_paths(&s)?;
     let id = request_id();
     let r = m.mount(&req.path, req.cl.as_deref()).await;
     m.record(&id, &req.path, &r);
@@ -104,7 +104,7 @@ async fn unmount(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<UnmountRequest>,
 ) -> Result<Json<MountResponse>, AppError> {
-    let m = manager(&s)?;
+    let m = writable_paths(&s)?;
     m.unmount(&req.path).await?;
     s.set_mount_count(1 + m.count().await);
     Ok(Json(MountResponse {
@@ -119,7 +119,7 @@ async fn select(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let m = manager(&s)?;
+    let m = writable_paths(&s)?;
     let (path, r) = m.request(&id).ok_or_else(|| {
         AppError::new(
             StatusCode::NOT_FOUND,
@@ -138,7 +138,7 @@ async fn select(
 }
 
 async fn mpoint(State(s): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
-    let m = manager(&s)?;
+    let m = writable_paths(&s)?;
     Ok(Json(serde_json::json!({ "mounts": m.list().await })))
 }
 

@@ -14,6 +14,7 @@
 //! it at that moment (a write copies up first). An inode whose last name is removed while the
 //! kernel still knows it (it may be open) keeps its upper file through an fd until FORGET.
 
+pub mod assemble;
 pub mod beneath;
 pub mod cl;
 mod copyup;

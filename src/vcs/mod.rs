@@ -137,7 +137,7 @@ impl Vcs {
     }
 
     /// Sends the local commits to the remote and, once it has them, makes the last one the
-    /// base. The caller then settles the upper layers (see `fuse::mounts`).
+    /// base. The caller then prunes the upper layers (see `workspace::push`).
     pub async fn push(&self) -> Result<PushOutcome, PushFailure> {
         let _one_at_a_time = self.op.lock().await;
         let base = self.base();
@@ -202,7 +202,7 @@ impl Vcs {
     }
 
     /// Commits the changes of the upper layers `layers` (`(mounted path, upper dir, the
-    /// commit's directory)`, from `MountManager::layers`). Each changed file is read once, its
+    /// commit's directory)`, from `WritablePaths::layers`). Each changed file is read once, its
     /// blob written from exactly those bytes; a commit that fails leaves nothing in the staging
     /// repository.
     pub async fn commit(

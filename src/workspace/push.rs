@@ -1,0 +1,74 @@
+//! Pushing the workspace: one operation for both halves of a push.
+//!
+//! Promises: the local commits go to the remote (`Vcs::push`); only once the remote took them
+//! is every mounted overlay pruned on the pushed commit (what the commit now holds leaves the
+//! upper layer) and the kernel made to forget what changed, and the call returns when the
+//! kernel shows the pushed commit. A refused or failed push changes nothing in the workspace.
+//! A failed prune loses nothing: what stays in an upper layer still shows, and equals the base.
+
+use std::ffi::OsString;
+use std::sync::Arc;
+
+use super::WritablePaths;
+use crate::overlay::OverlayFs;
+use crate::vcs::{PushFailure, PushOutcome, Vcs};
+
+/// What a push did.
+#[derive(Debug)]
+pub struct Pushed {
+    /// The push itself.
+    pub outcome: PushOutcome,
+    /// Upper entries pruned because the pushed commit now holds them.
+    pub pruned: usize,
+}
+
+impl WritablePaths {
+    /// Pushes the local commits of `vcs`, then prunes every mounted overlay on the pushed
+    /// commit (see the module doc).
+    pub async fn push(&self, vcs: &Vcs) -> Result<Pushed, PushFailure> {
+        let outcome = vcs.push().await?;
+        let pruned = self.prune_after_push(&outcome.touched).await;
+        Ok(Pushed { outcome, pruned })
+    }
+
+    /// After a push moved the base: prunes every mounted overlay on it (`OverlayFs::settle`)
+    /// and has the kernel forget what changed (`touched`: the read-only
+    /// view's entries the rebase changed). Returns the number of upper entries dropped.
+    async fn prune_after_push(&self, touched: &[crate::store::Touched]) -> usize {
+        use std::os::unix::ffi::OsStringExt;
+        let forget_dic: Vec<_> = touched
+            .iter()
+            .map(|t| (t.parent, OsString::from_vec(t.name.clone()), t.ino))
+            .collect();
+        self.router.forget_cached(forget_dic).await;
+        let active: Vec<(String, Arc<OverlayFs>)> = self
+            .active
+            .lock()
+            .await
+            .iter()
+            .map(|(p, (_, o, _))| (p.clone(), o.clone()))
+            .collect();
+        let mut dropped = 0;
+        for (path, ovl) in active {
+            match ovl.settle().await {
+                Ok(s) => {
+                    tracing::info!(
+                        path,
+                        dropped = s.dropped,
+                        forgotten = s.forget.len(),
+                        "upper layer pruned on the pushed commit"
+                    );
+                    dropped += s.dropped;
+                    self.router.forget_inodes(ovl.as_ref(), &s.forget).await;
+                }
+                // Nothing is lost: what stays in the upper layer still shows, and equals the base.
+                Err(e) => {
+                    tracing::warn!(path, error = %e, "could not prune the upper layer on the pushed commit")
+                }
+            }
+        }
+        // The push is answered once the kernel shows the pushed commit.
+        self.router.flush_notifications().await;
+        dropped
+    }
+}
