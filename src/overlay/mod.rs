@@ -18,13 +18,13 @@ pub mod beneath;
 pub mod cl;
 mod copyup;
 pub mod lower;
+mod nodes;
 mod ops;
 mod privs;
 mod readdir;
 pub mod settle;
 pub mod whiteout;
 
-use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -40,6 +40,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 
 use crate::dicfuse::DicError;
 use crate::ino::Slot;
+use nodes::{NodeInfo, NodeTable};
 pub use lower::Lower;
 
 /// How long the kernel may trust overlay entries and attributes. Every change to an overlay
@@ -119,32 +120,6 @@ fn errno<T>(e: i32) -> Result<T> {
     Err(OverlayError::Errno(e))
 }
 
-/// What the overlay knows about one inode.
-#[derive(Clone, Debug)]
-struct NodeInfo {
-    /// Parent inode (the root is its own parent).
-    parent: u64,
-    /// The name it was last seen under.
-    name: OsString,
-    /// Kernel lookup count.
-    lookups: u64,
-    /// The lower entry at this path: for a directory, the lower directory merged into it
-    /// (`None` when it is opaque or the lower has none); for a file, what it was copied from.
-    lower: Option<u64>,
-    /// Its last name was removed (unlink, or a rename over it): it is never reached by path
-    /// again, only through `orphans` (or its immutable lower entry).
-    detached: bool,
-}
-
-#[derive(Default)]
-struct NodeTable {
-    nodes: HashMap<u64, NodeInfo>,
-    by_name: HashMap<(u64, OsString), u64>,
-    /// Upper files with more than one link, by (dev, ino), so hard links share an inode.
-    by_upper: HashMap<(u64, u64), u64>,
-    next: u64,
-}
-
 /// A writable overlay over one Dicfuse directory.
 pub struct OverlayFs {
     slot: Slot,
@@ -161,8 +136,6 @@ pub struct OverlayFs {
     /// Bumped by every exclusive `ns_lock` (`ns_write`): a listing from an older generation
     /// may be stale.
     ns_gen: AtomicU64,
-    /// Upper files of detached inodes the kernel still knows, by inode (see the module doc).
-    orphans: Mutex<HashMap<u64, Arc<File>>>,
     /// Exclusive for namespace changes (create, unlink, rename, copy-up, settle); shared while
     /// a read or write resolves an inode to its file and uses it, so that the file is the one
     /// the inode names.
@@ -225,21 +198,6 @@ impl OverlayFs {
         let upper_name = upper
             .file_name()
             .ok_or_else(|| std::io::Error::other("upper layer has no name"))?;
-        let mut table = NodeTable {
-            next: slot.first_free(),
-            ..Default::default()
-        };
-        let root = slot.root();
-        table.nodes.insert(
-            root,
-            NodeInfo {
-                parent: root,
-                name: OsString::new(),
-                lookups: 1,
-                lower: lower_root,
-                detached: false,
-            },
-        );
         Ok(OverlayFs {
             slot,
             upper_path: upper.to_path_buf(),
@@ -248,10 +206,9 @@ impl OverlayFs {
             upper_name: upper_name.to_os_string(),
             work_fd: open_dir(work)?,
             lower,
-            nodes: Mutex::new(table),
+            nodes: Mutex::new(NodeTable::new(slot, lower_root)),
             last_listing: Mutex::new(None),
             ns_gen: AtomicU64::new(0),
-            orphans: Mutex::new(HashMap::new()),
             ns_lock: tokio::sync::RwLock::new(()),
             notify: std::sync::OnceLock::new(),
         })
@@ -289,7 +246,7 @@ impl OverlayFs {
 
     /// Known inodes (for leak checks).
     pub fn known_inodes(&self) -> usize {
-        self.table().nodes.len()
+        self.table().len()
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, NodeTable> {
@@ -298,29 +255,14 @@ impl OverlayFs {
 
     fn info(&self, ino: u64) -> Result<NodeInfo> {
         self.table()
-            .nodes
-            .get(&ino)
+            .get(ino)
             .cloned()
             .ok_or(OverlayError::Errno(libc::ENOENT))
     }
 
     /// The path of `ino` relative to the layer roots (`""` for the root).
     fn rel_path(&self, ino: u64) -> Result<PathBuf> {
-        let t = self.table();
-        let mut parts = Vec::new();
-        let mut cur = ino;
-        while cur != self.root_ino() {
-            let n = t.nodes.get(&cur).ok_or(OverlayError::Errno(libc::ENOENT))?;
-            if n.detached {
-                return errno(libc::ENOENT);
-            }
-            parts.push(n.name.clone());
-            cur = n.parent;
-            if parts.len() > 4096 {
-                return errno(libc::ELOOP);
-            }
-        }
-        Ok(parts.iter().rev().collect())
+        self.table().rel_path(ino)
     }
 
     /// Opens `rel` (`""` is the layer root) in the upper layer with `flags`, if it is there.
@@ -437,83 +379,12 @@ impl OverlayFs {
         lower: Option<u64>,
         upper_id: Option<(u64, u64)>,
     ) -> u64 {
-        let mut t = self.table();
-        let key = (parent, name.to_os_string());
-        let existing = t
-            .by_name
-            .get(&key)
-            .copied()
-            .or_else(|| upper_id.and_then(|id| t.by_upper.get(&id).copied()));
-        let ino = match existing.filter(|i| t.nodes.contains_key(i)) {
-            Some(ino) => ino,
-            None => {
-                let ino = t.next;
-                t.next += 1;
-                t.nodes.insert(
-                    ino,
-                    NodeInfo {
-                        parent,
-                        name: name.to_os_string(),
-                        lookups: 0,
-                        lower,
-                        detached: false,
-                    },
-                );
-                ino
-            }
-        };
-        if let Some(n) = t.nodes.get_mut(&ino) {
-            n.lookups += 1;
-            n.parent = parent;
-            n.name = name.to_os_string();
-            n.lower = lower;
-            if std::mem::take(&mut n.detached) {
-                // Found again through another link of its upper file: a path names it again.
-                self.orphans
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&ino);
-            }
-        }
-        t.by_name.insert(key, ino);
-        if let Some(id) = upper_id {
-            t.by_upper.insert(id, ino);
-        }
-        ino
-    }
-
-    /// Forgets the name `name` in `parent` (after unlink or rename away).
-    fn unlink_name(&self, parent: u64, name: &OsStr) {
-        let mut t = self.table();
-        let key = (parent, name.to_os_string());
-        let Some(ino) = t.by_name.remove(&key) else {
-            return;
-        };
-        // A hard-linked inode known by that name moves to one of its other names.
-        let is_current = t
-            .nodes
-            .get(&ino)
-            .is_some_and(|n| n.parent == parent && n.name == name);
-        if is_current {
-            let other = t
-                .by_name
-                .iter()
-                .find(|(_, i)| **i == ino)
-                .map(|(k, _)| k.clone());
-            if let (Some((p, n)), Some(info)) = (other, t.nodes.get_mut(&ino)) {
-                info.parent = p;
-                info.name = n;
-            }
-        }
+        self.table().lookup(parent, name, lower, upper_id)
     }
 
     /// The kept upper file of detached inode `ino`, if there is one.
     fn orphan(&self, ino: u64) -> Option<Arc<File>> {
-        self.orphans
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ino)
-            .cloned()
+        self.table().kept(ino)
     }
 
     /// The upper file of `ino` opened with `flags` (a kept one for a detached inode), or
@@ -539,32 +410,21 @@ impl OverlayFs {
     /// Called under `ns_lock` before `name` in `parent` is removed (unlink, or a rename over
     /// it). When that is the last name the kernel knows for its inode, the inode is detached,
     /// and a regular upper file keeps an fd here until FORGET, so a process holding it open can
-    /// go on reading and writing it. With another known name, `unlink_name` moves it there.
+    /// go on reading and writing it. With another known name, the table's `drop_name` moves it there.
     fn detach_name(&self, parent: u64, name: &OsStr) -> Result<()> {
-        let key = (parent, name.to_os_string());
-        let ino = {
-            let t = self.table();
-            let Some(&ino) = t.by_name.get(&key) else {
-                return Ok(());
-            };
-            match t.nodes.get(&ino) {
-                Some(n) if !n.detached && ino != self.root_ino() => ino,
-                _ => return Ok(()),
-            }
+        let Some(ino) = self.table().attached_at(parent, name) else {
+            return Ok(());
         };
         let upper = self.upper_stat(ino)?;
         // Only a hard-linked file can have another name (looking for one costs a scan).
         if upper
             .as_ref()
             .is_some_and(|(_, st)| st.st_nlink > 1 && !ops::is_dir_mode(st.st_mode))
-            && self
-                .table()
-                .by_name
-                .iter()
-                .any(|(k, i)| *i == ino && *k != key)
+            && self.table().has_other_name(ino, parent, name)
         {
             return Ok(());
         }
+        let mut kept = None;
         if let Some((t, st)) = upper {
             if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
             {
@@ -572,27 +432,16 @@ impl OverlayFs {
                 let fd = t
                     .open(OFlags::RDWR | OFlags::NOFOLLOW)
                     .or_else(|_| t.open(OFlags::RDONLY | OFlags::NOFOLLOW))?;
-                self.orphans
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(ino, Arc::new(File::from(fd)));
+                kept = Some(Arc::new(File::from(fd)));
             }
         }
-        if let Some(n) = self.table().nodes.get_mut(&ino) {
-            n.detached = true;
-        }
+        self.table().detach(ino, kept);
         Ok(())
     }
 
     /// Undoes `detach_name` when the removal of the name failed.
     fn reattach(&self, ino: u64) {
-        if let Some(n) = self.table().nodes.get_mut(&ino) {
-            n.detached = false;
-        }
-        self.orphans
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ino);
+        self.table().reattach(ino);
     }
 
     /// The file a change to detached inode `ino` goes to (its name is gone, but a process may
@@ -628,10 +477,7 @@ impl OverlayFs {
             tokio::task::spawn_blocking(move || std::io::copy(&mut src, &mut dst).map(|_| dst))
                 .await??;
         let f = Arc::new(dst);
-        self.orphans
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(ino, f.clone());
+        self.table().keep(ino, f.clone());
         Ok(f)
     }
 

@@ -218,27 +218,7 @@ impl OverlayFs {
         if ino == self.root_ino() {
             return;
         }
-        let mut t = self.table();
-        let gone = match t.nodes.get_mut(&ino) {
-            Some(info) => {
-                info.lookups = info.lookups.saturating_sub(n);
-                info.lookups == 0
-            }
-            None => false,
-        };
-        if gone {
-            self.orphans
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&ino);
-            if let Some(info) = t.nodes.remove(&ino) {
-                let key = (info.parent, info.name);
-                if t.by_name.get(&key) == Some(&ino) {
-                    t.by_name.remove(&key);
-                }
-                t.by_upper.retain(|_, v| *v != ino);
-            }
-        }
+        self.table().forget(ino, n);
     }
 
     async fn remove(&self, parent: u64, name: &OsStr, dir: bool) -> Result<()> {
@@ -282,7 +262,7 @@ impl OverlayFs {
             let pdir = pdir.ok_or(OverlayError::Errno(libc::EIO))?;
             whiteout::make_whiteout(&pdir, name)?;
         }
-        self.unlink_name(parent, name);
+        self.table().drop_name(parent, name);
         Ok(())
     }
 
@@ -325,15 +305,8 @@ impl OverlayFs {
                 return errno(libc::EIO);
             };
             rustix::fs::renameat_with(&a.dir, &a.name, &b.dir, &b.name, RenameFlags::EXCHANGE)?;
-            let mut t = self.table();
-            for (ino, p, n) in [(src, new_parent, new_name), (dst, parent, name)] {
-                if let Some(info) = t.nodes.get_mut(&ino) {
-                    info.parent = p;
-                    info.name = n.to_os_string();
-                    info.lower = None;
-                }
-                t.by_name.insert((p, n.to_os_string()), ino);
-            }
+            self.table()
+                .exchange(src, (parent, name), dst, (new_parent, new_name));
             return Ok(());
         }
         if let Some(dst) = dst {
@@ -388,40 +361,13 @@ impl OverlayFs {
         if src_dir && dst_lower {
             whiteout::make_opaque(&npdir, new_name)?;
         }
-        let mut t = self.table();
-        t.by_name.remove(&(parent, name.to_os_string()));
-        if let Some(d) = dst {
-            t.by_name.remove(&(new_parent, new_name.to_os_string()));
-            if let Some(info) = t.nodes.get_mut(&d) {
-                info.lower = None;
-            }
-        }
-        if let Some(info) = t.nodes.get_mut(&src) {
-            info.parent = new_parent;
-            info.name = new_name.to_os_string();
-            if src_dir {
-                info.lower = None;
-            }
-        }
-        t.by_name.insert((new_parent, new_name.to_os_string()), src);
-        if src_dir {
-            // Everything below was copied up; nothing there merges the lower layer any more.
-            let mut below = vec![src];
-            while let Some(dir) = below.pop() {
-                let kids: Vec<u64> = t
-                    .nodes
-                    .iter()
-                    .filter(|(i, n)| n.parent == dir && **i != dir)
-                    .map(|(i, _)| *i)
-                    .collect();
-                for k in kids {
-                    if let Some(info) = t.nodes.get_mut(&k) {
-                        info.lower = None;
-                    }
-                    below.push(k);
-                }
-            }
-        }
+        self.table().rename(
+            src,
+            (parent, name),
+            (new_parent, new_name),
+            dst,
+            src_dir,
+        );
         Ok(())
     }
 
@@ -728,15 +674,8 @@ impl Filesystem for OverlayFs {
             .map_err(OverlayError::from)?;
         let st = rustix::fs::statat(&npdir, new_name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(OverlayError::from)?;
-        {
-            let mut t = self.table();
-            t.by_upper.insert((st.st_dev, st.st_ino), inode);
-            t.by_name
-                .insert((new_parent, new_name.to_os_string()), inode);
-            if let Some(info) = t.nodes.get_mut(&inode) {
-                info.lookups += 1;
-            }
-        }
+        self.table()
+            .add_link(inode, new_parent, new_name, (st.st_dev, st.st_ino));
         Ok(ReplyEntry {
             ttl: UPPER_TTL,
             attr: self.attr_from_stat(inode, &st),

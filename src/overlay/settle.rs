@@ -201,13 +201,13 @@ impl OverlayFs {
             let t = self.table();
             let mut children: HashMap<u64, Vec<(u64, OsString)>> = HashMap::new();
             let mut lowers = HashMap::new();
-            for (ino, n) in &t.nodes {
-                lowers.insert(*ino, n.lower);
-                if *ino != root {
+            for (ino, n) in t.iter() {
+                lowers.insert(ino, n.lower);
+                if ino != root {
                     children
                         .entry(n.parent)
                         .or_default()
-                        .push((*ino, n.name.clone()));
+                        .push((ino, n.name.clone()));
                 }
             }
             (children, lowers)
@@ -239,9 +239,7 @@ impl OverlayFs {
                 fresh.insert(ino, new);
                 let child_rel = rel.join(&name);
                 if new != lowers.get(&ino).copied().flatten() || dropped.contains(&child_rel) {
-                    if let Some(n) = self.table().nodes.get_mut(&ino) {
-                        n.lower = new;
-                    }
+                    self.table().set_lower(ino, new);
                     forget.push(ino);
                 }
                 queue.push_back((ino, child_rel));
