@@ -508,7 +508,7 @@ impl MountManager {
             .collect();
         let mut dropped = 0;
         for (path, ovl) in active {
-            match ovl.settle().await {
+            match ovl.prune_pushed().await {
                 Ok(s) => {
                     tracing::info!(
                         path,

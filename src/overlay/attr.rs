@@ -68,7 +68,7 @@ impl OverlayFs {
     /// SETATTR: owner, mode, size and times, copying `ino` up first (or through its kept file
     /// when it is detached).
     pub(super) async fn set_attr(&self, ino: u64, set: &SetAttr) -> Result<ReplyAttr> {
-        // Held to the end: a push settling the upper layer must not see half a change.
+        // Held to the end: a push pruning the upper layer must not see half a change.
         let _ns = self.ns_write().await;
         if self.info(ino)?.detached {
             // Its name is gone, but a process may hold it open (fchmod, ftruncate...).

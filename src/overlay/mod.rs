@@ -18,7 +18,7 @@
 //! This file holds the types and what every operation shares; `ops` is the FUSE edge, each
 //! request served by a named operation in a file of its own: `lookup`, `create`, `remove`,
 //! `rename`, `attr`, `io`, `xattr`, `readdir`, over `upper` (reaching the upper layer),
-//! `copyup`, `detached` and `nodes`.
+//! `copyup`, `detached` and `nodes`. `prune` cleans the upper layer after a push.
 
 mod attr;
 pub mod beneath;
@@ -33,10 +33,10 @@ mod mode;
 mod nodes;
 mod ops;
 mod privs;
+pub mod prune;
 mod readdir;
 mod remove;
 mod rename;
-pub mod settle;
 mod upper;
 pub mod whiteout;
 mod xattr;
@@ -135,7 +135,7 @@ pub struct OverlayFs {
     /// Bumped by every exclusive `ns_lock` (`ns_write`): a listing from an older generation
     /// may be stale.
     ns_gen: AtomicU64,
-    /// Exclusive for namespace changes (create, unlink, rename, copy-up, settle); shared while
+    /// Exclusive for namespace changes (create, unlink, rename, copy-up, prune after a push); shared while
     /// a read or write resolves an inode to its file and uses it, so that the file is the one
     /// the inode names.
     ns_lock: tokio::sync::RwLock<()>,
