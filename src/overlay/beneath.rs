@@ -1,7 +1,7 @@
 //! Reaching and removing entries of a directory that users fill (an upper, CL or work layer)
 //! without ever following a symlink.
 //!
-//! The daemon (often root) acts in these directories on its own behalf: reset, settle after a
+//! The daemon (often root) acts in these directories on its own behalf: reset, prune after a
 //! push, CL rebuilds, Antares deletes. A user controls what they hold, so a path is never joined
 //! and handed to the kernel whole: it is resolved from an fd of the layer root with
 //! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, and trees are removed entry by entry from

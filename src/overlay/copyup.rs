@@ -59,6 +59,13 @@ impl OverlayFs {
         Ok(())
     }
 
+    /// The upper directory of `parent`, copied up if needed. Caller holds `ns_lock`.
+    pub(super) async fn writable_dir(&self, parent: u64) -> Result<OwnedFd> {
+        self.copy_up(parent).await?;
+        self.upper_dir_of(parent)?
+            .ok_or(OverlayError::Errno(libc::ENOENT))
+    }
+
     /// Copies `ino` up with everything below it, so it no longer needs the lower layer; its
     /// directories are then marked opaque. Used before renaming a directory.
     pub(super) async fn copy_up_tree(&self, ino: u64) -> Result<()> {
@@ -96,7 +103,7 @@ impl OverlayFs {
                                 name,
                                 OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                                 Mode::empty(),
-                                super::RESOLVE,
+                                super::beneath::RESOLVE,
                             )?;
                             if child.node.kind.is_dir() {
                                 self.fill_from_lower(child.ino, &sub).await?;

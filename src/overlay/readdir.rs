@@ -1,4 +1,4 @@
-//! Merged directory listings.
+//! Merged directory listings, and READDIR and READDIRPLUS over them.
 //!
 //! Directories are opened without the daemon (`crate::NO_OPENDIR`), so a READDIR names the
 //! directory and an offset, with no listing kept since an open. The offset of an entry is a hash
@@ -16,10 +16,18 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use rfuse3::FileType;
+use futures::stream;
+use rfuse3::raw::reply::{DirectoryEntry, DirectoryEntryPlus, ReplyDirectory, ReplyDirectoryPlus};
+use rfuse3::{FileType, Result as FuseResult};
 use rustix::fs::{AtFlags, OFlags};
 
-use super::{whiteout, OverlayFs, Result};
+use super::mode::file_type;
+use super::{whiteout, OverlayError, OverlayFs, Result, UPPER_TTL};
+
+/// The entries one READDIR sends.
+type Entries = stream::Iter<std::vec::IntoIter<FuseResult<DirectoryEntry>>>;
+/// The entries one READDIRPLUS sends.
+type EntriesPlus = stream::Iter<std::vec::IntoIter<FuseResult<DirectoryEntryPlus>>>;
 
 /// One entry of a listing as READDIR sends it.
 #[derive(Clone, Debug)]
@@ -93,9 +101,9 @@ impl OverlayFs {
                             hidden.insert(name.to_os_string());
                             continue;
                         }
-                        (super::file_type(st.st_mode), st.st_ino)
+                        (file_type(st.st_mode), st.st_ino)
                     }
-                    t => (super::file_type(t.as_raw_mode()), entry.ino()),
+                    t => (file_type(t.as_raw_mode()), entry.ino()),
                 };
                 items.insert(
                     name.to_os_string(),
@@ -187,6 +195,65 @@ impl OverlayFs {
 
     fn last_listing(&self) -> std::sync::MutexGuard<'_, Option<Listing>> {
         self.last_listing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// READDIR of `parent` after offset `offset`.
+    pub(super) async fn read_dir(
+        &self,
+        parent: u64,
+        offset: i64,
+    ) -> Result<ReplyDirectory<Entries>> {
+        let listing = self.listing(parent).await?;
+        let entries: Vec<FuseResult<DirectoryEntry>> = listing
+            .iter()
+            .filter(|e| e.off > offset)
+            .map(|e| {
+                Ok(DirectoryEntry {
+                    inode: e.ino,
+                    kind: e.kind,
+                    name: e.name.clone(),
+                    offset: e.off,
+                })
+            })
+            .collect();
+        Ok(ReplyDirectory {
+            entries: stream::iter(entries),
+        })
+    }
+
+    /// READDIRPLUS of `parent` after offset `offset`: each entry but `.` and `..` counts as a
+    /// kernel lookup (the kernel links neither); one that vanished meanwhile is left out.
+    pub(super) async fn read_dir_plus(
+        &self,
+        parent: u64,
+        offset: u64,
+    ) -> Result<ReplyDirectoryPlus<EntriesPlus>> {
+        let listing = self.listing(parent).await?;
+        let mut entries = Vec::new();
+        for e in listing.iter().filter(|e| e.off as u64 > offset) {
+            let attr = if e.off <= 2 {
+                self.attr_of(e.ino).await?
+            } else {
+                match self.lookup_entry(parent, &e.name).await {
+                    Ok(found) => found.attr,
+                    Err(OverlayError::Errno(libc::ENOENT)) => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            entries.push(Ok(DirectoryEntryPlus {
+                inode: attr.ino,
+                generation: 0,
+                kind: attr.kind,
+                name: e.name.clone(),
+                offset: e.off,
+                attr,
+                entry_ttl: UPPER_TTL,
+                attr_ttl: UPPER_TTL,
+            }));
+        }
+        Ok(ReplyDirectoryPlus {
+            entries: stream::iter(entries),
+        })
     }
 }
 

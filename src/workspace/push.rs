@@ -31,7 +31,7 @@ impl WritablePaths {
         Ok(Pushed { outcome, pruned })
     }
 
-    /// After a push moved the base: prunes every mounted overlay on it (`OverlayFs::settle`)
+    /// After a push moved the base: prunes every mounted overlay on it (`OverlayFs::prune_pushed`)
     /// and has the kernel forget what changed (`touched`: the read-only
     /// view's entries the rebase changed). Returns the number of upper entries dropped.
     async fn prune_after_push(&self, touched: &[crate::store::Touched]) -> usize {
@@ -50,7 +50,7 @@ impl WritablePaths {
             .collect();
         let mut dropped = 0;
         for (path, ovl) in active {
-            match ovl.settle().await {
+            match ovl.prune_pushed().await {
                 Ok(s) => {
                     tracing::info!(
                         path,

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::support::api::mount;
 use crate::support::daemon::Daemon;
 use crate::support::fixture;
-use crate::support::host::{drop_caches, fd_count, fd_count_settles};
+use crate::support::host::{drop_caches, fd_count, fd_count_after};
 
 /// Reads the names of an open directory with `getdents64`, a few at a time (`buf` bytes a call),
 /// into `seen` until `stop` says so or the end; returns whether the end was reached.
@@ -173,7 +173,7 @@ fn large_listings_leave_no_lookups_behind() {
         std::fs::remove_file(file(i)).expect("unlink");
     }
     drop_caches();
-    let after = fd_count_settles(pid, fds_before);
+    let after = fd_count_after(pid, fds_before);
     assert!(
         after <= fds_before,
         "daemon fds: {fds_before} before listing 1500 files, {after} after they were removed"

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::support::api::mount;
 use crate::support::daemon::Daemon;
 use crate::support::fixture;
-use crate::support::host::{as_nobody, fd_count, fd_count_settles};
+use crate::support::host::{as_nobody, fd_count, fd_count_after};
 
 /// Opens are zero-message: the daemon sees reads and writes of an inode, never the opens, and
 /// one page cache serves every open of the inode. Every mix of opens must show the same bytes.
@@ -193,7 +193,7 @@ fn open_files_outlive_their_names() {
 
     // Once nothing holds them, the kernel forgets the inodes and the daemon its kept files.
     drop((f, g, r, w));
-    let after = fd_count_settles(pid, fds_before);
+    let after = fd_count_after(pid, fds_before);
     assert!(
         after <= fds_before,
         "daemon fds: {fds_before} before, {after} after every file was closed"

@@ -1,6 +1,6 @@
 //! Hostile cases: symlinks (see tests/hostile.rs). A user puts a symlink to a directory outside
 //! the store into the mount (or a change list does); nothing the daemon does on its own behalf
-//! (reset, unmount, settle after a push, CL rebuild, Antares DELETE) may reach through it.
+//! (reset, unmount, prune after a push, CL rebuild, Antares DELETE) may reach through it.
 
 use std::path::{Path, PathBuf};
 
@@ -149,7 +149,7 @@ fn unmount_and_mount_again_leave_what_a_symlink_points_to() {
 }
 
 #[test]
-fn settle_after_a_push_leaves_what_a_symlink_points_to() {
+fn prune_after_a_push_leaves_what_a_symlink_points_to() {
     let fx = fixture::standard();
     let d = Daemon::local(&fx);
     let v = victim();
@@ -161,7 +161,7 @@ fn settle_after_a_push_leaves_what_a_symlink_points_to() {
     assert_eq!(code, 200, "{body}\n{}", d.log());
     let (code, body) = http::post(&d.http_addr, "/api/git/push", "{}");
     assert_eq!(code, 200, "{body}\n{}", d.log());
-    v.assert_intact("settle after push");
+    v.assert_intact("prune after push");
     // The links are the pushed commit's now, and still links.
     assert!(std::fs::symlink_metadata(&lnk)
         .expect("a/lnk")

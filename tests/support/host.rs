@@ -16,7 +16,7 @@ pub fn fd_count(pid: u32) -> usize {
 
 /// Waits until `pid` has at most `want` fds open (the kernel forgets inodes a moment after the
 /// last close), and returns the count seen last.
-pub fn fd_count_settles(pid: u32, want: usize) -> usize {
+pub fn fd_count_after(pid: u32, want: usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let n = fd_count(pid);

@@ -136,7 +136,7 @@ fn stamp(st: &Stat) -> impl PartialEq + Copy {
 
 /// Whether the last change of `st` is older than `since` (so nothing changed the file after
 /// `since`). A change time of a whole second is taken as a filesystem that keeps seconds only.
-fn settled_before(st: &Stat, since: SystemTime) -> bool {
+fn last_changed_before(st: &Stat, since: SystemTime) -> bool {
     let Ok(since) = since.duration_since(UNIX_EPOCH) else {
         return false;
     };
@@ -313,7 +313,7 @@ fn read_file(dir: BorrowedFd<'_>, name: &OsStr, want: &Want) -> Result<Option<En
     if stamp(&before) != stamp(&after) {
         return Ok(None);
     }
-    if !settled_before(&after, since) {
+    if !last_changed_before(&after, since) {
         // Changed within the current tick of the file clock: a rewrite to the same size in the
         // same tick would leave every stamp as it was. A second read agreeing rules that out.
         let again = read_content(&file, len, &Want::Ids)?;

@@ -1,5 +1,6 @@
-//! After a push moved the base: upper entries equal to the new base leave the upper layer, and
-//! every inode the kernel knows is pointed at its entry in the new base.
+//! Pruning the upper layer after a push moved the base: upper entries equal to the new base
+//! leave the upper layer, and every inode the kernel knows is pointed at its entry in the new
+//! base.
 //!
 //! Only what the new base shows exactly leaves: same kind, content, executable bit, the
 //! permissions and owner the lower layer shows, one link, no extended attributes of the user's.
@@ -20,9 +21,9 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use super::{beneath, whiteout, OverlayFs, Result};
 use crate::remote::EntryKind;
 
-/// What settling did.
+/// What pruning after a push did.
 #[derive(Clone, Debug, Default)]
-pub struct Settled {
+pub struct Pruned {
     /// Upper entries removed because the base now has them.
     pub dropped: usize,
     /// Inodes whose cached attributes and pages the kernel must drop. Names need no
@@ -54,8 +55,9 @@ fn only_private_xattrs(dir: &OwnedFd, name: &OsStr) -> bool {
 }
 
 impl OverlayFs {
-    /// Settles this overlay on the base its lower layer now shows (see the module comment).
-    pub async fn settle(&self) -> Result<Settled> {
+    /// Prunes this overlay's upper layer down to what differs from the base its lower layer now
+    /// shows, and points known inodes at the new base (see the module comment).
+    pub async fn prune_pushed(&self) -> Result<Pruned> {
         let _ns = self.ns_write().await;
         let mut dropped = HashSet::new();
         if self.lower.has_cl() {
@@ -64,10 +66,10 @@ impl OverlayFs {
         } else {
             let root_lower = self.info(self.root_ino())?.lower;
             let root = open_sub(&self.upper_fd, OsStr::new("."))?;
-            Box::pin(self.prune(&root, Path::new(""), root_lower, &mut dropped)).await?;
+            Box::pin(self.prune_dir(&root, Path::new(""), root_lower, &mut dropped)).await?;
         }
         let forget = self.relink(&dropped).await?;
-        Ok(Settled {
+        Ok(Pruned {
             dropped: dropped.len(),
             forget,
         })
@@ -140,7 +142,7 @@ impl OverlayFs {
     /// Removes from upper directory `dir` (at `rel`, merged with lower directory `lower`) what
     /// the lower layer now shows exactly, recording the removed paths. Everything is reached
     /// from `dir`'s fd, so a symlink in the layer is only ever looked at or removed itself.
-    async fn prune(
+    async fn prune_dir(
         &self,
         dir: &OwnedFd,
         rel: &Path,
@@ -173,7 +175,7 @@ impl OverlayFs {
                     }
                     continue;
                 }
-                Box::pin(self.prune(&sub, &child_rel, low_dir, dropped)).await?;
+                Box::pin(self.prune_dir(&sub, &child_rel, low_dir, dropped)).await?;
                 if low_dir.is_some()
                     && self.plain_dir(dir, &name, &st)
                     && beneath::names(&sub)?.is_empty()
@@ -201,13 +203,13 @@ impl OverlayFs {
             let t = self.table();
             let mut children: HashMap<u64, Vec<(u64, OsString)>> = HashMap::new();
             let mut lowers = HashMap::new();
-            for (ino, n) in &t.nodes {
-                lowers.insert(*ino, n.lower);
-                if *ino != root {
+            for (ino, n) in t.iter() {
+                lowers.insert(ino, n.lower);
+                if ino != root {
                     children
                         .entry(n.parent)
                         .or_default()
-                        .push((*ino, n.name.clone()));
+                        .push((ino, n.name.clone()));
                 }
             }
             (children, lowers)
@@ -239,9 +241,7 @@ impl OverlayFs {
                 fresh.insert(ino, new);
                 let child_rel = rel.join(&name);
                 if new != lowers.get(&ino).copied().flatten() || dropped.contains(&child_rel) {
-                    if let Some(n) = self.table().nodes.get_mut(&ino) {
-                        n.lower = new;
-                    }
+                    self.table().set_lower(ino, new);
                     forget.push(ino);
                 }
                 queue.push_back((ino, child_rel));
