@@ -4,3 +4,4 @@ pub mod busy;
 pub mod mount;
 pub mod mounts;
 pub mod router;
+pub mod session;
