@@ -17,11 +17,11 @@ use rfuse3::raw::Session;
 use rfuse3::MountOptions;
 use tokio::sync::oneshot;
 
-use super::subtree::Subtree;
 use crate::dicfuse::Dicfuse;
 use crate::fuse::mount;
 use crate::fuse::router::WorkspaceFs;
 use crate::fuse::session::Mounted;
+use crate::fuse::subtree::Subtree;
 use crate::ino::Slot;
 use crate::overlay::OverlayFs;
 

@@ -5,3 +5,4 @@ pub mod mount;
 pub mod mounts;
 pub mod router;
 pub mod session;
+pub mod subtree;
