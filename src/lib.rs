@@ -6,6 +6,10 @@
 
 #![deny(missing_docs)]
 
+// First: its macros write the `Filesystem` methods of the modules below.
+#[macro_use]
+mod fs_methods;
+
 pub mod antares;
 pub mod cli;
 pub mod client;

@@ -13,6 +13,7 @@ use scorpio::cli::{AntaresCmd, Cli, Cmd};
 use scorpio::config::{Config, ConfigError};
 use scorpio::fuse::mount;
 use scorpio::fuse::router::WorkspaceFs;
+use scorpio::fuse::session::Mounted;
 use scorpio::workspace::WritablePaths;
 use scorpio::{daemon, doctor, remote};
 
@@ -192,8 +193,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     for (path, e) in mounts.restore().await {
         tracing::error!(path, error = %e, "a writable mount from the last run could not be restored; its upper layer is kept");
     }
-    let mut handle = session
-        .mount(router.as_ref().clone(), &cfg.workspace)
+    // From here every way out unmounts: `workspace` detaches the mount when dropped.
+    let mut workspace = Mounted::mount(session, router.as_ref().clone(), &cfg.workspace)
         .await
         .with_context(|| format!("cannot mount at {}", cfg.workspace.display()))?;
     tracing::info!(workspace = %cfg.workspace.display(), commit = %commit.oid, remote = store.remote().kind(), http = %cfg.http_addr, "mounted");
@@ -240,41 +241,20 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         let _ = stop_rx.await;
     }));
 
-    let session_ended = tokio::select! {
-        r = &mut handle => {
+    tokio::select! {
+        r = workspace.ended() => {
             tracing::warn!(result = ?r, "the FUSE session ended (unmounted from outside?)");
-            true
         }
-        _ = sigterm.recv() => { tracing::info!("SIGTERM: unmounting"); false }
-        _ = sigint.recv() => { tracing::info!("SIGINT: unmounting"); false }
-    };
+        _ = sigterm.recv() => tracing::info!("SIGTERM: unmounting"),
+        _ = sigint.recv() => tracing::info!("SIGINT: unmounting"),
+    }
     // Requests get 503 while the Antares sessions go.
     antares.shutdown().await;
     let _ = stop_tx.send(());
-    if !session_ended {
-        // A busy mount fails the clean unmount at once, and rfuse3 then aborts the connection;
-        // the timeout is for a session that still does not end.
-        let stuck = match tokio::time::timeout(Duration::from_secs(10), handle.unmount()).await {
-            Ok(Ok(())) => false,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "clean unmount failed (busy?); detaching lazily");
-                true
-            }
-            Err(_) => {
-                tracing::error!("the FUSE session did not end within 10 s; detaching lazily");
-                true
-            }
-        };
-        if stuck {
-            mount::detach(&cfg.workspace)
-                .with_context(|| format!("cannot unmount {}", cfg.workspace.display()))?;
-        }
-    } else {
-        drop(handle);
-    }
-    if mount::mounted_fstype(&cfg.workspace).is_some_and(|t| t.starts_with("fuse")) {
-        mount::detach(&cfg.workspace)?;
-    }
+    workspace
+        .unmount(Duration::from_secs(10))
+        .await
+        .with_context(|| format!("cannot unmount {}", cfg.workspace.display()))?;
     store.flush()?;
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     drop(Arc::clone(&store));

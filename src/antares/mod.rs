@@ -24,7 +24,6 @@ pub mod paths;
 pub mod serve;
 mod session;
 pub mod state;
-mod subtree;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

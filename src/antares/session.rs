@@ -5,22 +5,23 @@
 //! so a mount of any repository directory is served by the same code as the workspace. A
 //! read-only mount serves the Dicfuse directory through [`Subtree`] on a read-only mount.
 //!
-//! Each session runs in its own task that also watches for its end: when the kernel ends it
-//! (someone ran `umount` on it), the owner is told through `on_end`; when the owner asks, the
-//! task unmounts it.
+//! Each session ([`Mounted`]) runs in its own task that also watches for its end: when the
+//! kernel ends it (someone ran `umount` on it), the owner is told through `on_end`; when the
+//! owner asks, or drops the [`LiveSession`], the task unmounts it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rfuse3::raw::{MountHandle, Session};
+use rfuse3::raw::Session;
 use rfuse3::MountOptions;
 use tokio::sync::oneshot;
 
-use super::subtree::Subtree;
 use crate::dicfuse::Dicfuse;
 use crate::fuse::mount;
 use crate::fuse::router::WorkspaceFs;
+use crate::fuse::session::Mounted;
+use crate::fuse::subtree::Subtree;
 use crate::ino::Slot;
 use crate::overlay::OverlayFs;
 
@@ -30,11 +31,14 @@ const UNMOUNT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Called once when a session ends without being asked to, with the reason.
 pub type OnEnd = Box<dyn FnOnce(String) + Send + 'static>;
 
-/// A mounted session; [`LiveSession::unmount`] ends it.
+/// A mounted session; [`LiveSession::unmount`] ends it (dropping it unmounts it too).
 pub struct LiveSession {
     mountpoint: PathBuf,
-    stop: Option<oneshot::Sender<oneshot::Sender<()>>>,
+    stop: Option<oneshot::Sender<Done>>,
 }
+
+/// Where the session's task answers an unmount with its outcome.
+type Done = oneshot::Sender<std::io::Result<()>>;
 
 /// Mount options of an Antares session: like the workspace's (the kernel checks permissions
 /// from the modes we report; root lets every user in), read-only when asked.
@@ -57,9 +61,9 @@ impl LiveSession {
         router.attach(Slot::FIRST, None, ovl).await;
         let session = Session::new(options(false));
         router.set_notify(session.get_notify());
-        let handle = session.mount(router.clone(), mountpoint).await?;
+        let mounted = Mounted::mount(session, router.clone(), mountpoint).await?;
         router.set_live();
-        Ok(Self::watch(handle, mountpoint, on_end))
+        Ok(Self::watch(mounted, on_end))
     }
 
     /// Mounts Dicfuse directory `root` read-only at `mountpoint`.
@@ -70,36 +74,41 @@ impl LiveSession {
         on_end: OnEnd,
     ) -> std::io::Result<LiveSession> {
         let session = Session::new(options(true));
-        let handle = session.mount(Subtree::new(dic, root), mountpoint).await?;
-        Ok(Self::watch(handle, mountpoint, on_end))
+        let mounted = Mounted::mount(session, Subtree::new(dic, root), mountpoint).await?;
+        Ok(Self::watch(mounted, on_end))
     }
 
-    fn watch(mut handle: MountHandle, mountpoint: &Path, on_end: OnEnd) -> LiveSession {
-        let (stop_tx, stop_rx) = oneshot::channel::<oneshot::Sender<()>>();
-        let mp = mountpoint.to_path_buf();
+    fn watch(mut mounted: Mounted, on_end: OnEnd) -> LiveSession {
+        let (stop_tx, mut stop_rx) = oneshot::channel::<Done>();
+        let mountpoint = mounted.mountpoint().to_path_buf();
         tokio::spawn(async move {
-            tokio::select! {
-                r = &mut handle => {
+            let asked = tokio::select! {
+                r = mounted.ended() => {
                     let why = match r {
                         Ok(()) => "the FUSE session ended (unmounted from outside?)".to_string(),
                         Err(e) => format!("the FUSE session failed: {e}"),
                     };
-                    tracing::warn!(mountpoint = %mp.display(), reason = why, "antares session ended");
+                    tracing::warn!(mountpoint = %mounted.mountpoint().display(), reason = why, "antares session ended");
                     on_end(why);
+                    None
                 }
-                Ok(done) = stop_rx => {
-                    match tokio::time::timeout(UNMOUNT_TIMEOUT, handle.unmount()).await {
-                        Ok(Ok(())) => {}
-                        other => {
-                            tracing::warn!(mountpoint = %mp.display(), result = ?other.map(|r| r.map_err(|e| e.to_string())), "clean unmount failed; detaching lazily");
-                        }
-                    }
-                    let _ = done.send(());
+                r = &mut stop_rx => Some(r),
+            };
+            // An ended session's mountpoint is still the owner's to clear, when it asks.
+            let asked = match asked {
+                Some(r) => r,
+                None => stop_rx.await,
+            };
+            match asked {
+                Ok(done) => {
+                    let _ = done.send(mounted.unmount(UNMOUNT_TIMEOUT).await);
                 }
+                // The owner dropped its session: `mounted` goes too, and detaches the mount.
+                Err(_) => drop(mounted),
             }
         });
         LiveSession {
-            mountpoint: mountpoint.to_path_buf(),
+            mountpoint,
             stop: Some(stop_tx),
         }
     }
@@ -109,14 +118,13 @@ impl LiveSession {
     pub async fn unmount(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {
             let (done_tx, done_rx) = oneshot::channel();
-            // A send error means the session had already ended by itself.
             if stop.send(done_tx).is_ok() {
-                let _ = done_rx.await;
+                if let Ok(r) = done_rx.await {
+                    return r;
+                }
             }
         }
-        if mount::mounted_fstype(&self.mountpoint).is_some_and(|t| t.starts_with("fuse")) {
-            mount::detach(&self.mountpoint)?;
-        }
-        Ok(())
+        // The session's task is gone (its runtime is shutting down): check for ourselves.
+        mount::detach_fuse(&self.mountpoint)
     }
 }

@@ -15,7 +15,7 @@ use rfuse3::{Result, SetAttr};
 
 use super::{DicError, Dicfuse, LOWER_TTL};
 use crate::remote::EntryKind;
-use crate::store::ROOT_INO;
+use crate::store::{Node, ROOT_INO};
 
 /// `FOPEN_CACHE_DIR`: the kernel may keep a directory's listing in its page cache.
 const FOPEN_CACHE_DIR: u32 = 1 << 3;
@@ -60,27 +60,19 @@ impl Dicfuse {
     ) -> std::result::Result<Vec<(u64, FileType, OsString, FileAttr, bool)>, DicError> {
         let children = self.children(parent).await?;
         let me = self.node(parent)?;
-        let mut out = Vec::with_capacity(children.len() + 2);
-        out.push((
-            parent,
-            FileType::Directory,
-            OsString::from("."),
-            self.attr_with(parent, &me, 4096),
-            true,
-        ));
         let up = if parent == ROOT_INO {
             ROOT_INO
         } else {
             me.parent
         };
         let up_node = self.node(up)?;
-        out.push((
-            up,
-            FileType::Directory,
-            OsString::from(".."),
-            self.attr_with(up, &up_node, 4096),
-            true,
-        ));
+        let dot = |ino, node: &Node, name: &str| {
+            let attr = self.attr_with(ino, node, 4096);
+            (ino, FileType::Directory, OsString::from(name), attr, true)
+        };
+        let mut out = Vec::with_capacity(children.len() + 2);
+        out.push(dot(parent, &me, "."));
+        out.push(dot(up, &up_node, ".."));
         for c in children.iter() {
             let known = c.node.kind.is_dir() || c.node.size.is_some();
             let size = if c.node.kind.is_dir() {
@@ -102,8 +94,8 @@ impl Dicfuse {
 }
 
 /// A stand-in node for attributes that carry no entry.
-fn root_like() -> crate::store::Node {
-    crate::store::Node {
+fn root_like() -> Node {
+    Node {
         parent: ROOT_INO,
         name: Vec::new(),
         kind: EntryKind::Dir,
@@ -119,6 +111,9 @@ impl Filesystem for Dicfuse {
 
     async fn destroy(&self, _req: Request) {}
 
+    refuse!(libc::EROFS: setattr, symlink, mknod, mkdir, unlink, rmdir, rename, rename2, link);
+    refuse!(libc::EROFS: write, setxattr, removexattr, create, fallocate);
+
     async fn lookup(&self, _req: Request, parent: u64, name: &OsStr) -> Result<ReplyEntry> {
         Ok(self.do_lookup(parent, name).await?)
     }
@@ -128,30 +123,14 @@ impl Filesystem for Dicfuse {
 
     async fn batch_forget(&self, _req: Request, _inodes: &[(u64, u64)]) {}
 
-    async fn getattr(
-        &self,
-        _req: Request,
-        inode: u64,
-        _fh: Option<u64>,
-        _flags: u32,
-    ) -> Result<ReplyAttr> {
+    method!(fn getattr(self, _req, inode, _fh, _flags) {
         let node = self.node(inode)?;
         let attr = self.attr(inode, &node).await?;
         Ok(ReplyAttr {
             ttl: LOWER_TTL,
             attr,
         })
-    }
-
-    async fn setattr(
-        &self,
-        _req: Request,
-        _inode: u64,
-        _fh: Option<u64>,
-        _set_attr: SetAttr,
-    ) -> Result<ReplyAttr> {
-        erofs()
-    }
+    });
 
     async fn readlink(&self, _req: Request, inode: u64) -> Result<ReplyData> {
         let node = self.node(inode)?;
@@ -163,93 +142,13 @@ impl Filesystem for Dicfuse {
         Ok(ReplyData { data })
     }
 
-    async fn symlink(
-        &self,
-        _req: Request,
-        _parent: u64,
-        _name: &OsStr,
-        _link: &OsStr,
-    ) -> Result<ReplyEntry> {
-        erofs()
-    }
-
-    async fn mknod(
-        &self,
-        _req: Request,
-        _parent: u64,
-        _name: &OsStr,
-        _mode: u32,
-        _rdev: u32,
-    ) -> Result<ReplyEntry> {
-        erofs()
-    }
-
-    async fn mkdir(
-        &self,
-        _req: Request,
-        _parent: u64,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-    ) -> Result<ReplyEntry> {
-        erofs()
-    }
-
-    async fn unlink(&self, _req: Request, _parent: u64, _name: &OsStr) -> Result<()> {
-        erofs()
-    }
-
-    async fn rmdir(&self, _req: Request, _parent: u64, _name: &OsStr) -> Result<()> {
-        erofs()
-    }
-
-    async fn rename(
-        &self,
-        _req: Request,
-        _p: u64,
-        _n: &OsStr,
-        _np: u64,
-        _nn: &OsStr,
-    ) -> Result<()> {
-        erofs()
-    }
-
-    async fn rename2(
-        &self,
-        _req: Request,
-        _p: u64,
-        _n: &OsStr,
-        _np: u64,
-        _nn: &OsStr,
-        _flags: u32,
-    ) -> Result<()> {
-        erofs()
-    }
-
-    async fn link(
-        &self,
-        _req: Request,
-        _inode: u64,
-        _new_parent: u64,
-        _new_name: &OsStr,
-    ) -> Result<ReplyEntry> {
-        erofs()
-    }
-
-    /// Opens are zero-message (see `NO_OPEN`): the kernel keeps no handle of ours, so reads
-    /// find the blob by inode and the first read of a file is what fetches its content.
-    async fn open(&self, _req: Request, _inode: u64, _flags: u32) -> Result<ReplyOpen> {
+    // Opens are zero-message (see `NO_OPEN`): the kernel keeps no handle of ours, so reads
+    // find the blob by inode and the first read of a file is what fetches its content.
+    method!(fn open(self, _req, _inode, _flags) {
         Err(crate::NO_OPEN.into())
-    }
+    });
 
-    async fn read(
-        &self,
-        _req: Request,
-        inode: u64,
-        _fh: u64,
-        offset: u64,
-        size: u32,
-    ) -> Result<ReplyData> {
+    method!(fn read(self, _req, inode, _fh, offset, size) {
         let node = self.node(inode)?;
         if node.kind.is_dir() {
             return Err(DicError::IsDir.into());
@@ -261,20 +160,7 @@ impl Filesystem for Dicfuse {
             libc::EIO
         })?;
         Ok(ReplyData { data })
-    }
-
-    async fn write(
-        &self,
-        _req: Request,
-        _inode: u64,
-        _fh: u64,
-        _offset: u64,
-        _data: &[u8],
-        _write_flags: u32,
-        _flags: u32,
-    ) -> Result<ReplyWrite> {
-        erofs()
-    }
+    });
 
     async fn statfs(&self, _req: Request, _inode: u64) -> Result<ReplyStatFs> {
         let used = self.store.disk_bytes().div_ceil(4096);
@@ -291,32 +177,12 @@ impl Filesystem for Dicfuse {
         })
     }
 
-    async fn release(
-        &self,
-        _req: Request,
-        _inode: u64,
-        _fh: u64,
-        _flags: u32,
-        _lock_owner: u64,
-        _flush: bool,
-    ) -> Result<()> {
+    method!(fn release(self, _req, _inode, _fh, _flags, _lock_owner, _flush) {
         Ok(())
-    }
+    });
 
     async fn fsync(&self, _req: Request, _inode: u64, _fh: u64, _datasync: bool) -> Result<()> {
         Ok(())
-    }
-
-    async fn setxattr(
-        &self,
-        _req: Request,
-        _inode: u64,
-        _name: &OsStr,
-        _value: &[u8],
-        _flags: u32,
-        _position: u32,
-    ) -> Result<()> {
-        erofs()
     }
 
     async fn getxattr(
@@ -339,10 +205,6 @@ impl Filesystem for Dicfuse {
         })
     }
 
-    async fn removexattr(&self, _req: Request, _inode: u64, _name: &OsStr) -> Result<()> {
-        erofs()
-    }
-
     async fn flush(&self, _req: Request, _inode: u64, _fh: u64, _lock_owner: u64) -> Result<()> {
         Ok(())
     }
@@ -358,13 +220,7 @@ impl Filesystem for Dicfuse {
         })
     }
 
-    async fn readdir<'a>(
-        &'a self,
-        _req: Request,
-        parent: u64,
-        _fh: u64,
-        offset: i64,
-    ) -> Result<ReplyDirectory<impl Stream<Item = Result<DirectoryEntry>> + Send + 'a>> {
+    method!(fn readdir(self, _req, parent, _fh, offset) {
         let entries = self.dir_entries(parent).await?;
         let items: Vec<Result<DirectoryEntry>> = entries
             .into_iter()
@@ -382,52 +238,21 @@ impl Filesystem for Dicfuse {
         Ok(ReplyDirectory {
             entries: stream::iter(items),
         })
-    }
+    });
 
     async fn releasedir(&self, _req: Request, _inode: u64, _fh: u64, _flags: u32) -> Result<()> {
         Ok(())
     }
 
-    async fn access(&self, _req: Request, inode: u64, mask: u32) -> Result<()> {
+    method!(fn access(self, _req, inode, mask) {
         self.node(inode)?;
         if mask as i32 & libc::W_OK != 0 {
             return erofs();
         }
         Ok(())
-    }
+    });
 
-    async fn create(
-        &self,
-        _req: Request,
-        _parent: u64,
-        _name: &OsStr,
-        _mode: u32,
-        _flags: u32,
-    ) -> Result<ReplyCreated> {
-        erofs()
-    }
-
-    async fn fallocate(
-        &self,
-        _req: Request,
-        _inode: u64,
-        _fh: u64,
-        _offset: u64,
-        _length: u64,
-        _mode: u32,
-    ) -> Result<()> {
-        erofs()
-    }
-
-    async fn readdirplus<'a>(
-        &'a self,
-        _req: Request,
-        parent: u64,
-        _fh: u64,
-        offset: u64,
-        _lock_owner: u64,
-    ) -> Result<ReplyDirectoryPlus<impl Stream<Item = Result<DirectoryEntryPlus>> + Send + 'a>>
-    {
+    method!(fn readdirplus(self, _req, parent, _fh, offset, _lock_owner) {
         let entries = self.dir_entries(parent).await?;
         let items: Vec<Result<DirectoryEntryPlus>> = entries
             .into_iter()
@@ -458,5 +283,5 @@ impl Filesystem for Dicfuse {
         Ok(ReplyDirectoryPlus {
             entries: stream::iter(items),
         })
-    }
+    });
 }

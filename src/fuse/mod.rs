@@ -1,4 +1,8 @@
-//! The FUSE edge: mount options, mounting, and clearing mounts left by a crashed run.
+//! The kernel edge: mount syscalls and options ([`mount`]), a mounted session that unmounts
+//! when dropped ([`session`]), the workspace's router ([`router`]: Dicfuse with overlays spliced
+//! in) and the read-only subtree adapter ([`subtree`]).
 
 pub mod mount;
 pub mod router;
+pub mod session;
+pub mod subtree;

@@ -136,6 +136,15 @@ pub fn detach(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Detaches the FUSE mount at `path` lazily, if one is there (a clean unmount that failed or a
+/// session that ended leaves one; anything else mounted there is not ours to touch).
+pub fn detach_fuse(path: &Path) -> io::Result<()> {
+    if mounted_fstype(path).is_some_and(|t| t.starts_with("fuse")) {
+        detach(path)?;
+    }
+    Ok(())
+}
+
 /// Clears a FUSE mount at `path` left by a crashed run; refuses if a live filesystem is there.
 pub fn clear_stale(path: &Path) -> Result<(), MountError> {
     let Some(fstype) = mounted_fstype(path) else {

@@ -15,7 +15,8 @@ use rfuse3::raw::prelude::*;
 use rfuse3::{Result, SetAttr};
 
 use crate::dicfuse::Dicfuse;
-use crate::ino::{self, Slot, KERNEL_ROOT as ROOT};
+use crate::fs_methods::relist;
+use crate::ino::{self, RootMap, Slot, KERNEL_ROOT as ROOT};
 use crate::overlay::{OverlayFs, UPPER_TTL};
 
 #[derive(Default)]
@@ -220,11 +221,14 @@ impl WorkspaceFs {
         }
     }
 
-    /// Maps an overlay's root inode back to 1 when it is mounted over the whole repository.
+    /// The number the kernel knows `ino` of `ovl` by: an overlay mounted over the whole
+    /// repository has its root remapped to 1.
     fn out(&self, ovl: &OverlayFs, ino: u64) -> u64 {
         let t = self.read();
         match t.root.and_then(|s| t.slots.get(&s)) {
-            Some(root) if std::ptr::eq(root.as_ref(), ovl) && ino == ovl.root_ino() => ROOT,
+            Some(root) if std::ptr::eq(root.as_ref(), ovl) => {
+                RootMap::new(ovl.root_ino()).outward(ino)
+            }
             _ => ino,
         }
     }
@@ -255,6 +259,8 @@ impl WorkspaceFs {
     }
 }
 
+/// Hands a request to the owner of `$ino` with the owner's number for it (the `via` of
+/// `forward!`).
 macro_rules! route {
     ($self:ident, $ino:expr, |$fs:ident, $i:ident| $call:expr) => {{
         match $self.owner($ino)? {
@@ -305,73 +311,10 @@ impl Filesystem for WorkspaceFs {
         }
     }
 
-    async fn getattr(
-        &self,
-        req: Request,
-        inode: u64,
-        fh: Option<u64>,
-        flags: u32,
-    ) -> Result<ReplyAttr> {
-        let mut a = route!(self, inode, |fs, i| fs.getattr(req, i, fh, flags).await)?;
-        a.attr.ino = inode;
-        Ok(a)
-    }
-
-    async fn setattr(
-        &self,
-        req: Request,
-        inode: u64,
-        fh: Option<u64>,
-        set_attr: SetAttr,
-    ) -> Result<ReplyAttr> {
-        let mut a = route!(self, inode, |fs, i| fs.setattr(req, i, fh, set_attr).await)?;
-        a.attr.ino = inode;
-        Ok(a)
-    }
-
-    async fn readlink(&self, req: Request, inode: u64) -> Result<ReplyData> {
-        route!(self, inode, |fs, i| fs.readlink(req, i).await)
-    }
-
-    async fn symlink(
-        &self,
-        req: Request,
-        parent: u64,
-        name: &OsStr,
-        link: &OsStr,
-    ) -> Result<ReplyEntry> {
-        route!(self, parent, |fs, i| fs.symlink(req, i, name, link).await)
-    }
-
-    async fn mknod(
-        &self,
-        req: Request,
-        parent: u64,
-        name: &OsStr,
-        mode: u32,
-        rdev: u32,
-    ) -> Result<ReplyEntry> {
-        route!(self, parent, |fs, i| fs
-            .mknod(req, i, name, mode, rdev)
-            .await)
-    }
-
-    async fn mkdir(
-        &self,
-        req: Request,
-        parent: u64,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-    ) -> Result<ReplyEntry> {
-        route!(self, parent, |fs, i| fs
-            .mkdir(req, i, name, mode, umask)
-            .await)
-    }
-
-    async fn unlink(&self, req: Request, parent: u64, name: &OsStr) -> Result<()> {
-        route!(self, parent, |fs, i| fs.unlink(req, i, name).await)
-    }
+    forward!(attr route: getattr, setattr);
+    forward!(route: readlink, symlink, mknod, mkdir, unlink, open, read, write, statfs, release);
+    forward!(route: fsync, setxattr, getxattr, listxattr, removexattr, releasedir, fsyncdir);
+    forward!(route: access, create, fallocate);
 
     async fn rmdir(&self, req: Request, parent: u64, name: &OsStr) -> Result<()> {
         if let (Owner::Dic, p) = self.owner(parent)? {
@@ -382,129 +325,24 @@ impl Filesystem for WorkspaceFs {
         route!(self, parent, |fs, i| fs.rmdir(req, i, name).await)
     }
 
-    async fn rename(
-        &self,
-        req: Request,
-        parent: u64,
-        name: &OsStr,
-        new_parent: u64,
-        new_name: &OsStr,
-    ) -> Result<()> {
+    method!(fn rename(self, req, parent, name, new_parent, new_name) {
         self.rename2(req, parent, name, new_parent, new_name, 0)
             .await
-    }
+    });
 
-    async fn rename2(
-        &self,
-        req: Request,
-        parent: u64,
-        name: &OsStr,
-        new_parent: u64,
-        new_name: &OsStr,
-        flags: u32,
-    ) -> Result<()> {
+    method!(fn rename2(self, req, parent, name, new_parent, new_name, flags) {
         match self.same_owner(parent, new_parent)? {
             (Owner::Dic, ..) => Err(libc::EROFS.into()),
             (Owner::Ovl(o), p, np) => o.rename2(req, p, name, np, new_name, flags).await,
         }
-    }
+    });
 
-    async fn link(
-        &self,
-        req: Request,
-        inode: u64,
-        new_parent: u64,
-        new_name: &OsStr,
-    ) -> Result<ReplyEntry> {
+    method!(fn link(self, req, inode, new_parent, new_name) {
         match self.same_owner(inode, new_parent)? {
             (Owner::Dic, ..) => Err(libc::EROFS.into()),
             (Owner::Ovl(o), i, np) => o.link(req, i, np, new_name).await,
         }
-    }
-
-    async fn open(&self, req: Request, inode: u64, flags: u32) -> Result<ReplyOpen> {
-        route!(self, inode, |fs, i| fs.open(req, i, flags).await)
-    }
-
-    async fn read(
-        &self,
-        req: Request,
-        inode: u64,
-        fh: u64,
-        offset: u64,
-        size: u32,
-    ) -> Result<ReplyData> {
-        route!(self, inode, |fs, i| fs.read(req, i, fh, offset, size).await)
-    }
-
-    async fn write(
-        &self,
-        req: Request,
-        inode: u64,
-        fh: u64,
-        offset: u64,
-        data: &[u8],
-        write_flags: u32,
-        flags: u32,
-    ) -> Result<ReplyWrite> {
-        route!(self, inode, |fs, i| fs
-            .write(req, i, fh, offset, data, write_flags, flags)
-            .await)
-    }
-
-    async fn statfs(&self, req: Request, inode: u64) -> Result<ReplyStatFs> {
-        route!(self, inode, |fs, i| fs.statfs(req, i).await)
-    }
-
-    async fn release(
-        &self,
-        req: Request,
-        inode: u64,
-        fh: u64,
-        flags: u32,
-        lock_owner: u64,
-        flush: bool,
-    ) -> Result<()> {
-        route!(self, inode, |fs, i| fs
-            .release(req, i, fh, flags, lock_owner, flush)
-            .await)
-    }
-
-    async fn fsync(&self, req: Request, inode: u64, fh: u64, datasync: bool) -> Result<()> {
-        route!(self, inode, |fs, i| fs.fsync(req, i, fh, datasync).await)
-    }
-
-    async fn setxattr(
-        &self,
-        req: Request,
-        inode: u64,
-        name: &OsStr,
-        value: &[u8],
-        flags: u32,
-        position: u32,
-    ) -> Result<()> {
-        route!(self, inode, |fs, i| fs
-            .setxattr(req, i, name, value, flags, position)
-            .await)
-    }
-
-    async fn getxattr(
-        &self,
-        req: Request,
-        inode: u64,
-        name: &OsStr,
-        size: u32,
-    ) -> Result<ReplyXAttr> {
-        route!(self, inode, |fs, i| fs.getxattr(req, i, name, size).await)
-    }
-
-    async fn listxattr(&self, req: Request, inode: u64, size: u32) -> Result<ReplyXAttr> {
-        route!(self, inode, |fs, i| fs.listxattr(req, i, size).await)
-    }
-
-    async fn removexattr(&self, req: Request, inode: u64, name: &OsStr) -> Result<()> {
-        route!(self, inode, |fs, i| fs.removexattr(req, i, name).await)
-    }
+    });
 
     /// Neither layer has anything to do on close (writes go straight to the upper file, and
     /// POSIX locks are the kernel's), so the kernel is told once, by ENOSYS, to stop sending
@@ -529,48 +367,27 @@ impl Filesystem for WorkspaceFs {
         }
     }
 
-    async fn readdir<'a>(
-        &'a self,
-        req: Request,
-        parent: u64,
-        fh: u64,
-        offset: i64,
-    ) -> Result<ReplyDirectory<impl Stream<Item = Result<DirectoryEntry>> + Send + 'a>> {
-        let entries: Vec<Result<DirectoryEntry>> = match self.owner(parent)? {
+    method!(fn readdir(self, req, parent, fh, offset) {
+        let entries = match self.owner(parent)? {
             (Owner::Dic, p) => {
                 let r = self.dic.readdir(req, p, fh, offset).await?;
-                let mut v: Vec<_> = r.entries.collect().await;
-                for e in v.iter_mut().flatten() {
+                relist(r.entries, |e| {
                     if let Some(o) = self.mounted_at(p, &e.name) {
                         e.inode = o.root_ino();
                     }
-                }
-                v
+                })
+                .await
             }
             (Owner::Ovl(o), p) => {
                 let r = o.readdir(req, p, fh, offset).await?;
-                let mut v: Vec<_> = r.entries.collect().await;
-                for e in v.iter_mut().flatten() {
-                    e.inode = self.out(&o, e.inode);
-                }
-                v
+                relist(r.entries, |e| e.inode = self.out(&o, e.inode)).await
             }
         };
-        Ok(ReplyDirectory {
-            entries: stream::iter(entries),
-        })
-    }
+        Ok(ReplyDirectory { entries })
+    });
 
-    async fn readdirplus<'a>(
-        &'a self,
-        req: Request,
-        parent: u64,
-        fh: u64,
-        offset: u64,
-        lock_owner: u64,
-    ) -> Result<ReplyDirectoryPlus<impl Stream<Item = Result<DirectoryEntryPlus>> + Send + 'a>>
-    {
-        let entries: Vec<Result<DirectoryEntryPlus>> = match self.owner(parent)? {
+    method!(fn readdirplus(self, req, parent, fh, offset, lock_owner) {
+        let entries = match self.owner(parent)? {
             (Owner::Dic, p) => {
                 let r = self.dic.readdirplus(req, p, fh, offset, lock_owner).await?;
                 let mut v: Vec<_> = r.entries.collect().await;
@@ -586,59 +403,17 @@ impl Filesystem for WorkspaceFs {
                         e.attr_ttl = UPPER_TTL;
                     }
                 }
-                v
+                stream::iter(v)
             }
             (Owner::Ovl(o), p) => {
                 let r = o.readdirplus(req, p, fh, offset, lock_owner).await?;
-                let mut v: Vec<_> = r.entries.collect().await;
-                for e in v.iter_mut().flatten() {
+                relist(r.entries, |e| {
                     e.inode = self.out(&o, e.inode);
                     e.attr.ino = e.inode;
-                }
-                v
+                })
+                .await
             }
         };
-        Ok(ReplyDirectoryPlus {
-            entries: stream::iter(entries),
-        })
-    }
-
-    async fn releasedir(&self, req: Request, inode: u64, fh: u64, flags: u32) -> Result<()> {
-        route!(self, inode, |fs, i| fs.releasedir(req, i, fh, flags).await)
-    }
-
-    async fn fsyncdir(&self, req: Request, inode: u64, fh: u64, datasync: bool) -> Result<()> {
-        route!(self, inode, |fs, i| fs.fsyncdir(req, i, fh, datasync).await)
-    }
-
-    async fn access(&self, req: Request, inode: u64, mask: u32) -> Result<()> {
-        route!(self, inode, |fs, i| fs.access(req, i, mask).await)
-    }
-
-    async fn create(
-        &self,
-        req: Request,
-        parent: u64,
-        name: &OsStr,
-        mode: u32,
-        flags: u32,
-    ) -> Result<ReplyCreated> {
-        route!(self, parent, |fs, i| fs
-            .create(req, i, name, mode, flags)
-            .await)
-    }
-
-    async fn fallocate(
-        &self,
-        req: Request,
-        inode: u64,
-        fh: u64,
-        offset: u64,
-        length: u64,
-        mode: u32,
-    ) -> Result<()> {
-        route!(self, inode, |fs, i| fs
-            .fallocate(req, i, fh, offset, length, mode)
-            .await)
-    }
+        Ok(ReplyDirectoryPlus { entries })
+    });
 }
