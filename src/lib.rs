@@ -11,6 +11,7 @@
 mod fs_methods;
 
 pub mod antares;
+pub mod beneath;
 pub mod cli;
 pub mod client;
 pub mod config;

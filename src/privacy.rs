@@ -21,7 +21,7 @@ use std::path::Path;
 
 use rustix::fs::{FileType, Mode, OFlags};
 
-use crate::overlay::beneath;
+use crate::beneath;
 
 /// The daemon's umask: no group or world write on anything it makes for itself.
 pub const DAEMON_UMASK: u32 = 0o022;

@@ -13,11 +13,11 @@ use super::paths;
 use super::session::{self, LiveSession};
 use super::state::StateFile;
 use super::{AntaresError, CreateRequest, MountRecord, MountState, Settings};
+use crate::beneath::{self, Removal};
 use crate::dicfuse::Dicfuse;
 use crate::fuse::mount;
 use crate::ino::Slot;
 use crate::overlay::assemble::{self, Assembly, ClLayer, ClSource, RepoDir};
-use crate::overlay::beneath::{self, Removal};
 use crate::remote::ClChange;
 use crate::vcs::status::Change;
 

@@ -23,7 +23,8 @@ use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use super::{beneath, Lower, OverlayFs};
+use super::{Lower, OverlayFs};
+use crate::beneath;
 use crate::dicfuse::{Dicfuse, PathLookup};
 use crate::ino::Slot;
 use crate::remote::{ClChange, RemoteError};

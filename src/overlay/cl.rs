@@ -18,7 +18,8 @@ use std::sync::Arc;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use super::{beneath, whiteout, OverlayError, Result};
+use super::{whiteout, OverlayError, Result};
+use crate::beneath;
 use crate::remote::{ClAction, ClChange, EntryKind};
 use crate::store::Store;
 

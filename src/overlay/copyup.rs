@@ -103,7 +103,7 @@ impl OverlayFs {
                                 name,
                                 OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                                 Mode::empty(),
-                                super::beneath::RESOLVE,
+                                crate::beneath::RESOLVE,
                             )?;
                             if child.node.kind.is_dir() {
                                 self.fill_from_lower(child.ino, &sub).await?;
@@ -197,7 +197,7 @@ impl OverlayFs {
                 )
                 .map_err(|e| cleanup(e.into()))?;
                 if let Err(e) = self.fill_from_lower(lower, &sub).await {
-                    let _ = super::beneath::remove_entry(work, OsStr::new(&tmp));
+                    let _ = crate::beneath::remove_entry(work, OsStr::new(&tmp));
                     return Err(e);
                 }
                 whiteout::make_opaque(work, OsStr::new(&tmp)).map_err(|e| cleanup(e.into()))?;

@@ -241,9 +241,9 @@ impl Lower {
         let e = self.entry(cl, ino)?;
         let mut names: Vec<Vec<u8>> = Vec::new();
         if let Some(rel) = &e.cl {
-            let listed = super::beneath::open(&cl.dir_fd, rel, OFlags::PATH | OFlags::DIRECTORY)
+            let listed = crate::beneath::open(&cl.dir_fd, rel, OFlags::PATH | OFlags::DIRECTORY)
                 .map_err(std::io::Error::from)
-                .and_then(super::beneath::names);
+                .and_then(crate::beneath::names);
             if let Ok(listed) = listed {
                 names.extend(listed.into_iter().map(|(n, _)| n.as_bytes().to_vec()));
             }
@@ -341,7 +341,7 @@ impl Lower {
         };
         let e = self.entry(cl, ino)?;
         match (&e.cl, e.dic) {
-            (Some(rel), _) => Ok(File::from(super::beneath::open(
+            (Some(rel), _) => Ok(File::from(crate::beneath::open(
                 &cl.dir_fd,
                 rel,
                 OFlags::RDONLY,
@@ -362,7 +362,7 @@ impl Lower {
                 let parent = rel.parent().unwrap_or(Path::new(""));
                 let name = rel.file_name().ok_or(OverlayError::Errno(libc::EINVAL))?;
                 let dir =
-                    super::beneath::open(&cl.dir_fd, parent, OFlags::PATH | OFlags::DIRECTORY)?;
+                    crate::beneath::open(&cl.dir_fd, parent, OFlags::PATH | OFlags::DIRECTORY)?;
                 Ok(Bytes::from(
                     rustix::fs::readlinkat(&dir, name, Vec::new())?.into_bytes(),
                 ))

@@ -22,7 +22,6 @@
 
 pub mod assemble;
 mod attr;
-pub mod beneath;
 pub mod cl;
 mod copyup;
 mod create;

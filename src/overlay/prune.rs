@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
-use super::{beneath, whiteout, OverlayFs, Result};
+use super::{whiteout, OverlayFs, Result};
+use crate::beneath;
 use crate::remote::EntryKind;
 
 /// What pruning after a push did.

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 
-use super::beneath::RESOLVE;
 use super::{whiteout, OverlayFs, Result};
+use crate::beneath::RESOLVE;
 
 /// Where an upper entry is: its directory and its name in it.
 pub(super) struct Target {

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{normalize, MountError, WritablePaths};
-use crate::overlay::beneath;
+use crate::beneath;
 
 impl WritablePaths {
     /// Drops the changes at `path`: all of a mounted path's changes when `path` is mounted, or
