@@ -180,13 +180,7 @@ mod tests {
         let sig = git2::Signature::now("t", "t@t").expect("sig");
         repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
             .expect("commit");
-        let remote: Arc<dyn crate::remote::Remote> =
-            Arc::new(crate::remote::local::LocalRemote::open(&dir.join("repo")).expect("remote"));
-        let store = crate::store::Store::open(&dir.join("store"), remote.clone(), 1 << 24, 1 << 30)
-            .expect("store");
-        let commit = remote.resolve(None).await.expect("resolve");
-        store.inodes.bind("test", &commit).expect("bind");
-        let dic = Arc::new(crate::dicfuse::Dicfuse::new(store, commit, 0, 0));
+        let dic = crate::dicfuse::test_view(&dir.join("repo"), &dir.join("store")).await;
         Antares::open(
             dic,
             Settings {

@@ -332,3 +332,15 @@ pub enum PathLookup {
     /// The path goes through a file or a symlink (named here): nothing can be beneath it.
     NotADirectory(String),
 }
+
+/// A view of the HEAD of the git repository at `repo`, with its store at `store` (the daemon's
+/// user owns every file): what unit tests above Dicfuse mount or assemble over, with no FUSE.
+#[cfg(test)]
+pub(crate) async fn test_view(repo: &std::path::Path, store: &std::path::Path) -> Arc<Dicfuse> {
+    let remote: Arc<dyn crate::remote::Remote> =
+        Arc::new(crate::remote::local::LocalRemote::open(repo).expect("remote"));
+    let store = Store::open(store, remote.clone(), 1 << 24, 1 << 30).expect("store");
+    let commit = remote.resolve(None).await.expect("resolve");
+    store.inodes.bind("test", &commit).expect("bind");
+    Arc::new(Dicfuse::new(store, commit, 0, 0))
+}

@@ -47,14 +47,9 @@ async fn view(dir: &Path) -> (Arc<Dicfuse>, git2::Repository) {
         .expect("commit");
     repo.reference("refs/tags/cl1", cl, true, "cl1")
         .expect("tag");
-    let remote: Arc<dyn crate::remote::Remote> =
-        Arc::new(crate::remote::local::LocalRemote::open(&dir.join("repo")).expect("remote"));
-    let store = crate::store::Store::open(&dir.join("store"), remote.clone(), 1 << 24, 1 << 30)
-        .expect("store");
-    let commit = remote.resolve(None).await.expect("resolve");
-    store.inodes.bind("test", &commit).expect("bind");
     drop(parent);
-    (Arc::new(Dicfuse::new(store, commit, 0, 0)), repo)
+    let view = crate::dicfuse::test_view(&dir.join("repo"), &dir.join("store")).await;
+    (view, repo)
 }
 
 /// Points `refs/tags/cl1` at a blob: the remote then fails on it without saying "not found",
