@@ -1,8 +1,10 @@
 //! Scorpio: mount a remote monorepo as a lazy, verified FUSE filesystem.
 //!
-//! Data flows one way: FUSE request -> `fuse` (mounting, router) -> `dicfuse` (the read-only
-//! view of one commit) -> `store` (verified objects on disk, inode table in sled) -> `remote`.
-//! See `DESIGN.md` in the shared docs for the full module map.
+//! Data flows one way: FUSE request -> `fuse` (the router, `WorkspaceFs`) -> `overlay` (a
+//! writable path) -> `dicfuse` (the read-only view of one commit) -> `store` (verified objects
+//! on disk, inode table in sled) -> `remote`. HTTP requests enter through `daemon` (the
+//! workspace: `workspace`, `vcs`) or `antares` (per-job mounts). The README's "Design" section
+//! has the folder map.
 
 #![deny(missing_docs)]
 
