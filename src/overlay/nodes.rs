@@ -278,7 +278,8 @@ impl NodeTable {
     }
 
     /// Records that `src` moved from `name` in `parent` to `new_name` in `new_parent`, over
-    /// `replaced` (if any, which loses that name and its lower entry). A directory `src` was
+    /// `replaced` (if any, which loses that name, as after an unlink, and its lower entry). A
+    /// directory `src` was
     /// copied up whole: it and everything known below it stop merging the lower layer.
     pub fn rename(
         &mut self,
@@ -290,7 +291,9 @@ impl NodeTable {
     ) {
         self.by_name.remove(&(parent, name.to_os_string()));
         if let Some(d) = replaced {
-            self.by_name.remove(&(new_parent, new_name.to_os_string()));
+            // As after an unlink: a hard-linked inode whose path was this name goes on under
+            // another name it is known by, or its path would name the file renamed here.
+            self.drop_name(new_parent, new_name);
             if let Some(info) = self.nodes.get_mut(&d) {
                 info.lower = None;
             }

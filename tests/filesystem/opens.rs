@@ -242,3 +242,34 @@ fn truncating_opens_and_read_only_parts() {
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
     assert_eq!(std::fs::read(&ro).expect("read"), fixture::README_CONTENT);
 }
+
+/// A file known by two hard links, `d` and `e`: a rename over `d` takes the name `d` only, and
+/// the file goes on being `e`, with its own bytes (what the daemon reads for the inode is found
+/// through a name of the file, which must not be the one the rename gave away).
+#[test]
+fn a_rename_over_one_hard_link_leaves_the_other_its_bytes() {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let fx = fixture::standard();
+    let d = Daemon::local(&fx);
+    mount(&d, "a");
+    let a = d.workspace.join("a");
+    std::fs::write(a.join("d"), b"linked\n").expect("write d");
+    std::fs::hard_link(a.join("d"), a.join("e")).expect("link e");
+    let ino = std::fs::metadata(a.join("e")).expect("stat e").ino();
+    assert_eq!(std::fs::metadata(a.join("d")).expect("stat d").ino(), ino);
+    std::fs::write(a.join("x"), b"other\n").expect("write x");
+    std::fs::rename(a.join("x"), a.join("d")).expect("rename x over d");
+    let e = std::fs::File::open(a.join("e")).expect("open e");
+    assert_eq!(
+        e.metadata().expect("fstat e").ino(),
+        ino,
+        "e is the same file"
+    );
+    // Its pages dropped, so that the read reaches the daemon.
+    rustix::fs::fadvise(e.as_fd(), 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+    drop(e);
+    assert_eq!(std::fs::read(a.join("e")).expect("read e"), b"linked\n");
+    assert_eq!(std::fs::read(a.join("d")).expect("read d"), b"other\n");
+    assert_eq!(std::fs::metadata(a.join("e")).expect("stat e").nlink(), 1);
+}

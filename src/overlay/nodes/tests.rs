@@ -138,6 +138,25 @@ fn rename_moves_a_node_and_replaces_the_target() {
     assert_eq!(t.lookup(d, name("g"), Some(11), None), f);
 }
 
+/// A rename over one name of a hard-linked inode: the inode's path moves to its other name,
+/// where its file still is (it named the renamed file before).
+#[test]
+fn a_rename_over_a_hard_link_moves_the_replaced_inode_to_its_other_name() {
+    let mut t = table();
+    let root = slot().root();
+    let id = Some((1, 42));
+    let e = t.lookup(root, name("e"), None, id);
+    let d = t.lookup(root, name("d"), None, id);
+    assert_eq!(d, e);
+    assert_eq!(t.rel_path(d).expect("path"), Path::new("d"));
+    let x = t.lookup(root, name("x"), None, None);
+    t.rename(x, (root, name("x")), (root, name("d")), Some(d), false);
+    assert_eq!(t.rel_path(x).expect("path"), Path::new("d"));
+    assert_eq!(t.rel_path(d).expect("path"), Path::new("e"));
+    assert_eq!(t.attached_at(root, name("e")), Some(d));
+    assert_eq!(t.attached_at(root, name("d")), Some(x));
+}
+
 #[test]
 fn a_renamed_directory_stops_merging_the_lower_below_it() {
     let mut t = table();
