@@ -31,9 +31,9 @@ impl WritablePaths {
         Ok(Pushed { outcome, pruned })
     }
 
-    /// After a push moved the base: prunes every mounted overlay on it (`OverlayFs::prune_pushed`)
-    /// and has the kernel forget what changed (`touched`: the read-only
-    /// view's entries the rebase changed). Returns the number of upper entries dropped.
+    /// After a push moved the base: prunes every mounted overlay on it
+    /// (`OverlayFs::prune_pushed`) and has the kernel forget what changed (`touched`: the
+    /// read-only view's entries the rebase changed). Returns the number of upper entries dropped.
     async fn prune_after_push(&self, touched: &[crate::store::Touched]) -> usize {
         use std::os::unix::ffi::OsStringExt;
         let forget_dic: Vec<_> = touched
