@@ -166,8 +166,8 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
 
-    /// A manager over a one-commit local repository; no FUSE is involved until a mount is made.
-    async fn manager(dir: &std::path::Path) -> Arc<Antares> {
+    /// Antares over a one-commit local repository; no FUSE is involved until a mount is made.
+    async fn antares(dir: &std::path::Path) -> Arc<Antares> {
         let repo = git2::Repository::init(dir.join("repo")).expect("init");
         let blob = repo.blob(b"hello\n").expect("blob");
         let mut sub = repo.treebuilder(None).expect("tb");
@@ -218,7 +218,7 @@ mod tests {
     #[tokio::test]
     async fn refusals_are_json_and_leave_the_roots_empty() {
         let d = tempfile::tempdir().expect("dir");
-        let a = manager(d.path()).await;
+        let a = antares(d.path()).await;
         let app: Router = router(a.clone(), None);
         let (st, h) = call(&app, "GET", "/health", "").await;
         assert_eq!(st, StatusCode::OK);
@@ -259,7 +259,7 @@ mod tests {
     #[tokio::test]
     async fn framework_refusals_are_json_and_any_content_type_is_read() {
         let d = tempfile::tempdir().expect("dir");
-        let a = manager(d.path()).await;
+        let a = antares(d.path()).await;
         let app: Router = router(a, Some(Access::new(None)));
         let send = |method: &str, uri: &str, ctype: Option<&str>, body: Vec<u8>| {
             let mut b = Request::builder().method(method).uri(uri);
@@ -308,7 +308,7 @@ mod tests {
     #[tokio::test]
     async fn every_request_gets_503_once_shutdown_has_begun() {
         let d = tempfile::tempdir().expect("dir");
-        let a = manager(d.path()).await;
+        let a = antares(d.path()).await;
         let app: Router = router(a.clone(), None);
         assert_eq!(call(&app, "GET", "/mounts", "").await.0, StatusCode::OK);
         a.shutdown().await;
@@ -322,7 +322,7 @@ mod tests {
             assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{m} {uri}");
             assert_eq!(v["code"], "SHUTTING_DOWN");
         }
-        // The manager itself refuses too, whoever calls it.
+        // Antares itself refuses too, whoever calls it.
         assert!(matches!(
             a.create(CreateRequest {
                 path: "a".into(),
@@ -336,7 +336,7 @@ mod tests {
     #[tokio::test]
     async fn a_token_is_required_when_configured() {
         let d = tempfile::tempdir().expect("dir");
-        let a = manager(d.path()).await;
+        let a = antares(d.path()).await;
         let app: Router = router(a, Some(Access::new(Some("s3cret".into()))));
         let (st, v) = call(&app, "GET", "/mounts", "").await;
         assert_eq!(st, StatusCode::UNAUTHORIZED);
