@@ -27,6 +27,7 @@ pub mod ino;
 pub mod overlay;
 pub mod privacy;
 pub mod remote;
+pub mod service;
 pub mod store;
 pub mod vcs;
 pub mod view;

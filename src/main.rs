@@ -240,6 +240,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let server = tokio::spawn(scorpio::http::serve::serve(listener, app, async {
         let _ = stop_rx.await;
     }));
+    // The workspace is mounted and the listener bound (connections queue until served).
+    scorpio::service::ready(&format!(
+        "commit {} mounted at {}; API on {}",
+        commit.oid,
+        cfg.workspace.display(),
+        cfg.http_addr
+    ));
 
     tokio::select! {
         r = workspace.ended() => {
@@ -248,6 +255,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         _ = sigterm.recv() => tracing::info!("SIGTERM: unmounting"),
         _ = sigint.recv() => tracing::info!("SIGINT: unmounting"),
     }
+    scorpio::service::stopping();
     // Requests get 503 while the Antares sessions go.
     antares.shutdown().await;
     let _ = stop_tx.send(());

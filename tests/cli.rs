@@ -1,5 +1,6 @@
-//! The `scorpio` command line: the `mount`, `umount`, `list` and `doctor` subcommands, and how a
-//! bad config or an unreachable remote ends a start (exit status, the key named, no mount left).
+//! The `scorpio` command line: the `mount`, `umount`, `list` and `doctor` subcommands, how a
+//! bad config or an unreachable remote ends a start (exit status, the key named, no mount left),
+//! and what a service manager hears from the daemon (READY, STOPPING).
 
 mod support;
 
@@ -136,4 +137,91 @@ fn doctor_checks_fuse_store_and_remote() {
     assert!(String::from_utf8_lossy(&out.stdout)
         .lines()
         .any(|l| l.starts_with("FAIL") && l.contains("remote")));
+}
+
+/// The daemon run by a test itself (not through `Daemon`), killed and unmounted if the test fails.
+struct Spawned {
+    child: std::process::Child,
+    workspace: std::path::PathBuf,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if is_fuse_mounted(&self.workspace) {
+            support::daemon::lazy_unmount(&self.workspace);
+        }
+    }
+}
+
+/// The next datagram on `sock`, as text, or a panic after 30 s.
+fn next_datagram(sock: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).expect("a datagram within 30 s");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Under systemd (`Type=notify`), READY comes only once the workspace is mounted and the API
+/// answers, and STOPPING as soon as SIGTERM starts the shutdown; the daemon then unmounts and
+/// exits 0. Checked against a real `NOTIFY_SOCKET` datagram socket, as systemd gives one.
+#[test]
+fn a_service_manager_hears_ready_once_mounted_and_stopping_on_sigterm() {
+    let fx = fixture::standard();
+    // The harness writes the config (and proves it mounts); the daemon under test is started
+    // again over it, by the test, with the socket in its environment.
+    let mut d = Daemon::local(&fx);
+    assert!(d.stop().success());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the notify socket");
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let child = scorpio_command(&d.config_path)
+        .env("NOTIFY_SOCKET", &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn scorpio");
+    let mut run = Spawned {
+        child,
+        workspace: d.workspace.clone(),
+    };
+    let ready = next_datagram(&sock);
+    // At the moment READY is heard, both promises hold already.
+    assert!(
+        is_fuse_mounted(&d.workspace),
+        "READY before the mount: {ready:?}"
+    );
+    let (code, body) = support::http::get(&d.http_addr, "/health");
+    assert_eq!(code, 200, "READY before the API answers: {ready:?} {body}");
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    assert!(
+        ready
+            .lines()
+            .any(|l| l.starts_with("STATUS=") && l.contains("mounted at")),
+        "{ready:?}"
+    );
+    assert!(
+        std::fs::read_dir(&d.workspace)
+            .expect("list")
+            .next()
+            .is_some(),
+        "the mounted workspace shows the repository"
+    );
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&run.child),
+        rustix::process::Signal::TERM,
+    )
+    .expect("SIGTERM");
+    let stopping = next_datagram(&sock);
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+    let status = run.child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !is_fuse_mounted(&d.workspace),
+        "still mounted after SIGTERM"
+    );
 }

@@ -47,10 +47,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let server = tokio::spawn(crate::http::serve::serve(listener, app, async {
         let _ = stop_rx.await;
     }));
+    crate::service::ready(&format!(
+        "antares on {}: {} mount(s)",
+        cfg.antares.bind,
+        antares.count()
+    ));
     tokio::select! {
         _ = sigterm.recv() => tracing::info!("SIGTERM: unmounting every antares mount"),
         _ = sigint.recv() => tracing::info!("SIGINT: unmounting every antares mount"),
     }
+    crate::service::stopping();
     // The server keeps answering (503) while the sessions go.
     antares.shutdown().await;
     let _ = stop_tx.send(());

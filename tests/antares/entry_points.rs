@@ -98,3 +98,37 @@ fn the_cli_mounts_lists_and_unmounts() {
     let out = cli(&["umount", "no-such-id"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+/// `antares serve` under systemd (`Type=notify`): READY once the API answers (with the mount
+/// count as status), STOPPING when SIGTERM starts the shutdown, then exit 0.
+#[test]
+fn antares_serve_tells_a_service_manager_ready_and_stopping() {
+    let fx = fixture::standard();
+    let mut server = AntaresServer::start(&fx.repo_path.to_string_lossy(), "");
+    assert!(server.stop().is_some_and(|s| s.success()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the notify socket");
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let next = || {
+        let mut buf = [0u8; 4096];
+        let n = sock.recv(&mut buf).expect("a datagram within 30 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    server.notify_socket = Some(path.clone());
+    server.spawn();
+    let ready = next();
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    assert!(
+        ready
+            .lines()
+            .any(|l| l.starts_with("STATUS=antares on ") && l.ends_with("0 mount(s)")),
+        "{ready:?}"
+    );
+    assert_eq!(server.get("/health").0, 200);
+    server.signal(libc::SIGTERM);
+    let stopping = next();
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+    assert!(server.stop().is_some_and(|s| s.success()));
+}

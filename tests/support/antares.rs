@@ -27,6 +27,8 @@ pub struct AntaresServer {
     pub config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
+    /// `NOTIFY_SOCKET` for the next [`AntaresServer::spawn`], as systemd would give one.
+    pub notify_socket: Option<PathBuf>,
 }
 
 impl AntaresServer {
@@ -58,6 +60,7 @@ impl AntaresServer {
             addr,
             config,
             child: None,
+            notify_socket: None,
         };
         s.spawn();
         s
@@ -86,6 +89,9 @@ impl AntaresServer {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err));
+        if let Some(sock) = &self.notify_socket {
+            cmd.env("NOTIFY_SOCKET", sock);
+        }
         self.child = Some(cmd.spawn().expect("spawn scorpio antares serve"));
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
