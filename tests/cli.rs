@@ -225,3 +225,43 @@ fn a_service_manager_hears_ready_once_mounted_and_stopping_on_sigterm() {
         "still mounted after SIGTERM"
     );
 }
+
+/// The systemd units under `contrib/systemd/` pass `systemd-analyze verify` with no warning
+/// (an unknown key is only a warning there, so stderr must be empty too). Their `ExecStart`
+/// binary is pointed at the one built here, since verify requires it to exist.
+#[test]
+fn the_systemd_units_verify_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = env!("CARGO_BIN_EXE_scorpio");
+    let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    // The template is verified as one instance of it.
+    for (file, as_unit) in [
+        ("scorpio.service", "scorpio.service"),
+        ("scorpio@.service", "scorpio@alice.service"),
+        ("scorpio-antares.service", "scorpio-antares.service"),
+    ] {
+        let text = std::fs::read_to_string(units.join(file)).expect("read unit");
+        assert!(text.contains("Type=notify"), "{file}: Type=notify");
+        let text = text
+            .replace("%h/.local/bin/scorpio", bin)
+            .replace("/usr/local/bin/scorpio", bin);
+        assert!(
+            text.contains(bin),
+            "{file}: ExecStart names the scorpio binary"
+        );
+        let path = dir.path().join(as_unit);
+        std::fs::write(&path, text).expect("write unit");
+        let out = run_with_timeout(
+            std::process::Command::new("systemd-analyze")
+                .arg("verify")
+                .arg(&path),
+            60,
+        );
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{file}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
