@@ -265,3 +265,83 @@ fn the_systemd_units_verify_cleanly() {
         );
     }
 }
+
+/// `scorpio doctor` speaks for the user who runs it: as a plain user (`nobody`) it names a
+/// store and a workspace that are not theirs, with the fix, and exits 1; once both are theirs
+/// those lines pass. `/dev/fuse` passes exactly when its mode lets others read and write it,
+/// and `fusermount3` passes for a plain user only because it is setuid root.
+#[test]
+fn doctor_speaks_for_a_plain_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Everyone may walk to the config; the store and the workspace are root's.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (store, ws) = (dir.path().join("st"), dir.path().join("ws"));
+    for d in [&store, &ws] {
+        std::fs::create_dir(d).expect("mkdir");
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let config = dir.path().join("scorpio.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "remote = 'http://127.0.0.1:{}'\nworkspace = '{}'\nstore_path = '{}'\nrequest_timeout_secs = 1\n",
+            free_port(),
+            ws.display(),
+            store.display()
+        ),
+    )
+    .expect("config");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    // A copy nobody can run: the build directory may be one only root can enter.
+    let bin = dir.path().join("scorpio");
+    std::fs::copy(env!("CARGO_BIN_EXE_scorpio"), &bin).expect("copy the binary");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let doctor = || {
+        let out = run_with_timeout(
+            support::host::nobody(&bin.to_string_lossy())
+                .arg("-c")
+                .arg(&config)
+                .arg("doctor")
+                .env("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            60,
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let line = |out: &str, name: &str| -> String {
+        out.lines()
+            .find(|l| l[4..].trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line: {out}"))
+            .to_string()
+    };
+    let (code, out) = doctor();
+    assert_eq!(code, Some(1), "{out}");
+    let st = line(&out, "store");
+    assert!(
+        st.starts_with("FAIL") && st.contains("belongs to uid 0") && st.contains("65534"),
+        "{st}"
+    );
+    let w = line(&out, "workspace");
+    assert!(w.starts_with("FAIL") && w.contains("may not write"), "{w}");
+    let fm = line(&out, "fusermount3");
+    assert!(fm.starts_with("ok") && fm.contains("setuid root"), "{fm}");
+    let others_rw = std::fs::metadata("/dev/fuse").expect("/dev/fuse").mode() & 0o006 == 0o006;
+    let dev = line(&out, "fuse device");
+    if others_rw {
+        assert!(dev.starts_with("ok"), "{dev}");
+    } else {
+        assert!(dev.starts_with("FAIL") && dev.contains("0666"), "{dev}");
+    }
+    // Made theirs, both pass (the remote still fails: nothing listens there).
+    for d in [&store, &ws] {
+        std::os::unix::fs::chown(d, Some(65534), Some(65534)).expect("chown");
+    }
+    let (code, out) = doctor();
+    assert_eq!(code, Some(1), "the remote fails: {out}");
+    assert!(line(&out, "store").starts_with("ok"), "{out}");
+    assert!(line(&out, "workspace").starts_with("ok"), "{out}");
+    assert!(line(&out, "remote").starts_with("FAIL"), "{out}");
+}
