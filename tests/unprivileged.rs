@@ -368,3 +368,44 @@ fn a_plain_users_stale_mount_is_cleared_by_the_next_start() {
     );
     assert!(!d.fuse_mounted(), "still mounted\n{}", d.report());
 }
+
+#[test]
+fn a_plain_users_busy_workspace_is_detached_on_sigterm() {
+    let fx = fixture::standard();
+    let mut d = PlainDaemon::new(&fx);
+    d.start();
+    // A user of the mount (its cwd inside) makes `fusermount3 -u` fail: the daemon detaches
+    // lazily instead (the user cannot abort the connection through fusectl).
+    let mut busy = as_user(&d.user, "sh")
+        .arg("-c")
+        .arg("cd \"$1\" && exec sleep 60")
+        .arg("sh")
+        .arg(d.workspace.join("a"))
+        .spawn()
+        .expect("spawn a user of the mount");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cwd = format!("/proc/{}/cwd", busy.id());
+    while std::fs::read_link(&cwd).ok() != Some(d.workspace.join("a")) {
+        assert!(
+            Instant::now() < deadline,
+            "the user never entered the mount"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    d.signal(libc::SIGTERM);
+    let status = d.wait();
+    let _ = busy.kill();
+    let _ = busy.wait();
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status}\n{}",
+        d.report()
+    );
+    assert!(!d.fuse_mounted(), "still mounted\n{}", d.report());
+    assert!(
+        d.report().contains("detached lazily"),
+        "the busy mount was not detached lazily\n{}",
+        d.report()
+    );
+}

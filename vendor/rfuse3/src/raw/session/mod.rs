@@ -371,7 +371,7 @@ impl MountHandleInner {
         // (upstream ended its read loop first, leaving a mount nobody answered).
         // A mount made through fusermount3 is unmounted through it too; its owner cannot
         // write fusectl's abort, so a busy mount is detached lazily instead, and its session
-        // ends when the last user lets go.
+        // ends when the last user lets go (not waited for).
         #[cfg(all(
             target_os = "linux",
             not(feature = "async-io-runtime"),
@@ -385,7 +385,14 @@ impl MountHandleInner {
             let unmounted = if unprivileged {
                 #[cfg(feature = "unprivileged")]
                 {
-                    fusermount3_unmount(&self.mount_path).await
+                    let unmounted = fusermount3_unmount(&self.mount_path).await;
+                    if unmounted.is_err() {
+                        // Detached lazily (busy): nothing here can end the connection, which
+                        // ends when the mount's last user lets go; the session thread serves
+                        // those users until then, so it is not waited for.
+                        return unmounted;
+                    }
+                    unmounted
                 }
                 #[cfg(not(feature = "unprivileged"))]
                 {
