@@ -316,6 +316,25 @@ fn a_plain_user_mounts_the_read_only_workspace() {
     );
     assert_same_tree(copy.path(), want.path());
 
+    // Not remounted read-only (that needs root): the daemon itself refuses writes.
+    for target in ["new-file", fixture::DEEP_FILE] {
+        let out = run_with_timeout(
+            as_user(&d.user, "sh")
+                .arg("-c")
+                // tee reports the errno (dash's echo says "I/O error" for any failed write).
+                .arg("printf x | tee -a \"$1\" >/dev/null")
+                .arg("sh")
+                .arg(d.workspace.join(target)),
+            20,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("Read-only file system"),
+            "a write to {target} was not refused with EROFS: {err}\n{}",
+            d.report()
+        );
+    }
+
     let (status, body) = http::get(&d.http_addr, "/health");
     assert_eq!(status, 200, "{body}");
 
