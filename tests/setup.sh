@@ -23,6 +23,8 @@ if [ "${#need[@]}" -gt 0 ] || [ "${CI:-}" = true ]; then
     util-linux systemd
 fi
 [ -e /dev/fuse ] || { echo "/dev/fuse is missing: FUSE tests cannot run" >&2; exit 1; }
+# As distributions ship it, so a plain user can mount through fusermount3 (tests/unprivileged.rs).
+[ "$(stat -c %a /dev/fuse)" = 666 ] || $SUDO chmod 0666 /dev/fuse
 
 # pjdfstest (the Rust rewrite) for the POSIX conformance test of the writable overlay.
 command -v pjdfstest >/dev/null || [ -x "$HOME/.cargo/bin/pjdfstest" ] ||

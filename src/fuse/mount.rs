@@ -1,4 +1,9 @@
 //! Mounting and unmounting, and finding a stale mount left behind by a crashed run.
+//!
+//! Chosen by privilege (the effective uid, [`privileged`]): root mounts with mount(2), detaches
+//! with umount2 and flips the workspace read-only with a remount; a plain user goes through the
+//! setuid `fusermount3` (as sshfs does) and the workspace stays read-write to the kernel, its
+//! read-only parts answering EROFS themselves.
 
 use std::ffi::CString;
 use std::io;
@@ -27,15 +32,21 @@ pub enum MountError {
     },
 }
 
+/// Whether this process mounts as root (effective uid 0): mount(2), umount2 and remounts; a
+/// plain user mounts and unmounts through `fusermount3`.
+pub fn privileged() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
 /// Mount options for the workspace: the kernel checks permissions itself (from the modes we
 /// report) and may read ahead. Read-only parts answer EROFS themselves.
 pub fn workspace_options() -> MountOptions {
     let mut o = MountOptions::default();
-    let (uid, _) = current_ids();
     o.fs_name("scorpio")
         .default_permissions(true)
-        // Root serves a shared box: let every user read the workspace.
-        .allow_other(uid == 0)
+        // Root serves a shared box: let every user read the workspace. A plain user's mount is
+        // its own (fusermount3 refuses allow_other without user_allow_other in /etc/fuse.conf).
+        .allow_other(privileged())
         .max_readahead(Some(1 << 20))
         // File data changes only through this mount or through Scorpio's own operations,
         // which invalidate what they change (or give changed content a new inode). The
@@ -102,8 +113,15 @@ pub fn mounted_fstype(path: &Path) -> Option<String> {
 /// While nothing in the workspace is writable it is mounted read-only: then the kernel keeps
 /// attributes across reads (on a writable FUSE mount every read from the daemon invalidates the
 /// file's atime, so the next `stat` costs a round trip) and refuses writes itself. Needs
-/// CAP_SYS_ADMIN; without it the workspace just stays read-write.
+/// CAP_SYS_ADMIN: a plain user's workspace stays read-write to the kernel (said once in the log).
 pub fn set_readonly(path: &Path, ro: bool) {
+    if !privileged() {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            tracing::info!(path = %path.display(), "not root: the workspace is not remounted read-only; writes outside writable paths are refused by the daemon (EROFS)")
+        });
+        return;
+    }
     let flags = if ro {
         rustix::mount::MountFlags::RDONLY
     } else {
@@ -117,8 +135,12 @@ pub fn set_readonly(path: &Path, ro: bool) {
     }
 }
 
-/// Detaches whatever is mounted at `path` (lazily, so busy users do not block it).
+/// Detaches whatever is mounted at `path` (lazily, so busy users do not block it): umount2 as
+/// root, `fusermount3 -uz` (which unmounts only the user's own FUSE mounts) otherwise.
 pub fn detach(path: &Path) -> io::Result<()> {
+    if !privileged() {
+        return fusermount3_detach(path);
+    }
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     #[allow(unsafe_code)]
@@ -134,6 +156,24 @@ pub fn detach(path: &Path) -> io::Result<()> {
         Ok(s) if s.success() => Ok(()),
         _ => Err(err),
     }
+}
+
+/// `fusermount3 -uz <path>`: the setuid helper's lazy unmount of the caller's own FUSE mount.
+fn fusermount3_detach(path: &Path) -> io::Result<()> {
+    let out = Command::new("fusermount3")
+        .arg("-uz")
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "fusermount3 -uz {} failed ({}): {}",
+        path.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
 }
 
 /// Detaches the FUSE mount at `path` lazily, if one is there (a clean unmount that failed or a

@@ -25,12 +25,17 @@ pub struct Mounted {
 }
 
 impl Mounted {
-    /// Mounts `fs`, served by `session`, at `mountpoint`.
+    /// Mounts `fs`, served by `session`, at `mountpoint`: with mount(2) as root, through
+    /// `fusermount3` otherwise (see [`mount::privileged`]).
     pub async fn mount<FS>(session: Session<FS>, fs: FS, mountpoint: &Path) -> io::Result<Mounted>
     where
         FS: Filesystem + Send + Sync + 'static,
     {
-        let handle = session.mount(fs, mountpoint).await?;
+        let handle = if mount::privileged() {
+            session.mount(fs, mountpoint).await?
+        } else {
+            session.mount_with_unprivileged(fs, mountpoint).await?
+        };
         Ok(Mounted {
             handle: Some(handle),
             mountpoint: mountpoint.to_path_buf(),

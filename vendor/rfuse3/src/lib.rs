@@ -243,8 +243,13 @@ impl From<SystemTime> for Timestamp {
 
 #[cfg(all(target_os = "linux", feature = "unprivileged"))]
 fn find_fusermount3() -> io::Result<PathBuf> {
-    which::which("fusermount3")
-        .map_err(|err| io::Error::other(format!("find fusermount3 binary failed {err:?}")))
+    // Scorpio patch: a search of PATH (then /usr/bin, /bin) instead of the `which` crate.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/bin")])
+        .map(|dir| dir.join("fusermount3"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "fusermount3 not found in PATH"))
 }
 
 #[cfg(target_os = "macos")]

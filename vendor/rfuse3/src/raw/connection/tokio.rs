@@ -192,10 +192,28 @@ impl FuseConnection {
     ) -> io::Result<Self> {
         let connection =
             NonBlockFuseConnection::new_with_unprivileged(mount_options, mount_path).await?;
+        use std::os::fd::AsRawFd;
+
+        // Scorpio patch: the session thread reads with `read_blocking`, which only a blocking
+        // connection offers; the device fd fusermount3 passed back is turned blocking again.
+        let fd = connection.fd.into_inner();
+        let flags = nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?;
+        let flags = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags))?;
+        // Nor may the daemon's children inherit the device (it came without close-on-exec):
+        // one that outlived the daemon would keep a dead mount's connection open.
+        nix::fcntl::fcntl(
+            fd.as_raw_fd(),
+            FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )?;
 
         Ok(Self {
             unmount_notify,
-            mode: ConnectionMode::NonBlock(connection),
+            mode: ConnectionMode::Block(BlockFuseConnection {
+                file: File::from(fd),
+                read: Mutex::new(()),
+                write: Mutex::new(()),
+            }),
         })
     }
 
@@ -376,6 +394,8 @@ enum ConnectionMode {
         all(target_os = "linux", feature = "unprivileged"),
         target_os = "freebsd",
     ))]
+    // Scorpio patch: on Linux a fusermount3 mount is made blocking too (`new_with_unprivileged`).
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
     NonBlock(NonBlockFuseConnection),
 }
 
@@ -663,6 +683,7 @@ impl NonBlockFuseConnection {
     }
 
     #[cfg(all(target_os = "linux", feature = "unprivileged"))]
+    #[allow(deprecated)] // Scorpio patch: AsyncFd::new, as upstream; the fd is ours.
     async fn new_with_unprivileged(
         mount_options: MountOptions,
         mount_path: impl AsRef<Path>,

@@ -17,7 +17,11 @@ use utils::{
 };
 use worker::{DispatchCtx, Workers};
 
-#[cfg(all(target_os = "linux", feature = "unprivileged"))]
+#[cfg(all(
+    target_os = "linux",
+    feature = "unprivileged",
+    feature = "async-io-runtime"
+))]
 use std::ffi::OsStr;
 use std::ffi::OsString;
 use std::fmt::Debug;
@@ -289,7 +293,6 @@ impl Drop for MountHandle {
 /// nothing and the session thread read on until the last user of the mount let go).
 #[cfg(all(
     target_os = "linux",
-    not(feature = "unprivileged"),
     not(feature = "async-io-runtime"),
     feature = "tokio-runtime"
 ))]
@@ -314,6 +317,37 @@ fn abort_connection(dev: u64) {
     }
 }
 
+/// Scorpio patch: unmounts a mount made through fusermount3 (`fusermount3 -u`); when that
+/// fails (busy), detaches it lazily (`fusermount3 -uz`). The error is the clean unmount's.
+#[cfg(all(
+    target_os = "linux",
+    feature = "unprivileged",
+    not(feature = "async-io-runtime"),
+    feature = "tokio-runtime"
+))]
+async fn fusermount3_unmount(path: &Path) -> IoResult<()> {
+    let binary = find_fusermount3()?;
+    let run = |flag: &'static str| {
+        Command::new(&binary)
+            .arg(flag)
+            .arg(path)
+            .stdin(std::process::Stdio::null())
+            .status()
+    };
+    let status = run("-u").await?;
+    if status.success() {
+        return Ok(());
+    }
+    let lazy = run("-uz").await;
+    if !matches!(&lazy, Ok(s) if s.success()) {
+        error!("fusermount3 -uz {} failed: {:?}", path.display(), lazy);
+    }
+    Err(IoError::other(format!(
+        "fusermount3 -u {} failed ({status}); detached lazily",
+        path.display()
+    )))
+}
+
 #[derive(Debug)]
 struct MountHandleInner {
     task: JoinHandle<IoResult<()>>,
@@ -335,25 +369,50 @@ impl MountHandleInner {
         // that read is the end of the connection. So unmount first, and wait for the thread
         // after; when unmounting fails (busy), abort the connection so the session still ends
         // (upstream ended its read loop first, leaving a mount nobody answered).
+        // A mount made through fusermount3 is unmounted through it too; its owner cannot
+        // write fusectl's abort, so a busy mount is detached lazily instead, and its session
+        // ends when the last user lets go (not waited for).
         #[cfg(all(
             target_os = "linux",
-            not(feature = "unprivileged"),
             not(feature = "async-io-runtime"),
             feature = "tokio-runtime"
         ))]
         {
-            let path = self.mount_path.clone();
-            let unmounted = task::spawn_blocking(move || mount::umount(&path))
-                .await
-                .map_err(IoError::other)?;
-            if unmounted.is_err() {
-                if let Some(dev) = self.device {
-                    abort_connection(dev);
+            #[cfg(feature = "unprivileged")]
+            let unprivileged = self.unprivileged;
+            #[cfg(not(feature = "unprivileged"))]
+            let unprivileged = false;
+            let unmounted = if unprivileged {
+                #[cfg(feature = "unprivileged")]
+                {
+                    let unmounted = fusermount3_unmount(&self.mount_path).await;
+                    if unmounted.is_err() {
+                        // Detached lazily (busy): nothing here can end the connection, which
+                        // ends when the mount's last user lets go; the session thread serves
+                        // those users until then, so it is not waited for.
+                        return unmounted;
+                    }
+                    unmounted
                 }
-            }
+                #[cfg(not(feature = "unprivileged"))]
+                {
+                    Ok(())
+                }
+            } else {
+                let path = self.mount_path.clone();
+                let unmounted = task::spawn_blocking(move || mount::umount(&path))
+                    .await
+                    .map_err(IoError::other)?;
+                if unmounted.is_err() {
+                    if let Some(dev) = self.device {
+                        abort_connection(dev);
+                    }
+                }
+                unmounted.map_err(IoError::from)
+            };
             self.task.await.map_err(IoError::other)??;
             #[allow(clippy::needless_return)]
-            return unmounted.map_err(IoError::from);
+            return unmounted;
         }
 
         #[cfg(all(not(feature = "tokio-runtime"), feature = "async-io-runtime"))]
@@ -404,7 +463,7 @@ impl MountHandleInner {
         #[cfg(all(
             not(feature = "async-io-runtime"),
             feature = "tokio-runtime",
-            not(all(target_os = "linux", not(feature = "unprivileged")))
+            not(target_os = "linux")
         ))]
         {
             // wait destroy done
@@ -451,7 +510,6 @@ impl MountHandleInner {
 
         #[cfg(not(all(
             target_os = "linux",
-            not(feature = "unprivileged"),
             not(feature = "async-io-runtime"),
             feature = "tokio-runtime"
         )))]

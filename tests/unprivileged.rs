@@ -1,0 +1,430 @@
+//! The read-only workspace as a plain user: the `scorpio` binary run as the system user
+//! `scorpio-dev` on a host prepared as desktop distributions ship FUSE (`/dev/fuse` mode 0666,
+//! setuid-root `fusermount3`). It mounts through fusermount3, serves `git archive`'s tree,
+//! answers `/health`, unmounts on SIGTERM and clears the stale mount a SIGKILL left behind.
+//!
+//! The test itself runs as root (as every test). Root cannot enter a FUSE mount another user
+//! made without `allow_other`, so the tree is read as that user (`tar` under `setpriv`).
+
+mod support;
+
+use std::fs::File;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use support::daemon::{free_port, lazy_unmount, run_with_timeout};
+use support::fixture;
+use support::http;
+use support::mountinfo::{fuse_mounts, mounts_at};
+use support::tree::{archive, assert_same_tree};
+
+/// The system user the daemon runs as (not `nobody`: other tests use it for cross-user checks).
+const USER: &str = "scorpio-dev";
+
+/// The uid and gid of [`USER`], created (`useradd --system --create-home`) when missing, and its
+/// home; and the host made as a distribution ships it (`/dev/fuse` 0666, setuid fusermount3).
+fn prepare_host() -> (u32, u32, PathBuf) {
+    let fuse = std::fs::metadata("/dev/fuse").expect("/dev/fuse");
+    if fuse.mode() & 0o666 != 0o666 {
+        std::fs::set_permissions("/dev/fuse", std::fs::Permissions::from_mode(0o666))
+            .expect("chmod 0666 /dev/fuse");
+    }
+    let helper = run_with_timeout(
+        Command::new("sh").args(["-c", "command -v fusermount3"]),
+        10,
+    );
+    let helper = String::from_utf8_lossy(&helper.stdout).trim().to_string();
+    let meta = std::fs::metadata(&helper).unwrap_or_else(|e| panic!("fusermount3 ({helper}): {e}"));
+    assert!(
+        meta.uid() == 0 && meta.mode() & 0o4000 != 0,
+        "{helper} must be setuid root, as distributions ship it"
+    );
+    let id = |flag: &str| {
+        run_with_timeout(Command::new("id").args([flag, USER]), 10)
+            .status
+            .success()
+    };
+    if !id("-u") {
+        let out = run_with_timeout(
+            Command::new("useradd").args(["--system", "--create-home", "--shell", "/bin/sh", USER]),
+            30,
+        );
+        // Another test of this crate may have created it in between.
+        assert!(
+            out.status.success() || id("-u"),
+            "useradd {USER}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let num = |flag: &str| -> u32 {
+        let out = run_with_timeout(Command::new("id").args([flag, USER]), 10);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("numeric id")
+    };
+    let home = run_with_timeout(Command::new("getent").args(["passwd", USER]), 10);
+    let home = String::from_utf8_lossy(&home.stdout)
+        .trim()
+        .split(':')
+        .nth(5)
+        .map(PathBuf::from)
+        .expect("home of the user");
+    (num("-u"), num("-g"), home)
+}
+
+/// `chown -R uid:gid path`.
+fn chown_r(path: &Path, uid: u32, gid: u32) {
+    let out = run_with_timeout(
+        Command::new("chown")
+            .arg("-R")
+            .arg(format!("{uid}:{gid}"))
+            .arg(path),
+        30,
+    );
+    assert!(out.status.success(), "chown {}", path.display());
+}
+
+/// A command run as the user (`setpriv`, no supplementary groups, HOME set).
+fn as_user(user: &User, program: &str) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={}", user.uid))
+        .arg(format!("--regid={}", user.gid))
+        .arg("--clear-groups")
+        .arg(program)
+        .env("HOME", &user.home)
+        .env("USER", USER);
+    cmd
+}
+
+struct User {
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+}
+
+/// The daemon as the user, over a fixture repository the user owns; lazily unmounts the
+/// workspace and kills the daemon on drop, so nothing stays mounted.
+struct PlainDaemon {
+    user: User,
+    /// The user's temp dir: repository copy, config, store, workspace, log (kept until drop).
+    _dir: tempfile::TempDir,
+    workspace: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+    http_addr: String,
+    child: Option<Child>,
+}
+
+impl PlainDaemon {
+    fn new(fx: &fixture::Fixture) -> PlainDaemon {
+        let (uid, gid, home) = prepare_host();
+        let user = User { uid, gid, home };
+        let dir = tempfile::Builder::new()
+            .prefix("scorpio-plain-")
+            .tempdir()
+            .expect("tempdir");
+        let repo = dir.path().join("repo.git");
+        let out = run_with_timeout(
+            Command::new("cp").arg("-a").arg(&fx.repo_path).arg(&repo),
+            30,
+        );
+        assert!(out.status.success(), "copy the fixture repository");
+        let workspace = dir.path().join("workspace");
+        std::fs::create_dir(&workspace).expect("mkdir workspace");
+        let http_addr = format!("127.0.0.1:{}", free_port());
+        let config = dir.path().join("scorpio.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "remote = \"{}\"\nworkspace = \"{}\"\nstore_path = \"{}\"\nhttp_addr = \"{http_addr}\"\nlog_level = \"debug\"\n",
+                repo.display(),
+                workspace.display(),
+                dir.path().join("store").display()
+            ),
+        )
+        .expect("write config");
+        chown_r(dir.path(), uid, gid);
+        let log = dir.path().join("scorpio.log");
+        PlainDaemon {
+            user,
+            _dir: dir,
+            workspace,
+            config,
+            log,
+            http_addr,
+            child: None,
+        }
+    }
+
+    /// Runs the daemon as the user and waits (20 s) for a new FUSE mount that answers.
+    fn start(&mut self) {
+        // A stale mount's directory may still list from the kernel's cache, and the new
+        // mount may reuse its id: the new daemon's own "mounted" log line tells.
+        let before = self.mounted_lines();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open log");
+        let err = log.try_clone().expect("clone log");
+        let mut cmd = as_user(&self.user, env!("CARGO_BIN_EXE_scorpio"));
+        cmd.arg("-c").arg(&self.config);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("SCORPIO_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err));
+        self.child = Some(cmd.spawn().expect("spawn scorpio as the user"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                panic!(
+                    "scorpio exited before mounting: {status}\n{}",
+                    self.report()
+                );
+            }
+            if self.mounted_lines() > before && self.live() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not mounted within 20 s\n{}",
+                self.report()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// How many times a daemon logged that it mounted the workspace.
+    fn mounted_lines(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches("scorpio: mounted ")
+            .count()
+    }
+
+    /// Whether the workspace is a FUSE mount the user can list.
+    fn live(&self) -> bool {
+        self.fuse_mounted()
+            && as_user(&self.user, "ls")
+                .arg(&self.workspace)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+    }
+
+    fn fuse_mounted(&self) -> bool {
+        mounts_at(&self.workspace)
+            .iter()
+            .any(|m| m.fstype.starts_with("fuse"))
+    }
+
+    fn report(&self) -> String {
+        format!(
+            "--- log ---\n{}\n--- fuse mounts ---\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+            fuse_mounts()
+        )
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own child's pid.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, sig);
+            }
+        }
+    }
+
+    /// Waits (15 s) for the daemon to exit.
+    fn wait(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("a running daemon");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(s) = child.try_wait().expect("try_wait") {
+                return s;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the daemon did not exit within 15 s\n{}", self.report());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for PlainDaemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Lazily, so a busy mount cannot fail it (root's fusermount3 -uz, or umount -l).
+        if self.fuse_mounted() {
+            lazy_unmount(&self.workspace);
+        }
+    }
+}
+
+#[test]
+fn a_plain_user_mounts_the_read_only_workspace() {
+    let fx = fixture::standard();
+    let want = archive(&fx, &fx.commit);
+    let mut d = PlainDaemon::new(&fx);
+    d.start();
+
+    // Mounted by the user, through fusermount3.
+    let top = mounts_at(&d.workspace).pop().expect("a mount");
+    assert!(
+        top.fstype.starts_with("fuse") && top.options.contains(&format!("user_id={}", d.user.uid)),
+        "not a FUSE mount of uid {}: {top:?}",
+        d.user.uid
+    );
+
+    // The tree, read as the user (root may not enter another user's FUSE mount).
+    let copy = tempfile::tempdir().expect("tempdir");
+    let script = format!(
+        "setpriv --reuid={} --regid={} --clear-groups tar -C '{}' -cf - . | tar -xpf - -C '{}'",
+        d.user.uid,
+        d.user.gid,
+        d.workspace.display(),
+        copy.path().display()
+    );
+    let out = run_with_timeout(
+        Command::new("bash").args(["-o", "pipefail", "-c", &script]),
+        120,
+    );
+    assert!(
+        out.status.success(),
+        "tar of the workspace as the user: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.report()
+    );
+    assert_same_tree(copy.path(), want.path());
+
+    // Not remounted read-only (that needs root): the daemon itself refuses writes.
+    for target in ["new-file", fixture::DEEP_FILE] {
+        let out = run_with_timeout(
+            as_user(&d.user, "sh")
+                .arg("-c")
+                // tee reports the errno (dash's echo says "I/O error" for any failed write).
+                .arg("printf x | tee -a \"$1\" >/dev/null")
+                .arg("sh")
+                .arg(d.workspace.join(target)),
+            20,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("Read-only file system"),
+            "a write to {target} was not refused with EROFS: {err}\n{}",
+            d.report()
+        );
+    }
+
+    let (status, body) = http::get(&d.http_addr, "/health");
+    assert_eq!(status, 200, "{body}");
+
+    d.signal(libc::SIGTERM);
+    let status = d.wait();
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status}\n{}",
+        d.report()
+    );
+    assert!(
+        !d.fuse_mounted(),
+        "still mounted after SIGTERM\n{}",
+        d.report()
+    );
+}
+
+#[test]
+fn a_plain_users_stale_mount_is_cleared_by_the_next_start() {
+    let fx = fixture::standard();
+    let mut d = PlainDaemon::new(&fx);
+    d.start();
+    d.signal(libc::SIGKILL);
+    let _ = d.wait();
+    assert!(d.fuse_mounted(), "SIGKILL should leave a stale mount");
+
+    d.start();
+    let mounts = mounts_at(&d.workspace);
+    assert_eq!(
+        mounts
+            .iter()
+            .filter(|m| m.fstype.starts_with("fuse"))
+            .count(),
+        1,
+        "the stale mount was not cleared: {mounts:?}\n{}",
+        d.report()
+    );
+    let out = run_with_timeout(
+        as_user(&d.user, "cat").arg(d.workspace.join(fixture::DEEP_FILE)),
+        20,
+    );
+    assert_eq!(out.stdout, fixture::DEEP_FILE_CONTENT, "{}", d.report());
+
+    d.signal(libc::SIGTERM);
+    let status = d.wait();
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status}\n{}",
+        d.report()
+    );
+    assert!(!d.fuse_mounted(), "still mounted\n{}", d.report());
+}
+
+#[test]
+fn a_plain_users_busy_workspace_is_detached_on_sigterm() {
+    let fx = fixture::standard();
+    let mut d = PlainDaemon::new(&fx);
+    d.start();
+    // A user of the mount (its cwd inside) makes `fusermount3 -u` fail: the daemon detaches
+    // lazily instead (the user cannot abort the connection through fusectl).
+    let mut busy = as_user(&d.user, "sh")
+        .arg("-c")
+        .arg("cd \"$1\" && exec sleep 60")
+        .arg("sh")
+        .arg(d.workspace.join("a"))
+        .spawn()
+        .expect("spawn a user of the mount");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cwd = format!("/proc/{}/cwd", busy.id());
+    while std::fs::read_link(&cwd).ok() != Some(d.workspace.join("a")) {
+        assert!(
+            Instant::now() < deadline,
+            "the user never entered the mount"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    d.signal(libc::SIGTERM);
+    let status = d.wait();
+    let _ = busy.kill();
+    let _ = busy.wait();
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status}\n{}",
+        d.report()
+    );
+    assert!(!d.fuse_mounted(), "still mounted\n{}", d.report());
+    assert!(
+        d.report().contains("detached lazily"),
+        "the busy mount was not detached lazily\n{}",
+        d.report()
+    );
+}
