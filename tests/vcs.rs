@@ -241,3 +241,34 @@ fn commit_builds_the_tree_git_would_and_stacks() {
     assert_eq!(s["ahead"], 2);
     assert_eq!(s["head"].as_str(), v["commit"].as_str());
 }
+
+#[test]
+fn a_directory_made_over_a_deleted_one_is_committed_without_its_old_entries() {
+    let fx = fixture::standard();
+    let d = Daemon::local(&fx);
+    mount(&d, "/");
+    std::fs::remove_dir_all(d.workspace.join(fixture::SPACE_DIR)).expect("rm -r");
+    std::fs::create_dir(d.workspace.join(fixture::SPACE_DIR)).expect("mkdir (opaque)");
+    std::fs::write(d.workspace.join("dir with space/only.txt"), b"fresh\n").expect("write");
+    let (code, v) = commit(&d, r#"{"message":"replace a directory"}"#);
+    assert_eq!(code, 200, "{v}\n{}", d.log());
+    let out = run_with_timeout(
+        Command::new("git")
+            .env(
+                "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+                fx.repo_path.join("objects"),
+            )
+            .arg("--git-dir")
+            .arg(d.store.join("git"))
+            .args(["ls-tree", "-r", "--name-only"])
+            .arg(v["commit"].as_str().expect("commit")),
+        60,
+    );
+    let names = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        names.lines().any(|n| n == "dir with space/only.txt")
+            && !names.lines().any(|n| n == fixture::SPACE_FILE),
+        "{names}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -70,7 +70,15 @@ fn gather(
         }
     }
     for (name, sub) in &node.below {
-        let sub_lower = entries.get(name).and_then(|e: &BaseEntry| e.2);
+        // A directory deleted here and written again (opaque) starts empty, not from the commit.
+        let replaced = node
+            .here
+            .get(name)
+            .is_some_and(|cs| cs.iter().any(|c| c.kind == ChangeKind::Deleted));
+        let sub_lower = entries
+            .get(name)
+            .and_then(|e: &BaseEntry| e.2)
+            .filter(|_| !replaced);
         gather(dic, rt, sub_lower, sub, sub_key(&key, name), out)?;
     }
     out.insert(key, entries);
