@@ -428,3 +428,166 @@ fn a_plain_users_busy_workspace_is_detached_on_sigterm() {
         d.report()
     );
 }
+
+/// An API request sent as the user (the daemon admits only its own user), with curl: the status
+/// code and the body.
+fn api_as_user(d: &PlainDaemon, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut cmd = as_user(&d.user, "curl");
+    cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}"]);
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    cmd.arg(format!("http://{}{path}", d.http_addr));
+    let out = run_with_timeout(&mut cmd, 120);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (
+        code.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "curl {method} {path}: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        }),
+        body.to_string(),
+    )
+}
+
+/// A shell script run as the user with the workspace as its working directory.
+fn sh_in_workspace(d: &PlainDaemon, script: &str) -> std::process::Output {
+    run_with_timeout(
+        as_user(&d.user, "sh")
+            .arg("-c")
+            .arg(format!("cd \"$1\" && {script}"))
+            .arg("sh")
+            .arg(&d.workspace),
+        30,
+    )
+}
+
+#[test]
+fn a_plain_user_edits_a_writable_path_and_commits() {
+    let fx = fixture::standard();
+    let mut d = PlainDaemon::new(&fx);
+    d.start();
+    let (code, body) = api_as_user(&d, "POST", "/api/fs/mount", Some(r#"{"path":"/"}"#));
+    assert_eq!(code, 200, "mount: {body}\n{}", d.report());
+
+    // Create, modify, delete a lower file (a whiteout), remove a lower directory, and make a
+    // new directory where a lower one was deleted (opaque).
+    let steps = [
+        "printf 'new\\n' > new.txt",
+        "printf '# Changed\\n' > README.md",
+        "rm src/lib.rs",
+        "rm a/b/d/e/deep.txt && rmdir a/b/d/e",
+        "rm -r 'dir with space' && mkdir 'dir with space' && printf 'fresh\\n' > 'dir with space/only.txt'",
+    ];
+    for step in steps {
+        let out = sh_in_workspace(&d, step);
+        assert!(
+            out.status.success(),
+            "{step}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            d.report()
+        );
+    }
+    let out = sh_in_workspace(
+        &d,
+        "cat new.txt README.md; ls src a/b/d 'dir with space'; test ! -e src/lib.rs && test ! -e a/b/d/e && echo gone",
+    );
+    let seen = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{seen}\n{}", d.report());
+    assert!(
+        seen.starts_with("new\n# Changed\n") && seen.ends_with("gone\n"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("only.txt") && !seen.contains("file name.txt") && !seen.contains("lib.rs"),
+        "deleted names still listed: {seen}"
+    );
+
+    let (code, body) = api_as_user(&d, "GET", "/api/git/status", None);
+    assert_eq!(code, 200, "status: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
+    let mut got: Vec<(String, String)> = v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap_or("?").to_string(),
+                c["path"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.1.cmp(&b.1));
+    let want: Vec<(String, String)> = [
+        ("modified", "README.md"),
+        ("deleted", "a/b/d/e"),
+        ("deleted", "dir with space"),
+        ("added", "dir with space/only.txt"),
+        ("added", "new.txt"),
+        ("deleted", "src/lib.rs"),
+    ]
+    .iter()
+    .map(|(k, p)| (k.to_string(), p.to_string()))
+    .collect();
+    assert_eq!(got, want, "status as the user\n{}", d.report());
+
+    let (code, body) = api_as_user(
+        &d,
+        "POST",
+        "/api/git/commit",
+        Some(r#"{"message":"plain edits"}"#),
+    );
+    assert_eq!(code, 200, "commit: {body}\n{}", d.report());
+    let v: serde_json::Value = serde_json::from_str(&body).expect("commit is JSON");
+    let commit = v["commit"].as_str().expect("a commit id").to_string();
+    let git = d._dir.path().join("store/git");
+    // The store holds what the commit made; the base's unchanged trees stay in the remote.
+    let remote_objects = fx.repo_path.join("objects");
+    let out = run_with_timeout(
+        Command::new("git")
+            .env("GIT_ALTERNATE_OBJECT_DIRECTORIES", &remote_objects)
+            .arg("--git-dir")
+            .arg(&git)
+            .args(["ls-tree", "-r", "--name-only", &commit]),
+        30,
+    );
+    assert!(
+        out.status.success(),
+        "ls-tree: {}\n{body}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout).to_string();
+    let names: Vec<&str> = tree.lines().collect();
+    for present in [
+        "new.txt",
+        "README.md",
+        "dir with space/only.txt",
+        fixture::DEEP_FILE,
+    ] {
+        assert!(names.contains(&present), "{present} not in {names:?}");
+    }
+    for absent in ["src/lib.rs", fixture::DEEPEST_FILE, fixture::SPACE_FILE] {
+        assert!(!names.contains(&absent), "{absent} still in {names:?}");
+    }
+    let out = run_with_timeout(
+        Command::new("git")
+            .env("GIT_ALTERNATE_OBJECT_DIRECTORIES", &remote_objects)
+            .arg("--git-dir")
+            .arg(&git)
+            .arg("show")
+            .arg(format!("{commit}:README.md")),
+        30,
+    );
+    assert_eq!(out.stdout, b"# Changed\n");
+
+    d.signal(libc::SIGTERM);
+    let status = d.wait();
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status}\n{}",
+        d.report()
+    );
+    assert!(!d.fuse_mounted(), "still mounted\n{}", d.report());
+}

@@ -5,8 +5,10 @@
 //! reading an xattr, which through `/proc/self/fd` costs more than the request); an opaque
 //! directory carries `trusted.scorpio.opaque`. Unlike kernel overlayfs (a 0/0 character device),
 //! this never mistakes a file a user made for a whiteout. A daemon without CAP_SYS_ADMIN cannot
-//! write `trusted.*`, so it uses `user.scorpio.*`; both are recognised when reading. These xattrs
-//! are never shown through the mount and cannot be set through it.
+//! write `trusted.*`, so it uses `user.scorpio.*`; both are recognised when reading. Such a daemon
+//! makes its whiteouts mode 0400, as reading a `user.*` xattr needs read permission (and writing
+//! one write permission, lent for the call). These xattrs are never shown through the mount and
+//! cannot be set through it.
 
 use std::ffi::OsStr;
 use std::io;
@@ -27,9 +29,15 @@ pub fn is_private_xattr(name: &[u8]) -> bool {
     name.starts_with(b"trusted.scorpio.") || name.starts_with(b"user.scorpio.")
 }
 
+/// Whether this process is root, decided once: it picks the marks and a whiteout's mode.
 fn privileged() -> bool {
-    rustix::process::geteuid().is_root()
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| rustix::process::geteuid().is_root())
 }
+
+/// A plain daemon's whiteouts are mode 0400: reading a `user.*` xattr needs read permission,
+/// which root has on mode 0000 and its owner does not.
+const PLAIN_WHITEOUT_MODE: u32 = 0o400;
 
 fn marks(whiteout: bool) -> [&'static str; 2] {
     if whiteout {
@@ -54,13 +62,25 @@ fn has_mark(dir: impl AsFd, name: &OsStr, whiteout: bool) -> bool {
 }
 
 fn set_mark(dir: impl AsFd, name: &OsStr, whiteout: bool) -> io::Result<()> {
-    let path = xattr_path(dir, name);
-    let mark = if privileged() {
-        marks(whiteout)[0]
-    } else {
-        marks(whiteout)[1]
-    };
-    rustix::fs::lsetxattr(&path, mark, b"y", XattrFlags::empty())?;
+    let path = xattr_path(dir.as_fd(), name);
+    if privileged() {
+        rustix::fs::lsetxattr(&path, marks(whiteout)[0], b"y", XattrFlags::empty())?;
+        return Ok(());
+    }
+    let mark = marks(whiteout)[1];
+    match rustix::fs::lsetxattr(&path, mark, b"y", XattrFlags::empty()) {
+        // Without CAP_FOWNER a `user.*` xattr needs write permission on the entry, which a
+        // whiteout (mode 0000) or a read-only directory lacks: the owner lends it for the call.
+        Err(rustix::io::Errno::ACCESS) => {
+            let st = rustix::fs::statat(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)?;
+            let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
+            rustix::fs::chmodat(dir.as_fd(), name, mode | Mode::WUSR, AtFlags::empty())?;
+            let set = rustix::fs::lsetxattr(&path, mark, b"y", XattrFlags::empty());
+            rustix::fs::chmodat(dir.as_fd(), name, mode, AtFlags::empty())?;
+            set?;
+        }
+        r => r?,
+    }
     Ok(())
 }
 
@@ -69,7 +89,8 @@ fn set_mark(dir: impl AsFd, name: &OsStr, whiteout: bool) -> io::Result<()> {
 fn may_be_whiteout(st: &Stat) -> bool {
     rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
         && st.st_size == 0
-        && st.st_mode & 0o7777 == 0
+        && (st.st_mode & 0o7777 == 0
+            || (!privileged() && st.st_mode & 0o7777 == PLAIN_WHITEOUT_MODE))
 }
 
 /// Whether the entry `name` (with stat `st`) in `dir` is a whiteout.
@@ -90,13 +111,18 @@ pub fn is_opaque(dir: impl AsFd, name: &OsStr) -> bool {
     has_mark(dir, name, false)
 }
 
-/// Creates a whiteout at `name` in `dir` (which must not hold `name`), with mode 0000.
+/// Creates a whiteout at `name` in `dir` (which must not hold `name`), with mode 0000 (0400 when
+/// the daemon is not root).
 pub fn make_whiteout(dir: impl AsFd, name: &OsStr) -> io::Result<()> {
     let fd = rustix::fs::openat(
         dir.as_fd(),
         name,
         OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
+        if privileged() {
+            Mode::empty()
+        } else {
+            Mode::from_raw_mode(PLAIN_WHITEOUT_MODE)
+        },
     )?;
     drop(fd);
     if let Err(e) = set_mark(dir.as_fd(), name, true) {
