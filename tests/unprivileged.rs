@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use support::api::change_pairs;
 use support::daemon::{free_port, lazy_unmount, run_with_timeout};
 use support::fixture;
 use support::http;
@@ -249,6 +250,22 @@ impl PlainDaemon {
         }
     }
 
+    /// SIGTERM, then the daemon must exit 0 with nothing left mounted.
+    fn stop_cleanly(&mut self) {
+        self.signal(libc::SIGTERM);
+        let status = self.wait();
+        assert!(
+            status.success(),
+            "exit after SIGTERM: {status}\n{}",
+            self.report()
+        );
+        assert!(
+            !self.fuse_mounted(),
+            "still mounted after SIGTERM\n{}",
+            self.report()
+        );
+    }
+
     /// Waits (15 s) for the daemon to exit.
     fn wait(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("a running daemon");
@@ -338,18 +355,7 @@ fn a_plain_user_mounts_the_read_only_workspace() {
     let (status, body) = http::get(&d.http_addr, "/health");
     assert_eq!(status, 200, "{body}");
 
-    d.signal(libc::SIGTERM);
-    let status = d.wait();
-    assert!(
-        status.success(),
-        "exit after SIGTERM: {status}\n{}",
-        d.report()
-    );
-    assert!(
-        !d.fuse_mounted(),
-        "still mounted after SIGTERM\n{}",
-        d.report()
-    );
+    d.stop_cleanly();
 }
 
 #[test]
@@ -378,14 +384,7 @@ fn a_plain_users_stale_mount_is_cleared_by_the_next_start() {
     );
     assert_eq!(out.stdout, fixture::DEEP_FILE_CONTENT, "{}", d.report());
 
-    d.signal(libc::SIGTERM);
-    let status = d.wait();
-    assert!(
-        status.success(),
-        "exit after SIGTERM: {status}\n{}",
-        d.report()
-    );
-    assert!(!d.fuse_mounted(), "still mounted\n{}", d.report());
+    d.stop_cleanly();
 }
 
 #[test]
@@ -507,18 +506,7 @@ fn a_plain_user_edits_a_writable_path_and_commits() {
 
     let (code, body) = api_as_user(&d, "GET", "/api/git/status", None);
     assert_eq!(code, 200, "status: {body}");
-    let v: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
-    let mut got: Vec<(String, String)> = v["changes"]
-        .as_array()
-        .expect("changes")
-        .iter()
-        .map(|c| {
-            (
-                c["kind"].as_str().unwrap_or("?").to_string(),
-                c["path"].as_str().unwrap_or("?").to_string(),
-            )
-        })
-        .collect();
+    let mut got = change_pairs(&body);
     got.sort_by(|a, b| a.1.cmp(&b.1));
     let want: Vec<(String, String)> = [
         ("modified", "README.md"),
@@ -582,12 +570,5 @@ fn a_plain_user_edits_a_writable_path_and_commits() {
     );
     assert_eq!(out.stdout, b"# Changed\n");
 
-    d.signal(libc::SIGTERM);
-    let status = d.wait();
-    assert!(
-        status.success(),
-        "exit after SIGTERM: {status}\n{}",
-        d.report()
-    );
-    assert!(!d.fuse_mounted(), "still mounted\n{}", d.report());
+    d.stop_cleanly();
 }

@@ -59,7 +59,12 @@ pub fn layer_snapshot(store: &Path) -> Vec<(PathBuf, u64)> {
 pub fn changes(d: &Daemon, query: &str) -> Vec<(String, String)> {
     let (code, body) = http::get(&d.http_addr, &format!("/api/git/status{query}"));
     assert_eq!(code, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
+    change_pairs(&body)
+}
+
+/// The (kind, path) pairs of a `GET /api/git/status` answer.
+pub fn change_pairs(body: &str) -> Vec<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(body).expect("status is JSON");
     v["changes"]
         .as_array()
         .expect("changes")
