@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::config::Config;
+use crate::privacy::is_root;
 
 /// One check's outcome.
 #[derive(Debug)]
@@ -29,11 +30,6 @@ fn check(name: &'static str, r: Result<String, String>) -> Check {
             detail,
         },
     }
-}
-
-/// Whether the daemon runs as root (the privileged mount) or as a plain user (`fusermount3`).
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
 }
 
 fn dev_fuse() -> Result<String, String> {

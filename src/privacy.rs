@@ -26,6 +26,14 @@ use crate::beneath;
 /// The daemon's umask: no group or world write on anything it makes for itself.
 pub const DAEMON_UMASK: u32 = 0o022;
 
+/// Whether the daemon runs as root, decided once (the effective uid does not change): root
+/// mounts with mount(2) and marks whiteouts with `trusted.*` xattrs; a plain user mounts
+/// through `fusermount3` and marks them with `user.*` xattrs.
+pub fn is_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| rustix::process::geteuid().is_root())
+}
+
 /// What below an entry of the store the repair changes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Depth {

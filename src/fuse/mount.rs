@@ -13,6 +13,8 @@ use std::process::Command;
 
 use rfuse3::MountOptions;
 
+use crate::privacy::is_root;
+
 /// Errors of mounting.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
@@ -32,12 +34,6 @@ pub enum MountError {
     },
 }
 
-/// Whether this process mounts as root (effective uid 0): mount(2), umount2 and remounts; a
-/// plain user mounts and unmounts through `fusermount3`.
-pub fn privileged() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 /// Mount options for the workspace: the kernel checks permissions itself (from the modes we
 /// report) and may read ahead. Read-only parts answer EROFS themselves.
 pub fn workspace_options() -> MountOptions {
@@ -46,7 +42,7 @@ pub fn workspace_options() -> MountOptions {
         .default_permissions(true)
         // Root serves a shared box: let every user read the workspace. A plain user's mount is
         // its own (fusermount3 refuses allow_other without user_allow_other in /etc/fuse.conf).
-        .allow_other(privileged())
+        .allow_other(is_root())
         .max_readahead(Some(1 << 20))
         // File data changes only through this mount or through Scorpio's own operations,
         // which invalidate what they change (or give changed content a new inode). The
@@ -115,7 +111,7 @@ pub fn mounted_fstype(path: &Path) -> Option<String> {
 /// file's atime, so the next `stat` costs a round trip) and refuses writes itself. Needs
 /// CAP_SYS_ADMIN: a plain user's workspace stays read-write to the kernel (said once in the log).
 pub fn set_readonly(path: &Path, ro: bool) {
-    if !privileged() {
+    if !is_root() {
         static SAID: std::sync::Once = std::sync::Once::new();
         SAID.call_once(|| {
             tracing::info!(path = %path.display(), "not root: the workspace is not remounted read-only; writes outside writable paths are refused by the daemon (EROFS)")
@@ -138,7 +134,7 @@ pub fn set_readonly(path: &Path, ro: bool) {
 /// Detaches whatever is mounted at `path` (lazily, so busy users do not block it): umount2 as
 /// root, `fusermount3 -uz` (which unmounts only the user's own FUSE mounts) otherwise.
 pub fn detach(path: &Path) -> io::Result<()> {
-    if !privileged() {
+    if !is_root() {
         return fusermount3_detach(path);
     }
     let c = CString::new(path.as_os_str().as_bytes())

@@ -26,12 +26,12 @@ pub struct Mounted {
 
 impl Mounted {
     /// Mounts `fs`, served by `session`, at `mountpoint`: with mount(2) as root, through
-    /// `fusermount3` otherwise (see [`mount::privileged`]).
+    /// `fusermount3` otherwise (see `crate::privacy::is_root`).
     pub async fn mount<FS>(session: Session<FS>, fs: FS, mountpoint: &Path) -> io::Result<Mounted>
     where
         FS: Filesystem + Send + Sync + 'static,
     {
-        let handle = if mount::privileged() {
+        let handle = if crate::privacy::is_root() {
             session.mount(fs, mountpoint).await?
         } else {
             session.mount_with_unprivileged(fs, mountpoint).await?

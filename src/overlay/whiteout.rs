@@ -17,6 +17,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{AtFlags, Mode, OFlags, Stat, XattrFlags};
 
+use crate::privacy::is_root;
+
 /// The xattr marking a whiteout, for a privileged daemon.
 pub const WHITEOUT_XATTR: &str = "trusted.scorpio.whiteout";
 /// The xattr marking an opaque directory, for a privileged daemon.
@@ -27,12 +29,6 @@ const USER_OPAQUE_XATTR: &str = "user.scorpio.opaque";
 /// Whether an xattr name is one of Scorpio's private marks.
 pub fn is_private_xattr(name: &[u8]) -> bool {
     name.starts_with(b"trusted.scorpio.") || name.starts_with(b"user.scorpio.")
-}
-
-/// Whether this process is root, decided once: it picks the marks and a whiteout's mode.
-fn privileged() -> bool {
-    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ROOT.get_or_init(|| rustix::process::geteuid().is_root())
 }
 
 /// A plain daemon's whiteouts are mode 0400: reading a `user.*` xattr needs read permission,
@@ -63,7 +59,7 @@ fn has_mark(dir: impl AsFd, name: &OsStr, whiteout: bool) -> bool {
 
 fn set_mark(dir: impl AsFd, name: &OsStr, whiteout: bool) -> io::Result<()> {
     let path = xattr_path(dir.as_fd(), name);
-    if privileged() {
+    if is_root() {
         rustix::fs::lsetxattr(&path, marks(whiteout)[0], b"y", XattrFlags::empty())?;
         return Ok(());
     }
@@ -89,8 +85,7 @@ fn set_mark(dir: impl AsFd, name: &OsStr, whiteout: bool) -> io::Result<()> {
 fn may_be_whiteout(st: &Stat) -> bool {
     rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
         && st.st_size == 0
-        && (st.st_mode & 0o7777 == 0
-            || (!privileged() && st.st_mode & 0o7777 == PLAIN_WHITEOUT_MODE))
+        && (st.st_mode & 0o7777 == 0 || (!is_root() && st.st_mode & 0o7777 == PLAIN_WHITEOUT_MODE))
 }
 
 /// Whether the entry `name` (with stat `st`) in `dir` is a whiteout.
@@ -118,7 +113,7 @@ pub fn make_whiteout(dir: impl AsFd, name: &OsStr) -> io::Result<()> {
         dir.as_fd(),
         name,
         OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        if privileged() {
+        if is_root() {
             Mode::empty()
         } else {
             Mode::from_raw_mode(PLAIN_WHITEOUT_MODE)
