@@ -69,6 +69,10 @@ fn set_mark(dir: impl AsFd, name: &OsStr, whiteout: bool) -> io::Result<()> {
         // whiteout (mode 0000) or a read-only directory lacks: the owner lends it for the call.
         Err(rustix::io::Errno::ACCESS) => {
             let st = rustix::fs::statat(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)?;
+            // chmodat follows a symlink; only a file or a directory is lent the bit.
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
+                return Err(rustix::io::Errno::ACCESS.into());
+            }
             let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
             rustix::fs::chmodat(dir.as_fd(), name, mode | Mode::WUSR, AtFlags::empty())?;
             let set = rustix::fs::lsetxattr(&path, mark, b"y", XattrFlags::empty());
