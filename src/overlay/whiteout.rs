@@ -84,12 +84,14 @@ fn set_mark(dir: impl AsFd, name: &OsStr, whiteout: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Only empty regular files of mode 0000 can be whiteouts; checking this first spares the xattr
-/// calls for everything else.
+/// Only empty regular files of mode 0000 (or a plain daemon's 0400) can be whiteouts; checking
+/// this first spares the xattr calls for everything else. Both modes count whoever reads, so a
+/// root daemon over an upper layer a plain one wrote (the same user's store, run through sudo
+/// or a system unit) still sees its deletions.
 fn may_be_whiteout(st: &Stat) -> bool {
     rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
         && st.st_size == 0
-        && (st.st_mode & 0o7777 == 0 || (!is_root() && st.st_mode & 0o7777 == PLAIN_WHITEOUT_MODE))
+        && matches!(st.st_mode & 0o7777, 0 | PLAIN_WHITEOUT_MODE)
 }
 
 /// Whether the entry `name` (with stat `st`) in `dir` is a whiteout.
@@ -198,6 +200,38 @@ mod tests {
             make_whiteout(&dir, OsStr::new("empty")).is_err(),
             "never replaces an entry"
         );
+    }
+
+    #[test]
+    fn a_plain_daemons_whiteout_counts_for_root_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::File::open(tmp.path()).unwrap();
+        // What a plain daemon leaves: empty, 0400, `user.scorpio.whiteout`.
+        for (name, mark) in [("plain", Some(USER_WHITEOUT_XATTR)), ("unmarked", None)] {
+            std::fs::write(tmp.path().join(name), b"").unwrap();
+            if let Some(m) = mark {
+                rustix::fs::setxattr(tmp.path().join(name), m, b"y", XattrFlags::empty()).unwrap();
+            }
+            rustix::fs::chmodat(&dir, name, Mode::from_raw_mode(0o400), AtFlags::empty()).unwrap();
+        }
+        assert!(is_whiteout(&dir, OsStr::new("plain"), &stat(&dir, "plain")));
+        let fd = std::fs::File::open(tmp.path().join("plain")).unwrap();
+        assert!(is_whiteout_fd(&fd, &stat(&dir, "plain")));
+        assert!(!is_whiteout(
+            &dir,
+            OsStr::new("unmarked"),
+            &stat(&dir, "unmarked")
+        ));
+        // An opaque mark a plain daemon set counts too.
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        rustix::fs::setxattr(
+            tmp.path().join("d"),
+            USER_OPAQUE_XATTR,
+            b"y",
+            XattrFlags::empty(),
+        )
+        .unwrap();
+        assert!(is_opaque(&dir, OsStr::new("d")));
     }
 
     #[test]
