@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use rfuse3::raw::Session;
 use tokio::signal::unix::{signal, SignalKind};
 
 use scorpio::cli::{AntaresCmd, Cli, Cmd};
 use scorpio::config::{Config, ConfigError};
 use scorpio::fuse::mount;
 use scorpio::fuse::router::WorkspaceFs;
-use scorpio::fuse::session::Mounted;
+use scorpio::fuse::workspace_mount::WorkspaceMount;
 use scorpio::workspace::WritablePaths;
 use scorpio::{daemon, doctor, remote};
 
@@ -181,28 +180,28 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             )
         })?;
     let router = Arc::new(WorkspaceFs::new(dic));
-    let session = Session::new(mount::workspace_options());
-    router.set_notify(session.get_notify());
+    let kernel = Arc::new(WorkspaceMount::new(
+        router.as_ref().clone(),
+        &cfg.workspace,
+    ));
     let mounts = Arc::new(WritablePaths::new(
         router.clone(),
+        kernel.clone(),
         &store,
         &cfg.store_path,
-        &cfg.workspace,
     )?);
     // Writable mounts are back in place before the kernel sees the workspace.
     for (path, e) in mounts.restore().await {
         tracing::error!(path, error = %e, "a writable mount from the last run could not be restored; its upper layer is kept");
     }
-    // From here every way out unmounts: `workspace` detaches the mount when dropped.
-    let mut workspace = Mounted::mount(session, router.as_ref().clone(), &cfg.workspace)
+    // Read-only to the kernel while nothing is writable (see fuse::workspace_mount). From here
+    // every way out unmounts: the session detaches its mount when dropped.
+    kernel
+        .mount(mounts.count().await == 0)
         .await
         .with_context(|| format!("cannot mount at {}", cfg.workspace.display()))?;
     tracing::info!(workspace = %cfg.workspace.display(), commit = %commit.oid, remote = store.remote().kind(), http = %cfg.http_addr, "mounted");
-
     router.set_live();
-    if mounts.count().await == 0 {
-        mount::set_readonly(&cfg.workspace, true);
-    }
 
     let author = scorpio::vcs::commit::Author {
         name: cfg.git_author.clone().unwrap_or_else(|| "Scorpio".into()),
@@ -249,7 +248,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     ));
 
     tokio::select! {
-        r = workspace.ended() => {
+        r = kernel.ended() => {
             tracing::warn!(result = ?r, "the FUSE session ended (unmounted from outside?)");
         }
         _ = sigterm.recv() => tracing::info!("SIGTERM: unmounting"),
@@ -259,7 +258,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     // Requests get 503 while the Antares sessions go.
     antares.shutdown().await;
     let _ = stop_tx.send(());
-    workspace
+    kernel
         .unmount(Duration::from_secs(10))
         .await
         .with_context(|| format!("cannot unmount {}", cfg.workspace.display()))?;

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use futures::stream::{self, Stream, StreamExt};
 use rfuse3::notify::Notify;
@@ -40,7 +40,9 @@ enum Owner {
 pub struct WorkspaceFs {
     dic: Arc<Dicfuse>,
     table: Arc<RwLock<Table>>,
-    notify: Arc<OnceLock<Notify>>,
+    /// The notify channel of the session the kernel uses now (replaced when a plain user's
+    /// read-only mount gives way to a read-write one).
+    notify: Arc<RwLock<Option<Notify>>>,
     /// Set once the kernel serves the session; before that there is no cache to invalidate.
     live: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -51,7 +53,7 @@ impl WorkspaceFs {
         WorkspaceFs {
             dic,
             table: Arc::new(RwLock::new(Table::default())),
-            notify: Arc::new(OnceLock::new()),
+            notify: Arc::new(RwLock::new(None)),
             live: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
@@ -66,7 +68,15 @@ impl WorkspaceFs {
         for ovl in self.read().slots.values() {
             ovl.set_notify(n.clone());
         }
-        let _ = self.notify.set(n);
+        *self.notify.write().unwrap_or_else(|p| p.into_inner()) = Some(n);
+    }
+
+    /// The current session's notify channel.
+    fn notify(&self) -> Option<Notify> {
+        self.notify
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
@@ -75,7 +85,7 @@ impl WorkspaceFs {
 
     /// Splices `ovl` in at `name` of Dicfuse directory `parent` (`None`: the whole repository).
     pub async fn attach(&self, slot: Slot, at: Option<(u64, OsString)>, ovl: Arc<OverlayFs>) {
-        if let Some(n) = self.notify.get() {
+        if let Some(n) = self.notify() {
             ovl.set_notify(n.clone());
         }
         {
@@ -128,7 +138,7 @@ impl WorkspaceFs {
 
     /// Tells the kernel to forget the entries of `dir` named like those in local directory `names`.
     async fn invalidate_names(&self, dir: u64, names: &std::path::Path) {
-        let Some(n) = self.notify.get().filter(|_| self.is_live()) else {
+        let Some(n) = self.notify().filter(|_| self.is_live()) else {
             return;
         };
         if let Ok(rd) = std::fs::read_dir(names) {
@@ -140,7 +150,7 @@ impl WorkspaceFs {
 
     /// Tells the kernel to forget what it cached for a mount point.
     async fn invalidate(&self, at: Option<(u64, OsString)>) {
-        let Some(n) = self.notify.get().filter(|_| self.is_live()) else {
+        let Some(n) = self.notify().filter(|_| self.is_live()) else {
             return;
         };
         match at {
@@ -164,7 +174,7 @@ impl WorkspaceFs {
 
     /// Tells the kernel to drop the attributes and pages it cached for inodes of `ovl`.
     pub async fn forget_inodes(&self, ovl: &OverlayFs, inodes: &[u64]) {
-        let Some(n) = self.notify.get().filter(|_| self.is_live()) else {
+        let Some(n) = self.notify().filter(|_| self.is_live()) else {
             return;
         };
         for ino in inodes {
@@ -178,7 +188,7 @@ impl WorkspaceFs {
         &self,
         items: impl IntoIterator<Item = (u64, OsString, Option<u64>)>,
     ) {
-        let Some(n) = self.notify.get().filter(|_| self.is_live()) else {
+        let Some(n) = self.notify().filter(|_| self.is_live()) else {
             return;
         };
         for (parent, name, ino) in items {

@@ -80,6 +80,17 @@ impl Mounted {
         self.unmounted = true;
         mount::detach_fuse(&self.mountpoint)
     }
+
+    /// Lets go of a mount already detached from its mountpoint (which another mount may hold
+    /// now): its session serves the users it still has and ends when the last one leaves.
+    /// rfuse3 unmounts by path when its handle is dropped, which would hit the new mount, so the
+    /// handle is forgotten instead (once per daemon run at most).
+    pub fn forget_detached(mut self) {
+        self.unmounted = true;
+        if let Some(h) = self.handle.take() {
+            std::mem::forget(h);
+        }
+    }
 }
 
 impl Drop for Mounted {

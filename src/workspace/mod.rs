@@ -34,6 +34,7 @@ use sha1::{Digest, Sha1};
 
 use crate::dicfuse::Dicfuse;
 use crate::fuse::router::WorkspaceFs;
+use crate::fuse::workspace_mount::WorkspaceMount;
 use crate::ino::{Slot, SlotAllocator};
 use crate::overlay::{assemble, OverlayFs};
 use crate::store::Store;
@@ -81,6 +82,8 @@ pub struct WritablePaths {
     dic: Arc<Dicfuse>,
     layers: PathBuf,
     workspace: PathBuf,
+    /// The workspace's own mount, made read-write for the first writable path.
+    kernel: Arc<WorkspaceMount>,
     table: sled::Tree,
     active: tokio::sync::Mutex<BTreeMap<String, Active>>,
     /// Inode slots, each used once while the daemon lives (see `crate::ino`).
@@ -89,13 +92,13 @@ pub struct WritablePaths {
 }
 
 impl WritablePaths {
-    /// The writable paths of the workspace `router` serves at `workspace`, with their layers
+    /// The writable paths of the workspace `router` serves through `kernel`, with their layers
     /// under `store_path/mounts`.
     pub fn new(
         router: Arc<WorkspaceFs>,
+        kernel: Arc<WorkspaceMount>,
         store: &Store,
         store_path: &Path,
-        workspace: &Path,
     ) -> Result<WritablePaths, MountError> {
         let table = store
             .tree("mounts")
@@ -104,7 +107,8 @@ impl WritablePaths {
             dic: router.dicfuse().clone(),
             router,
             layers: store_path.join("mounts"),
-            workspace: workspace.to_path_buf(),
+            workspace: kernel.path().to_path_buf(),
+            kernel,
             table,
             active: tokio::sync::Mutex::new(BTreeMap::new()),
             slots: SlotAllocator::new(),

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use super::records::Record;
 use super::{busy, normalize, overlaps, shown, MountError, MountInfo, WritablePaths};
-use crate::fuse::mount;
 use crate::overlay::assemble::{self, Assembly, ClLayer, ClSource};
 use crate::store::ROOT_INO;
 
@@ -73,6 +72,12 @@ impl WritablePaths {
                 OsString::from(String::from_utf8_lossy(&dir.name).into_owned()),
             ))
         };
+        if active.is_empty() && self.router.is_live() {
+            // Before the record: a workspace that cannot be made writable mounts nothing.
+            self.kernel.set_read_only(false).await.map_err(|e| {
+                MountError::Internal(format!("cannot make the workspace read-write: {e}"))
+            })?;
+        }
         self.save_record(
             &path,
             &Record {
@@ -82,9 +87,6 @@ impl WritablePaths {
             },
         )
         .await?;
-        if active.is_empty() && self.router.is_live() {
-            mount::set_readonly(&self.workspace, false);
-        }
         self.router.attach(slot, at, ovl.clone()).await;
         if self.router.is_live() {
             shown::wait_until_shown(self.probe_path(&info).await, Some(slot)).await;
@@ -140,7 +142,9 @@ impl WritablePaths {
         }
         active.remove(&path);
         if active.is_empty() && self.router.is_live() {
-            mount::set_readonly(&self.workspace, true);
+            if let Err(e) = self.kernel.set_read_only(true).await {
+                tracing::warn!(error = %e, "the workspace stays read-write to the kernel");
+            }
         }
         tracing::info!(path, "unmounted; the upper layer is kept");
         Ok(())
