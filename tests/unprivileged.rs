@@ -8,6 +8,9 @@
 
 mod support;
 
+#[path = "unprivileged/antares.rs"]
+mod antares;
+
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
