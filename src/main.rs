@@ -180,10 +180,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             )
         })?;
     let router = Arc::new(WorkspaceFs::new(dic));
-    let kernel = Arc::new(WorkspaceMount::new(
-        router.as_ref().clone(),
-        &cfg.workspace,
-    ));
+    let kernel = Arc::new(WorkspaceMount::new(router.as_ref().clone(), &cfg.workspace));
     let mounts = Arc::new(WritablePaths::new(
         router.clone(),
         kernel.clone(),

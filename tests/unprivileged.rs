@@ -21,7 +21,7 @@ use support::api::change_pairs;
 use support::daemon::{free_port, lazy_unmount, run_with_timeout};
 use support::fixture;
 use support::http;
-use support::mountinfo::{fuse_mounts, mounts_at};
+use support::mountinfo::{fuse_mounts, mounts_at, superblock_read_only};
 use support::tree::{archive, assert_same_tree};
 
 /// The system user the daemon runs as (not `nobody`: other tests use it for cross-user checks).
@@ -573,5 +573,90 @@ fn a_plain_user_edits_a_writable_path_and_commits() {
     );
     assert_eq!(out.stdout, b"# Changed\n");
 
+    d.stop_cleanly();
+}
+
+/// fusermount3 cannot remount: a plain user's workspace is mounted read-only while nothing in it
+/// is writable (so the kernel keeps attributes across reads, as for root), and the first
+/// writable path puts a read-write mount in its place. A shell already inside keeps the
+/// read-only mount it entered, still served.
+#[test]
+fn a_plain_users_workspace_turns_read_write_for_its_first_writable_path() {
+    let fx = fixture::standard();
+    let mut d = PlainDaemon::new(&fx);
+    d.start();
+    assert!(
+        superblock_read_only(&d.workspace),
+        "nothing is writable: the superblock should be read-only: {:?}",
+        mounts_at(&d.workspace)
+    );
+
+    // Inside before the swap; reads and tries a write after it.
+    let seen = d._dir.path().join("seen");
+    let mut inside = as_user(&d.user, "sh")
+        .arg("-c")
+        .arg("cd \"$1\" && sleep 3 && cat a/b/c.txt > \"$2\" && { (printf x >> a/new) 2> \"$2.err\" || true; }")
+        .arg("sh")
+        .arg(&d.workspace)
+        .arg(&seen)
+        .spawn()
+        .expect("spawn a shell inside the workspace");
+    let cwd = format!("/proc/{}/cwd", inside.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_link(&cwd).ok().as_deref() != Some(d.workspace.as_path()) {
+        assert!(
+            Instant::now() < deadline,
+            "the shell never entered the workspace"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let (code, body) = api_as_user(&d, "POST", "/api/fs/mount", Some(r#"{"path":"a"}"#));
+    assert_eq!(code, 200, "mount: {body}\n{}", d.report());
+    let fuse: Vec<_> = mounts_at(&d.workspace)
+        .into_iter()
+        .filter(|m| m.fstype.starts_with("fuse"))
+        .collect();
+    assert_eq!(fuse.len(), 1, "one mount in the workspace: {fuse:?}");
+    assert!(
+        !superblock_read_only(&d.workspace),
+        "a writable path needs a read-write superblock: {fuse:?}"
+    );
+    let out = sh_in_workspace(&d, "printf 'w\\n' > a/new && cat a/new a/b/c.txt");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("w\n{}", String::from_utf8_lossy(fixture::DEEP_FILE_CONTENT)),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.report()
+    );
+
+    let status = inside.wait().expect("wait for the shell");
+    assert!(
+        status.success(),
+        "the shell inside: {status}\n{}",
+        d.report()
+    );
+    assert_eq!(
+        std::fs::read(&seen).expect("what the shell read"),
+        fixture::DEEP_FILE_CONTENT,
+        "the replaced mount still serves whoever is inside"
+    );
+    let err = std::fs::read_to_string(seen.with_extension("err")).unwrap_or_default();
+    assert!(
+        err.contains("Read-only file system"),
+        "a write through the replaced mount: {err:?}"
+    );
+
+    // Unmounting the path leaves the mount read-write (replacing it again would cut off
+    // whoever is inside); the read-only parts refuse writes themselves.
+    let (code, body) = api_as_user(&d, "POST", "/api/fs/unmount", Some(r#"{"path":"a"}"#));
+    assert_eq!(code, 200, "unmount: {body}\n{}", d.report());
+    let out = sh_in_workspace(&d, "printf x >> a/new");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Read-only file system"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     d.stop_cleanly();
 }

@@ -17,6 +17,9 @@ pub struct MountEntry {
     pub source: String,
     /// Per-mount options, then the superblock's (`rw,relatime,...,ro,...`).
     pub options: String,
+    /// The superblock's options alone (`ro` there is what makes the kernel refuse writes and
+    /// keep attributes across reads).
+    pub super_options: String,
 }
 
 /// Decodes the `\ooo` octal escapes the kernel uses in mountinfo fields (the daemon's own
@@ -39,12 +42,14 @@ pub fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
         fields[5],
         fields.get(sep + 3).copied().unwrap_or_default()
     );
+    let super_options = fields.get(sep + 3).copied().unwrap_or_default().to_string();
     Some(MountEntry {
         mount_id,
         mount_point,
         fstype,
         source,
         options,
+        super_options,
     })
 }
 
@@ -83,6 +88,13 @@ pub fn fuse_mounts() -> String {
         .filter(|l| l.contains("fuse"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Whether the topmost mount at `path` has a read-only superblock.
+pub fn superblock_read_only(path: &Path) -> bool {
+    mounts_at(path)
+        .last()
+        .is_some_and(|m| m.super_options.split(',').any(|o| o == "ro"))
 }
 
 /// The options of the topmost mount at `path` (per-mount ones first, then the superblock's);
