@@ -2,6 +2,9 @@
 //! `scorpio-dev` on a host prepared as desktop distributions ship FUSE (`/dev/fuse` mode 0666,
 //! setuid-root `fusermount3`). It mounts through fusermount3, serves `git archive`'s tree,
 //! answers `/health`, unmounts on SIGTERM and clears the stale mount a SIGKILL left behind.
+//! Writable paths as that user: edits, status, commit, push into a repository the user owns
+//! (API and CLI), edits kept over a restart, reset, diff, and an unmount refused while a
+//! process of the user is inside.
 //!
 //! The test itself runs as root (as every test). Root cannot enter a FUSE mount another user
 //! made without `allow_other`, so the tree is read as that user (`tar` under `setpriv`).
@@ -19,7 +22,7 @@ use support::daemon::{free_port, lazy_unmount, run_with_timeout};
 use support::fixture;
 use support::http;
 use support::mountinfo::{fuse_mounts, mounts_at};
-use support::tree::{archive, assert_same_tree};
+use support::tree::{archive, assert_same_tree, walk};
 
 /// The system user the daemon runs as (not `nobody`: other tests use it for cross-user checks).
 const USER: &str = "scorpio-dev";
@@ -284,6 +287,96 @@ impl PlainDaemon {
     }
 }
 
+/// More of the harness: the user's repository, the workspace and `git archive` read as the
+/// user, and the CLI run as the user.
+impl PlainDaemon {
+    /// The bare repository the user owns and the daemon uses as `remote`.
+    fn repo(&self) -> PathBuf {
+        self._dir.path().join("repo.git")
+    }
+
+    /// `git --git-dir <repo> <args>` as the user; panics with its stderr when it fails.
+    fn git(&self, args: &[&str]) -> String {
+        let out = run_with_timeout(
+            as_user(&self.user, "git")
+                .arg("--git-dir")
+                .arg(self.repo())
+                .args(args),
+            120,
+        );
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// `git archive` of `commit` of the user's repository, extracted into a fresh directory.
+    fn archive(&self, commit: &str) -> tempfile::TempDir {
+        self.tar_as_user(&format!(
+            "git --git-dir '{}' -c tar.umask=0022 archive --format=tar {commit}",
+            self.repo().display()
+        ))
+    }
+
+    /// A copy of the workspace, read as the user (root may not enter the user's FUSE mount).
+    fn copy_of_workspace(&self) -> tempfile::TempDir {
+        self.tar_as_user(&format!("tar -C '{}' -cf - .", self.workspace.display()))
+    }
+
+    /// Runs `producer` (a shell command writing a tar to stdout) as the user and extracts its
+    /// output, keeping modes, into a fresh directory.
+    fn tar_as_user(&self, producer: &str) -> tempfile::TempDir {
+        let copy = tempfile::tempdir().expect("tempdir");
+        let script = format!(
+            "export HOME='{}'; setpriv --reuid={} --regid={} --clear-groups {producer} | tar -xpf - -C '{}'",
+            self.user.home.display(),
+            self.user.uid,
+            self.user.gid,
+            copy.path().display()
+        );
+        let out = run_with_timeout(
+            Command::new("bash").args(["-o", "pipefail", "-c", &script]),
+            120,
+        );
+        assert!(
+            out.status.success(),
+            "{script}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.report()
+        );
+        copy
+    }
+
+    /// The upper layer directories of the mounted paths (read by root: the store is the user's).
+    fn upper_layers(&self) -> Vec<PathBuf> {
+        let mounts = self._dir.path().join("store/mounts");
+        std::fs::read_dir(&mounts)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path().join("upper"))
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The `scorpio` CLI with the daemon's config, run as the user (it reads `http_addr` there).
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = as_user(&self.user, env!("CARGO_BIN_EXE_scorpio"));
+        cmd.arg("-c").arg(&self.config).args(args);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("SCORPIO_") {
+                cmd.env_remove(k);
+            }
+        }
+        run_with_timeout(&mut cmd, 120)
+    }
+}
+
 impl Drop for PlainDaemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -313,25 +406,7 @@ fn a_plain_user_mounts_the_read_only_workspace() {
     );
 
     // The tree, read as the user (root may not enter another user's FUSE mount).
-    let copy = tempfile::tempdir().expect("tempdir");
-    let script = format!(
-        "setpriv --reuid={} --regid={} --clear-groups tar -C '{}' -cf - . | tar -xpf - -C '{}'",
-        d.user.uid,
-        d.user.gid,
-        d.workspace.display(),
-        copy.path().display()
-    );
-    let out = run_with_timeout(
-        Command::new("bash").args(["-o", "pipefail", "-c", &script]),
-        120,
-    );
-    assert!(
-        out.status.success(),
-        "tar of the workspace as the user: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        d.report()
-    );
-    assert_same_tree(copy.path(), want.path());
+    assert_same_tree(d.copy_of_workspace().path(), want.path());
 
     // Not remounted read-only (that needs root): the daemon itself refuses writes.
     for target in ["new-file", fixture::DEEP_FILE] {
@@ -394,27 +469,11 @@ fn a_plain_users_busy_workspace_is_detached_on_sigterm() {
     d.start();
     // A user of the mount (its cwd inside) makes `fusermount3 -u` fail: the daemon detaches
     // lazily instead (the user cannot abort the connection through fusectl).
-    let mut busy = as_user(&d.user, "sh")
-        .arg("-c")
-        .arg("cd \"$1\" && exec sleep 60")
-        .arg("sh")
-        .arg(d.workspace.join("a"))
-        .spawn()
-        .expect("spawn a user of the mount");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let cwd = format!("/proc/{}/cwd", busy.id());
-    while std::fs::read_link(&cwd).ok() != Some(d.workspace.join("a")) {
-        assert!(
-            Instant::now() < deadline,
-            "the user never entered the mount"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let busy = Holder::start(&d, "cd a && exec sleep 60", "cwd", "a");
 
     d.signal(libc::SIGTERM);
     let status = d.wait();
-    let _ = busy.kill();
-    let _ = busy.wait();
+    drop(busy);
     assert!(
         status.success(),
         "exit after SIGTERM: {status}\n{}",
@@ -569,6 +628,283 @@ fn a_plain_user_edits_a_writable_path_and_commits() {
         30,
     );
     assert_eq!(out.stdout, b"# Changed\n");
+
+    d.stop_cleanly();
+}
+
+/// An API request as the user that must answer 200; its body as JSON.
+fn api_ok(d: &PlainDaemon, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
+    let (code, reply) = api_as_user(d, method, path, body);
+    assert_eq!(code, 200, "{method} {path}: {reply}\n{}", d.report());
+    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{path} is not JSON ({e}): {reply}"))
+}
+
+/// `GET /api/git/status` as the user: the answer, and its (kind, path) pairs sorted by path.
+fn status_as_user(d: &PlainDaemon) -> (serde_json::Value, Vec<(String, String)>) {
+    let (code, body) = api_as_user(d, "GET", "/api/git/status", None);
+    assert_eq!(code, 200, "status: {body}\n{}", d.report());
+    let mut pairs = change_pairs(&body);
+    pairs.sort_by(|a, b| a.1.cmp(&b.1));
+    (serde_json::from_str(&body).expect("status is JSON"), pairs)
+}
+
+/// Owned (kind, path) pairs, to compare with [`status_as_user`].
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, p)| (k.to_string(), p.to_string()))
+        .collect()
+}
+
+/// [`sh_in_workspace`] that must succeed; its stdout.
+fn sh_ok(d: &PlainDaemon, script: &str) -> String {
+    let out = sh_in_workspace(d, script);
+    assert!(
+        out.status.success(),
+        "{script}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.report()
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// `POST /api/git/commit` of everything changed, as the user; the new commit's id.
+fn commit_as_user(d: &PlainDaemon, message: &str) -> String {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let v = api_ok(d, "POST", "/api/git/commit", Some(&body));
+    v["commit"].as_str().expect("a commit id").to_string()
+}
+
+/// A CLI run that must exit 0; its stdout.
+fn cli_ok(d: &PlainDaemon, args: &[&str]) -> String {
+    let out = d.cli(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "scorpio {args:?}: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.report()
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The user's repository after a push: its HEAD's branch is `commit`, `git fsck --strict`
+/// finds nothing, and the workspace, read as the user, is `git archive` of `commit`.
+fn assert_pushed(d: &PlainDaemon, commit: &str) {
+    assert_eq!(
+        d.git(&["rev-parse", "HEAD"]).trim(),
+        commit,
+        "{}",
+        d.report()
+    );
+    d.git(&["fsck", "--strict"]);
+    assert_same_tree(d.copy_of_workspace().path(), d.archive(commit).path());
+}
+
+#[test]
+fn a_plain_user_pushes_into_a_repository_it_owns() {
+    let fx = fixture::standard();
+    let mut d = PlainDaemon::new(&fx);
+    d.start();
+    api_ok(&d, "POST", "/api/fs/mount", Some(r#"{"path":"/"}"#));
+    // Add, modify, delete (and the directory the deleted file leaves empty: git keeps none).
+    sh_ok(
+        &d,
+        "printf 'new\\n' > a/new.txt && printf '# Changed\\n' > README.md && rm src/lib.rs && rmdir src",
+    );
+    // The CLI, as the user, finds the daemon through the config's http_addr.
+    let mut lines: Vec<String> = cli_ok(&d, &["status"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["A a/new.txt", "D src", "M README.md"]);
+
+    let commit = commit_as_user(&d, "plain push");
+    let pushed = api_ok(&d, "POST", "/api/git/push", Some("{}"));
+    assert_eq!(pushed["commit"], commit.as_str(), "{pushed}");
+    assert_pushed(&d, &commit);
+    // The upper layer was pruned: empty on disk, nothing differs from the pushed commit,
+    // nothing is ahead.
+    let uppers = d.upper_layers();
+    assert!(
+        uppers.len() == 1 && walk(&uppers[0]).is_empty(),
+        "the pushed edits are still in the upper layer: {:?}",
+        uppers.iter().map(|u| walk(u)).collect::<Vec<_>>()
+    );
+    let (status, changes) = status_as_user(&d);
+    assert_eq!(changes, pairs(&[]), "{status}\n{}", d.report());
+    assert_eq!(status["ahead"], 0, "{status}");
+    assert_eq!(status["base"], commit.as_str(), "{status}");
+    assert_eq!(
+        sh_ok(&d, "cat a/new.txt README.md && test ! -e src && echo gone"),
+        "new\n# Changed\ngone\n"
+    );
+
+    // Once more, committed and pushed with the CLI.
+    sh_ok(&d, "printf 'second\\n' > a/new.txt");
+    let out = cli_ok(&d, &["commit", "-m", "second plain push"]);
+    let second = out
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        second.len() == 40 && out.contains("(1 ahead of the mounted commit)"),
+        "commit: {out}"
+    );
+    let out = cli_ok(&d, &["push"]);
+    assert!(out.starts_with(&format!("pushed {second} ")), "push: {out}");
+    assert_pushed(&d, &second);
+    assert_eq!(status_as_user(&d).1, pairs(&[]));
+    assert_eq!(sh_ok(&d, "cat a/new.txt"), "second\n");
+
+    d.stop_cleanly();
+}
+
+#[test]
+fn a_plain_users_edits_outlive_a_restart_and_one_is_reset() {
+    let fx = fixture::standard();
+    let mut d = PlainDaemon::new(&fx);
+    d.start();
+    api_ok(&d, "POST", "/api/fs/mount", Some(r#"{"path":"a"}"#));
+    // One change committed and not pushed, two not committed (an added file, a deleted one).
+    sh_ok(&d, "printf 'committed\\n' > a/b/c.txt");
+    let commit = commit_as_user(&d, "not pushed");
+    sh_ok(&d, "printf 'new\\n' > a/new.txt && rm a/b/d/e/deep.txt");
+    let edits = pairs(&[
+        ("modified", "a/b/c.txt"),
+        ("deleted", "a/b/d/e/deep.txt"),
+        ("added", "a/new.txt"),
+    ]);
+    assert_eq!(status_as_user(&d).1, edits, "{}", d.report());
+
+    d.stop_cleanly();
+    d.start();
+
+    let listed = api_ok(&d, "GET", "/api/fs/mpoint", None);
+    let paths: Vec<&str> = listed["mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .filter_map(|m| m["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["a"], "{listed}");
+    assert_eq!(
+        sh_ok(
+            &d,
+            "cat a/b/c.txt a/new.txt && test ! -e a/b/d/e/deep.txt && echo gone"
+        ),
+        "committed\nnew\ngone\n"
+    );
+    let (status, changes) = status_as_user(&d);
+    assert_eq!(changes, edits, "{status}\n{}", d.report());
+    assert_eq!(status["ahead"], 1, "{status}");
+    assert_eq!(status["head"], commit.as_str(), "{status}");
+
+    // Resetting the deleted file brings it back and leaves the other two changes.
+    api_ok(
+        &d,
+        "POST",
+        "/api/git/reset",
+        Some(r#"{"path":"a/b/d/e/deep.txt"}"#),
+    );
+    assert_eq!(
+        status_as_user(&d).1,
+        pairs(&[("modified", "a/b/c.txt"), ("added", "a/new.txt")]),
+        "{}",
+        d.report()
+    );
+    assert_eq!(
+        sh_ok(&d, "cat a/b/d/e/deep.txt a/b/c.txt a/new.txt").as_bytes(),
+        [fixture::DEEPEST_FILE_CONTENT, b"committed\nnew\n"].concat()
+    );
+    let (code, diff) = api_as_user(&d, "GET", "/api/git/diff", None);
+    assert_eq!(code, 200, "diff: {diff}");
+    for part in ["a/b/c.txt", "+committed", "a/new.txt", "+new"] {
+        assert!(diff.contains(part), "{part} not in the diff:\n{diff}");
+    }
+    assert!(
+        !diff.contains("deep.txt"),
+        "the reset change is in the diff:\n{diff}"
+    );
+
+    d.stop_cleanly();
+}
+
+/// A process of the user holding something in the workspace; killed on drop.
+struct Holder(Child);
+
+impl Holder {
+    /// Runs `script` as the user from the workspace, and waits (10 s) until `/proc/<pid>/<link>`
+    /// names `target` (a path in the workspace).
+    fn start(d: &PlainDaemon, script: &str, link: &str, target: &str) -> Holder {
+        let child = as_user(&d.user, "sh")
+            .arg("-c")
+            .arg(format!("cd \"$1\" && {script}"))
+            .arg("sh")
+            .arg(&d.workspace)
+            .spawn()
+            .expect("spawn a process of the user");
+        let h = Holder(child);
+        let proc_link = format!("/proc/{}/{link}", h.0.id());
+        let want = d.workspace.join(target);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_link(&proc_link).ok() != Some(want.clone()) {
+            assert!(
+                Instant::now() < deadline,
+                "{script}: {proc_link} never named {}",
+                want.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        h
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_plain_users_busy_writable_path_is_not_unmounted() {
+    let fx = fixture::standard();
+    let mut d = PlainDaemon::new(&fx);
+    d.start();
+    api_ok(&d, "POST", "/api/fs/mount", Some(r#"{"path":"a"}"#));
+    sh_ok(&d, "printf 'kept\\n' > a/kept.txt");
+    let mounted = || {
+        let v = api_ok(&d, "GET", "/api/fs/mpoint", None);
+        v["mounts"].as_array().map_or(0, Vec::len)
+    };
+    // The busy check reads /proc: as a plain user, of the user's own processes.
+    for (script, link, target) in [
+        ("cd a/b && exec sleep 60", "cwd", "a/b"),
+        ("exec 3<a/kept.txt && exec sleep 60", "fd/3", "a/kept.txt"),
+    ] {
+        let holder = Holder::start(&d, script, link, target);
+        let (code, body) = api_as_user(&d, "POST", "/api/fs/unmount", Some(r#"{"path":"a"}"#));
+        assert_eq!(code, 409, "{script}: {body}\n{}", d.report());
+        let pid = holder.0.id().to_string();
+        assert!(
+            body.contains("BUSY") && body.contains("sleep") && body.contains(&pid),
+            "{body}"
+        );
+        // Nothing changed: still mounted, the edit still there.
+        assert_eq!(mounted(), 1);
+        assert_eq!(sh_ok(&d, "cat a/kept.txt"), "kept\n");
+        drop(holder);
+    }
+
+    api_ok(&d, "POST", "/api/fs/unmount", Some(r#"{"path":"a"}"#));
+    assert_eq!(mounted(), 0);
+    assert_eq!(sh_ok(&d, "test ! -e a/kept.txt && echo gone"), "gone\n");
+    // The edit was kept in the upper layer: mounted again, it is back.
+    api_ok(&d, "POST", "/api/fs/mount", Some(r#"{"path":"a"}"#));
+    assert_eq!(sh_ok(&d, "cat a/kept.txt"), "kept\n");
 
     d.stop_cleanly();
 }
