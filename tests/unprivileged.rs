@@ -2,303 +2,38 @@
 //! `scorpio-dev` on a host prepared as desktop distributions ship FUSE (`/dev/fuse` mode 0666,
 //! setuid-root `fusermount3`). It mounts through fusermount3, serves `git archive`'s tree,
 //! answers `/health`, unmounts on SIGTERM and clears the stale mount a SIGKILL left behind.
+//! Writable paths as that user: edits, status, commit, push into a repository the user owns
+//! (API and CLI), edits kept over a restart, reset, diff, and an unmount refused while a
+//! process of the user is inside. The workspace is read-only to the kernel until its first
+//! writable path, when a read-write mount takes its place. Antares as that user:
+//! `unprivileged/antares.rs`.
 //!
 //! The test itself runs as root (as every test). Root cannot enter a FUSE mount another user
 //! made without `allow_other`, so the tree is read as that user (`tar` under `setpriv`).
 
 mod support;
 
+// The daemon as the user and what the tests do as the user.
+#[path = "unprivileged/harness.rs"]
+mod harness;
+
+// Antares (per-job mounts) as the user.
 #[path = "unprivileged/antares.rs"]
 mod antares;
 
-use std::fs::File;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use harness::{
+    api_as_user, api_ok, as_user, cli_ok, commit_as_user, pairs, sh_in_workspace, sh_ok,
+    status_as_user, Holder, PlainDaemon,
+};
 use support::api::change_pairs;
-use support::daemon::{free_port, lazy_unmount, run_with_timeout};
+use support::daemon::run_with_timeout;
 use support::fixture;
 use support::http;
-use support::mountinfo::{fuse_mounts, mounts_at, superblock_read_only};
-use support::tree::{archive, assert_same_tree};
-
-/// The system user the daemon runs as (not `nobody`: other tests use it for cross-user checks).
-const USER: &str = "scorpio-dev";
-
-/// The uid and gid of [`USER`], created (`useradd --system --create-home`) when missing, and its
-/// home; and the host made as a distribution ships it (`/dev/fuse` 0666, setuid fusermount3).
-fn prepare_host() -> (u32, u32, PathBuf) {
-    let fuse = std::fs::metadata("/dev/fuse").expect("/dev/fuse");
-    if fuse.mode() & 0o666 != 0o666 {
-        std::fs::set_permissions("/dev/fuse", std::fs::Permissions::from_mode(0o666))
-            .expect("chmod 0666 /dev/fuse");
-    }
-    let helper = run_with_timeout(
-        Command::new("sh").args(["-c", "command -v fusermount3"]),
-        10,
-    );
-    let helper = String::from_utf8_lossy(&helper.stdout).trim().to_string();
-    let meta = std::fs::metadata(&helper).unwrap_or_else(|e| panic!("fusermount3 ({helper}): {e}"));
-    assert!(
-        meta.uid() == 0 && meta.mode() & 0o4000 != 0,
-        "{helper} must be setuid root, as distributions ship it"
-    );
-    let id = |flag: &str| {
-        run_with_timeout(Command::new("id").args([flag, USER]), 10)
-            .status
-            .success()
-    };
-    if !id("-u") {
-        let out = run_with_timeout(
-            Command::new("useradd").args(["--system", "--create-home", "--shell", "/bin/sh", USER]),
-            30,
-        );
-        // Another test of this crate may have created it in between.
-        assert!(
-            out.status.success() || id("-u"),
-            "useradd {USER}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let num = |flag: &str| -> u32 {
-        let out = run_with_timeout(Command::new("id").args([flag, USER]), 10);
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("numeric id")
-    };
-    let home = run_with_timeout(Command::new("getent").args(["passwd", USER]), 10);
-    let home = String::from_utf8_lossy(&home.stdout)
-        .trim()
-        .split(':')
-        .nth(5)
-        .map(PathBuf::from)
-        .expect("home of the user");
-    (num("-u"), num("-g"), home)
-}
-
-/// `chown -R uid:gid path`.
-fn chown_r(path: &Path, uid: u32, gid: u32) {
-    let out = run_with_timeout(
-        Command::new("chown")
-            .arg("-R")
-            .arg(format!("{uid}:{gid}"))
-            .arg(path),
-        30,
-    );
-    assert!(out.status.success(), "chown {}", path.display());
-}
-
-/// A command run as the user (`setpriv`, no supplementary groups, HOME set).
-fn as_user(user: &User, program: &str) -> Command {
-    let mut cmd = Command::new("setpriv");
-    cmd.arg(format!("--reuid={}", user.uid))
-        .arg(format!("--regid={}", user.gid))
-        .arg("--clear-groups")
-        .arg(program)
-        .env("HOME", &user.home)
-        .env("USER", USER);
-    cmd
-}
-
-struct User {
-    uid: u32,
-    gid: u32,
-    home: PathBuf,
-}
-
-/// The daemon as the user, over a fixture repository the user owns; lazily unmounts the
-/// workspace and kills the daemon on drop, so nothing stays mounted.
-struct PlainDaemon {
-    user: User,
-    /// The user's temp dir: repository copy, config, store, workspace, log (kept until drop).
-    _dir: tempfile::TempDir,
-    workspace: PathBuf,
-    config: PathBuf,
-    log: PathBuf,
-    http_addr: String,
-    child: Option<Child>,
-}
-
-impl PlainDaemon {
-    fn new(fx: &fixture::Fixture) -> PlainDaemon {
-        let (uid, gid, home) = prepare_host();
-        let user = User { uid, gid, home };
-        let dir = tempfile::Builder::new()
-            .prefix("scorpio-plain-")
-            .tempdir()
-            .expect("tempdir");
-        let repo = dir.path().join("repo.git");
-        let out = run_with_timeout(
-            Command::new("cp").arg("-a").arg(&fx.repo_path).arg(&repo),
-            30,
-        );
-        assert!(out.status.success(), "copy the fixture repository");
-        let workspace = dir.path().join("workspace");
-        std::fs::create_dir(&workspace).expect("mkdir workspace");
-        let http_addr = format!("127.0.0.1:{}", free_port());
-        let config = dir.path().join("scorpio.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "remote = \"{}\"\nworkspace = \"{}\"\nstore_path = \"{}\"\nhttp_addr = \"{http_addr}\"\nlog_level = \"debug\"\n",
-                repo.display(),
-                workspace.display(),
-                dir.path().join("store").display()
-            ),
-        )
-        .expect("write config");
-        chown_r(dir.path(), uid, gid);
-        let log = dir.path().join("scorpio.log");
-        PlainDaemon {
-            user,
-            _dir: dir,
-            workspace,
-            config,
-            log,
-            http_addr,
-            child: None,
-        }
-    }
-
-    /// Runs the daemon as the user and waits (20 s) for a new FUSE mount that answers.
-    fn start(&mut self) {
-        // A stale mount's directory may still list from the kernel's cache, and the new
-        // mount may reuse its id: the new daemon's own "mounted" log line tells.
-        let before = self.mounted_lines();
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open log");
-        let err = log.try_clone().expect("clone log");
-        let mut cmd = as_user(&self.user, env!("CARGO_BIN_EXE_scorpio"));
-        cmd.arg("-c").arg(&self.config);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("SCORPIO_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(err));
-        self.child = Some(cmd.spawn().expect("spawn scorpio as the user"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                panic!(
-                    "scorpio exited before mounting: {status}\n{}",
-                    self.report()
-                );
-            }
-            if self.mounted_lines() > before && self.live() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not mounted within 20 s\n{}",
-                self.report()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// How many times a daemon logged that it mounted the workspace.
-    fn mounted_lines(&self) -> usize {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .matches("scorpio: mounted ")
-            .count()
-    }
-
-    /// Whether the workspace is a FUSE mount the user can list.
-    fn live(&self) -> bool {
-        self.fuse_mounted()
-            && as_user(&self.user, "ls")
-                .arg(&self.workspace)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-    }
-
-    fn fuse_mounted(&self) -> bool {
-        mounts_at(&self.workspace)
-            .iter()
-            .any(|m| m.fstype.starts_with("fuse"))
-    }
-
-    fn report(&self) -> String {
-        format!(
-            "--- log ---\n{}\n--- fuse mounts ---\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default(),
-            fuse_mounts()
-        )
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        if let Some(c) = &self.child {
-            // SAFETY: kill(2) on our own child's pid.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::kill(c.id() as libc::pid_t, sig);
-            }
-        }
-    }
-
-    /// SIGTERM, then the daemon must exit 0 with nothing left mounted.
-    fn stop_cleanly(&mut self) {
-        self.signal(libc::SIGTERM);
-        let status = self.wait();
-        assert!(
-            status.success(),
-            "exit after SIGTERM: {status}\n{}",
-            self.report()
-        );
-        assert!(
-            !self.fuse_mounted(),
-            "still mounted after SIGTERM\n{}",
-            self.report()
-        );
-    }
-
-    /// Waits (15 s) for the daemon to exit.
-    fn wait(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("a running daemon");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(s) = child.try_wait().expect("try_wait") {
-                return s;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the daemon did not exit within 15 s\n{}", self.report());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for PlainDaemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // Lazily, so a busy mount cannot fail it (root's fusermount3 -uz, or umount -l).
-        if self.fuse_mounted() {
-            lazy_unmount(&self.workspace);
-        }
-    }
-}
+use support::mountinfo::{mounts_at, superblock_read_only};
+use support::tree::{archive, assert_same_tree, walk};
 
 #[test]
 fn a_plain_user_mounts_the_read_only_workspace() {
@@ -316,25 +51,7 @@ fn a_plain_user_mounts_the_read_only_workspace() {
     );
 
     // The tree, read as the user (root may not enter another user's FUSE mount).
-    let copy = tempfile::tempdir().expect("tempdir");
-    let script = format!(
-        "setpriv --reuid={} --regid={} --clear-groups tar -C '{}' -cf - . | tar -xpf - -C '{}'",
-        d.user.uid,
-        d.user.gid,
-        d.workspace.display(),
-        copy.path().display()
-    );
-    let out = run_with_timeout(
-        Command::new("bash").args(["-o", "pipefail", "-c", &script]),
-        120,
-    );
-    assert!(
-        out.status.success(),
-        "tar of the workspace as the user: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        d.report()
-    );
-    assert_same_tree(copy.path(), want.path());
+    assert_same_tree(d.copy_of_workspace().path(), want.path());
 
     // Not remounted read-only (that needs root): the daemon itself refuses writes.
     for target in ["new-file", fixture::DEEP_FILE] {
@@ -397,27 +114,11 @@ fn a_plain_users_busy_workspace_is_detached_on_sigterm() {
     d.start();
     // A user of the mount (its cwd inside) makes `fusermount3 -u` fail: the daemon detaches
     // lazily instead (the user cannot abort the connection through fusectl).
-    let mut busy = as_user(&d.user, "sh")
-        .arg("-c")
-        .arg("cd \"$1\" && exec sleep 60")
-        .arg("sh")
-        .arg(d.workspace.join("a"))
-        .spawn()
-        .expect("spawn a user of the mount");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let cwd = format!("/proc/{}/cwd", busy.id());
-    while std::fs::read_link(&cwd).ok() != Some(d.workspace.join("a")) {
-        assert!(
-            Instant::now() < deadline,
-            "the user never entered the mount"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let busy = Holder::start(&d, "cd a && exec sleep 60", "cwd", "a");
 
     d.signal(libc::SIGTERM);
     let status = d.wait();
-    let _ = busy.kill();
-    let _ = busy.wait();
+    drop(busy);
     assert!(
         status.success(),
         "exit after SIGTERM: {status}\n{}",
@@ -429,41 +130,6 @@ fn a_plain_users_busy_workspace_is_detached_on_sigterm() {
         "the busy mount was not detached lazily\n{}",
         d.report()
     );
-}
-
-/// An API request sent as the user (the daemon admits only its own user), with curl: the status
-/// code and the body.
-fn api_as_user(d: &PlainDaemon, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut cmd = as_user(&d.user, "curl");
-    cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}"]);
-    if let Some(b) = body {
-        cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
-    }
-    cmd.arg(format!("http://{}{path}", d.http_addr));
-    let out = run_with_timeout(&mut cmd, 120);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (
-        code.trim().parse().unwrap_or_else(|_| {
-            panic!(
-                "curl {method} {path}: {text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        }),
-        body.to_string(),
-    )
-}
-
-/// A shell script run as the user with the workspace as its working directory.
-fn sh_in_workspace(d: &PlainDaemon, script: &str) -> std::process::Output {
-    run_with_timeout(
-        as_user(&d.user, "sh")
-            .arg("-c")
-            .arg(format!("cd \"$1\" && {script}"))
-            .arg("sh")
-            .arg(&d.workspace),
-        30,
-    )
 }
 
 #[test]
@@ -572,6 +238,190 @@ fn a_plain_user_edits_a_writable_path_and_commits() {
         30,
     );
     assert_eq!(out.stdout, b"# Changed\n");
+
+    d.stop_cleanly();
+}
+
+/// The user's repository after a push: its HEAD's branch is `commit`, `git fsck --strict`
+/// finds nothing, and the workspace, read as the user, is `git archive` of `commit`.
+fn assert_pushed(d: &PlainDaemon, commit: &str) {
+    assert_eq!(
+        d.git(&["rev-parse", "HEAD"]).trim(),
+        commit,
+        "{}",
+        d.report()
+    );
+    d.git(&["fsck", "--strict"]);
+    assert_same_tree(d.copy_of_workspace().path(), d.archive(commit).path());
+}
+
+#[test]
+fn a_plain_user_pushes_into_a_repository_it_owns() {
+    let fx = fixture::standard();
+    let mut d = PlainDaemon::new(&fx);
+    d.start();
+    api_ok(&d, "POST", "/api/fs/mount", Some(r#"{"path":"/"}"#));
+    // Add, modify, delete (and the directory the deleted file leaves empty: git keeps none).
+    sh_ok(
+        &d,
+        "printf 'new\\n' > a/new.txt && printf '# Changed\\n' > README.md && rm src/lib.rs && rmdir src",
+    );
+    // The CLI, as the user, finds the daemon through the config's http_addr.
+    let mut lines: Vec<String> = cli_ok(&d, &["status"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["A a/new.txt", "D src", "M README.md"]);
+
+    let commit = commit_as_user(&d, "plain push");
+    let pushed = api_ok(&d, "POST", "/api/git/push", Some("{}"));
+    assert_eq!(pushed["commit"], commit.as_str(), "{pushed}");
+    assert_pushed(&d, &commit);
+    // The upper layer was pruned: empty on disk, nothing differs from the pushed commit,
+    // nothing is ahead.
+    let uppers = d.upper_layers();
+    assert!(
+        uppers.len() == 1 && walk(&uppers[0]).is_empty(),
+        "the pushed edits are still in the upper layer: {:?}",
+        uppers.iter().map(|u| walk(u)).collect::<Vec<_>>()
+    );
+    let (status, changes) = status_as_user(&d);
+    assert_eq!(changes, pairs(&[]), "{status}\n{}", d.report());
+    assert_eq!(status["ahead"], 0, "{status}");
+    assert_eq!(status["base"], commit.as_str(), "{status}");
+    assert_eq!(
+        sh_ok(&d, "cat a/new.txt README.md && test ! -e src && echo gone"),
+        "new\n# Changed\ngone\n"
+    );
+
+    // Once more, committed and pushed with the CLI.
+    sh_ok(&d, "printf 'second\\n' > a/new.txt");
+    let out = cli_ok(&d, &["commit", "-m", "second plain push"]);
+    let second = out
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        second.len() == 40 && out.contains("(1 ahead of the mounted commit)"),
+        "commit: {out}"
+    );
+    let out = cli_ok(&d, &["push"]);
+    assert!(out.starts_with(&format!("pushed {second} ")), "push: {out}");
+    assert_pushed(&d, &second);
+    assert_eq!(status_as_user(&d).1, pairs(&[]));
+    assert_eq!(sh_ok(&d, "cat a/new.txt"), "second\n");
+
+    d.stop_cleanly();
+}
+
+#[test]
+fn a_plain_users_edits_outlive_a_restart_and_one_is_reset() {
+    let fx = fixture::standard();
+    let mut d = PlainDaemon::new(&fx);
+    d.start();
+    api_ok(&d, "POST", "/api/fs/mount", Some(r#"{"path":"a"}"#));
+    // One change committed and not pushed, two not committed (an added file, a deleted one).
+    sh_ok(&d, "printf 'committed\\n' > a/b/c.txt");
+    let commit = commit_as_user(&d, "not pushed");
+    sh_ok(&d, "printf 'new\\n' > a/new.txt && rm a/b/d/e/deep.txt");
+    let edits = pairs(&[
+        ("modified", "a/b/c.txt"),
+        ("deleted", "a/b/d/e/deep.txt"),
+        ("added", "a/new.txt"),
+    ]);
+    assert_eq!(status_as_user(&d).1, edits, "{}", d.report());
+
+    d.stop_cleanly();
+    d.start();
+
+    let listed = api_ok(&d, "GET", "/api/fs/mpoint", None);
+    let paths: Vec<&str> = listed["mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .filter_map(|m| m["path"].as_str())
+        .collect();
+    assert_eq!(paths, ["a"], "{listed}");
+    assert_eq!(
+        sh_ok(
+            &d,
+            "cat a/b/c.txt a/new.txt && test ! -e a/b/d/e/deep.txt && echo gone"
+        ),
+        "committed\nnew\ngone\n"
+    );
+    let (status, changes) = status_as_user(&d);
+    assert_eq!(changes, edits, "{status}\n{}", d.report());
+    assert_eq!(status["ahead"], 1, "{status}");
+    assert_eq!(status["head"], commit.as_str(), "{status}");
+
+    // Resetting the deleted file brings it back and leaves the other two changes.
+    api_ok(
+        &d,
+        "POST",
+        "/api/git/reset",
+        Some(r#"{"path":"a/b/d/e/deep.txt"}"#),
+    );
+    assert_eq!(
+        status_as_user(&d).1,
+        pairs(&[("modified", "a/b/c.txt"), ("added", "a/new.txt")]),
+        "{}",
+        d.report()
+    );
+    assert_eq!(
+        sh_ok(&d, "cat a/b/d/e/deep.txt a/b/c.txt a/new.txt").as_bytes(),
+        [fixture::DEEPEST_FILE_CONTENT, b"committed\nnew\n"].concat()
+    );
+    let (code, diff) = api_as_user(&d, "GET", "/api/git/diff", None);
+    assert_eq!(code, 200, "diff: {diff}");
+    for part in ["a/b/c.txt", "+committed", "a/new.txt", "+new"] {
+        assert!(diff.contains(part), "{part} not in the diff:\n{diff}");
+    }
+    assert!(
+        !diff.contains("deep.txt"),
+        "the reset change is in the diff:\n{diff}"
+    );
+
+    d.stop_cleanly();
+}
+
+#[test]
+fn a_plain_users_busy_writable_path_is_not_unmounted() {
+    let fx = fixture::standard();
+    let mut d = PlainDaemon::new(&fx);
+    d.start();
+    api_ok(&d, "POST", "/api/fs/mount", Some(r#"{"path":"a"}"#));
+    sh_ok(&d, "printf 'kept\\n' > a/kept.txt");
+    let mounted = || {
+        let v = api_ok(&d, "GET", "/api/fs/mpoint", None);
+        v["mounts"].as_array().map_or(0, Vec::len)
+    };
+    // The busy check reads /proc: as a plain user, of the user's own processes.
+    for (script, link, target) in [
+        ("cd a/b && exec sleep 60", "cwd", "a/b"),
+        ("exec 3<a/kept.txt && exec sleep 60", "fd/3", "a/kept.txt"),
+    ] {
+        let holder = Holder::start(&d, script, link, target);
+        let (code, body) = api_as_user(&d, "POST", "/api/fs/unmount", Some(r#"{"path":"a"}"#));
+        assert_eq!(code, 409, "{script}: {body}\n{}", d.report());
+        let pid = holder.pid().to_string();
+        assert!(
+            body.contains("BUSY") && body.contains("sleep") && body.contains(&pid),
+            "{body}"
+        );
+        // Nothing changed: still mounted, the edit still there.
+        assert_eq!(mounted(), 1);
+        assert_eq!(sh_ok(&d, "cat a/kept.txt"), "kept\n");
+        drop(holder);
+    }
+
+    api_ok(&d, "POST", "/api/fs/unmount", Some(r#"{"path":"a"}"#));
+    assert_eq!(mounted(), 0);
+    assert_eq!(sh_ok(&d, "test ! -e a/kept.txt && echo gone"), "gone\n");
+    // The edit was kept in the upper layer: mounted again, it is back.
+    api_ok(&d, "POST", "/api/fs/mount", Some(r#"{"path":"a"}"#));
+    assert_eq!(sh_ok(&d, "cat a/kept.txt"), "kept\n");
 
     d.stop_cleanly();
 }

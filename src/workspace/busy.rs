@@ -4,6 +4,15 @@
 //! Before a writable path is unmounted (its inodes then stop answering), the process table is
 //! asked instead, the way `fuser -m` does: an fd, a mapping, a working or root directory whose
 //! path lies under the directory. Paths are read from `/proc` and never touch the mount.
+//!
+//! Root reads every process. A plain daemon reads only its own user's (the kernel hides the
+//! links of others), and a process it cannot read counts as not using the directory. Without
+//! `allow_other` (a plain daemon never sets it) the kernel refuses the mount to any process
+//! whose uids are not all the user's, so another user's or root's process cannot be inside.
+//! The one that can is a setuid program the user started from inside (`sudo` keeps the cwd
+//! and fds): it is not seen, so the unmount goes ahead; its cwd was already unusable, an fd it
+//! inherited may still read what the kernel caches, and the upper layer loses nothing.
+//! Counting unreadable processes instead would refuse every unmount while any `sudo` runs.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -35,7 +44,8 @@ pub fn holders(dir: &Path) -> Vec<u32> {
     out
 }
 
-/// Whether the process at `/proc/<pid>` uses something under `dir`.
+/// Whether the process at `/proc/<pid>` uses something under `dir`; links it may not read
+/// count as not (see the module doc).
 fn uses(proc_dir: &Path, dir: &[u8]) -> bool {
     let link_under =
         |p: &Path| std::fs::read_link(p).is_ok_and(|t| under(t.as_os_str().as_bytes(), dir));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{api_as_user, as_user, chown_r, prepare_host, PlainDaemon, User};
+use super::harness::{api_as_user, as_user, chown_r, prepare_host, PlainDaemon, User};
 use crate::support::antares::{fuse_mounts_under, path_of};
 use crate::support::api::{change_pairs, json_or_text};
 use crate::support::daemon::{free_port, lazy_unmount, run_with_timeout};
