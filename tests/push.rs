@@ -418,3 +418,172 @@ fn a_push_waits_for_ci_mounts_that_share_the_view() {
     assert_eq!(code, 200, "{body}\n{}", d.log());
     assert_eq!(fixture::head(&fx), c);
 }
+
+/// A non-bare clone of `fx` with its branch checked out, the daemon's store and workspace in
+/// its ignored `target/` (as scorpio.toml.example has it), and a daemon over it with `/`
+/// mounted writable. The daemon is dropped (and unmounted) before the clone.
+fn clone_daemon(fx: &Fixture) -> (fixture::Worktree, Daemon) {
+    let wt = fixture::Worktree::clone_of(fx);
+    std::fs::write(wt.path().join(".git/info/exclude"), b"/target/\n").expect("exclude");
+    let mut opts = DaemonOpts::new(wt.path().display().to_string());
+    opts.store = Some(wt.path().join("target/scorpio/store"));
+    opts.workspace = Some(wt.path().join("target/scorpio/workspace"));
+    let d = Daemon::start_or_panic(opts);
+    mount(&d, "/");
+    (wt, d)
+}
+
+/// `git status --porcelain` of tracked files in the clone (untracked and ignored aside).
+fn tracked_status(wt: &fixture::Worktree) -> String {
+    wt.git(&["status", "--porcelain", "--untracked-files=no"])
+}
+
+#[test]
+fn a_push_to_the_branch_a_clone_has_checked_out_is_refused_until_update_instead() {
+    let fx = fixture::standard();
+    let (wt, d) = clone_daemon(&fx);
+    let ws = d.workspace.clone();
+    std::fs::write(ws.join(fixture::README), b"# mine\n").expect("modify");
+    let mine = commit(&d, "mine");
+    let readme = std::fs::read(wt.path().join(fixture::README)).expect("clone README");
+    let before = changes(&d);
+
+    let (code, body) = push(&d);
+    assert_eq!(code, 409, "{body}\n{}", d.log());
+    assert_eq!(body["code"], "PUSH_REFUSED", "{body}");
+    let msg = body["error"].as_str().expect("error");
+    for part in [
+        "refs/heads/main",
+        "checked out in the working tree",
+        &wt.path().display().to_string(),
+        "bare repository",
+        "`ref`",
+        "receive.denyCurrentBranch updateInstead",
+        "nothing changed in the workspace",
+    ] {
+        assert!(msg.contains(part), "{part:?} not in {msg}");
+    }
+    let out = cli(&d, &["push"]);
+    assert_eq!(out.status.code(), Some(1), "a refusal exits 1");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("receive.denyCurrentBranch"));
+    // Nothing moved in the clone, nothing was even stored there; the workspace is as it was.
+    assert_eq!(wt.git(&["rev-parse", "main"]), fx.commit);
+    let stored = run_with_timeout(
+        Command::new("git")
+            .arg("-C")
+            .arg(wt.path())
+            .args(["cat-file", "-e", &mine]),
+        60,
+    );
+    assert!(!stored.status.success(), "the pack was not stored");
+    assert_eq!(
+        std::fs::read(wt.path().join(fixture::README)).expect("clone README"),
+        readme
+    );
+    assert_eq!(tracked_status(&wt), "");
+    assert_eq!(changes(&d), before);
+    assert_eq!(status(&d)["ahead"], 1);
+    assert!(upper(&d).join(fixture::README).exists());
+    assert_eq!(
+        std::fs::read(ws.join(fixture::README)).expect("read"),
+        b"# mine\n"
+    );
+
+    // git's own way out: the same push now lands and updates the clone's tree and index.
+    wt.git(&["config", "receive.denyCurrentBranch", "updateInstead"]);
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert_eq!(wt.git(&["rev-parse", "main"]), mine);
+    assert_eq!(
+        std::fs::read(wt.path().join(fixture::README)).expect("clone README"),
+        b"# mine\n"
+    );
+    assert_eq!(tracked_status(&wt), "");
+    assert!(changes(&d).is_empty());
+}
+
+#[test]
+fn update_instead_moves_a_clean_clone_with_the_branch() {
+    let fx = fixture::standard();
+    let (wt, d) = clone_daemon(&fx);
+    wt.git(&["config", "receive.denyCurrentBranch", "updateInstead"]);
+    std::fs::write(wt.path().join("notes.txt"), b"untracked, mine\n").expect("untracked");
+    let ws = d.workspace.clone();
+    std::fs::write(ws.join(fixture::README), b"# Changed\n").expect("modify");
+    std::fs::write(ws.join("a/b/new.txt"), b"new\n").expect("add");
+    std::fs::remove_file(ws.join(fixture::LIB_RS)).expect("delete");
+    let c = commit(&d, "three kinds of change");
+
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert_eq!(wt.git(&["rev-parse", "main"]), c);
+    assert_eq!(wt.git(&["rev-parse", "HEAD"]), c);
+    let clone = wt.path();
+    assert_eq!(
+        std::fs::read(clone.join(fixture::README)).expect("README"),
+        b"# Changed\n"
+    );
+    assert_eq!(
+        std::fs::read(clone.join("a/b/new.txt")).expect("new"),
+        b"new\n"
+    );
+    assert!(!clone.join(fixture::LIB_RS).exists());
+    // Tree and index are the pushed commit's; the untracked file and the ignored target/
+    // (the daemon's store and mounted workspace) were left alone.
+    assert_eq!(tracked_status(&wt), "");
+    assert_eq!(
+        wt.git(&["status", "--porcelain"]),
+        "?? notes.txt",
+        "only the untracked file"
+    );
+    assert_eq!(
+        std::fs::read(clone.join("notes.txt")).expect("kept"),
+        b"untracked, mine\n"
+    );
+    assert!(d.is_mounted());
+    assert!(changes(&d).is_empty());
+    assert_eq!(status(&d)["ahead"], 0);
+}
+
+#[test]
+fn update_instead_refuses_while_the_clone_has_a_tracked_file_changed() {
+    let fx = fixture::standard();
+    let (wt, d) = clone_daemon(&fx);
+    wt.git(&["config", "receive.denyCurrentBranch", "updateInstead"]);
+    std::fs::write(wt.path().join(fixture::README), b"edited in the clone\n").expect("dirty");
+    let ws = d.workspace.clone();
+    std::fs::write(ws.join(fixture::DEEP_FILE), b"changed in the workspace\n").expect("modify");
+    let c = commit(&d, "deep");
+
+    let (code, body) = push(&d);
+    assert_eq!(code, 409, "{body}\n{}", d.log());
+    assert_eq!(body["code"], "PUSH_REFUSED", "{body}");
+    let msg = body["error"].as_str().expect("error");
+    assert!(
+        msg.contains("uncommitted changes") && msg.contains(fixture::README),
+        "{msg}"
+    );
+    assert_eq!(wt.git(&["rev-parse", "main"]), fx.commit);
+    assert_eq!(
+        std::fs::read(wt.path().join(fixture::README)).expect("dirty file"),
+        b"edited in the clone\n"
+    );
+    assert_eq!(
+        std::fs::read(wt.path().join(fixture::DEEP_FILE)).expect("untouched"),
+        fixture::DEEP_FILE_CONTENT
+    );
+    assert_eq!(tracked_status(&wt), format!("M {}", fixture::README));
+    assert_eq!(status(&d)["ahead"], 1);
+    assert!(upper(&d).join(fixture::DEEP_FILE).exists());
+
+    // Once the clone's change is gone, the same push lands.
+    wt.git(&["checkout", "--", fixture::README]);
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert_eq!(wt.git(&["rev-parse", "main"]), c);
+    assert_eq!(
+        std::fs::read(wt.path().join(fixture::DEEP_FILE)).expect("pushed"),
+        b"changed in the workspace\n"
+    );
+    assert_eq!(tracked_status(&wt), "");
+}

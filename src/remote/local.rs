@@ -2,6 +2,10 @@
 //!
 //! git2's `Repository` is not `Sync`, so it sits behind a mutex and every call runs on the
 //! blocking pool. Blob sizes come from the object header, so `stat` never inflates a blob.
+//! A push follows git's `receive.denyCurrentBranch` for a branch a working tree has checked
+//! out (see [`checkout`]).
+
+mod checkout;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -265,6 +269,8 @@ impl super::Push for LocalRemote {
                     actual: actual.to_hex(),
                 });
             }
+            // Before anything is written: a checked-out branch may refuse the push.
+            let worktree = checkout::guard(&repo, &refname)?;
             let odb = repo.odb().map_err(RemoteError::Git)?;
             let mut w = odb.packwriter().map_err(RemoteError::Git)?;
             std::io::Write::write_all(&mut w, &pack).map_err(|e| PushError::Refused {
@@ -272,23 +278,35 @@ impl super::Push for LocalRemote {
                 reason: format!("cannot store the pack: {e}"),
             })?;
             w.commit().map_err(RemoteError::Git)?;
-            let new_git = to_git(new)?;
+            let (old_git, new_git) = (to_git(old)?, to_git(new)?);
             // The pack must have brought the commit.
             repo.find_commit(new_git).map_err(RemoteError::Git)?;
-            if !repo
-                .graph_descendant_of(new_git, to_git(old)?)
-                .unwrap_or(false)
-            {
+            if !repo.graph_descendant_of(new_git, old_git).unwrap_or(false) {
                 return Err(PushError::Refused {
                     refname,
                     reason: "not a fast-forward".into(),
                 });
             }
+            if let Some(wt) = &worktree {
+                // git's push-to-checkout: the tree and index move first, then the ref.
+                if let Err(reason) = wt.update(old_git, new_git) {
+                    return Err(PushError::Refused { refname, reason });
+                }
+            }
             // The ref moves only if nobody moved it since it was read: the same
             // compare-and-swap a git server applies.
             let moved = repo
-                .reference_matching(&refname, new_git, true, to_git(old)?, "scorpio push")
+                .reference_matching(&refname, new_git, true, old_git, "scorpio push")
                 .map(|_| ());
+            if let (Err(e), Some(wt)) = (&moved, &worktree) {
+                // The tree was switched for a ref that did not move: put it back.
+                if let Err(back) = wt.restore(new_git, old_git) {
+                    return Err(PushError::Refused {
+                        refname,
+                        reason: format!("the ref did not move ({}) and {back}", e.message()),
+                    });
+                }
+            }
             match moved {
                 Ok(()) => Ok(()),
                 Err(e) if e.code() == git2::ErrorCode::Modified => {
