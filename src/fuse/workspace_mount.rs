@@ -26,7 +26,7 @@ pub struct WorkspaceMount {
     fs: WorkspaceFs,
     path: PathBuf,
     state: tokio::sync::Mutex<State>,
-    /// Wakes [`WorkspaceMount::ended`] so that a swap can take the current mount.
+    /// Wakes [`WorkspaceMount::ended`] so that a swap can take the current mount at once.
     swapping: tokio::sync::Notify,
 }
 
@@ -82,6 +82,7 @@ impl WorkspaceMount {
     /// no overlay is spliced in (the first writable path comes, or the last one went).
     pub async fn set_read_only(&self, read_only: bool) -> io::Result<()> {
         if is_root() {
+            self.swapping.notify_one();
             let mut st = self.state.lock().await;
             mount::set_readonly(&self.path, read_only);
             st.read_only = read_only;
@@ -125,10 +126,13 @@ impl WorkspaceMount {
             let Some(m) = st.current.as_mut() else {
                 return Err(io::Error::other("the workspace is not mounted"));
             };
+            // The lock is let go when a swap asks for it, and every 100 ms: the swap may ask
+            // (notify) before it waits for the lock, and this loop may take the lock again in
+            // between; once it waits, tokio's mutex, which serves waiters in order, hands it over.
             tokio::select! {
                 r = m.ended() => return r,
-                // Let the swap have the lock (tokio's mutex serves waiters in order).
                 _ = self.swapping.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
     }
