@@ -137,6 +137,23 @@ fn workspace(ws: &Path) -> Result<String, String> {
     }
 }
 
+/// `allow_other`: who may enter the mounts, and whether fusermount3 will let a plain user say so.
+fn allow_other(on: bool) -> Result<String, String> {
+    use crate::privacy::{allow_other_permitted, FUSE_CONF};
+    match (on, is_root()) {
+        (true, true) => Ok("other users may enter the mounts (allow_other); file modes still apply".into()),
+        (false, true) => Ok("allow_other = false: only root may enter the mounts".into()),
+        (false, false) => Ok("only you may enter your mounts (allow_other = false)".into()),
+        (true, false) if allow_other_permitted() => Ok(format!(
+            "{FUSE_CONF} has user_allow_other: other users may enter your mounts; file modes still apply"
+        )),
+        (true, false) => Err(format!(
+            "allow_other = true needs a `user_allow_other` line in {FUSE_CONF} for a plain user \
+             (as root: echo user_allow_other >> {FUSE_CONF}); or set allow_other = false"
+        )),
+    }
+}
+
 /// Runs every check; the remote check resolves the configured ref.
 pub async fn run(cfg: &Config) -> Vec<Check> {
     let mut checks = vec![
@@ -144,6 +161,7 @@ pub async fn run(cfg: &Config) -> Vec<Check> {
         check("fusermount3", fusermount()),
         check("store", store_writable(&cfg.store_path)),
         check("workspace", workspace(&cfg.workspace)),
+        check("allow_other", allow_other(cfg.allow_other)),
     ];
     let remote = match crate::remote::from_config(cfg) {
         Ok(r) => {

@@ -160,6 +160,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     cfg.check_host()?;
+    scorpio::fuse::mount::set_allow_other(cfg.allow_other);
     mount::prepare_mountpoint(&cfg.workspace).map_err(|e| {
         match std::fs::metadata(&cfg.workspace) {
             Ok(m) if !m.is_dir() => cfg.invalid(

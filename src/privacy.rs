@@ -34,6 +34,23 @@ pub fn is_root() -> bool {
     *ROOT.get_or_init(|| rustix::process::geteuid().is_root())
 }
 
+/// The file where the system lets plain users' FUSE mounts use `allow_other`.
+pub const FUSE_CONF: &str = "/etc/fuse.conf";
+
+/// Whether the text of a `fuse.conf` has an active `user_allow_other` line (fusermount3 reads
+/// it so: a line of its own, `#` starts a comment, blanks around it ignored).
+pub fn fuse_conf_allows_other(text: &str) -> bool {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .any(|l| l == "user_allow_other")
+}
+
+/// Whether a mount with `allow_other` would succeed for this daemon: always for root; for a
+/// plain user only when [`FUSE_CONF`] allows it (fusermount3 refuses the mount otherwise).
+pub fn allow_other_permitted() -> bool {
+    is_root() || std::fs::read_to_string(FUSE_CONF).is_ok_and(|t| fuse_conf_allows_other(&t))
+}
+
 /// What below an entry of the store the repair changes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Depth {
@@ -148,6 +165,19 @@ fn fix(fd: BorrowedFd<'_>) -> io::Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn user_allow_other_is_read_as_fusermount3_reads_it() {
+        use super::fuse_conf_allows_other as allows;
+        assert!(allows("user_allow_other\n"));
+        assert!(allows(
+            "# mount_max = 1000\n  user_allow_other  # for the CI user\n"
+        ));
+        assert!(!allows("#user_allow_other\n"));
+        assert!(!allows("# user_allow_other\nmount_max = 1000\n"));
+        assert!(!allows("user_allow_others\n"));
+        assert!(!allows(""));
+    }
+
     use super::*;
     use std::os::unix::fs::{symlink, PermissionsExt};
 

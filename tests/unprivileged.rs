@@ -510,3 +510,81 @@ fn a_plain_users_workspace_turns_read_write_for_its_first_writable_path() {
     );
     d.stop_cleanly();
 }
+
+/// `/etc/fuse.conf` as it was, put back on drop.
+struct FuseConf(Option<Vec<u8>>);
+
+impl FuseConf {
+    fn set(text: &str) -> FuseConf {
+        let old = std::fs::read(scorpio::privacy::FUSE_CONF).ok();
+        std::fs::write(scorpio::privacy::FUSE_CONF, text).expect("write /etc/fuse.conf");
+        FuseConf(old)
+    }
+}
+
+impl Drop for FuseConf {
+    fn drop(&mut self) {
+        let _ = match &self.0 {
+            Some(old) => std::fs::write(scorpio::privacy::FUSE_CONF, old),
+            None => std::fs::remove_file(scorpio::privacy::FUSE_CONF),
+        };
+    }
+}
+
+/// `allow_other = true` lets other users (root included) into a plain user's workspace, which
+/// fusermount3 allows only with `user_allow_other` in /etc/fuse.conf: without it the start
+/// fails with exit 2 naming the key and the fix, and `doctor` says so.
+#[test]
+fn a_plain_users_allow_other_needs_user_allow_other() {
+    let fx = fixture::standard();
+    let mut d = PlainDaemon::new(&fx);
+    let mut config = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&d.config)
+        .expect("open the config");
+    std::io::Write::write_all(&mut config, b"allow_other = true\n").expect("append");
+    let doctor_line = |d: &PlainDaemon| {
+        let out = d.cli(&["doctor"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = text
+            .lines()
+            .find(|l| l.contains("allow_other"))
+            .unwrap_or_else(|| panic!("no allow_other line: {text}"))
+            .to_string();
+        (out.status.code(), line)
+    };
+
+    let conf = FuseConf::set("# mount_max = 1000\n#user_allow_other\n");
+    let (_, line) = doctor_line(&d);
+    assert!(
+        line.starts_with("FAIL") && line.contains("user_allow_other"),
+        "{line}"
+    );
+    let out = run_with_timeout(
+        as_user(&d.user, env!("CARGO_BIN_EXE_scorpio"))
+            .arg("-c")
+            .arg(&d.config),
+        60,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("allow_other") && err.contains("user_allow_other"),
+        "{err}"
+    );
+    assert!(!d.fuse_mounted(), "{}", d.report());
+
+    drop(conf);
+    let _conf = FuseConf::set("# mount_max = 1000\nuser_allow_other\n");
+    let (_, line) = doctor_line(&d);
+    assert!(line.starts_with("ok"), "{line}");
+    d.start();
+    let top = mounts_at(&d.workspace).pop().expect("a mount");
+    assert!(top.options.contains("allow_other"), "{top:?}");
+    // The test runs as root, another user to this mount: it may read the tree now.
+    assert_eq!(
+        std::fs::read(d.workspace.join(fixture::DEEP_FILE)).expect("root reads the workspace"),
+        fixture::DEEP_FILE_CONTENT
+    );
+    d.stop_cleanly();
+}

@@ -82,6 +82,8 @@ pub struct Config {
     pub git_author: Option<String>,
     /// Commit author email.
     pub git_email: Option<String>,
+    /// Whether users other than the daemon's may enter its mounts (default: only when root).
+    pub allow_other: bool,
     /// Antares settings.
     pub antares: AntaresConfig,
     /// Where each key's value came from, for errors found after loading (see [`Config::invalid`]).
@@ -114,8 +116,8 @@ impl Config {
         invalid(key, &self.origin(key), &reason.to_string())
     }
 
-    /// Start-up checks that need the filesystem: `store_path` can be written, a local `remote`
-    /// is a git repository that has `ref`. Each failure names its
+    /// Start-up checks that need the filesystem: `store_path` can be written, `allow_other` is
+    /// permitted, a local `remote` is a git repository that has `ref`. Each failure names its
     /// key and where the value came from (the process exits 2).
     pub fn check_host(&self) -> Result<(), ConfigError> {
         std::fs::create_dir_all(&self.store_path)
@@ -129,6 +131,18 @@ impl Config {
                     ),
                 )
             })?;
+        if self.allow_other && !crate::privacy::allow_other_permitted() {
+            return Err(self.invalid(
+                "allow_other",
+                format!(
+                    "a plain user's mount may let other users in only when {} has a \
+                     `user_allow_other` line (as root: echo user_allow_other >> {}); or set \
+                     allow_other = false",
+                    crate::privacy::FUSE_CONF,
+                    crate::privacy::FUSE_CONF
+                ),
+            ));
+        }
         if let RemoteSpec::Local(p) = &self.remote {
             let repo = git2::Repository::open(p).map_err(|e| {
                 self.invalid(

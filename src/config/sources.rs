@@ -26,6 +26,7 @@ pub(super) const KEYS: &[&str] = &[
     "auth_token",
     "git_author",
     "git_email",
+    "allow_other",
     "antares.bind",
     "antares.mount_root",
     "antares.upper_root",

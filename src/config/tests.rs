@@ -157,3 +157,21 @@ fn refuses_open_bind_without_token_and_missing_remote() {
         .to_string()
         .contains("cache_mem_bytes"));
 }
+
+#[test]
+fn allow_other_defaults_to_whether_the_daemon_is_root() {
+    let build = |text: &str| {
+        let (_d, p) = file(text);
+        Sources::from_file(Some(&p)).unwrap().build()
+    };
+    let c = build("remote = \".\"\nstore_path = \"/s\"\n").unwrap();
+    assert_eq!(c.allow_other, crate::privacy::is_root());
+    let c = build("remote = \".\"\nstore_path = \"/s\"\nallow_other = false\n").unwrap();
+    assert!(!c.allow_other);
+    let c = build("remote = \".\"\nstore_path = \"/s\"\nallow_other = true\n").unwrap();
+    assert!(c.allow_other);
+    let e = build("remote = \".\"\nstore_path = \"/s\"\nallow_other = \"yes\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("allow_other"), "{e}");
+}

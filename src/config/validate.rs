@@ -108,6 +108,9 @@ impl Sources {
             allow_other_roots: self.boolean("antares.allow_other_roots")?.unwrap_or(false),
         };
         Ok(Config {
+            allow_other: self
+                .boolean("allow_other")?
+                .unwrap_or_else(crate::privacy::is_root),
             remote,
             refname,
             workspace,

@@ -34,15 +34,25 @@ pub enum MountError {
     },
 }
 
+/// Whether mounts let other users in (`allow_other`), set once from the config at start.
+static ALLOW_OTHER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Sets whether the daemon's mounts let users other than its own in (the `allow_other` key;
+/// default: only when root). The first call counts.
+pub fn set_allow_other(on: bool) {
+    let _ = ALLOW_OTHER.set(on);
+}
+
 /// Mount options for the workspace: the kernel checks permissions itself (from the modes we
 /// report) and may read ahead. Read-only parts answer EROFS themselves.
 pub fn workspace_options() -> MountOptions {
     let mut o = MountOptions::default();
     o.fs_name("scorpio")
         .default_permissions(true)
-        // Root serves a shared box: let every user read the workspace. A plain user's mount is
-        // its own (fusermount3 refuses allow_other without user_allow_other in /etc/fuse.conf).
-        .allow_other(is_root())
+        // Root serves a shared box: every user may read the workspace. A plain user's mount is
+        // its own unless the config says otherwise (fusermount3 then needs user_allow_other in
+        // /etc/fuse.conf, checked at start).
+        .allow_other(ALLOW_OTHER.get().copied().unwrap_or_else(is_root))
         .max_readahead(Some(1 << 20))
         // File data changes only through this mount or through Scorpio's own operations,
         // which invalidate what they change (or give changed content a new inode). The
