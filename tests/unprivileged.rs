@@ -21,6 +21,10 @@ mod harness;
 #[path = "unprivileged/antares.rs"]
 mod antares;
 
+// The README's commands as the user, from a clone to a push.
+#[path = "unprivileged/readme.rs"]
+mod readme;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
