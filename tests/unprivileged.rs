@@ -29,8 +29,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::{
-    api_as_user, api_ok, as_user, cli_ok, commit_as_user, pairs, sh_in_workspace, sh_ok,
-    status_as_user, Holder, PlainDaemon,
+    api_as_user, api_ok, as_user, cli_ok, commit_as_user, pairs, scorpio_bin, sh_in_workspace,
+    sh_ok, status_as_user, Holder, PlainDaemon,
 };
 use support::api::change_pairs;
 use support::daemon::run_with_timeout;
@@ -565,9 +565,7 @@ fn a_plain_users_allow_other_needs_user_allow_other() {
         "{line}"
     );
     let out = run_with_timeout(
-        as_user(&d.user, env!("CARGO_BIN_EXE_scorpio"))
-            .arg("-c")
-            .arg(&d.config),
+        as_user(&d.user, &scorpio_bin()).arg("-c").arg(&d.config),
         60,
     );
     let err = String::from_utf8_lossy(&out.stderr);

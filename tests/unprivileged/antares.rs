@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::harness::{api_as_user, as_user, chown_r, prepare_host, PlainDaemon, User};
+use super::harness::{api_as_user, as_user, chown_r, prepare_host, scorpio_bin, PlainDaemon, User};
 use crate::support::antares::{fuse_mounts_under, path_of};
 use crate::support::api::{change_pairs, json_or_text};
 use crate::support::daemon::{free_port, lazy_unmount, run_with_timeout};
@@ -100,7 +100,7 @@ impl PlainAntares {
             .open(&self.log)
             .expect("open log");
         let err = log.try_clone().expect("clone log");
-        let mut cmd = as_user(&self.user, env!("CARGO_BIN_EXE_scorpio"));
+        let mut cmd = as_user(&self.user, &scorpio_bin());
         cmd.arg("-c").arg(&self.config).args(["antares", "serve"]);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("SCORPIO_") {
@@ -152,7 +152,7 @@ impl PlainAntares {
     /// The `scorpio antares ...` CLI run as the user with the server's config.
     fn cli(&self, args: &[&str]) -> std::process::Output {
         run_with_timeout(
-            as_user(&self.user, env!("CARGO_BIN_EXE_scorpio"))
+            as_user(&self.user, &scorpio_bin())
                 .arg("-c")
                 .arg(&self.config)
                 .arg("antares")
@@ -625,7 +625,7 @@ fn a_plain_daemon_serves_antares_under_its_api() {
     let out = sh_in(&d.user, &d.workspace, "test ! -e a/n.txt && cat a/b/c.txt");
     assert_eq!(out.stdout, fixture::DEEP_FILE_CONTENT, "{out:?}");
     let out = run_with_timeout(
-        as_user(&d.user, env!("CARGO_BIN_EXE_scorpio"))
+        as_user(&d.user, &scorpio_bin())
             .arg("-c")
             .arg(&d.config)
             .args(["antares", "--via-daemon", "list"]),

@@ -17,6 +17,47 @@ use crate::support::mountinfo::{fuse_mounts, mounts_at};
 /// The system user the daemon runs as (not `nobody`: other tests use it for cross-user checks).
 const USER: &str = "scorpio-dev";
 
+/// The `scorpio` binary as the user can run it: the build's own when the user can reach it,
+/// else (a clone under `/root`, as on a CI host) a copy in a root-owned 0755 directory of the
+/// temp dir, replaced by rename so a concurrent run never sees half a file.
+pub(crate) fn scorpio_bin() -> String {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let built = env!("CARGO_BIN_EXE_scorpio");
+        let (uid, gid, _) = prepare_host();
+        let reachable = Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .args(["--clear-groups", "test", "-x", built])
+            .status()
+            .is_ok_and(|s| s.success());
+        if reachable {
+            return built.to_string();
+        }
+        let dir = std::env::temp_dir().join("scorpio-unprivileged-bin");
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => panic!("mkdir {}: {e}", dir.display()),
+        }
+        let meta = std::fs::symlink_metadata(&dir).expect("stat the binary's directory");
+        // Only root can have made a root-owned directory there; made 0755 below either way.
+        assert!(
+            meta.is_dir() && meta.uid() == 0,
+            "{} must be a directory of root's",
+            dir.display()
+        );
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let tmp = dir.join(format!("scorpio.{}", std::process::id()));
+        std::fs::copy(built, &tmp).expect("copy the binary");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let bin = dir.join("scorpio");
+        std::fs::rename(&tmp, &bin).expect("rename the binary");
+        bin.to_string_lossy().into_owned()
+    })
+    .clone()
+}
+
 /// The uid and gid of [`USER`], created (`useradd --system --create-home`) when missing, and its
 /// home; and the host made as a distribution ships it (`/dev/fuse` 0666, setuid fusermount3).
 pub(crate) fn prepare_host() -> (u32, u32, PathBuf) {
@@ -165,7 +206,7 @@ impl PlainDaemon {
             .open(&self.log)
             .expect("open log");
         let err = log.try_clone().expect("clone log");
-        let mut cmd = as_user(&self.user, env!("CARGO_BIN_EXE_scorpio"));
+        let mut cmd = as_user(&self.user, &scorpio_bin());
         cmd.arg("-c").arg(&self.config);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("SCORPIO_") {
@@ -357,7 +398,7 @@ impl PlainDaemon {
 
     /// The `scorpio` CLI with the daemon's config, run as the user (it reads `http_addr` there).
     pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
-        let mut cmd = as_user(&self.user, env!("CARGO_BIN_EXE_scorpio"));
+        let mut cmd = as_user(&self.user, &scorpio_bin());
         cmd.arg("-c").arg(&self.config).args(args);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("SCORPIO_") {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::harness::{as_user, chown_r, prepare_host, User};
+use super::harness::{as_user, chown_r, prepare_host, scorpio_bin, User};
 use super::support::daemon::{free_port, lazy_unmount, run_with_timeout};
 use super::support::fixture;
 use super::support::mountinfo::{fuse_mounts, mounts_at};
@@ -49,11 +49,11 @@ impl Drop for ReadmeDaemon {
 /// the API address is moved off the example's port 8000 (tests run side by side).
 fn readme_cmd(user: &User, dir: &Path, http: &str, program: &str, args: &[&str]) -> Command {
     let program = if program == "scorpio" {
-        env!("CARGO_BIN_EXE_scorpio")
+        scorpio_bin()
     } else {
-        program
+        program.to_string()
     };
-    let mut cmd = as_user(user, program);
+    let mut cmd = as_user(user, &program);
     cmd.current_dir(dir).args(args);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("SCORPIO_") {
