@@ -21,8 +21,11 @@
 # counts the FUSE requests each workload sends, cold and warm (untimed; the timings use log_level=info).
 # Exit status: 0, or 3 when something looked wrong (listed under SURPRISES), 1 on errors.
 #
-# Needs: git, hyperfine, python3, fusermount3, coreutils (timeout, xargs), /dev/fuse; normally run as
-# root. Installs nothing and builds nothing: it uses ${SCORPIO_BIN:-target/release/scorpio}.
+# Needs: git, hyperfine, python3, fusermount3, coreutils (timeout, xargs), /dev/fuse; run as root or
+# as a plain user (then through fusermount3). Installs nothing and builds nothing: it uses
+# ${SCORPIO_BIN:-target/release/scorpio}.
+#   BENCH_AS_USER=scorpio-dev bash benches/readonly.sh   # from root: the same run as that user, its
+#                                                        # temp dir $BENCH_TMP/scorpio-bench-<user>
 #
 # Environment knobs:
 #   BENCH_FILES (50000)  BENCH_BIG_MB (100)  BENCH_STAT (10000)  BENCH_CAT (1000)  BENCH_RUNS (5)
@@ -30,6 +33,18 @@
 #   BENCH_TIMEOUT (60, seconds for any mount/unmount wait)  BENCH_COUNT (1)  BENCH_KEEP (0: keep temp dir)
 #   SCORPIO_BIN (target/release/scorpio, relative to the repository root)
 set -euo pipefail
+
+# From root, as a plain user (how a developer runs it): the script again under setpriv, with the
+# BENCH_* and SCORPIO_BIN knobs and a temp dir of that user's.
+if [[ -n ${BENCH_AS_USER:-} && $(id -u) -eq 0 ]]; then
+    uid=$(id -u "$BENCH_AS_USER") && gid=$(id -g "$BENCH_AS_USER") || exit 1
+    tmp=${BENCH_TMP:-/var/tmp}/scorpio-bench-$BENCH_AS_USER
+    mkdir -p "$tmp" && chown "$uid:$gid" "$tmp" && chmod 700 "$tmp"
+    knobs=()
+    while IFS= read -r kv; do knobs+=("$kv"); done < <(env | grep -E '^(BENCH_[A-Z_]+|SCORPIO_BIN)=' | grep -vE '^BENCH_(TMP|AS_USER)=')
+    exec setpriv --reuid="$uid" --regid="$gid" --init-groups env -i HOME="$tmp" USER="$BENCH_AS_USER" \
+        PATH=/usr/local/bin:/usr/bin:/bin BENCH_TMP="$tmp" "${knobs[@]}" bash "$0" "$@"
+fi
 export LC_ALL=C
 
 BENCH_FILES=${BENCH_FILES:-50000}

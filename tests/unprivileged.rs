@@ -25,6 +25,7 @@ mod antares;
 #[path = "unprivileged/readme.rs"]
 mod readme;
 
+use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -587,6 +588,18 @@ fn a_plain_users_allow_other_needs_user_allow_other() {
     assert_eq!(
         std::fs::read(d.workspace.join(fixture::DEEP_FILE)).expect("root reads the workspace"),
         fixture::DEEP_FILE_CONTENT
+    );
+    // And write in a writable path: the daemon cannot give the file to root, so it stays the
+    // daemon's user's.
+    api_ok(&d, "POST", "/api/fs/mount", Some(r#"{"path":"a"}"#));
+    let by_root = d.workspace.join("a/by-root.txt");
+    std::fs::write(&by_root, b"root was here\n").expect("root writes in a writable path");
+    let meta = std::fs::metadata(&by_root).expect("stat");
+    assert_eq!((meta.uid(), meta.gid()), (d.user.uid, d.user.gid));
+    assert_eq!(
+        sh_ok(&d, "cat a/by-root.txt"),
+        "root was here\n",
+        "the user reads what root wrote"
     );
     d.stop_cleanly();
 }

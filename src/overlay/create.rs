@@ -47,13 +47,20 @@ impl OverlayFs {
     fn give(&self, pdir: &OwnedFd, name: &OsStr, req: &Request, mode: Option<u32>) -> Result<()> {
         let pst = rustix::fs::fstat(pdir)?;
         let (uid, gid) = self.new_owner(&pst, req.uid, req.gid);
-        rustix::fs::chownat(
+        match rustix::fs::chownat(
             pdir,
             name,
             Some(Uid::from_raw(uid)),
             Some(Gid::from_raw(gid)),
             AtFlags::SYMLINK_NOFOLLOW,
-        )?;
+        ) {
+            Ok(()) => {}
+            // A plain daemon cannot give an entry away (another user creates one only through
+            // `allow_other`, or a group the daemon is not in): it stays the daemon's user's, as
+            // on sshfs.
+            Err(rustix::io::Errno::PERM) if !crate::privacy::is_root() => {}
+            Err(e) => return Err(e.into()),
+        }
         // Most requests (0644, 0755) come out right already: no further system call.
         if let Some(mode) = mode.filter(|m| m & (0o7000 | crate::privacy::DAEMON_UMASK) != 0) {
             let mut want = mode & 0o7777;
