@@ -30,8 +30,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::{
-    api_as_user, api_ok, as_user, cli_ok, commit_as_user, pairs, scorpio_bin, sh_in_workspace,
-    sh_ok, status_as_user, Holder, PlainDaemon,
+    api_as_user, api_ok, as_user, cli_ok, commit_as_user, pairs, scorpio_as, sh_in_workspace,
+    sh_ok, status_as_user, Holder, PlainDaemon, EDITS,
 };
 use support::api::change_pairs;
 use support::daemon::run_with_timeout;
@@ -147,14 +147,7 @@ fn a_plain_user_edits_a_writable_path_and_commits() {
 
     // Create, modify, delete a lower file (a whiteout), remove a lower directory, and make a
     // new directory where a lower one was deleted (opaque).
-    let steps = [
-        "printf 'new\\n' > new.txt",
-        "printf '# Changed\\n' > README.md",
-        "rm src/lib.rs",
-        "rm a/b/d/e/deep.txt && rmdir a/b/d/e",
-        "rm -r 'dir with space' && mkdir 'dir with space' && printf 'fresh\\n' > 'dir with space/only.txt'",
-    ];
-    for step in steps {
+    for step in EDITS {
         let out = sh_in_workspace(&d, step);
         assert!(
             out.status.success(),
@@ -565,10 +558,7 @@ fn a_plain_users_allow_other_needs_user_allow_other() {
         line.starts_with("FAIL") && line.contains("user_allow_other"),
         "{line}"
     );
-    let out = run_with_timeout(
-        as_user(&d.user, &scorpio_bin()).arg("-c").arg(&d.config),
-        60,
-    );
+    let out = run_with_timeout(scorpio_as(&d.user).arg("-c").arg(&d.config), 60);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(

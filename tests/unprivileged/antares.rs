@@ -3,14 +3,16 @@
 //! as that user. Every request is sent as the user (curl under `setpriv`), every mount is read
 //! and written as the user, and the mounts are that user's, through fusermount3.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::harness::{api_as_user, as_user, chown_r, prepare_host, scorpio_bin, PlainDaemon, User};
+use super::harness::{
+    api_as_user, as_user, chown_r, prepare_host, scorpio_as, spawn_until, wait_exit, PlainDaemon,
+    User, EDITS,
+};
 use crate::support::antares::{fuse_mounts_under, path_of};
 use crate::support::api::{change_pairs, json_or_text};
 use crate::support::daemon::{free_port, lazy_unmount, run_with_timeout};
@@ -94,45 +96,19 @@ impl PlainAntares {
 
     /// Runs `scorpio antares serve` as the user and waits (30 s) for `/health` to answer.
     fn start(&mut self) {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open log");
-        let err = log.try_clone().expect("clone log");
-        let mut cmd = as_user(&self.user, &scorpio_bin());
+        let mut cmd = scorpio_as(&self.user);
         cmd.arg("-c").arg(&self.config).args(["antares", "serve"]);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("SCORPIO_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(err));
-        self.child = Some(cmd.spawn().expect("spawn antares serve as the user"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                panic!("antares serve exited at start: {status}\n{}", self.report());
-            }
-            if std::net::TcpStream::connect(&self.addr).is_ok()
-                && http::get(&self.addr, "/health").0 == 200
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "antares serve did not answer within 30 s\n{}",
-                self.report()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = spawn_until(
+            &mut cmd,
+            &self.log,
+            30,
+            || {
+                std::net::TcpStream::connect(&self.addr).is_ok()
+                    && http::get(&self.addr, "/health").0 == 200
+            },
+            || self.report(),
+        );
+        self.child = Some(child);
     }
 
     /// A request sent as the user (curl): the status and the answer as JSON.
@@ -152,7 +128,7 @@ impl PlainAntares {
     /// The `scorpio antares ...` CLI run as the user with the server's config.
     fn cli(&self, args: &[&str]) -> std::process::Output {
         run_with_timeout(
-            as_user(&self.user, &scorpio_bin())
+            scorpio_as(&self.user)
                 .arg("-c")
                 .arg(&self.config)
                 .arg("antares")
@@ -186,19 +162,8 @@ impl PlainAntares {
 
     /// Waits (30 s) for the server to exit.
     fn wait(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("a running server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = child.try_wait().expect("try_wait") {
-                return s;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("antares serve did not exit within 30 s\n{}", self.report());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = self.child.take().expect("a running server");
+        wait_exit(child, 30, || self.report())
     }
 }
 
@@ -353,14 +318,7 @@ fn a_plain_user_serves_antares_mounts_and_edits_one() {
 
     // Create, modify, delete a lower file (a whiteout), remove a lower directory, and make a
     // new directory where a lower one was deleted (opaque).
-    let steps = [
-        "printf 'new\\n' > new.txt",
-        "printf '# Changed\\n' > README.md",
-        "rm src/lib.rs",
-        "rm a/b/d/e/deep.txt && rmdir a/b/d/e",
-        "rm -r 'dir with space' && mkdir 'dir with space' && printf 'fresh\\n' > 'dir with space/only.txt'",
-    ];
-    for step in steps {
+    for step in EDITS {
         let out = sh_in(&s.user, &mp, step);
         assert!(
             out.status.success(),
@@ -625,7 +583,7 @@ fn a_plain_daemon_serves_antares_under_its_api() {
     let out = sh_in(&d.user, &d.workspace, "test ! -e a/n.txt && cat a/b/c.txt");
     assert_eq!(out.stdout, fixture::DEEP_FILE_CONTENT, "{out:?}");
     let out = run_with_timeout(
-        as_user(&d.user, &scorpio_bin())
+        scorpio_as(&d.user)
             .arg("-c")
             .arg(&d.config)
             .args(["antares", "--via-daemon", "list"]),

@@ -58,6 +58,82 @@ pub(crate) fn scorpio_bin() -> String {
     .clone()
 }
 
+/// `scorpio` run as the user, without the test process's own `SCORPIO_*` variables.
+pub(crate) fn scorpio_as(user: &User) -> Command {
+    let mut cmd = as_user(user, &scorpio_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SCORPIO_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Spawns `cmd` with its output appended to `log` and waits (`secs`) until `ready()`; panics
+/// with `report()` when the process exits first or time runs out.
+pub(crate) fn spawn_until(
+    cmd: &mut Command,
+    log: &Path,
+    secs: u64,
+    mut ready: impl FnMut() -> bool,
+    report: impl Fn() -> String,
+) -> Child {
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open log");
+    let err = out.try_clone().expect("clone log");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .expect("spawn scorpio as the user");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("scorpio exited at start: {status}\n{}", report());
+        }
+        if ready() {
+            return child;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("scorpio not ready within {secs} s\n{}", report());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (`secs`) for `child` to exit; kills it and panics with `report()` when it does not.
+pub(crate) fn wait_exit(mut child: Child, secs: u64, report: impl Fn() -> String) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("scorpio did not exit within {secs} s\n{}", report());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Edits of every kind, as shell steps run in a writable root: create, modify, delete a lower
+/// file (a whiteout), remove a lower directory, make a directory where a lower one was
+/// deleted (opaque).
+pub(crate) const EDITS: [&str; 5] = [
+    "printf 'new\\n' > new.txt",
+    "printf '# Changed\\n' > README.md",
+    "rm src/lib.rs",
+    "rm a/b/d/e/deep.txt && rmdir a/b/d/e",
+    "rm -r 'dir with space' && mkdir 'dir with space' && printf 'fresh\\n' > 'dir with space/only.txt'",
+];
+
 /// The uid and gid of [`USER`], created (`useradd --system --create-home`) when missing, and its
 /// home; and the host made as a distribution ships it (`/dev/fuse` 0666, setuid fusermount3).
 pub(crate) fn prepare_host() -> (u32, u32, PathBuf) {
@@ -200,46 +276,16 @@ impl PlainDaemon {
         // A stale mount's directory may still list from the kernel's cache, and the new
         // mount may reuse its id: the new daemon's own "mounted" log line tells.
         let before = self.mounted_lines();
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open log");
-        let err = log.try_clone().expect("clone log");
-        let mut cmd = as_user(&self.user, &scorpio_bin());
+        let mut cmd = scorpio_as(&self.user);
         cmd.arg("-c").arg(&self.config);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("SCORPIO_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(err));
-        self.child = Some(cmd.spawn().expect("spawn scorpio as the user"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                panic!(
-                    "scorpio exited before mounting: {status}\n{}",
-                    self.report()
-                );
-            }
-            if self.mounted_lines() > before && self.live() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not mounted within 20 s\n{}",
-                self.report()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let child = spawn_until(
+            &mut cmd,
+            &self.log,
+            20,
+            || self.mounted_lines() > before && self.live(),
+            || self.report(),
+        );
+        self.child = Some(child);
     }
 
     /// How many times a daemon logged that it mounted the workspace.
@@ -303,19 +349,8 @@ impl PlainDaemon {
 
     /// Waits (15 s) for the daemon to exit.
     pub(crate) fn wait(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("a running daemon");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(s) = child.try_wait().expect("try_wait") {
-                return s;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the daemon did not exit within 15 s\n{}", self.report());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = self.child.take().expect("a running daemon");
+        wait_exit(child, 15, || self.report())
     }
 }
 
@@ -398,14 +433,13 @@ impl PlainDaemon {
 
     /// The `scorpio` CLI with the daemon's config, run as the user (it reads `http_addr` there).
     pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
-        let mut cmd = as_user(&self.user, &scorpio_bin());
-        cmd.arg("-c").arg(&self.config).args(args);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("SCORPIO_") {
-                cmd.env_remove(k);
-            }
-        }
-        run_with_timeout(&mut cmd, 120)
+        run_with_timeout(
+            scorpio_as(&self.user)
+                .arg("-c")
+                .arg(&self.config)
+                .args(args),
+            120,
+        )
     }
 }
 

@@ -4,10 +4,9 @@
 //! updateInstead`, as the README says to set), and Ctrl-C (SIGINT) leaving nothing mounted.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Output};
 
-use super::harness::{as_user, chown_r, prepare_host, scorpio_bin, User};
+use super::harness::{as_user, chown_r, prepare_host, scorpio_as, spawn_until, wait_exit, User};
 use super::support::daemon::{free_port, lazy_unmount, run_with_timeout};
 use super::support::fixture;
 use super::support::mountinfo::{fuse_mounts, mounts_at};
@@ -48,19 +47,14 @@ impl Drop for ReadmeDaemon {
 /// A command of the README, run as the user in `dir`: `scorpio` is the binary under test, and
 /// the API address is moved off the example's port 8000 (tests run side by side).
 fn readme_cmd(user: &User, dir: &Path, http: &str, program: &str, args: &[&str]) -> Command {
-    let program = if program == "scorpio" {
-        scorpio_bin()
+    let mut cmd = if program == "scorpio" {
+        scorpio_as(user)
     } else {
-        program.to_string()
+        as_user(user, program)
     };
-    let mut cmd = as_user(user, &program);
-    cmd.current_dir(dir).args(args);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("SCORPIO_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("SCORPIO_HTTP_ADDR", http);
+    cmd.current_dir(dir)
+        .args(args)
+        .env("SCORPIO_HTTP_ADDR", http);
     cmd
 }
 
@@ -125,39 +119,28 @@ fn a_plain_user_follows_the_readme_from_clone_to_push() {
     );
 
     // scorpio -c scorpio.toml.example (cargo run --release -- -c ... runs the same binary).
-    let log = dir.path().join("scorpio.log");
-    let out = std::fs::File::create(&log).expect("log");
-    let err = out.try_clone().expect("log");
-    let child = readme_cmd(
-        &user,
-        &clone,
-        &http,
-        "scorpio",
-        &["-c", "scorpio.toml.example"],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::from(out))
-    .stderr(Stdio::from(err))
-    .spawn()
-    .expect("start the daemon as the user");
     let mut d = ReadmeDaemon {
-        child: Some(child),
+        child: None,
         workspace: clone.join("target/scorpio/workspace"),
-        log,
+        log: dir.path().join("scorpio.log"),
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let listed = run(&clone, "ls", &["target/scorpio/workspace/src"]);
-        if listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains("lib.rs") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the workspace did not show up within 30 s\n{}",
-            d.report()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let child = spawn_until(
+        &mut readme_cmd(
+            &user,
+            &clone,
+            &http,
+            "scorpio",
+            &["-c", "scorpio.toml.example"],
+        ),
+        &d.log,
+        30,
+        || {
+            let listed = run(&clone, "ls", &["target/scorpio/workspace/src"]);
+            listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains("lib.rs")
+        },
+        || d.report(),
+    );
+    d.child = Some(child);
 
     // The README's edit, commit and push, each a `scorpio -c scorpio.toml.example` subcommand.
     let cfg = ["-c", "scorpio.toml.example"];
@@ -201,24 +184,13 @@ fn a_plain_user_follows_the_readme_from_clone_to_push() {
     assert!(!status.contains("src/lib.rs"), "{status}");
 
     // Ctrl-C: unmounted, exit 0 (the other tests end with SIGTERM).
-    let mut child = d.child.take().expect("the daemon");
+    let child = d.child.take().expect("the daemon");
     // SAFETY: kill(2) on our own child's pid.
     #[allow(unsafe_code)]
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGINT);
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("no exit within 20 s of SIGINT\n{}", d.report());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(child, 20, || d.report());
     assert!(status.success(), "exit: {status}\n{}", d.report());
     assert!(
         !mounts_at(&d.workspace)
