@@ -1,4 +1,4 @@
-//! The README's flow as a plain user, with its own commands: a `git clone`, the daemon started
+//! The README's flow as a plain user, and as root, with its own commands: a `git clone`, the daemon started
 //! with `scorpio -c scorpio.toml.example` in it, a path made writable, a file edited, committed
 //! and pushed back into that clone (which takes it with `receive.denyCurrentBranch
 //! updateInstead`, as the README says to set), and Ctrl-C (SIGINT) leaving nothing mounted.
@@ -71,9 +71,24 @@ fn ok(out: Output, what: &str) -> String {
 
 #[test]
 fn a_plain_user_follows_the_readme_from_clone_to_push() {
-    let fx = fixture::standard();
     let (uid, gid, home) = prepare_host();
-    let user = User { uid, gid, home };
+    readme_flow(User { uid, gid, home });
+}
+
+/// The same commands as root (a CI host): root's own clone, root's mount.
+#[test]
+fn root_follows_the_readme_from_clone_to_push() {
+    readme_flow(User {
+        uid: 0,
+        gid: 0,
+        home: PathBuf::from("/root"),
+    });
+}
+
+/// The README's flow, every command run as `user` (through setpriv, root included).
+fn readme_flow(user: User) {
+    let (uid, gid) = (user.uid, user.gid);
+    let fx = fixture::standard();
     let dir = tempfile::Builder::new()
         .prefix("scorpio-readme-")
         .tempdir()
