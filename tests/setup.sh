@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian or Ubuntu machine (idempotent; as root,
-# or through sudo): fuse3 (fusermount3), git, a C compiler, curl, systemd-analyze, and the two
-# conformance tools from crates.io, pjdfstest and fsx. `tests/run.sh` calls it first; so does
+# or through sudo): fuse3 (fusermount3), git, a C compiler, curl, systemd-analyze, postgresql and
+# redis-server (for the real Mega server, ../shared/mega), and the two conformance tools from
+# crates.io, pjdfstest and fsx. `tests/run.sh` calls it first; so does
 # `.ci/run` (where CI=true also refreshes the package lists).
 set -euo pipefail
 
@@ -17,10 +18,13 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v curl >/dev/null || need+=(curl)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v redis-server >/dev/null || need+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v ss >/dev/null || need+=(iproute2)
 if [ "${#need[@]}" -gt 0 ] || [ "${CI:-}" = true ]; then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q fuse3 git tar pkg-config ca-certificates gcc libc6-dev curl \
-    util-linux systemd
+    util-linux systemd postgresql redis-server iproute2
 fi
 [ -e /dev/fuse ] || { echo "/dev/fuse is missing: FUSE tests cannot run" >&2; exit 1; }
 # As distributions ship it, so a plain user can mount through fusermount3 (tests/unprivileged.rs).

@@ -18,6 +18,8 @@ mod git_http;
 mod harness;
 #[path = "support_selftest/mega_api.rs"]
 mod mega_api;
+#[path = "support_selftest/mono.rs"]
+mod mono;
 
 /// `GET url` through the tests' HTTP client.
 pub(crate) fn get(url: &str) -> Response {

@@ -1,7 +1,7 @@
 //! Test support for Scorpio's integration tests, the one home of every shared helper: `daemon`
 //! (the real `scorpio` daemon as a child, commands with timeouts), `api` (calls to its API and
 //! CLI), `http` (the one HTTP client), `fixture` (git repositories), `mega_server` (a Mega-API
-//! and git smart-HTTP server over a bare repository), `antares` (the standalone Antares
+//! and git smart-HTTP server over a bare repository), `mono` (the real Mega server), `antares` (the standalone Antares
 //! server), `mountinfo`, `host` (fds, other users, tmpfs, kernel overlayfs) and `tree` (walking
 //! and comparing trees). Use with `mod support;`; each test crate compiles it on its own and
 //! uses a part, hence the allowances below.
@@ -15,6 +15,7 @@ pub mod fixture;
 pub mod host;
 pub mod http;
 pub mod mega_server;
+pub mod mono;
 pub mod mountinfo;
 pub mod tree;
 
