@@ -248,8 +248,11 @@ fn cl_layer_from_a_per_path_mega_cl() {
     assert_eq!(status, 400, "{body}\n{}", d.log());
     assert!(body.contains("CL_NOT_UNDER_PATH"), "{body}");
     assert_eq!(layers(&d), before);
+    server.reset_counts();
     let (status, body) = mount_cl(&d, "a", "42");
     assert_eq!(status, 200, "{body}\n{}", d.log());
+    // Its path found at the second candidate: the root's info/refs, then a's.
+    assert_eq!(server.counts().info_refs, 2);
     assert_cl_view(&d.workspace.join("a"));
     // A CL at the root (a push to `/.git`): its paths are the repository's; none under src.
     server.set_cl(
