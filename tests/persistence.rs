@@ -207,3 +207,63 @@ fn cl_layer_from_mega_files_list() {
     let (status, body) = mount_cl(&d, "src", "43");
     assert_eq!(status, 404, "{body}");
 }
+
+/// The layer directories of `d`'s store (its `mounts` root, made on the first request, aside).
+fn layers(d: &Daemon) -> Vec<(std::path::PathBuf, u64)> {
+    let root = d.store.join("mounts");
+    support::api::layer_snapshot(&d.store)
+        .into_iter()
+        .filter(|(p, _)| *p != root)
+        .collect()
+}
+
+/// Mega names a per-path CL's files relative to the CL's path (a push to `a.git` opens a CL
+/// at `a`); the layer puts them at their repository paths. A CL with nothing under the mounted
+/// path is refused, and nothing of the refused mount stays on disk.
+#[test]
+fn cl_layer_from_a_per_path_mega_cl() {
+    let fx = fixture::standard();
+    let server = MegaServer::start(&fx.repo_path);
+    let repo = fx.open();
+    let blob = |content: &[u8]| repo.blob(content).expect("write blob").to_string();
+    server.set_cl_at(
+        "42",
+        "/a",
+        serde_json::json!([
+            {"path": "b/c.txt", "sha": blob(b"from the change list\n"), "action": "modified"},
+            {"path": "tool.sh", "sha": blob(b"#!/bin/sh\n"), "action": "new"},
+            {"path": "up", "sha": "", "action": "deleted"},
+            {"path": "b/d/e/deep.txt", "sha": "", "action": "deleted"}
+        ]),
+    );
+    server.set_cl_at(
+        "43",
+        "/a",
+        serde_json::json!([{"path": "tool.sh", "sha": blob(b"x\n"), "action": "new"}]),
+    );
+    let d = Daemon::mega(&server);
+    // At a/b/d: nothing of CL 43 is there. Refused before anything is made.
+    let before = layers(&d);
+    let (status, body) = mount_cl(&d, "a/b/d", "43");
+    assert_eq!(status, 400, "{body}\n{}", d.log());
+    assert!(body.contains("CL_NOT_UNDER_PATH"), "{body}");
+    assert_eq!(layers(&d), before);
+    server.reset_counts();
+    let (status, body) = mount_cl(&d, "a", "42");
+    assert_eq!(status, 200, "{body}\n{}", d.log());
+    // Its path found at the second candidate: the root's info/refs, then a's.
+    assert_eq!(server.counts().info_refs, 2);
+    assert_cl_view(&d.workspace.join("a"));
+    // A CL at the root (a push to `/.git`): its paths are the repository's; none under src.
+    server.set_cl(
+        "44",
+        serde_json::json!([{"path": "/a/b/c.txt", "sha": blob(b"y\n"), "action": "modified"}]),
+    );
+    let (status, body) = mount_cl(&d, "src", "44");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("CL_NOT_UNDER_PATH"), "{body}");
+    assert_eq!(
+        std::fs::read(d.workspace.join("src/lib.rs")).expect("read"),
+        fixture::LIB_RS_CONTENT
+    );
+}

@@ -147,6 +147,7 @@ pub(super) fn refused(e: AssembleError, mountpoint: Option<&Path>) -> AntaresErr
         AssembleError::Repository(m) => AntaresError::Repository(m),
         AssembleError::NoSuchCl(cl) => AntaresError::NoSuchCl(cl),
         AssembleError::Cl { cl, message } => AntaresError::Cl { cl, message },
+        AssembleError::ClNothingHere { cl, path } => AntaresError::ClNothingHere { cl, path },
         AssembleError::Layer(e) => match mountpoint {
             Some(p) => AntaresError::Mount {
                 path: p.to_path_buf(),

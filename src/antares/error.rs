@@ -100,6 +100,14 @@ pub enum AntaresError {
         /// Why.
         message: String,
     },
+    /// The change list changes nothing under the requested path.
+    #[error("change list {cl:?} changes nothing under {path:?} (its files are elsewhere in the repository, or it has none)")]
+    ClNothingHere {
+        /// The CL.
+        cl: String,
+        /// The repository path.
+        path: String,
+    },
     /// The repository could not be read.
     #[error("the repository could not be read: {0}")]
     Repository(String),
@@ -141,6 +149,7 @@ impl AntaresError {
             AntaresError::Changing(_) => (409, "CHANGED_DURING_READ"),
             AntaresError::ShuttingDown => (503, "SHUTTING_DOWN"),
             AntaresError::Cl { .. } => (502, "CL_UNAVAILABLE"),
+            AntaresError::ClNothingHere { .. } => (400, "CL_NOT_UNDER_PATH"),
             AntaresError::Repository(_) => (502, "REPOSITORY_UNAVAILABLE"),
             AntaresError::Mount { .. } => (500, "MOUNT_FAILED"),
             AntaresError::Internal(_) => (500, "INTERNAL"),

@@ -232,7 +232,7 @@ impl Antares {
         }
         let lower = self.lower_dir(&path).await?;
         let changes = match &cl {
-            Some(c) => Some(self.fetch_cl(c).await?),
+            Some(c) => Some(self.fetch_cl(c, &path).await?),
             None => None,
         };
         // Everything is checked: from here on the disk changes, and a failure undoes it (an
@@ -298,10 +298,13 @@ impl Antares {
             .map_err(|e| refused(e, None))
     }
 
-    async fn fetch_cl(&self, cl: &str) -> Result<Vec<ClChange>, AntaresError> {
-        assemble::fetch_cl(&self.dic, cl)
+    /// The changes of `cl` for `path`; refused before the disk changes when none is under it.
+    async fn fetch_cl(&self, cl: &str, path: &str) -> Result<Vec<ClChange>, AntaresError> {
+        let changes = assemble::fetch_cl(&self.dic, cl, path)
             .await
-            .map_err(|e| refused(e, None))
+            .map_err(|e| refused(e, None))?;
+        assemble::check_cl_here(cl, &changes, path).map_err(|e| refused(e, None))?;
+        Ok(changes)
     }
 
     fn roots(&self) -> Roots {

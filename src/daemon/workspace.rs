@@ -66,6 +66,7 @@ impl From<MountError> for AppError {
             MountError::NotMounted(_) => (StatusCode::NOT_FOUND, "NOT_MOUNTED"),
             MountError::Busy(..) => (StatusCode::CONFLICT, "BUSY"),
             MountError::Cl(..) => (StatusCode::BAD_GATEWAY, "CL_UNAVAILABLE"),
+            MountError::ClNothingHere(..) => (StatusCode::BAD_REQUEST, "CL_NOT_UNDER_PATH"),
             MountError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         };
         AppError::new(status, code, e.to_string())

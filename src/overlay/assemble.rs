@@ -13,6 +13,9 @@
 //! - Where a CL layer's changes come from is the caller's policy ([`ClSource`]); the remote's
 //!   refusals and failures are typed ([`AssembleError::NoSuchCl`], [`AssembleError::Cl`]) so that
 //!   each caller keeps its own answers.
+//! - A change list that changes nothing under the path is refused
+//!   ([`AssembleError::ClNothingHere`]) before any layer directory is touched, not laid as an
+//!   empty layer.
 //! - Nothing is named or placed here: callers pass every directory and the slot.
 
 use std::ffi::{OsStr, OsString};
@@ -58,6 +61,15 @@ pub enum AssembleError {
     /// The remote does not have the change list.
     #[error("change list {0:?} does not exist")]
     NoSuchCl(String),
+    /// The change list changes nothing under the path: its files are elsewhere, or it has none.
+    /// Nothing is built.
+    #[error("change list {cl:?} changes nothing under {path:?} (its files are elsewhere in the repository, or it has none)")]
+    ClNothingHere {
+        /// The change list.
+        cl: String,
+        /// The repository path asked for (`""`: the root).
+        path: String,
+    },
     /// The change list could not be fetched or written into its layer.
     #[error("change list {cl:?}: {message}")]
     Cl {
@@ -144,16 +156,30 @@ pub async fn resolve_dir(dic: &Dicfuse, path: &str) -> Result<RepoDir, AssembleE
     })
 }
 
-/// The changes of change list `cl` against the commit `dic` shows.
-pub async fn fetch_cl(dic: &Dicfuse, cl: &str) -> Result<Vec<ClChange>, AssembleError> {
+/// The changes of change list `cl` against the commit `dic` shows, for a layer at repository
+/// path `path`.
+pub async fn fetch_cl(dic: &Dicfuse, cl: &str, path: &str) -> Result<Vec<ClChange>, AssembleError> {
     let commit = dic.commit();
-    match dic.store().remote().cl_changes(cl, &commit).await {
+    match dic.store().remote().cl_changes(cl, &commit, path).await {
         Ok(c) => Ok(c),
         Err(RemoteError::NotFound { .. }) => Err(AssembleError::NoSuchCl(cl.to_string())),
         Err(e) => Err(AssembleError::Cl {
             cl: cl.to_string(),
             message: e.to_string(),
         }),
+    }
+}
+
+/// Refuses a change list that changes nothing under repository path `path`: a layer of it would
+/// be empty, and the mount would silently show the commit alone.
+pub fn check_cl_here(cl: &str, changes: &[ClChange], path: &str) -> Result<(), AssembleError> {
+    if changes.iter().any(|c| super::cl::under(c, path).is_some()) {
+        Ok(())
+    } else {
+        Err(AssembleError::ClNothingHere {
+            cl: cl.to_string(),
+            path: path.to_string(),
+        })
     }
 }
 
@@ -259,10 +285,10 @@ async fn cl_layer(dic: &Dicfuse, path: &str, cl: &ClLayer<'_>) -> Result<(), Ass
         ClSource::Fetched(changes) => changes,
         ClSource::BuiltOrFetch if place.built() => return Ok(()),
         ClSource::BuiltOrFetch => {
-            fetched = fetch_cl(dic, cl.name).await?;
+            fetched = fetch_cl(dic, cl.name, path).await?;
             &fetched
         }
-        ClSource::FetchOrReuse => match fetch_cl(dic, cl.name).await {
+        ClSource::FetchOrReuse => match fetch_cl(dic, cl.name, path).await {
             Ok(c) => {
                 fetched = c;
                 &fetched
@@ -281,6 +307,8 @@ async fn cl_layer(dic: &Dicfuse, path: &str, cl: &ClLayer<'_>) -> Result<(), Ass
             Err(e) => return Err(e),
         },
     };
+    // Before anything is touched: the layer built before (and its marker) stays as it is.
+    check_cl_here(cl.name, changes, path)?;
     let marked = matches!(cl.source, ClSource::FetchOrReuse);
     build(dic, path, cl, changes, &place, marked).await
 }

@@ -49,6 +49,17 @@ fn make_dirs(root: &OwnedFd, rel: &Path) -> Result<Option<OwnedFd>> {
     Ok(Some(cur))
 }
 
+/// The path of change `c` relative to the mounted path `prefix` (`""`: the root); `None` when
+/// it is not strictly under it.
+pub fn under<'a>(c: &'a ClChange, prefix: &str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        return Some(c.path.as_str());
+    }
+    c.path
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('/'))
+}
+
 /// Writes the changes under `prefix` into the empty directory `dir`; returns how many.
 pub async fn materialize(
     store: &Arc<Store>,
@@ -59,17 +70,8 @@ pub async fn materialize(
     let root = beneath::open_dir(dir)?;
     let mut n = 0;
     for c in changes {
-        let rel = if prefix.is_empty() {
-            c.path.as_str()
-        } else {
-            match c
-                .path
-                .strip_prefix(prefix)
-                .and_then(|r| r.strip_prefix('/'))
-            {
-                Some(r) => r,
-                None => continue,
-            }
+        let Some(rel) = under(c, prefix) else {
+            continue;
         };
         if rel
             .split('/')

@@ -171,7 +171,12 @@ impl Remote for LocalRemote {
         .await
     }
 
-    async fn cl_changes(&self, cl: &str, base: &CommitInfo) -> Result<Vec<ClChange>, RemoteError> {
+    async fn cl_changes(
+        &self,
+        cl: &str,
+        base: &CommitInfo,
+        _at: &str,
+    ) -> Result<Vec<ClChange>, RemoteError> {
         let cl = cl.to_string();
         let base = base.oid;
         self.with_repo(move |repo| {

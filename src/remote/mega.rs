@@ -16,8 +16,8 @@ use tokio::sync::Semaphore;
 
 use super::object::{parse_tree, verify};
 use super::{
-    ClAction, ClChange, CommitInfo, EntryKind, ListedEntry, Listing, ObjectKind, Oid, Remote,
-    RemoteError, TreeEntry,
+    ClChange, CommitInfo, EntryKind, ListedEntry, Listing, ObjectKind, Oid, Remote, RemoteError,
+    TreeEntry,
 };
 
 /// Settings for [`MegaRemote`].
@@ -58,21 +58,13 @@ struct CommonResult<T> {
 }
 
 #[derive(Deserialize)]
-struct ClFile {
-    path: String,
-    #[serde(default)]
-    sha: String,
-    action: String,
-    #[serde(default, alias = "from_path")]
-    old_path: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct HashItem {
     name: String,
     content_type: String,
     oid: String,
 }
+
+mod cl;
 
 const RETRY_BASE: Duration = Duration::from_millis(100);
 
@@ -394,44 +386,12 @@ impl Remote for MegaRemote {
             })
     }
 
-    async fn cl_changes(&self, cl: &str, _base: &CommitInfo) -> Result<Vec<ClChange>, RemoteError> {
-        let path = format!("/api/v1/cl/{cl}/files-list");
-        let url = format!("{}{path}", self.opts.base_url);
-        let (_, body) = self.fetch(Method::GET, &path, &[]).await?;
-        let data: Vec<ClFile> = common_data(&url, &body)?;
-        let mut out = Vec::new();
-        for f in data {
-            let clean = |p: &str| p.trim_start_matches('/').to_string();
-            match f.action.as_str() {
-                "deleted" | "delete" => out.push(ClChange {
-                    path: clean(&f.path),
-                    action: ClAction::Delete,
-                }),
-                "new" | "added" | "add" | "modified" | "modify" | "renamed" | "moved"
-                | "rename" | "move" => {
-                    if let Some(old) = f.old_path.as_deref().filter(|o| !o.is_empty()) {
-                        out.push(ClChange {
-                            path: clean(old),
-                            action: ClAction::Delete,
-                        });
-                    }
-                    // Mega's list has no modes: files it adds are plain files.
-                    out.push(ClChange {
-                        path: clean(&f.path),
-                        action: ClAction::Write {
-                            oid: Oid::from_hex(&f.sha)?,
-                            kind: EntryKind::File,
-                        },
-                    });
-                }
-                other => {
-                    return Err(RemoteError::Protocol {
-                        url,
-                        reason: format!("unknown CL action {other:?}"),
-                    })
-                }
-            }
-        }
-        Ok(out)
+    async fn cl_changes(
+        &self,
+        cl: &str,
+        _base: &CommitInfo,
+        at: &str,
+    ) -> Result<Vec<ClChange>, RemoteError> {
+        self.cl_changes_at(cl, at).await
     }
 }

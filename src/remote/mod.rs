@@ -143,8 +143,15 @@ pub trait Remote: Send + Sync + 'static {
     /// The size of blob `oid` without transferring its content.
     async fn blob_size(&self, oid: Oid) -> Result<u64, RemoteError>;
 
-    /// The changes of change list `cl` relative to `base`.
-    async fn cl_changes(&self, cl: &str, base: &CommitInfo) -> Result<Vec<ClChange>, RemoteError>;
+    /// The changes of change list `cl` relative to `base`, repository-relative, for a layer at
+    /// repository path `at` (a remote that keeps CLs at their own paths looks for the CL's path
+    /// at `at` and its parents; changes elsewhere may be left out).
+    async fn cl_changes(
+        &self,
+        cl: &str,
+        base: &CommitInfo,
+        at: &str,
+    ) -> Result<Vec<ClChange>, RemoteError>;
 }
 
 /// The receiving end of a push: the remote's own, or the `push_url` of the config.

@@ -32,6 +32,9 @@ pub enum MountError {
     /// The change list could not be read or applied.
     #[error("change list {0:?}: {1}")]
     Cl(String, String),
+    /// The change list changes nothing under the path (the second field).
+    #[error("change list {0:?} changes nothing under {1:?} (its files are elsewhere in the repository, or it has none)")]
+    ClNothingHere(String, String),
     /// The store or the layer directories failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -50,6 +53,7 @@ impl From<AssembleError> for MountError {
             AssembleError::Through { path, through } => MountError::Through(path, through),
             AssembleError::NoSuchCl(cl) => MountError::NotFound(format!("change list {cl}")),
             AssembleError::Cl { cl, message } => MountError::Cl(cl, message),
+            AssembleError::ClNothingHere { cl, path } => MountError::ClNothingHere(cl, path),
             AssembleError::Repository(m) => MountError::Internal(m),
             AssembleError::Layer(e) => MountError::Internal(e.to_string()),
         }

@@ -34,6 +34,8 @@ impl WritablePaths {
             .map_err(|e| MountError::Internal(e.to_string()))?;
         let info = self.info(&path);
         let layer = self.layers.join(&info.id);
+        // A refused mount (an unknown CL, a CL with nothing here) leaves no trace on disk.
+        let fresh = !layer.exists();
         make_private_dir(&layer).map_err(|e| MountError::Internal(e.to_string()))?;
         write_private(&layer.join("path"), path.as_bytes())
             .map_err(|e| MountError::Internal(e.to_string()))?;
@@ -62,7 +64,12 @@ impl WritablePaths {
                 slot,
             },
         )
-        .await?;
+        .await
+        .inspect_err(|_| {
+            if fresh {
+                let _ = std::fs::remove_dir_all(&layer);
+            }
+        })?;
         let ovl = Arc::new(ovl);
         let at = if path.is_empty() {
             None

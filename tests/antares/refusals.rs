@@ -85,6 +85,11 @@ fn the_same_job_gets_the_same_mount_and_conflicts_are_refused() {
     // An unknown CL is refused.
     let (st, v) = s.post(&json!({"job_id": "ci-2", "path": "a", "cl": "no-such"}));
     assert_eq!(st, 400, "{v}");
+    // A CL with nothing under the path is refused too, before anything is made.
+    let (st, v) = s.post(&json!({"job_id": "ci-3", "path": "src", "cl": "42"}));
+    assert_eq!((st, &v["code"]), (400, &json!("CL_NOT_UNDER_PATH")), "{v}");
+    assert_eq!(s.get("/mounts/by-job/ci-3").0, 404);
+    assert_eq!(s.get("/mounts").1["mounts"].as_array().unwrap().len(), 1);
     // Delete by job; then the job is unknown and may start afresh.
     let (st, v) = s.delete("/mounts/by-job/ci-1");
     assert_eq!(st, 200, "{v}");

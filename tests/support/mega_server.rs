@@ -9,6 +9,12 @@
 //! `receive.denyNonFastForwards` are switched on in the repository when the server starts).
 //! With [`MegaServer::set_push_token`], receive-pack requests need `Authorization: Bearer <token>`.
 //!
+//! Change lists ([`MegaServer::set_cl_at`]) live at a path, as Mega's do: `files-list` names
+//! their files relative to it, `update-status` gives `target_head` (the path's own `main`), and
+//! `GET <path>.git/info/refs?service=git-upload-pack` at a CL's path (not the root) advertises a
+//! per-path `refs/heads/main` (an id made up for that path, no object behind it) and the
+//! path's `refs/cl/<link>`, instead of the repository's refs.
+//!
 //! The server runs on its own tokio runtime in a background std thread, so tests can be plain
 //! `#[test]` functions and the server keeps answering while the test thread is blocked in a
 //! filesystem syscall on a FUSE mount.
@@ -76,8 +82,9 @@ struct Shared {
     repo_path: PathBuf,
     counts: Mutex<Counts>,
     fault: Mutex<Fault>,
-    /// CL link -> the `files-list` items (`{path, sha, action}`) it answers with.
-    cls: Mutex<HashMap<String, serde_json::Value>>,
+    /// CL link -> its path (`""`: the root) and the `files-list` items (`{path, sha, action}`)
+    /// it answers with.
+    cls: Mutex<HashMap<String, (String, serde_json::Value)>>,
     /// When set, receive-pack requests need `Authorization: Bearer <token>`.
     push_token: Mutex<Option<String>>,
 }
@@ -96,6 +103,41 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    fn cls(&self) -> MutexGuard<'_, HashMap<String, (String, serde_json::Value)>> {
+        self.cls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `info/refs` advertisement (upload-pack) of path `at` when CLs live there (the root
+    /// excepted: it is the repository's own).
+    fn cl_path_refs(&self, at: &str) -> Option<Vec<u8>> {
+        let at = at.trim_matches('/');
+        if at.is_empty() {
+            return None;
+        }
+        let mut links: Vec<String> = self
+            .cls()
+            .iter()
+            .filter(|(_, (p, _))| p == at)
+            .map(|(l, _)| l.clone())
+            .collect();
+        if links.is_empty() {
+            return None;
+        }
+        links.sort();
+        let main = per_path_main(at);
+        let pkt = |s: &str| format!("{:04x}{s}", s.len() + 4);
+        let mut out = pkt("# service=git-upload-pack\n") + "0000";
+        out += &pkt(&format!(
+            "{main} HEAD\0multi_ack_detailed no-done side-band-64k ofs-delta agent=mega-double\n"
+        ));
+        for l in links {
+            out += &pkt(&format!("{main} refs/cl/{l}\n"));
+        }
+        out += &pkt(&format!("{main} refs/heads/main\n"));
+        out += "0000";
+        Some(out.into_bytes())
     }
 
     fn open(&self) -> Result<Repository, Fail> {
@@ -174,14 +216,20 @@ impl MegaServer {
         *self.shared.counts() = Counts::default();
     }
 
-    /// Defines change list `link`: `GET /api/v1/cl/{link}/files-list` answers with `items`
-    /// (a JSON array of `{path, sha, action}`).
+    /// Defines change list `link` at the root, as a push to `/.git` makes:
+    /// `GET /api/v1/cl/{link}/files-list` answers with `items` (a JSON array of
+    /// `{path, sha, action}`, paths relative to the root).
     pub fn set_cl(&self, link: &str, items: serde_json::Value) {
-        self.shared
-            .cls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(link.to_string(), items);
+        self.set_cl_at(link, "/", items);
+    }
+
+    /// Defines change list `link` at repository path `path`, as a push to `<path>.git` makes:
+    /// `items` name files relative to `path`.
+    pub fn set_cl_at(&self, link: &str, path: &str, items: serde_json::Value) {
+        self.shared.cls().insert(
+            link.to_string(),
+            (path.trim_matches('/').to_string(), items),
+        );
     }
 
     pub fn set_fault(&self, f: Fault) {
@@ -360,6 +408,7 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/tree/content-hash", get(content_hash))
         .route("/api/v1/file/blob/{oid}", get(blob_get).head(blob_head))
         .route("/api/v1/cl/{link}/files-list", get(cl_files))
+        .route("/api/v1/cl/{link}/update-status", get(cl_status))
         .route("/{*rest}", get(git_smart_http).post(git_smart_http))
         .with_state(state)
 }
@@ -494,12 +543,7 @@ async fn cl_files(
     if let Some(resp) = apply_fault(&state).await {
         return resp;
     }
-    let items = state
-        .cls
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&link)
-        .cloned();
+    let items = state.cls().get(&link).map(|(_, items)| items.clone());
     match items {
         Some(data) => {
             Json(json!({"req_result": true, "data": data, "err_message": ""})).into_response()
@@ -510,6 +554,43 @@ async fn cl_files(
         )
             .into_response(),
     }
+}
+
+/// The `refs/heads/main` a CL path (not the root) advertises: made up, stable per path.
+fn per_path_main(at: &str) -> String {
+    Oid::hash_object(
+        ObjectType::Blob,
+        format!("per-path main of /{at}").as_bytes(),
+    )
+    .map(|o| o.to_string())
+    .unwrap_or_default()
+}
+
+/// `GET /api/v1/cl/{link}/update-status`: `target_head` is the `main` of the CL's path (the
+/// repository's for the root); an unknown CL is a 500, as Mega answers it.
+async fn cl_status(
+    State(state): State<AppState>,
+    axum::extract::Path(link): axum::extract::Path<String>,
+) -> Response {
+    if let Some(resp) = apply_fault(&state).await {
+        return resp;
+    }
+    let at = state.cls().get(&link).map(|(p, _)| p.clone());
+    let Some(at) = at else {
+        return Fail::internal("Internal server error")
+            .json()
+            .into_response();
+    };
+    blocking(move || {
+        let head = if at.is_empty() {
+            main_commit(&state.open()?)?.id().to_string()
+        } else {
+            per_path_main(&at)
+        };
+        let data = json!({"base_commit": head, "target_head": head, "outdated": false});
+        Ok(Json(json!({"req_result": true, "data": data, "err_message": ""})).into_response())
+    })
+    .await
 }
 
 async fn latest_commit(

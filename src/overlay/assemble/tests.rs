@@ -150,17 +150,17 @@ async fn directories_are_resolved_and_checked() {
 async fn change_lists_are_fetched_or_refused() {
     let d = tempfile::tempdir().expect("dir");
     let (dic, repo) = view(d.path()).await;
-    let changes = fetch_cl(&dic, "cl1").await.expect("cl1");
+    let changes = fetch_cl(&dic, "cl1", "").await.expect("cl1");
     let mut paths: Vec<_> = changes.iter().map(|c| c.path.as_str()).collect();
     paths.sort();
     assert_eq!(paths, ["a/f.txt", "a/new.txt", "top.txt"]);
     assert!(matches!(
-        fetch_cl(&dic, "nope").await,
+        fetch_cl(&dic, "nope", "").await,
         Err(AssembleError::NoSuchCl(c)) if c == "nope"
     ));
     break_cl(&repo);
     assert!(matches!(
-        fetch_cl(&dic, "cl1").await,
+        fetch_cl(&dic, "cl1", "").await,
         Err(AssembleError::Cl { cl, .. }) if cl == "cl1"
     ));
 }
@@ -267,4 +267,42 @@ async fn the_antares_policies_build_from_given_changes_or_reuse_what_is_built() 
         assemble_at(&dic, d.path(), "a", Some(("cl1", ClSource::BuiltOrFetch))).await,
         Err(AssembleError::Cl { cl, .. }) if cl == "cl1"
     ));
+}
+
+#[tokio::test]
+async fn a_cl_with_nothing_under_the_path_is_refused_and_nothing_is_touched() {
+    let d = tempfile::tempdir().expect("dir");
+    let (dic, _repo) = view(d.path()).await;
+    assemble_at(&dic, d.path(), "a", Some(("cl1", ClSource::FetchOrReuse)))
+        .await
+        .expect("build");
+    let layer = d.path().join("layer");
+    // Changes only elsewhere, or none at all: refused, whatever the source.
+    let elsewhere = vec![ClChange {
+        path: "top.txt".into(),
+        action: ClAction::Delete,
+    }];
+    for changes in [elsewhere, Vec::new()] {
+        assert!(matches!(
+            assemble_at(&dic, d.path(), "a", Some(("cl2", ClSource::Fetched(changes)))).await,
+            Err(AssembleError::ClNothingHere { cl, path }) if cl == "cl2" && path == "a"
+        ));
+    }
+    // A change of the mounted directory itself is not one under it.
+    let itself = vec![ClChange {
+        path: "a".into(),
+        action: ClAction::Delete,
+    }];
+    assert!(check_cl_here("x", &itself, "a").is_err());
+    assert!(check_cl_here("x", &itself, "").is_ok());
+    // The layer built before, and its marker, are as they were.
+    assert_eq!(
+        std::fs::read(layer.join("cl/f.txt")).expect("f"),
+        b"changed\n"
+    );
+    assert_eq!(
+        std::fs::read(layer.join("cl.done")).expect("marker"),
+        b"cl1"
+    );
+    assert!(!layer.join("cl.new").exists());
 }

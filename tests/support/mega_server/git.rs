@@ -131,6 +131,20 @@ pub(super) async fn git_smart_http(
     if let (GitEndpoint::ReceivePack, Fault::SlowPush(d)) = (ep, state.fault()) {
         tokio::time::sleep(d).await;
     }
+    if ep == GitEndpoint::InfoRefs && query_param(&query, "service") == Some("git-upload-pack") {
+        let at = path.strip_suffix(".git/info/refs").unwrap_or_default();
+        if let Some(adv) = state.cl_path_refs(at) {
+            return (
+                StatusCode::OK,
+                [(
+                    header::CONTENT_TYPE,
+                    "application/x-git-upload-pack-advertisement",
+                )],
+                adv,
+            )
+                .into_response();
+        }
+    }
     if ep == GitEndpoint::ReceivePack && state.fault() == Fault::RefusePush {
         return text(
             StatusCode::INTERNAL_SERVER_ERROR,
