@@ -4,7 +4,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
@@ -58,6 +58,48 @@ fn mega_falls_back_to_pinned_listing_when_tree_is_no_longer_current() {
         server.counts().content_hash.iter().any(|p| p == "/a/b"),
         "{:?}",
         server.counts()
+    );
+}
+
+#[test]
+fn mega_third_party_top_keeps_its_modes_from_the_current_tree() {
+    // A `/third-party/tool` repository: at its top the server answers `file/tree` with an `oid`
+    // with an empty body, as Mega does (it holds a placeholder there).
+    let fx = fixture::standard();
+    let wt = fixture::Worktree::clone_of(&fx);
+    let tool = wt.path().join("third-party/tool");
+    std::fs::create_dir_all(tool.join("lib")).expect("mkdir");
+    std::fs::write(tool.join("run.sh"), b"#!/bin/sh\n").expect("write");
+    std::fs::write(tool.join("lib/build.sh"), b"#!/bin/sh\nmake\n").expect("write");
+    for exec in ["run.sh", "lib/build.sh"] {
+        std::fs::set_permissions(tool.join(exec), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    std::fs::write(tool.join("README"), b"a tool\n").expect("write");
+    std::os::unix::fs::symlink("run.sh", tool.join("start")).expect("symlink");
+    let commit = wt.commit_all("a third-party repository");
+    wt.git(&["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    let server = MegaServer::start(&fx.repo_path);
+    let d = Daemon::mega(&server);
+    let want = archive(&fx, &commit);
+    assert_same_tree(
+        &d.workspace.join("third-party/tool"),
+        &want.path().join("third-party/tool"),
+    );
+    let c = server.counts();
+    // With the id (empty), then without it, checked against the listing pinned to the commit.
+    assert_eq!(
+        c.tree.iter().filter(|p| *p == "/third-party/tool").count(),
+        2,
+        "{c:?}"
+    );
+    assert_eq!(
+        c.content_hash
+            .iter()
+            .filter(|p| *p == "/third-party/tool")
+            .count(),
+        1,
+        "{c:?}"
     );
 }
 

@@ -2,9 +2,15 @@
 //!
 //! Every fetch has one deadline (`request_timeout`) that covers its retries; 5xx answers,
 //! timeouts and refused connections are retried with exponential backoff inside it. A semaphore
-//! bounds the requests in flight. Raw trees are asked for by the id we expect; when Mega no
-//! longer has that tree at that path it answers with an empty body, and we fall back to the
-//! listing pinned to the commit, which has no modes (files then show as 0644).
+//! bounds the requests in flight.
+//!
+//! Listings keep git's modes wherever the server can prove them: a raw tree is asked for by the
+//! id we expect and checked against it. When Mega answers that id with an empty body (the tree
+//! is not its current one at that path: the monorepo moved on, or the path is the top of a
+//! `/third-party` repository, where the monorepo holds a placeholder tree) and for the root
+//! (whose id we do not know), the server's current tree there is used only when it agrees, entry
+//! by entry (names and ids), with the listing pinned to the mounted commit; otherwise that
+//! pinned listing is used, which has no modes (files then show as 0644).
 
 use std::time::{Duration, Instant};
 
@@ -217,6 +223,45 @@ impl MegaRemote {
         })
     }
 
+    /// The server's current tree at `path` when it agrees with the listing pinned to `commit`
+    /// entry by entry (names and ids: then every entry is ours and only the modes are new
+    /// information), else that pinned listing.
+    ///
+    /// The current tree's own id (hashed from the bytes as served: Mega's own trees are not in
+    /// git's order) only names it in errors. It is not the directory's id in `commit` (at the
+    /// top of a `/third-party` repository the parent lists a placeholder's), so the listing
+    /// carries no id and the directory keeps the one its parent gave it. The modes are
+    /// the current tree's: a newer commit that changed only modes here would show its modes.
+    /// Inside a `/third-party` repository Mega answers the pinned listing from that repository's
+    /// current state (it ignores `refs` there; the monorepo commit pins only the placeholder), so
+    /// there the check only guards against a tree that moved between the two requests.
+    async fn current_if_agrees(
+        &self,
+        commit: &CommitInfo,
+        path: &str,
+    ) -> Result<Listing, RemoteError> {
+        let (pinned, body) =
+            tokio::try_join!(self.pinned_listing(commit, path), self.raw_tree(path, None))?;
+        if body.is_empty() {
+            tracing::debug!(
+                path,
+                "no current tree on the server; using the pinned listing (no modes)"
+            );
+            return Ok(pinned);
+        }
+        let served = Oid::hash_object(ObjectKind::Tree, &body);
+        let current = listing_from_raw(served, &body)?;
+        if same_entries(&current, &pinned) {
+            return Ok(current);
+        }
+        tracing::debug!(
+            path,
+            current = %served,
+            "the current tree differs from the mounted commit's; using the pinned listing (no modes)"
+        );
+        Ok(pinned)
+    }
+
     async fn raw_tree(&self, path: &str, oid: Option<Oid>) -> Result<Bytes, RemoteError> {
         let api_path = format!("/{path}");
         let hex = oid.map(|o| o.to_hex());
@@ -259,6 +304,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+/// Whether two listings hold the same entries (names and ids), in any order.
+fn same_entries(a: &Listing, b: &Listing) -> bool {
+    fn key(l: &Listing) -> Vec<(&[u8], Oid)> {
+        let mut v: Vec<(&[u8], Oid)> = l
+            .entries
+            .iter()
+            .map(|e| (e.entry.name.as_slice(), e.entry.oid))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+    a.entries.len() == b.entries.len() && key(a) == key(b)
 }
 
 fn listing_from_raw(oid: Oid, body: &[u8]) -> Result<Listing, RemoteError> {
@@ -327,43 +386,15 @@ impl Remote for MegaRemote {
         path: &str,
         oid: Option<Oid>,
     ) -> Result<Listing, RemoteError> {
-        match oid {
-            Some(oid) => {
-                let body = self.raw_tree(path, Some(oid)).await?;
-                if body.is_empty() {
-                    tracing::debug!(path, %oid, "tree no longer current on the server; using the pinned listing");
-                    return self.pinned_listing(commit, path).await;
-                }
+        if let Some(oid) = oid {
+            let body = self.raw_tree(path, Some(oid)).await?;
+            if !body.is_empty() {
                 verify(ObjectKind::Tree, oid, &body)?;
-                listing_from_raw(oid, &body)
+                return listing_from_raw(oid, &body);
             }
-            None => {
-                // Only the root of an unpinned commit gets here. The current raw tree is exact
-                // but may belong to a newer commit, so it is used only when it agrees, entry for
-                // entry, with the listing pinned to our commit.
-                let pinned = self.pinned_listing(commit, path).await?;
-                let body = self.raw_tree(path, None).await?;
-                if body.is_empty() {
-                    return Ok(pinned);
-                }
-                let oid = Oid::hash_object(ObjectKind::Tree, &body);
-                let raw = listing_from_raw(oid, &body)?;
-                let key = |l: &Listing| {
-                    let mut v: Vec<(Vec<u8>, Oid)> = l
-                        .entries
-                        .iter()
-                        .map(|e| (e.entry.name.clone(), e.entry.oid))
-                        .collect();
-                    v.sort();
-                    v
-                };
-                Ok(if key(&raw) == key(&pinned) {
-                    raw
-                } else {
-                    pinned
-                })
-            }
+            tracing::debug!(path, %oid, "tree is not the server's current one at this path");
         }
+        self.current_if_agrees(commit, path).await
     }
 
     async fn blob(&self, oid: Oid) -> Result<Bytes, RemoteError> {
@@ -395,3 +426,6 @@ impl Remote for MegaRemote {
         self.cl_changes_at(cl, at).await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,6 +15,13 @@
 //! per-path `refs/heads/main` (an id made up for that path, no object behind it) and the
 //! path's `refs/cl/<link>`, instead of the repository's refs.
 //!
+//! At the top of a `/third-party/<name>` directory Mega's monorepo tree holds a placeholder, whose
+//! id is what the parent lists and what `file/tree?oid=` answers with an empty body; the
+//! repository's tree comes without `oid`. Here the parent lists the real tree id, so `file/tree`
+//! with any `oid` is empty there, which gives a reader the same answers. Inside such a
+//! repository `tree/content-hash` ignores `refs`, as Mega's does (its listing there is always
+//! the repository's current one).
+//!
 //! The server runs on its own tokio runtime in a background std thread, so tests can be plain
 //! `#[test]` functions and the server keeps answering while the test thread is blocked in a
 //! filesystem syscall on a FUSE mount.
@@ -527,6 +534,21 @@ fn tree_at<'r>(repo: &'r Repository, root: Tree<'r>, path: &str) -> Option<Tree<
     repo.find_tree(entry.id()).ok()
 }
 
+/// How many components below `/third-party` the path is (1 at the top of a repository), or
+/// `None` outside `/third-party/<name>`.
+fn import_depth(path: &str) -> Option<usize> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    match parts.as_slice() {
+        ["third-party", rest @ ..] if !rest.is_empty() => Some(rest.len()),
+        _ => None,
+    }
+}
+
+/// Whether `path` is the top of a `/third-party/<name>` repository.
+fn is_import_top(path: &str) -> bool {
+    import_depth(path) == Some(1)
+}
+
 fn parse_oid(hex: &str) -> Option<Oid> {
     if hex.len() != 40 {
         return None;
@@ -634,8 +656,10 @@ async fn file_tree(
         let tree = tree_at(&repo, root, &path)
             .ok_or_else(|| Fail::not_found(format!("no tree at {path:?}")))?;
         if let Some(want) = want {
-            if !want.eq_ignore_ascii_case(&tree.id().to_string()) {
-                // Mega's answer for a tree that is no longer the current one at this path.
+            // Mega's answer for a tree that is not the current one at this path, and for the
+            // placeholder id the parent lists at the top of a `/third-party/<name>` repository
+            // (here the parent lists the real id: every id is answered so there).
+            if !want.eq_ignore_ascii_case(&tree.id().to_string()) || is_import_top(&path) {
                 return Ok(octets(Vec::new(), 0));
             }
         }
@@ -658,7 +682,12 @@ async fn content_hash(
     if let Some(resp) = apply_fault(&state).await {
         return resp;
     }
-    let refs = q.get("refs").filter(|s| !s.is_empty()).cloned();
+    // Mega ignores `refs` inside a `/third-party` repository: its listing is always that
+    // repository's current one.
+    let refs = q
+        .get("refs")
+        .filter(|s| !s.is_empty() && import_depth(&path).is_none())
+        .cloned();
     blocking(move || {
         let repo = state.open().map_err(Fail::json)?;
         let commit = match refs {
