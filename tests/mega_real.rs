@@ -3,3 +3,6 @@
 //! test returns early, saying why, where the server is absent (never under `CI=true`).
 
 mod support;
+
+#[path = "mega_real/push.rs"]
+mod push;

@@ -9,6 +9,7 @@ pub mod commit;
 pub mod diff;
 mod error;
 pub mod loose;
+pub mod mega;
 pub mod names;
 pub mod push;
 pub mod scan;
@@ -90,6 +91,9 @@ pub enum PushFailure {
         /// Why.
         reason: String,
     },
+    /// The server cannot take this push as asked (see `mega::MegaPushError`).
+    #[error("{0}")]
+    Unsupported(String),
     /// Reading the local commits failed; nothing was sent.
     #[error(transparent)]
     Failed(#[from] VcsError),
@@ -107,6 +111,8 @@ pub struct Vcs {
     /// Where pushes go, and the configured `ref` (`None`: the default branch).
     pusher: Arc<dyn crate::remote::Push>,
     refname: Option<String>,
+    /// The CL each path was pushed to (`cl:<path>` keys beside the history; see `mega`).
+    cls: sled::Tree,
 }
 
 impl Vcs {
@@ -123,6 +129,7 @@ impl Vcs {
         Ok(Vcs {
             repo: std::sync::Mutex::new(commit::open_staging(store_path)?),
             op: tokio::sync::Mutex::new(()),
+            cls: history.clone(),
             history: History::new(history),
             author,
             dic,
@@ -157,6 +164,18 @@ impl Vcs {
         let target = self.pusher.target();
         tracing::info!(%head, %base, refname, target, objects, pack_bytes, commits = ahead, "pushing");
         self.pusher.push(&refname, base, head, pack).await?;
+        if let Some(mega) = self.pusher.mega() {
+            // Mega answers "ok" for a change list too; only a moved `main` is a landed push.
+            let now = mega
+                .refs("")
+                .await
+                .map_err(crate::remote::PushError::from)?;
+            if now.get(&refname) != Some(&head) {
+                return Err(PushFailure::Unsupported(format!(
+                    "Mega took the push to / as a change list, not as a new {refname}; nothing changed in the workspace: mount the paths you changed (e.g. /project/x, /third-party/y) and push them instead"
+                )));
+            }
+        }
         tracing::info!(%head, refname, "the remote accepted the push; moving the workspace to it");
         let mut root = [0u8; 20];
         root.copy_from_slice(tree.as_bytes());
