@@ -3,7 +3,9 @@
 //! - a path under `/third-party/<repo>`: that repository's own commits (each local commit's
 //!   tree at `third-party/<repo>`, on the repository's advertised `main`) go to
 //!   `/third-party/<repo>.git`; its `main` moves, and then the workspace moves to the local
-//!   head as with any receiver whose branch moves;
+//!   head as with any receiver whose branch moves — or, when the local commits also hold
+//!   changes no one took (a CL's), to the base with the pushed repositories grafted in, the rest
+//!   staying ahead as one local commit on it (`graft`);
 //! - any other path `P`: ONE commit (the local commits squashed; tree: `P`'s new tree; parent:
 //!   the commit `P.git` advertises as `main`) goes to `/P.git`, where Mega opens or updates a
 //!   change list (CL). Nothing lands: the base, the local commits and the upper layer stay,
@@ -54,9 +56,6 @@ pub enum MegaPushError {
     /// `/third-party` itself holds several repositories of the server.
     #[error("{0:?} holds several of the server's repositories (the monorepo and each /third-party/<repo>); mount the paths to push one by one (e.g. /project/x, /third-party/y)")]
     TooWide(String),
-    /// A `/third-party` push would move the workspace onto changes no one has taken yet.
-    #[error("the local commits also change {0}, which is not under the pushed /third-party repositories; push those paths (or reset them) first")]
-    Mixed(String),
 }
 
 /// Where a writable path goes.
@@ -76,7 +75,7 @@ fn classify(path: &str) -> Result<Target, MegaPushError> {
     }
 }
 
-fn lower(e: git2::Error) -> VcsError {
+pub(super) fn lower(e: git2::Error) -> VcsError {
     VcsError::Lower(e.to_string())
 }
 
@@ -96,7 +95,7 @@ fn chain(repo: &git2::Repository, head: Oid, base: Oid) -> Result<Vec<git2::Oid>
 }
 
 /// The tree at `path` of commit `c` (`None` when there is none there).
-fn tree_at(
+pub(super) fn tree_at(
     repo: &git2::Repository,
     c: git2::Oid,
     path: &str,
@@ -112,8 +111,29 @@ fn tree_at(
         .map(|e| e.id()))
 }
 
+/// The messages of the local commits from `base` to `head`, each once, oldest first.
+pub(super) fn messages(repo: &git2::Repository, head: Oid, base: Oid) -> Result<String, VcsError> {
+    let mut msgs: Vec<String> = Vec::new();
+    for c in chain(repo, head, base)? {
+        let commit = repo.find_commit(c).map_err(lower)?;
+        let m = commit.message().unwrap_or_default().trim().to_string();
+        if !m.is_empty() && !msgs.contains(&m) {
+            msgs.push(m);
+        }
+    }
+    Ok(msgs.join("\n\n") + "\n")
+}
+
+/// The tree at `path` of the base, when the base is a commit of the staging repository (one a
+/// graft made, see `graft`); a base from the server is not there.
+fn base_tree_at(repo: &git2::Repository, base: Oid, path: &str) -> Option<git2::Oid> {
+    let c = git2::Oid::from_bytes(&base.0).ok()?;
+    repo.find_commit(c).ok()?;
+    tree_at(repo, c, path).ok().flatten()
+}
+
 /// Writes a commit of `tree` on `parent` with `from`'s author and committer and `message`.
-fn rewrite(
+pub(super) fn rewrite(
     repo: &git2::Repository,
     from: &git2::Commit<'_>,
     tree: git2::Oid,
@@ -226,22 +246,28 @@ impl Vcs {
                 .iter()
                 .filter(|r| {
                     let repo = self.staging();
-                    tree_at(&repo, head_git, r)
-                        .ok()
-                        .flatten()
-                        .is_some_and(|t| repo.odb().is_ok_and(|o| o.exists(t)))
+                    tree_at(&repo, head_git, r).ok().flatten().is_some_and(|t| {
+                        repo.odb().is_ok_and(|o| o.exists(t))
+                            && base_tree_at(&repo, base, r) != Some(t)
+                    })
                 })
                 .cloned()
                 .collect();
             if !changed.is_empty() {
-                self.check_only(head_git, &changed)?;
+                let others = self.others(head_git, &changed)?;
                 let (mut objects, mut bytes) = (0, 0);
                 for r in &changed {
                     let (main, o, b) = self.push_repository(mega, r, head, base).await?;
                     out.repositories.push((r.clone(), main));
                     (objects, bytes) = (objects + o, bytes + b);
                 }
-                let mut o = self.move_to_head(head, base, ahead, &changed).await?;
+                let mut o = match others.is_empty() {
+                    true => self.move_to_head(head, base, ahead, &changed).await?,
+                    false => {
+                        tracing::info!(others = others.join(", "), "the local commits change more than the pushed repositories; grafting them onto the base");
+                        self.move_to_graft(head, base, ahead, &changed).await?
+                    }
+                };
                 (o.objects, o.pack_bytes) = (objects, bytes);
                 moved = Some(o);
             }
@@ -260,9 +286,9 @@ impl Vcs {
         Ok((moved, out))
     }
 
-    /// Refuses a `/third-party` push when the local commits change anything else: the
-    /// workspace moves to the local head after it.
-    fn check_only(&self, head: git2::Oid, repos: &[String]) -> Result<(), PushFailure> {
+    /// What the local commits change besides the repositories `repos` (top-level names, and
+    /// names under `third-party`).
+    fn others(&self, head: git2::Oid, repos: &[String]) -> Result<Vec<String>, PushFailure> {
         let repo = self.staging();
         let root =
             tree_at(&repo, head, "")?.ok_or_else(|| VcsError::Lower("no root tree".into()))?;
@@ -277,12 +303,7 @@ impl Vcs {
                     .filter(|n| !repos.contains(n)),
             );
         }
-        match other.is_empty() {
-            true => Ok(()),
-            false => Err(PushFailure::Unsupported(
-                MegaPushError::Mixed(other.join(", ")).to_string(),
-            )),
-        }
+        Ok(other)
     }
 
     /// Sends repository `r`'s commits (re-rooted) to `/r.git`; returns its new `main`.
@@ -304,7 +325,7 @@ impl Vcs {
         let (last, pack, objects) = {
             let repo = self.staging();
             let mut parent = main;
-            let mut prev_tree = None;
+            let mut prev_tree = base_tree_at(&repo, base, r);
             let mut made = Vec::new();
             let odb = repo.odb().map_err(lower)?;
             for c in chain(&repo, head, base)? {
@@ -406,20 +427,11 @@ impl Vcs {
             {
                 return Ok(None);
             }
-            let mut msgs: Vec<String> = Vec::new();
-            for c in chain(&repo, head, base)? {
-                let m = repo
-                    .find_commit(c)
-                    .map_err(lower)?
-                    .message()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string();
-                if !m.is_empty() && !msgs.contains(&m) {
-                    msgs.push(m);
-                }
-            }
-            (tree, msgs.join("\n\n") + "\n", written(&repo, tree, "")?)
+            (
+                tree,
+                messages(&repo, head, base)?,
+                written(&repo, tree, "")?,
+            )
         };
         let refs = mega.refs(p).await.map_err(PushError::from)?;
         let parent = refs.get(MAIN).copied().unwrap_or(Oid([0; 20]));

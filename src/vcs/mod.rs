@@ -8,6 +8,7 @@ pub mod change;
 pub mod commit;
 pub mod diff;
 mod error;
+pub mod graft;
 pub mod loose;
 pub mod mega;
 pub mod names;

@@ -322,3 +322,89 @@ fn a_project_push_opens_a_cl_a_second_push_updates_it_and_the_edits_stay() {
     assert_eq!(json(&merged)["req_result"], true, "{merged}");
     assert!(open_cls(&mono).is_empty());
 }
+
+#[test]
+fn a_third_party_push_after_a_cl_moves_the_workspace_and_keeps_the_cl_changes_ahead() {
+    let Some(mono) = Mono::start() else { return };
+    let src = tempfile::tempdir().expect("tmp");
+    small_repo(src.path());
+    let out = mono.git_push(
+        src.path(),
+        "/third-party/x",
+        "refs/heads/main:refs/heads/main",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = ls_remote_main(&mono, "third-party/x");
+    let d = daemon(&mono);
+    mount(&d, "project");
+    mount(&d, "third-party/x");
+    let base = status(&d)["base"].as_str().expect("base").to_string();
+    std::fs::write(d.workspace.join("project/hello.txt"), b"hello\n").expect("add");
+    let (code, c) = commit(&d, "a change list");
+    assert_eq!(code, 200, "{c}");
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    let link = body["cls"][0]["link"].as_str().expect("link").to_string();
+
+    std::fs::write(d.workspace.join("third-party/x/new.txt"), b"new\n").expect("add");
+    let (code, c) = commit(&d, "a change to x");
+    assert_eq!(code, 200, "{c}");
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert_eq!(body["moved"], true, "{body}");
+    assert_eq!(body["repositories"][0][0], "third-party/x", "{body}");
+    assert_eq!(
+        body["cls"].as_array().map(Vec::len),
+        Some(0),
+        "the CL had it all: {body}"
+    );
+    // x's main has exactly the change to x, on its old main.
+    let main = ls_remote_main(&mono, "third-party/x");
+    assert_eq!(body["repositories"][0][1], main.as_str());
+    let fetched = tempfile::tempdir().expect("tmp");
+    git(fetched.path(), &["init", "-q", "--bare"]);
+    git(
+        fetched.path(),
+        &[
+            "-c",
+            &format!("http.extraHeader=Authorization: Bearer {}", mono.token),
+            "fetch",
+            "-q",
+            &format!("{}/third-party/x.git", mono.url),
+            "refs/heads/main:refs/heads/main",
+        ],
+    );
+    assert_eq!(git(fetched.path(), &["rev-parse", "main^"]), before);
+    assert_eq!(git(fetched.path(), &["show", "main:new.txt"]), "new");
+    // The workspace moved, the change to x left status, the CL's change stays ahead, marked.
+    let st = status(&d);
+    assert_ne!(st["base"], base.as_str(), "{st}");
+    assert_eq!(st["ahead"], 1, "{st}");
+    let changes: Vec<_> = st["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| (c["path"].clone(), c["cl"]["link"].clone()))
+        .collect();
+    assert_eq!(
+        changes,
+        [("project/hello.txt".into(), link.as_str().into())],
+        "{st}"
+    );
+    assert_eq!(
+        std::fs::read(d.workspace.join("third-party/x/new.txt")).expect("read"),
+        b"new\n"
+    );
+    // Nothing new for either path.
+    let (code, body) = push(&d);
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (409, Some("NOTHING_TO_PUSH")),
+        "{body}"
+    );
+    assert_eq!(open_cls(&mono).len(), 1);
+}
