@@ -12,7 +12,7 @@
 //!   and the CL is recorded for the path (in sled, with the history) for `status` and for the
 //!   next push, which updates the same CL;
 //! - `/third-party` itself is refused (see [`MegaPushError`]); the root is pushed whole to
-//!   `/.git` as before (`Vcs::push`), and taken as landed only if `main` moved there.
+//!   `/.git` (`mega_root`): landed if `main` moved there, else a CL at `/`.
 //!
 //! Promises: a path whose tree the local commits do not change is not sent; nothing in the
 //! workspace changes unless the server took the push.
@@ -26,7 +26,7 @@ use super::{PushFailure, PushOutcome, Vcs, VcsError};
 use crate::remote::mega_push::MegaPush;
 use crate::remote::{CommitInfo, Oid, PushError};
 
-const MAIN: &str = "refs/heads/main";
+pub(super) const MAIN: &str = "refs/heads/main";
 
 /// A change list a push opened or updated.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -80,7 +80,11 @@ pub(super) fn lower(e: git2::Error) -> VcsError {
 }
 
 /// The local commits from `head` back to (not including) `base`, oldest first.
-fn chain(repo: &git2::Repository, head: Oid, base: Oid) -> Result<Vec<git2::Oid>, VcsError> {
+pub(super) fn chain(
+    repo: &git2::Repository,
+    head: Oid,
+    base: Oid,
+) -> Result<Vec<git2::Oid>, VcsError> {
     let mut out = Vec::new();
     let mut c = head;
     while c != base {
@@ -159,7 +163,7 @@ pub(super) fn rewrite(
 
 /// Names under `tree` whose trees the staging repository holds (what the local commits
 /// rewrote), as paths joined to `prefix`; blobs it holds count as well.
-fn written(
+pub(super) fn written(
     repo: &git2::Repository,
     tree: git2::Oid,
     prefix: &str,
@@ -180,7 +184,7 @@ fn written(
 }
 
 impl Vcs {
-    fn cl_key(path: &str) -> Vec<u8> {
+    pub(super) fn cl_key(path: &str) -> Vec<u8> {
         format!("cl:{path}").into_bytes()
     }
 
@@ -194,7 +198,7 @@ impl Vcs {
             .collect()
     }
 
-    fn save_cl(&self, rec: &ClRecord) -> Result<(), VcsError> {
+    pub(super) fn save_cl(&self, rec: &ClRecord) -> Result<(), VcsError> {
         let v = serde_json::to_vec(rec).map_err(|e| VcsError::Lower(e.to_string()))?;
         self.cls
             .insert(Self::cl_key(&rec.path), v)
@@ -217,12 +221,11 @@ impl Vcs {
         let Some(mega) = self.pusher.mega() else {
             return Ok((Some(self.push().await?), MegaPushed::default()));
         };
-        // The root holds everything: pushed whole to `/.git`, as to any receiver (Mega takes
-        // that as a CL at `/`, which `push` finds and refuses to take as landed).
-        if paths.is_empty() || paths.iter().any(String::is_empty) {
-            return Ok((Some(self.push().await?), MegaPushed::default()));
-        }
         let _one_at_a_time = self.op.lock().await;
+        // The root holds everything: see `mega_root`.
+        if paths.is_empty() || paths.iter().any(String::is_empty) {
+            return self.push_root(mega).await;
+        }
         let base = self.base();
         let (head, ahead) = self.history.head(base);
         if ahead == 0 {
@@ -358,7 +361,7 @@ impl Vcs {
     }
 
     /// After the repositories took the commits: the workspace moves to the local head.
-    async fn move_to_head(
+    pub(super) async fn move_to_head(
         &self,
         head: Oid,
         base: Oid,
@@ -459,7 +462,7 @@ impl Vcs {
     /// The link of the CL the push to `p` made: one Mega advertises at `p.git` (`refs/cl/*`)
     /// and lists open; else the one recorded, if still open; else the open CL titled with the
     /// message whose files include what the commit wrote. `None` when nothing fits.
-    async fn find_cl(
+    pub(super) async fn find_cl(
         &self,
         mega: &MegaPush,
         p: &str,
@@ -539,10 +542,15 @@ impl Vcs {
         new: Option<Oid>,
     ) -> Option<InCl> {
         let rec = records.iter().find(|r| {
-            path.strip_prefix(&r.path)
-                .is_some_and(|rest| rest.starts_with('/'))
+            r.path.is_empty()
+                || path
+                    .strip_prefix(&r.path)
+                    .is_some_and(|rest| rest.starts_with('/'))
         })?;
-        let rel = &path[rec.path.len() + 1..];
+        let rel = match rec.path.is_empty() {
+            true => path,
+            false => &path[rec.path.len() + 1..],
+        };
         // The CL's entry there, when its commit is still in the staging repository.
         let there = git2::Oid::from_str(&rec.commit).ok().and_then(|c| {
             let repo = self.staging();

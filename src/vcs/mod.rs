@@ -11,6 +11,7 @@ mod error;
 pub mod graft;
 pub mod loose;
 pub mod mega;
+mod mega_root;
 pub mod names;
 pub mod push;
 pub mod scan;
@@ -165,18 +166,6 @@ impl Vcs {
         let target = self.pusher.target();
         tracing::info!(%head, %base, refname, target, objects, pack_bytes, commits = ahead, "pushing");
         self.pusher.push(&refname, base, head, pack).await?;
-        if let Some(mega) = self.pusher.mega() {
-            // Mega answers "ok" for a change list too; only a moved `main` is a landed push.
-            let now = mega
-                .refs("")
-                .await
-                .map_err(crate::remote::PushError::from)?;
-            if now.get(&refname) != Some(&head) {
-                return Err(PushFailure::Unsupported(format!(
-                    "Mega took the push to / as a change list, not as a new {refname}; nothing changed in the workspace: mount the paths you changed (e.g. /project/x, /third-party/y) and push them instead"
-                )));
-            }
-        }
         tracing::info!(%head, refname, "the remote accepted the push; moving the workspace to it");
         let mut root = [0u8; 20];
         root.copy_from_slice(tree.as_bytes());

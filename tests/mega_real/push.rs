@@ -408,3 +408,102 @@ fn a_third_party_push_after_a_cl_moves_the_workspace_and_keeps_the_cl_changes_ah
     );
     assert_eq!(open_cls(&mono).len(), 1);
 }
+
+#[test]
+fn the_root_pushes_as_a_cl_at_the_root_and_third_party_through_it_is_refused_before_sending() {
+    let Some(mono) = Mono::start() else { return };
+    let src = tempfile::tempdir().expect("tmp");
+    small_repo(src.path());
+    let out = mono.git_push(
+        src.path(),
+        "/third-party/x",
+        "refs/heads/main:refs/heads/main",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = daemon(&mono);
+    mount(&d, "/");
+    let base = status(&d)["base"].as_str().expect("base").to_string();
+
+    // A change under /third-party through the root: refused before anything is sent.
+    std::fs::write(d.workspace.join("third-party/x/README.md"), b"# y\n").expect("modify");
+    let (code, c) = commit(&d, "through the root");
+    assert_eq!(code, 200, "{c}");
+    let main = ls_remote_main(&mono, "third-party/x");
+    let (code, body) = push(&d);
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (409, Some("PUSH_UNSUPPORTED")),
+        "{body}"
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("error")
+            .contains("/third-party/<repo>"),
+        "{body}"
+    );
+    assert_eq!(ls_remote_main(&mono, "third-party/x"), main);
+    assert!(open_cls(&mono).is_empty());
+    let (code, body) = http::post(&d.http_addr, "/api/git/reset", r#"{"path":"/third-party"}"#);
+    assert_eq!(code, 200, "{body}");
+
+    // A change elsewhere: one commit (two local ones squashed) to /.git, a CL at the root.
+    std::fs::write(d.workspace.join("project/root.txt"), b"root\n").expect("add");
+    let (code, c) = commit(&d, "at the root");
+    assert_eq!(code, 200, "{c}");
+    assert_eq!(c["ahead"], 2, "{c}");
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert_eq!(body["moved"], false, "{body}");
+    assert_eq!(body["cls"][0]["path"], "", "{body}");
+    let link = body["cls"][0]["link"].as_str().expect("link").to_string();
+    assert_eq!(open_cls(&mono).len(), 1);
+    assert_eq!(cl_files(&mono, &link), ["project/root.txt"]);
+    let st = status(&d);
+    assert_eq!(st["base"], base.as_str(), "{st}");
+    assert_eq!(st["changes"][0]["path"], "project/root.txt", "{st}");
+    assert_eq!(st["changes"][0]["cl"]["link"], link.as_str(), "{st}");
+    assert_eq!(
+        mega_get(&mono, "/api/v1/latest-commit?path=/")["oid"],
+        base.as_str()
+    );
+}
+
+#[test]
+fn third_party_itself_is_refused() {
+    let Some(mono) = Mono::start() else { return };
+    let src = tempfile::tempdir().expect("tmp");
+    small_repo(src.path());
+    let out = mono.git_push(
+        src.path(),
+        "/third-party/x",
+        "refs/heads/main:refs/heads/main",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = daemon(&mono);
+    mount(&d, "third-party");
+    std::fs::write(d.workspace.join("third-party/x/new.txt"), b"new\n").expect("add");
+    let (code, c) = commit(&d, "in /third-party");
+    assert_eq!(code, 200, "{c}");
+    let main = ls_remote_main(&mono, "third-party/x");
+    let (code, body) = push(&d);
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (409, Some("PUSH_UNSUPPORTED")),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().expect("error").contains("several"),
+        "{body}"
+    );
+    assert_eq!(ls_remote_main(&mono, "third-party/x"), main);
+    assert_eq!(status(&d)["ahead"], 1);
+}
