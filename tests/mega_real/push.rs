@@ -48,6 +48,43 @@ fn small_repo(dir: &Path) {
     );
 }
 
+/// The requests (`METHOD uri`, one per request) `mono` logged past byte `from` of its log:
+/// every git transport request; its API logs a request only when something goes wrong, so the
+/// CL list and files-list calls of a CL push are not among them.
+fn requests_since(mono: &Mono, from: usize) -> Vec<String> {
+    let log = mono.log();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for line in log.get(from..).unwrap_or_default().lines() {
+        let Some(span) = line
+            .split("http.request{")
+            .nth(1)
+            .and_then(|r| r.split('}').next())
+        else {
+            continue;
+        };
+        let field = |k: &str| {
+            span.split(' ')
+                .find_map(|f| f.strip_prefix(k))
+                .unwrap_or_default()
+                .to_string()
+        };
+        if seen.insert(field("trace_id=")) {
+            out.push(format!("{} {}", field("method="), field("uri=")));
+        }
+    }
+    out
+}
+
+/// Pushes through the API and prints the requests the server saw for it.
+fn push_counted(mono: &Mono, d: &Daemon, what: &str) -> (u16, serde_json::Value, Vec<String>) {
+    let mark = mono.log().len();
+    let (code, body) = push(d);
+    let seen = requests_since(mono, mark);
+    eprintln!("{what}: {} requests:\n  {}", seen.len(), seen.join("\n  "));
+    (code, body, seen)
+}
+
 fn push(d: &Daemon) -> (u16, serde_json::Value) {
     let (code, body) = http::post(&d.http_addr, "/api/git/push", "{}");
     (code, json(&body))
@@ -143,7 +180,12 @@ fn a_third_party_push_moves_that_repositorys_main_and_the_workspace_with_it() {
     assert_eq!(code, 200, "{c}");
     let local = c["commit"].as_str().expect("commit").to_string();
 
-    let (code, body) = push(&d);
+    let (code, body, seen) = push_counted(&mono, &d, "a /third-party push");
+    assert_eq!(
+        seen.len(),
+        3,
+        "info/refs, info/refs (compare-and-swap), receive-pack"
+    );
     assert_eq!(code, 200, "{body}\n{}\n{}", d.log(), mono.log());
     assert_eq!(body["moved"], true, "{body}");
     assert_eq!(body["repositories"][0][0], "third-party/x", "{body}");
@@ -219,7 +261,9 @@ fn a_project_push_opens_a_cl_a_second_push_updates_it_and_the_edits_stay() {
     let (code, c) = commit(&d, "first change");
     assert_eq!(code, 200, "{c}");
 
-    let (code, body) = push(&d);
+    let (code, body, seen) = push_counted(&mono, &d, "a first /project push");
+    // info/refs (parent), info/refs (compare-and-swap), receive-pack, info/refs (refs/cl/*).
+    assert_eq!(seen.len(), 4, "{seen:?}");
     assert_eq!(code, 200, "{body}\n{}\n{}", d.log(), mono.log());
     assert_eq!(body["moved"], false, "{body}");
     let link = body["cls"][0]["link"]
@@ -262,7 +306,16 @@ fn a_project_push_opens_a_cl_a_second_push_updates_it_and_the_edits_stay() {
         .cloned()
         .expect("second.txt in status");
     assert!(second.get("cl").is_none(), "not pushed yet: {st}");
+    let mark = mono.log().len();
     let out = cli(&d, &["push"]);
+    let seen = requests_since(&mono, mark);
+    eprintln!(
+        "a second /project push (CLI): {} requests:\n  {}",
+        seen.len(),
+        seen.join("\n  ")
+    );
+    // The recorded CL is still open: no refs/cl/* look-up this time.
+    assert_eq!(seen.len(), 3, "info/refs twice, receive-pack: {seen:?}");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
