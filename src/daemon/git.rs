@@ -196,8 +196,9 @@ impl From<crate::vcs::PushFailure> for AppError {
 /// Body of `POST /api/git/push` (optional).
 #[derive(Deserialize, Serialize, Debug, Default)]
 pub struct PushRequest {
-    /// A writable path; the push carries the local commits, which hold every writable path's
-    /// changes, so this only checks that the path is mounted.
+    /// A writable path: on a Mega remote only that path is pushed; elsewhere the push carries
+    /// the local commits, which hold every writable path's changes, so this only checks that
+    /// the path is mounted.
     #[serde(default)]
     pub path: Option<String>,
 }
@@ -208,9 +209,15 @@ async fn post_push(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let v = vcs(&s)?;
     let m = super::workspace::writable_paths(&s)?;
-    if let Some(p) = req.path.as_deref() {
-        m.layers(Some(p)).await?;
-    }
+    let only = match req.path.as_deref() {
+        Some(p) => m
+            .layers(Some(p))
+            .await?
+            .into_iter()
+            .next()
+            .map(|(p, _, _)| p),
+        None => None,
+    };
     // CI mounts of this daemon sit on the same read-only view, which a push moves; their jobs
     // must not see the base change under them.
     if let Some(n) = s.antares.as_ref().map(|a| a.count()).filter(|n| *n > 0) {
@@ -224,7 +231,7 @@ async fn post_push(
         outcome,
         mega,
         pruned,
-    } = m.push(&v).await?;
+    } = m.push(&v, only.as_deref()).await?;
     let mut body = match &outcome {
         Some(out) => serde_json::to_value(out).unwrap_or_default(),
         None => serde_json::json!({}),

@@ -30,9 +30,19 @@ pub struct Pushed {
 impl WritablePaths {
     /// Pushes the local commits of `vcs`, then prunes every mounted overlay on the pushed
     /// commit (see the module doc).
-    pub async fn push(&self, vcs: &Vcs) -> Result<Pushed, PushFailure> {
+    ///
+    /// On a Mega server `only` (a mounted path) narrows the push to that path; elsewhere the
+    /// local commits, which hold every path's changes, go as one.
+    pub async fn push(&self, vcs: &Vcs, only: Option<&str>) -> Result<Pushed, PushFailure> {
         let (outcome, mega) = if vcs.is_mega() {
-            let paths: Vec<String> = self.active.lock().await.keys().cloned().collect();
+            let paths: Vec<String> = self
+                .active
+                .lock()
+                .await
+                .keys()
+                .filter(|p| only.map_or(true, |o| o == p.as_str()))
+                .cloned()
+                .collect();
             vcs.push_mega(&paths).await?
         } else {
             (Some(vcs.push().await?), MegaPushed::default())

@@ -560,3 +560,46 @@ fn third_party_itself_is_refused() {
     assert_eq!(ls_remote_main(&mono, "third-party/x"), main);
     assert_eq!(status(&d)["ahead"], 1);
 }
+
+#[test]
+fn a_push_of_one_path_sends_only_that_path_each_to_its_own_cl() {
+    let Some(mono) = Mono::start() else { return };
+    let d = daemon(&mono);
+    mount(&d, "project");
+    mount(&d, "doc");
+    std::fs::write(d.workspace.join("project/p.txt"), b"p\n").expect("add");
+    std::fs::write(d.workspace.join("doc/d.txt"), b"d\n").expect("add");
+    let (code, c) = commit(&d, "both paths");
+    assert_eq!(code, 200, "{c}");
+    let (code, body) = http::post(&d.http_addr, "/api/git/push", r#"{"path":"/doc"}"#);
+    let body = json(&body);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert_eq!(body["cls"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["cls"][0]["path"], "doc", "{body}");
+    let doc = body["cls"][0]["link"].as_str().expect("link").to_string();
+    assert_eq!(cl_files(&mono, &doc), ["d.txt"]);
+    let st = status(&d);
+    let marked = |p: &str| {
+        st["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .find(|c| c["path"] == p)
+            .map(|c| c["cl"]["link"].clone())
+    };
+    assert_eq!(marked("doc/d.txt"), Some(doc.as_str().into()), "{st}");
+    assert_eq!(
+        marked("project/p.txt"),
+        Some(serde_json::Value::Null),
+        "{st}"
+    );
+    // The rest: only /project is new.
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert_eq!(body["cls"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["cls"][0]["path"], "project", "{body}");
+    let project = body["cls"][0]["link"].as_str().expect("link").to_string();
+    assert_ne!(project, doc);
+    assert_eq!(cl_files(&mono, &project), ["p.txt"]);
+    assert_eq!(open_cls(&mono).len(), 2);
+}
