@@ -244,6 +244,12 @@ impl Vcs {
         let mut out = MegaPushed::default();
         let head_git = git2::Oid::from_bytes(&head.0).map_err(lower)?;
         let mut moved = None;
+        // CLs first: they read the local commits, which a move below may start afresh.
+        for p in &cls {
+            if let Some(rec) = self.push_cl(mega, p, head, base).await? {
+                out.cls.push(rec);
+            }
+        }
         if !repos.is_empty() {
             let changed: Vec<String> = repos
                 .iter()
@@ -273,11 +279,6 @@ impl Vcs {
                 };
                 (o.objects, o.pack_bytes) = (objects, bytes);
                 moved = Some(o);
-            }
-        }
-        for p in &cls {
-            if let Some(rec) = self.push_cl(mega, p, head, base).await? {
-                out.cls.push(rec);
             }
         }
         if moved.is_none() && out.cls.is_empty() {

@@ -172,6 +172,8 @@ fn a_third_party_push_moves_that_repositorys_main_and_the_workspace_with_it() {
     assert_eq!(before, git(src.path(), &["rev-parse", "HEAD"]));
 
     let d = daemon(&mono);
+    // A path with nothing to push beside it: it is left alone.
+    mount(&d, "project");
     mount(&d, "third-party/x");
     let ws = d.workspace.join("third-party/x");
     std::fs::write(ws.join("new.txt"), b"new\n").expect("add");
