@@ -76,7 +76,8 @@ pub enum Cmd {
     },
     /// Push the local commits to the remote; the workspace then shows the pushed commit.
     Push {
-        /// A writable path (only checked to be mounted: the commits hold every path's changes).
+        /// A writable path: on a Mega remote only that one is pushed (elsewhere only checked to
+        /// be mounted: the commits hold every path's changes).
         path: Option<String>,
     },
     /// Drop the changes of a writable path, or those under a path inside one.

@@ -84,7 +84,20 @@ pub async fn call(
                     _ => "M",
                 };
                 let path = crate::vcs::names::path_from_json(c).unwrap_or_default();
-                format!("{kind} {}", crate::vcs::names::quote_path(&path))
+                // A change a push sent to a change list (Mega): which one, and whether it
+                // changed again since.
+                let cl = match c.get("cl") {
+                    Some(cl) => format!(
+                        "  [CL {}{}]",
+                        cl.get("link").and_then(Value::as_str).unwrap_or("?"),
+                        match cl.get("current").and_then(Value::as_bool) {
+                            Some(false) => ", changed since the push",
+                            _ => "",
+                        }
+                    ),
+                    None => String::new(),
+                };
+                format!("{kind} {}{cl}", crate::vcs::names::quote_path(&path))
             })
             .collect();
         return Outcome {

@@ -9,3 +9,6 @@ mod cl_layer;
 
 #[path = "mega_real/modes.rs"]
 mod modes;
+
+#[path = "mega_real/push.rs"]
+mod push;

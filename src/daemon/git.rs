@@ -30,8 +30,12 @@ pub struct StatusResponse {
     pub head: String,
     /// Local commits not pushed yet.
     pub ahead: u64,
-    /// Changes, sorted by path.
+    /// Changes, sorted by path; a change a push sent to a change list has `cl`
+    /// (`{link, path, current}`, see `vcs::mega::InCl`).
     pub changes: Vec<serde_json::Value>,
+    /// The change lists the writable paths were pushed to (Mega), by path.
+    #[serde(default)]
+    pub cls: Vec<crate::vcs::mega::ClRecord>,
 }
 
 impl From<VcsError> for AppError {
@@ -58,12 +62,20 @@ async fn get_status(
     State(s): State<AppState>,
     Query(q): Query<PathQuery>,
 ) -> Result<Json<StatusResponse>, AppError> {
+    let v = vcs(&s)?;
+    let cls = v.cl_records();
     let changes = collect(&s, q.path.as_deref())
         .await?
         .into_iter()
-        .map(|c| serde_json::to_value(c).unwrap_or_default())
+        .map(|c| {
+            let mut j = serde_json::to_value(&c).unwrap_or_default();
+            let path = String::from_utf8_lossy(&c.path);
+            if let Some(cl) = v.in_cl(&cls, &path, c.old.map(|o| o.oid), c.new.map(|n| n.oid)) {
+                j["cl"] = serde_json::to_value(cl).unwrap_or_default();
+            }
+            j
+        })
         .collect();
-    let v = vcs(&s)?;
     let (head, ahead) = v.head();
     Ok(Json(StatusResponse {
         path: q.path.unwrap_or_default(),
@@ -71,6 +83,7 @@ async fn get_status(
         head: head.to_hex(),
         ahead,
         changes,
+        cls,
     }))
 }
 
@@ -166,6 +179,7 @@ impl From<crate::vcs::PushFailure> for AppError {
             F::Push(P::Refused { .. }) => (StatusCode::CONFLICT, "PUSH_REFUSED"),
             F::Push(P::NoBranch(_)) => (StatusCode::BAD_REQUEST, "NO_BRANCH"),
             F::Push(P::Remote(_)) => (StatusCode::BAD_GATEWAY, "REMOTE_FAILED"),
+            F::Unsupported(_) => (StatusCode::CONFLICT, "PUSH_UNSUPPORTED"),
             F::Rebase { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "REBASE_FAILED"),
             F::Failed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "VCS_FAILED"),
         };
@@ -182,8 +196,9 @@ impl From<crate::vcs::PushFailure> for AppError {
 /// Body of `POST /api/git/push` (optional).
 #[derive(Deserialize, Serialize, Debug, Default)]
 pub struct PushRequest {
-    /// A writable path; the push carries the local commits, which hold every writable path's
-    /// changes, so this only checks that the path is mounted.
+    /// A writable path: on a Mega remote only that path is pushed; elsewhere the push carries
+    /// the local commits, which hold every writable path's changes, so this only checks that
+    /// the path is mounted.
     #[serde(default)]
     pub path: Option<String>,
 }
@@ -194,9 +209,15 @@ async fn post_push(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let v = vcs(&s)?;
     let m = super::workspace::writable_paths(&s)?;
-    if let Some(p) = req.path.as_deref() {
-        m.layers(Some(p)).await?;
-    }
+    let only = match req.path.as_deref() {
+        Some(p) => m
+            .layers(Some(p))
+            .await?
+            .into_iter()
+            .next()
+            .map(|(p, _, _)| p),
+        None => None,
+    };
     // CI mounts of this daemon sit on the same read-only view, which a push moves; their jobs
     // must not see the base change under them.
     if let Some(n) = s.antares.as_ref().map(|a| a.count()).filter(|n| *n > 0) {
@@ -207,17 +228,38 @@ async fn post_push(
         ));
     }
     let crate::workspace::Pushed {
-        outcome: out,
+        outcome,
+        mega,
         pruned,
-    } = m.push(&v).await?;
-    let message = format!(
-        "pushed {} to {} {} ({} commit(s), {} objects, {} bytes); {pruned} upper entries now come from the pushed commit",
-        out.commit, out.target, out.refname, out.commits, out.objects, out.pack_bytes
-    );
-    let mut body = serde_json::to_value(&out).unwrap_or_default();
+    } = m.push(&v, only.as_deref()).await?;
+    let mut body = match &outcome {
+        Some(out) => serde_json::to_value(out).unwrap_or_default(),
+        None => serde_json::json!({}),
+    };
+    let mut lines = Vec::new();
+    if let Some(out) = &outcome {
+        lines.push(format!(
+            "pushed {} to {} {} ({} commit(s), {} objects, {} bytes); {pruned} upper entries now come from the pushed commit",
+            out.commit, out.target, out.refname, out.commits, out.objects, out.pack_bytes
+        ));
+    }
+    for (repo, main) in &mega.repositories {
+        lines.push(format!("/{repo}: main is now {main}"));
+    }
+    for cl in &mega.cls {
+        lines.push(format!(
+            "/{}: change list {} ({}); the changes stay in the workspace until it is merged",
+            cl.path,
+            cl.link.as_deref().unwrap_or("(link not found)"),
+            cl.commit
+        ));
+    }
     body["status"] = "Success".into();
+    body["moved"] = outcome.is_some().into();
     body["settled"] = pruned.into();
-    body["message"] = message.into();
+    body["repositories"] = serde_json::to_value(&mega.repositories).unwrap_or_default();
+    body["cls"] = serde_json::to_value(&mega.cls).unwrap_or_default();
+    body["message"] = lines.join("\n").into();
     Ok(Json(body))
 }
 

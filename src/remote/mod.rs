@@ -6,6 +6,7 @@
 
 pub mod local;
 pub mod mega;
+pub mod mega_push;
 pub mod object;
 pub mod smart_http;
 
@@ -168,6 +169,12 @@ pub trait Push: Send + Sync + 'static {
     /// `old`), sending `pack`, which holds every object the receiver lacks.
     async fn push(&self, refname: &str, old: Oid, new: Oid, pack: Vec<u8>)
         -> Result<(), PushError>;
+
+    /// The Mega server, when pushes go path by path to one (the `mega` remote without a
+    /// `push_url`); `None` for a plain receiver.
+    fn mega(&self) -> Option<&mega_push::MegaPush> {
+        None
+    }
 }
 
 /// The full ref name for a configured branch over HTTP (`None` and `HEAD` mean `main`).
@@ -191,8 +198,12 @@ pub fn pusher_from_config(cfg: &Config) -> Result<Arc<dyn Push>, RemoteError> {
     };
     match (&cfg.push_url, &cfg.remote) {
         (Some(url), _) => http(url.trim_end_matches('/').to_string()),
-        // The whole monorepo is one repository at the root of the Mega server.
-        (None, RemoteSpec::Mega(base)) => http(format!("{}/.git", base.trim_end_matches('/'))),
+        // Each path is its own endpoint on a Mega server (see `mega_push`).
+        (None, RemoteSpec::Mega(base)) => Ok(Arc::new(mega_push::MegaPush::new(
+            base,
+            cfg.remote_token.clone(),
+            cfg.request_timeout,
+        )?)),
         (None, RemoteSpec::Local(path)) => Ok(Arc::new(local::LocalRemote::open(path)?)),
     }
 }

@@ -8,7 +8,10 @@ pub mod change;
 pub mod commit;
 pub mod diff;
 mod error;
+pub mod graft;
 pub mod loose;
+pub mod mega;
+mod mega_root;
 pub mod names;
 pub mod push;
 pub mod scan;
@@ -90,6 +93,9 @@ pub enum PushFailure {
         /// Why.
         reason: String,
     },
+    /// The server cannot take this push as asked (see `mega::MegaPushError`).
+    #[error("{0}")]
+    Unsupported(String),
     /// Reading the local commits failed; nothing was sent.
     #[error(transparent)]
     Failed(#[from] VcsError),
@@ -107,6 +113,8 @@ pub struct Vcs {
     /// Where pushes go, and the configured `ref` (`None`: the default branch).
     pusher: Arc<dyn crate::remote::Push>,
     refname: Option<String>,
+    /// The CL each path was pushed to (`cl:<path>` keys beside the history; see `mega`).
+    cls: sled::Tree,
 }
 
 impl Vcs {
@@ -123,6 +131,7 @@ impl Vcs {
         Ok(Vcs {
             repo: std::sync::Mutex::new(commit::open_staging(store_path)?),
             op: tokio::sync::Mutex::new(()),
+            cls: history.clone(),
             history: History::new(history),
             author,
             dic,

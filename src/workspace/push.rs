@@ -5,19 +5,24 @@
 //! upper layer) and the kernel made to forget what changed, and the call returns when the
 //! kernel shows the pushed commit. A refused or failed push changes nothing in the workspace.
 //! A failed prune loses nothing: what stays in an upper layer still shows, and equals the base.
+//! On a Mega server each writable path is pushed on its own (`Vcs::push_mega`); a change list
+//! lands nothing, so nothing is pruned for it.
 
 use std::ffi::OsString;
 use std::sync::Arc;
 
 use super::WritablePaths;
 use crate::overlay::OverlayFs;
+use crate::vcs::mega::MegaPushed;
 use crate::vcs::{PushFailure, PushOutcome, Vcs};
 
 /// What a push did.
 #[derive(Debug)]
 pub struct Pushed {
-    /// The push itself.
-    pub outcome: PushOutcome,
+    /// The push that moved the workspace's base, if one did.
+    pub outcome: Option<PushOutcome>,
+    /// What a Mega server took, path by path (empty for other receivers).
+    pub mega: MegaPushed,
     /// Upper entries pruned because the pushed commit now holds them.
     pub pruned: usize,
 }
@@ -25,10 +30,32 @@ pub struct Pushed {
 impl WritablePaths {
     /// Pushes the local commits of `vcs`, then prunes every mounted overlay on the pushed
     /// commit (see the module doc).
-    pub async fn push(&self, vcs: &Vcs) -> Result<Pushed, PushFailure> {
-        let outcome = vcs.push().await?;
-        let pruned = self.prune_after_push(&outcome.touched).await;
-        Ok(Pushed { outcome, pruned })
+    ///
+    /// On a Mega server `only` (a mounted path) narrows the push to that path; elsewhere the
+    /// local commits, which hold every path's changes, go as one.
+    pub async fn push(&self, vcs: &Vcs, only: Option<&str>) -> Result<Pushed, PushFailure> {
+        let (outcome, mega) = if vcs.is_mega() {
+            let paths: Vec<String> = self
+                .active
+                .lock()
+                .await
+                .keys()
+                .filter(|p| only.map_or(true, |o| o == p.as_str()))
+                .cloned()
+                .collect();
+            vcs.push_mega(&paths).await?
+        } else {
+            (Some(vcs.push().await?), MegaPushed::default())
+        };
+        let pruned = match &outcome {
+            Some(o) => self.prune_after_push(&o.touched).await,
+            None => 0,
+        };
+        Ok(Pushed {
+            outcome,
+            mega,
+            pruned,
+        })
     }
 
     /// After a push moved the base: prunes every mounted overlay on it

@@ -16,7 +16,7 @@ pub fn our_oid(o: git2::Oid) -> Oid {
 }
 
 /// The git tree mode of an entry of `kind`.
-pub(super) fn mode(kind: EntryKind) -> i32 {
+pub fn mode(kind: EntryKind) -> i32 {
     match kind {
         EntryKind::File => 0o100644,
         EntryKind::Executable => 0o100755,

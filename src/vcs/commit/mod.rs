@@ -19,8 +19,8 @@ mod tree;
 mod writer;
 
 pub use history::History;
-pub use ids::our_oid;
-pub use pack::pack_new_objects;
+pub use ids::{mode, our_oid};
+pub use pack::{pack_commits, pack_new_objects};
 pub use staging::{open_staging, renew_staging};
 pub use tree::{plan, tree_with, Plan};
 pub use writer::Writer;

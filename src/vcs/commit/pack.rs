@@ -13,16 +13,31 @@ pub fn pack_new_objects(
     base: Oid,
 ) -> Result<(Vec<u8>, usize), VcsError> {
     let err = |e: git2::Error| VcsError::Lower(e.to_string());
+    let mut commits = Vec::new();
+    let mut c = head;
+    while c != base {
+        let commit = repo.find_commit(git_oid(c)?).map_err(err)?;
+        commits.push(commit.id());
+        c = our_oid(commit.parent_id(0).map_err(err)?);
+    }
+    pack_commits(repo, &commits)
+}
+
+/// A pack of `commits` (of the staging repository) and the trees and blobs they reach that
+/// this repository holds (the rest is the server's already).
+pub fn pack_commits(
+    repo: &git2::Repository,
+    commits: &[git2::Oid],
+) -> Result<(Vec<u8>, usize), VcsError> {
+    let err = |e: git2::Error| VcsError::Lower(e.to_string());
     let odb = repo.odb().map_err(err)?;
     let mut pb = repo.packbuilder().map_err(err)?;
     let mut seen = std::collections::HashSet::new();
     let mut stack: Vec<git2::Oid> = Vec::new();
-    let mut c = head;
-    while c != base {
-        let commit = repo.find_commit(git_oid(c)?).map_err(err)?;
+    for c in commits {
+        let commit = repo.find_commit(*c).map_err(err)?;
         pb.insert_object(commit.id(), None).map_err(err)?;
         stack.push(commit.tree_id());
-        c = our_oid(commit.parent_id(0).map_err(err)?);
     }
     while let Some(t) = stack.pop() {
         if !seen.insert(t) || !odb.exists(t) {
