@@ -15,7 +15,7 @@ use super::commit::{mode, our_oid};
 use super::mega::{lower, messages, rewrite, tree_at};
 use super::push::changed_dirs;
 use super::{PushFailure, PushOutcome, Vcs, VcsError};
-use crate::remote::{CommitInfo, Oid};
+use crate::remote::Oid;
 
 const DIR: i32 = 0o040000;
 
@@ -103,19 +103,7 @@ impl Vcs {
                 updates,
             )
         };
-        let info = CommitInfo {
-            oid: graft,
-            root_tree: Some(our_oid(root)),
-            time,
-        };
-        let touched = self
-            .dic
-            .rebase(info, &updates)
-            .await
-            .map_err(|e| PushFailure::Rebase {
-                commit: graft.to_hex(),
-                reason: e.to_string(),
-            })?;
+        let touched = self.rebase_view(graft, root, time, &updates).await?;
         let left = self.history.advance(graft, squash)?;
         tracing::info!(%graft, %squash, left, "the workspace moved to the base with the pushed repositories; the rest stays ahead");
         Ok(PushOutcome {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::commit::{our_oid, pack_commits};
 use super::{PushFailure, PushOutcome, Vcs, VcsError};
 use crate::remote::mega_push::MegaPush;
-use crate::remote::{CommitInfo, Oid, PushError};
+use crate::remote::{Oid, PushError};
 
 pub(super) const MAIN: &str = "refs/heads/main";
 
@@ -374,19 +374,7 @@ impl Vcs {
             let (tree, time) = super::push::commit_tree(&repo, head)?;
             (tree, time, super::push::changed_dirs(&repo, tree)?)
         };
-        let info = CommitInfo {
-            oid: head,
-            root_tree: Some(our_oid(tree)),
-            time,
-        };
-        let touched = self
-            .dic
-            .rebase(info, &updates)
-            .await
-            .map_err(|e| PushFailure::Rebase {
-                commit: head.to_hex(),
-                reason: e.to_string(),
-            })?;
+        let touched = self.rebase_view(head, tree, time, &updates).await?;
         match super::commit::renew_staging(&self.store_path) {
             Ok(fresh) => *self.staging() = fresh,
             Err(e) => tracing::warn!(error = %e, "could not start the staging repository afresh"),

@@ -145,6 +145,29 @@ impl Vcs {
         self.repo.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Moves the read-only view in place to `commit` (root `tree` of the staging repository,
+    /// made at `time`), whose changed directories are `updates`; what the kernel must forget.
+    async fn rebase_view(
+        &self,
+        commit: Oid,
+        tree: git2::Oid,
+        time: i64,
+        updates: &[(String, Vec<crate::remote::ListedEntry>)],
+    ) -> Result<Vec<crate::store::Touched>, PushFailure> {
+        let info = crate::remote::CommitInfo {
+            oid: commit,
+            root_tree: Some(commit::our_oid(tree)),
+            time,
+        };
+        self.dic
+            .rebase(info, updates)
+            .await
+            .map_err(|e| PushFailure::Rebase {
+                commit: commit.to_hex(),
+                reason: e.to_string(),
+            })
+    }
+
     /// Sends the local commits to the remote and, once it has them, makes the last one the
     /// base. The caller then prunes the upper layers (see `workspace::push`).
     pub async fn push(&self) -> Result<PushOutcome, PushFailure> {
@@ -167,21 +190,7 @@ impl Vcs {
         tracing::info!(%head, %base, refname, target, objects, pack_bytes, commits = ahead, "pushing");
         self.pusher.push(&refname, base, head, pack).await?;
         tracing::info!(%head, refname, "the remote accepted the push; moving the workspace to it");
-        let mut root = [0u8; 20];
-        root.copy_from_slice(tree.as_bytes());
-        let info = crate::remote::CommitInfo {
-            oid: head,
-            root_tree: Some(Oid(root)),
-            time,
-        };
-        let touched = self
-            .dic
-            .rebase(info, &updates)
-            .await
-            .map_err(|e| PushFailure::Rebase {
-                commit: head.to_hex(),
-                reason: e.to_string(),
-            })?;
+        let touched = self.rebase_view(head, tree, time, &updates).await?;
         // Everything the staging repository held is on the remote now; start it afresh so the
         // next push packs only what is new again.
         match commit::renew_staging(&self.store_path) {

@@ -153,9 +153,10 @@ fn cl_files(mono: &Mono, link: &str) -> Vec<String> {
     v
 }
 
-#[test]
-fn a_third_party_push_moves_that_repositorys_main_and_the_workspace_with_it() {
-    let Some(mono) = Mono::start() else { return };
+/// A fresh real server whose `/third-party/x` holds [`small_repo`], and the commit pushed there
+/// (`None`: the server is not here).
+fn mono_with_x() -> Option<(Mono, String)> {
+    let mono = Mono::start()?;
     let src = tempfile::tempdir().expect("tmp");
     small_repo(src.path());
     let out = mono.git_push(
@@ -168,8 +169,17 @@ fn a_third_party_push_moves_that_repositorys_main_and_the_workspace_with_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let head = git(src.path(), &["rev-parse", "HEAD"]);
+    Some((mono, head))
+}
+
+#[test]
+fn a_third_party_push_moves_that_repositorys_main_and_the_workspace_with_it() {
+    let Some((mono, pushed)) = mono_with_x() else {
+        return;
+    };
     let before = ls_remote_main(&mono, "third-party/x");
-    assert_eq!(before, git(src.path(), &["rev-parse", "HEAD"]));
+    assert_eq!(before, pushed);
 
     let d = daemon(&mono);
     // A path with nothing to push beside it: it is left alone.
@@ -380,19 +390,9 @@ fn a_project_push_opens_a_cl_a_second_push_updates_it_and_the_edits_stay() {
 
 #[test]
 fn a_third_party_push_after_a_cl_moves_the_workspace_and_keeps_the_cl_changes_ahead() {
-    let Some(mono) = Mono::start() else { return };
-    let src = tempfile::tempdir().expect("tmp");
-    small_repo(src.path());
-    let out = mono.git_push(
-        src.path(),
-        "/third-party/x",
-        "refs/heads/main:refs/heads/main",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let Some((mono, _)) = mono_with_x() else {
+        return;
+    };
     let before = ls_remote_main(&mono, "third-party/x");
     let d = daemon(&mono);
     mount(&d, "project");
@@ -466,19 +466,9 @@ fn a_third_party_push_after_a_cl_moves_the_workspace_and_keeps_the_cl_changes_ah
 
 #[test]
 fn the_root_pushes_as_a_cl_at_the_root_and_third_party_through_it_is_refused_before_sending() {
-    let Some(mono) = Mono::start() else { return };
-    let src = tempfile::tempdir().expect("tmp");
-    small_repo(src.path());
-    let out = mono.git_push(
-        src.path(),
-        "/third-party/x",
-        "refs/heads/main:refs/heads/main",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let Some((mono, _)) = mono_with_x() else {
+        return;
+    };
     let d = daemon(&mono);
     mount(&d, "/");
     let base = status(&d)["base"].as_str().expect("base").to_string();
@@ -530,19 +520,9 @@ fn the_root_pushes_as_a_cl_at_the_root_and_third_party_through_it_is_refused_bef
 
 #[test]
 fn third_party_itself_is_refused() {
-    let Some(mono) = Mono::start() else { return };
-    let src = tempfile::tempdir().expect("tmp");
-    small_repo(src.path());
-    let out = mono.git_push(
-        src.path(),
-        "/third-party/x",
-        "refs/heads/main:refs/heads/main",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let Some((mono, _)) = mono_with_x() else {
+        return;
+    };
     let d = daemon(&mono);
     mount(&d, "third-party");
     std::fs::write(d.workspace.join("third-party/x/new.txt"), b"new\n").expect("add");
