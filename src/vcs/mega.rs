@@ -561,3 +561,7 @@ impl Vcs {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "mega_tests.rs"]
+mod tests;
