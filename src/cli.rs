@@ -85,6 +85,12 @@ pub enum Cmd {
         /// The path whose changes go.
         path: String,
     },
+    /// Print a shell completion script (`scorpio completions bash > /etc/bash_completion.d/scorpio`);
+    /// reads no config.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Per-job CI mounts (Antares): serve the API, or talk to it.
     Antares {
         /// Talk to the main daemon's `/antares` routes (at `http_addr`), not to `antares.bind`.

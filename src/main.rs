@@ -29,6 +29,16 @@ fn main() -> ExitCode {
         // First, before the daemon opens any file: the FUSE sessions must never run short.
         raise_fd_limit();
     }
+    if let Some(Cmd::Completions { shell }) = cli.command {
+        // Needs no config: a package or a user's dotfiles run it anywhere.
+        clap_complete::generate(
+            shell,
+            &mut <Cli as clap::CommandFactory>::command(),
+            "scorpio",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
     let cfg = match Config::load(cli.config.as_deref(), &cli.overrides()) {
         Ok(c) => c,
         Err(e) => {
@@ -119,6 +129,8 @@ fn main() -> ExitCode {
             "/api/git/reset",
             Some(serde_json::json!({"path": path})),
         ),
+        // Answered above, before the config.
+        Cmd::Completions { .. } => ExitCode::SUCCESS,
         Cmd::List => api(&rt, &cfg, reqwest::Method::GET, "/api/fs/mpoint", None),
         Cmd::Antares {
             cmd: AntaresCmd::Serve { .. },

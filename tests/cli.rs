@@ -345,3 +345,64 @@ fn doctor_speaks_for_a_plain_user() {
     assert!(line(&out, "workspace").starts_with("ok"), "{out}");
     assert!(line(&out, "remote").starts_with("FAIL"), "{out}");
 }
+
+/// `scorpio completions <shell>` needs no config (run where none is), and bash's script, loaded
+/// into a bash, completes subcommands and their options; zsh's and fish's name the subcommands;
+/// an unknown shell is exit 2.
+#[test]
+fn completions_complete_subcommands_without_a_config() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let bin = env!("CARGO_BIN_EXE_scorpio");
+    let complete = |words: &str, cword: usize| -> Vec<String> {
+        let script = format!(
+            "source <('{bin}' completions bash) && COMP_WORDS=({words}) && COMP_CWORD={cword} \
+             && _scorpio scorpio \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\" \
+             && printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let out = run_with_timeout(
+            std::process::Command::new("bash")
+                .arg("-c")
+                .arg(&script)
+                .current_dir(empty.path())
+                .env_remove("SCORPIO_REMOTE"),
+            30,
+        );
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(complete("scorpio pu", 1), vec!["push".to_string()]);
+    let antares = complete("scorpio antares ''", 2);
+    assert!(
+        antares.iter().any(|w| w == "serve") && antares.iter().any(|w| w == "--via-daemon"),
+        "{antares:?}"
+    );
+    let mount = complete("scorpio mount src --c", 3);
+    assert!(mount.iter().any(|w| w == "--cl"), "{mount:?}");
+    for shell in ["zsh", "fish"] {
+        let out = run_with_timeout(
+            std::process::Command::new(bin)
+                .args(["completions", shell])
+                .current_dir(empty.path()),
+            30,
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}");
+        for sub in ["mount", "umount", "push", "antares", "completions"] {
+            assert!(text.contains(sub), "{shell} script lacks {sub}");
+        }
+    }
+    let out = run_with_timeout(
+        std::process::Command::new(bin)
+            .args(["completions", "tcsh"])
+            .current_dir(empty.path()),
+        30,
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
