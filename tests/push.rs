@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::api::{cli, json, mount};
+use support::api::{cli, json, mount, push, status};
 use support::daemon::{run_with_timeout, Daemon, DaemonOpts};
 use support::fixture::{self, Fixture};
 use support::http;
@@ -21,17 +21,6 @@ fn commit(d: &Daemon, message: &str) -> String {
     let (code, v) = support::api::commit(d, message);
     assert_eq!(code, 200, "commit: {v}\n{}", d.log());
     v["commit"].as_str().expect("commit id").to_string()
-}
-
-fn push(d: &Daemon) -> (u16, serde_json::Value) {
-    let (code, body) = http::post(&d.http_addr, "/api/git/push", "{}");
-    (code, json(&body))
-}
-
-fn status(d: &Daemon) -> serde_json::Value {
-    let (code, body) = http::get(&d.http_addr, "/api/git/status");
-    assert_eq!(code, 200, "{body}");
-    json(&body)
 }
 
 fn changes(d: &Daemon) -> Vec<(String, String)> {

@@ -44,12 +44,7 @@ fn push(mono: &Mono, dir: &Path, path: &str, message: &str, files: &[(&str, Opti
     git(dir, &["add", "-A"]);
     let tree = git(dir, &["write-tree"]);
     let commit = git(dir, &["commit-tree", &tree, "-m", message]);
-    let out = mono.git_push(dir, path, &format!("+{commit}:refs/heads/main"));
-    assert!(
-        out.status.success(),
-        "push to {path}: {out:?}\n{}",
-        mono.log()
-    );
+    mono.push_ok(dir, path, &format!("+{commit}:refs/heads/main"));
 }
 
 /// The link of the open CL titled `title` (`POST /api/v1/cl/list`).

@@ -42,16 +42,10 @@ fn a_third_party_repository_reads_with_every_mode_as_git_archive() {
     symlink(DEEP_LINK_TARGET, &deep_link).expect("symlink");
     let commit = wt.commit_all("every mode");
     wt.git(&["push", "-q", "origin", "HEAD:refs/heads/main"]);
-    let out = mono.git_push(
+    mono.push_ok(
         &fx.repo_path,
         "/third-party/modes",
         "refs/heads/main:refs/heads/main",
-    );
-    assert!(
-        out.status.success(),
-        "push: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        mono.log()
     );
 
     let d = Daemon::start_or_panic(DaemonOpts::new(mono.url.clone()));

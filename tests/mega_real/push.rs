@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::api::{cli, commit, json, mount};
+use crate::support::api::{cli, commit, json, mount, push, status};
 use crate::support::daemon::{run_with_timeout, Daemon, DaemonOpts};
 use crate::support::http;
 use crate::support::mono::Mono;
@@ -85,17 +85,6 @@ fn push_counted(mono: &Mono, d: &Daemon, what: &str) -> (u16, serde_json::Value,
     (code, body, seen)
 }
 
-fn push(d: &Daemon) -> (u16, serde_json::Value) {
-    let (code, body) = http::post(&d.http_addr, "/api/git/push", "{}");
-    (code, json(&body))
-}
-
-fn status(d: &Daemon) -> serde_json::Value {
-    let (code, body) = http::get(&d.http_addr, "/api/git/status");
-    assert_eq!(code, 200, "{body}");
-    json(&body)
-}
-
 /// The server's `refs/heads/main` of `<path>.git`, read as git does, with the token.
 fn ls_remote_main(mono: &Mono, path: &str) -> String {
     let out = run_with_timeout(
@@ -153,21 +142,34 @@ fn cl_files(mono: &Mono, link: &str) -> Vec<String> {
     v
 }
 
+/// A bare repository holding `main` of the server's `<path>.git`, fetched with the token.
+fn fetch_main(mono: &Mono, path: &str) -> tempfile::TempDir {
+    let fetched = tempfile::tempdir().expect("tmp");
+    git(fetched.path(), &["init", "-q", "--bare"]);
+    git(
+        fetched.path(),
+        &[
+            "-c",
+            &format!("http.extraHeader=Authorization: Bearer {}", mono.token),
+            "fetch",
+            "-q",
+            &format!("{}/{path}.git", mono.url),
+            "refs/heads/main:refs/heads/main",
+        ],
+    );
+    fetched
+}
+
 /// A fresh real server whose `/third-party/x` holds [`small_repo`], and the commit pushed there
 /// (`None`: the server is not here).
 fn mono_with_x() -> Option<(Mono, String)> {
     let mono = Mono::start()?;
     let src = tempfile::tempdir().expect("tmp");
     small_repo(src.path());
-    let out = mono.git_push(
+    mono.push_ok(
         src.path(),
         "/third-party/x",
         "refs/heads/main:refs/heads/main",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let head = git(src.path(), &["rev-parse", "HEAD"]);
     Some((mono, head))
@@ -209,19 +211,7 @@ fn a_third_party_push_moves_that_repositorys_main_and_the_workspace_with_it() {
     assert_eq!(ls_remote_main(&mono, "third-party/x"), main);
     let latest = mega_get(&mono, "/api/v1/latest-commit?path=/third-party/x");
     eprintln!("latest-commit of /third-party/x after the push: {latest}");
-    let fetched = tempfile::tempdir().expect("tmp");
-    git(fetched.path(), &["init", "-q", "--bare"]);
-    git(
-        fetched.path(),
-        &[
-            "-c",
-            &format!("http.extraHeader=Authorization: Bearer {}", mono.token),
-            "fetch",
-            "-q",
-            &format!("{}/third-party/x.git", mono.url),
-            "refs/heads/main:refs/heads/main",
-        ],
-    );
+    let fetched = fetch_main(&mono, "third-party/x");
     assert_eq!(git(fetched.path(), &["rev-parse", "main^"]), before);
     assert_eq!(
         git(fetched.path(), &["log", "-1", "--format=%s", "main"]),
@@ -420,19 +410,7 @@ fn a_third_party_push_after_a_cl_moves_the_workspace_and_keeps_the_cl_changes_ah
     // x's main has exactly the change to x, on its old main.
     let main = ls_remote_main(&mono, "third-party/x");
     assert_eq!(body["repositories"][0][1], main.as_str());
-    let fetched = tempfile::tempdir().expect("tmp");
-    git(fetched.path(), &["init", "-q", "--bare"]);
-    git(
-        fetched.path(),
-        &[
-            "-c",
-            &format!("http.extraHeader=Authorization: Bearer {}", mono.token),
-            "fetch",
-            "-q",
-            &format!("{}/third-party/x.git", mono.url),
-            "refs/heads/main:refs/heads/main",
-        ],
-    );
+    let fetched = fetch_main(&mono, "third-party/x");
     assert_eq!(git(fetched.path(), &["rev-parse", "main^"]), before);
     assert_eq!(git(fetched.path(), &["show", "main:new.txt"]), "new");
     // The workspace moved, the change to x left status, the CL's change stays ahead, marked.

@@ -103,3 +103,16 @@ pub fn commit_body(d: &Daemon, body: &str) -> (u16, serde_json::Value) {
 pub fn commit(d: &Daemon, message: &str) -> (u16, serde_json::Value) {
     commit_body(d, &serde_json::json!({ "message": message }).to_string())
 }
+
+/// `POST /api/git/push` (all writable paths): the status code and the JSON answer.
+pub fn push(d: &Daemon) -> (u16, serde_json::Value) {
+    let (code, body) = http::post(&d.http_addr, "/api/git/push", "{}");
+    (code, json(&body))
+}
+
+/// `GET /api/git/status`, which must answer 200: its JSON.
+pub fn status(d: &Daemon) -> serde_json::Value {
+    let (code, body) = http::get(&d.http_addr, "/api/git/status");
+    assert_eq!(code, 200, "{body}");
+    json(&body)
+}

@@ -115,6 +115,20 @@ impl Mono {
     }
 }
 
+impl Mono {
+    /// [`Mono::git_push`], which must succeed (else a panic with git's stderr and the server's
+    /// log).
+    pub fn push_ok(&self, repo: &Path, path: &str, refspec: &str) {
+        let out = self.git_push(repo, path, refspec);
+        assert!(
+            out.status.success(),
+            "push to {path}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+}
+
 impl Drop for Mono {
     fn drop(&mut self) {
         // Never a panic here (a test that failed is unwinding already).

@@ -9,16 +9,10 @@ use crate::support::mono::Mono;
 fn the_real_mega_server_starts_takes_a_push_and_stops() {
     let Some(mono) = Mono::start() else { return };
     let fx = fixture::standard();
-    let out = mono.git_push(
+    mono.push_ok(
         &fx.repo_path,
         "/third-party/selftest",
         "refs/heads/main:refs/heads/main",
-    );
-    assert!(
-        out.status.success(),
-        "push: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        mono.log()
     );
     let r = crate::get(&format!(
         "{}/api/v1/file/tree?path=/third-party/selftest",

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::harness::{
-    api_as_user, as_user, chown_r, prepare_host, scorpio_as, spawn_until, wait_exit, PlainDaemon,
-    User, EDITS,
+    api_as_user, as_user, chown_r, prepare_host, scorpio_as, spawn_until, tar_as_user, wait_exit,
+    PlainDaemon, User, EDITS,
 };
 use crate::support::antares::{fuse_mounts_under, path_of};
 use crate::support::api::{change_pairs, json_or_text};
@@ -236,25 +236,11 @@ fn sh_in(user: &User, dir: &Path, script: &str) -> std::process::Output {
 /// Copies the tree at `dir` as the user (root may not enter another user's FUSE mount) into a
 /// fresh directory, keeping modes.
 fn copy_as_user(user: &User, dir: &Path) -> tempfile::TempDir {
-    let copy = tempfile::tempdir().expect("tempdir");
-    let script = format!(
-        "setpriv --reuid={} --regid={} --clear-groups tar -C '{}' -cf - . | tar -xpf - -C '{}'",
-        user.uid,
-        user.gid,
-        dir.display(),
-        copy.path().display()
-    );
-    let out = run_with_timeout(
-        Command::new("bash").args(["-o", "pipefail", "-c", &script]),
-        120,
-    );
-    assert!(
-        out.status.success(),
-        "tar of {} as the user: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    copy
+    tar_as_user(
+        user,
+        &format!("tar -C '{}' -cf - .", dir.display()),
+        String::new,
+    )
 }
 
 /// Whether a FUSE filesystem of uid `uid` is mounted at `p`, made through fusermount3.

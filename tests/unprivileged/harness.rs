@@ -134,6 +134,34 @@ pub(crate) const EDITS: [&str; 5] = [
     "rm -r 'dir with space' && mkdir 'dir with space' && printf 'fresh\\n' > 'dir with space/only.txt'",
 ];
 
+/// Runs `producer` (a shell command writing a tar to stdout) as `user` and extracts its output,
+/// keeping modes, into a fresh directory; panics with `report()` when it fails.
+pub(crate) fn tar_as_user(
+    user: &User,
+    producer: &str,
+    report: impl Fn() -> String,
+) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().expect("tempdir");
+    let script = format!(
+        "export HOME='{}'; setpriv --reuid={} --regid={} --clear-groups {producer} | tar -xpf - -C '{}'",
+        user.home.display(),
+        user.uid,
+        user.gid,
+        copy.path().display()
+    );
+    let out = run_with_timeout(
+        Command::new("bash").args(["-o", "pipefail", "-c", &script]),
+        120,
+    );
+    assert!(
+        out.status.success(),
+        "{script}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        report()
+    );
+    copy
+}
+
 /// The uid and gid of [`USER`], created (`useradd --system --create-home`) when missing, and its
 /// home; and the host made as a distribution ships it (`/dev/fuse` 0666, setuid fusermount3).
 pub(crate) fn prepare_host() -> (u32, u32, PathBuf) {
@@ -382,39 +410,23 @@ impl PlainDaemon {
 
     /// `git archive` of `commit` of the user's repository, extracted into a fresh directory.
     pub(crate) fn archive(&self, commit: &str) -> tempfile::TempDir {
-        self.tar_as_user(&format!(
-            "git --git-dir '{}' -c tar.umask=0022 archive --format=tar {commit}",
-            self.repo().display()
-        ))
+        tar_as_user(
+            &self.user,
+            &format!(
+                "git --git-dir '{}' -c tar.umask=0022 archive --format=tar {commit}",
+                self.repo().display()
+            ),
+            || self.report(),
+        )
     }
 
     /// A copy of the workspace, read as the user (root may not enter the user's FUSE mount).
     pub(crate) fn copy_of_workspace(&self) -> tempfile::TempDir {
-        self.tar_as_user(&format!("tar -C '{}' -cf - .", self.workspace.display()))
-    }
-
-    /// Runs `producer` (a shell command writing a tar to stdout) as the user and extracts its
-    /// output, keeping modes, into a fresh directory.
-    fn tar_as_user(&self, producer: &str) -> tempfile::TempDir {
-        let copy = tempfile::tempdir().expect("tempdir");
-        let script = format!(
-            "export HOME='{}'; setpriv --reuid={} --regid={} --clear-groups {producer} | tar -xpf - -C '{}'",
-            self.user.home.display(),
-            self.user.uid,
-            self.user.gid,
-            copy.path().display()
-        );
-        let out = run_with_timeout(
-            Command::new("bash").args(["-o", "pipefail", "-c", &script]),
-            120,
-        );
-        assert!(
-            out.status.success(),
-            "{script}: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.report()
-        );
-        copy
+        tar_as_user(
+            &self.user,
+            &format!("tar -C '{}' -cf - .", self.workspace.display()),
+            || self.report(),
+        )
     }
 
     /// The upper layer directories of the mounted paths (read by root: the store is the user's).
