@@ -80,6 +80,9 @@ pub enum Cmd {
         /// be mounted: the commits hold every path's changes).
         path: Option<String>,
     },
+    /// Move the workspace to the remote's newest commit, keeping every local edit on top
+    /// (an edit of a path the remote changed too stays, marked as a conflict in `status`).
+    Pull,
     /// Drop the changes of a writable path, or those under a path inside one.
     Reset {
         /// The path whose changes go.

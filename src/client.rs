@@ -97,7 +97,18 @@ pub async fn call(
                     ),
                     None => String::new(),
                 };
-                format!("{kind} {}{cl}", crate::vcs::names::quote_path(&path))
+                // An edit a pull left over a change of the remote's.
+                let conflict = match c.get("conflict") {
+                    Some(k) => format!(
+                        "  [conflict: changed in {} too]",
+                        k.get("pulled").and_then(Value::as_str).unwrap_or("?")
+                    ),
+                    None => String::new(),
+                };
+                format!(
+                    "{kind} {}{cl}{conflict}",
+                    crate::vcs::names::quote_path(&path)
+                )
             })
             .collect();
         return Outcome {

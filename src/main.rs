@@ -122,6 +122,13 @@ fn main() -> ExitCode {
             "/api/git/push",
             Some(serde_json::json!({"path": path})),
         ),
+        Cmd::Pull => api(
+            &rt,
+            &cfg,
+            reqwest::Method::POST,
+            "/api/git/pull",
+            Some(serde_json::json!({})),
+        ),
         Cmd::Reset { path } => api(
             &rt,
             &cfg,

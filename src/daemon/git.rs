@@ -1,4 +1,4 @@
-//! Version-control routes: `/api/git/status|diff|commit|push|reset` and `POST /api/commit`.
+//! Version-control routes: `/api/git/status|diff|commit|push|pull|reset` and `POST /api/commit`.
 
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
@@ -36,6 +36,9 @@ pub struct StatusResponse {
     /// The change lists the writable paths were pushed to (Mega), by path.
     #[serde(default)]
     pub cls: Vec<crate::vcs::mega::ClRecord>,
+    /// Changes a pull left in conflict (also marked `conflict` in `changes`).
+    #[serde(default)]
+    pub conflicts: usize,
 }
 
 impl From<VcsError> for AppError {
@@ -64,7 +67,8 @@ async fn get_status(
 ) -> Result<Json<StatusResponse>, AppError> {
     let v = vcs(&s)?;
     let cls = v.cl_records();
-    let changes = collect(&s, q.path.as_deref())
+    let conflicts = v.conflicts();
+    let changes: Vec<serde_json::Value> = collect(&s, q.path.as_deref())
         .await?
         .into_iter()
         .map(|c| {
@@ -73,10 +77,17 @@ async fn get_status(
             if let Some(cl) = v.in_cl(&cls, &path, c.old.map(|o| o.oid), c.new.map(|n| n.oid)) {
                 j["cl"] = serde_json::to_value(cl).unwrap_or_default();
             }
+            if let Some(k) = crate::vcs::Vcs::conflict_at(&conflicts, &path) {
+                j["conflict"] = serde_json::json!({"since": k.since, "pulled": k.pulled});
+            }
             j
         })
         .collect();
     let (head, ahead) = v.head();
+    let in_conflict = changes
+        .iter()
+        .filter(|c: &&serde_json::Value| c.get("conflict").is_some())
+        .count();
     Ok(Json(StatusResponse {
         path: q.path.unwrap_or_default(),
         base: v.base().to_hex(),
@@ -84,6 +95,7 @@ async fn get_status(
         ahead,
         changes,
         cls,
+        conflicts: in_conflict,
     }))
 }
 
@@ -218,15 +230,7 @@ async fn post_push(
             .map(|(p, _, _)| p),
         None => None,
     };
-    // CI mounts of this daemon sit on the same read-only view, which a push moves; their jobs
-    // must not see the base change under them.
-    if let Some(n) = s.antares.as_ref().map(|a| a.count()).filter(|n| *n > 0) {
-        return Err(AppError::new(
-            StatusCode::CONFLICT,
-            "ANTARES_MOUNTS_ACTIVE",
-            format!("{n} Antares mount(s) share this daemon's view of the commit, which a push would move under them; delete them (or run Antares standalone) and push again; nothing changed"),
-        ));
-    }
+    no_antares(&s, "push")?;
     let crate::workspace::Pushed {
         outcome,
         mega,
@@ -263,6 +267,67 @@ async fn post_push(
     Ok(Json(body))
 }
 
+/// CI mounts of this daemon sit on the same read-only view, which a push or a pull moves;
+/// their jobs must not see the base change under them.
+fn no_antares(s: &AppState, what: &str) -> Result<(), AppError> {
+    match s.antares.as_ref().map(|a| a.count()).filter(|n| *n > 0) {
+        Some(n) => Err(AppError::new(
+            StatusCode::CONFLICT,
+            "ANTARES_MOUNTS_ACTIVE",
+            format!("{n} Antares mount(s) share this daemon's view of the commit, which a {what} would move under them; delete them (or run Antares standalone) and {what} again; nothing changed"),
+        )),
+        None => Ok(()),
+    }
+}
+
+impl From<crate::vcs::pull::PullFailure> for AppError {
+    fn from(e: crate::vcs::pull::PullFailure) -> Self {
+        use crate::vcs::pull::PullFailure as F;
+        let (status, code) = match &e {
+            F::CommitsAhead(..) => (StatusCode::CONFLICT, "COMMITS_AHEAD"),
+            F::MountedPathGone { .. } => (StatusCode::CONFLICT, "MOUNTED_PATH_GONE"),
+            F::Remote(_) => (StatusCode::BAD_GATEWAY, "REMOTE_FAILED"),
+            F::Failed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "VCS_FAILED"),
+        };
+        AppError::new(
+            status,
+            code,
+            format!("{e}; nothing changed in the workspace"),
+        )
+    }
+}
+
+async fn post_pull(State(s): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
+    let v = vcs(&s)?;
+    let m = super::workspace::writable_paths(&s)?;
+    no_antares(&s, "pull")?;
+    let p = m.pull(&v).await?;
+    let mut lines = vec![if p.up_to_date {
+        format!("already at the newest commit {}", p.commit)
+    } else {
+        format!(
+            "moved from {} to {} ({} paths changed, {} directories listed); {} upper entries now come from the new commit",
+            p.previous, p.commit, p.changed, p.listed, p.pruned
+        )
+    }];
+    if p.dropped_commits > 0 {
+        lines.push(format!(
+            "{} local commit(s) sent to change lists are left behind; what is not merged stays as changes",
+            p.dropped_commits
+        ));
+    }
+    for c in &p.conflicts {
+        lines.push(format!(
+            "conflict: {} changed here and in {}; the local version stays",
+            c.path, c.pulled
+        ));
+    }
+    let mut body = serde_json::to_value(&p).unwrap_or_default();
+    body["status"] = "Success".into();
+    body["message"] = lines.join("\n").into();
+    Ok(Json(body))
+}
+
 /// Body of `POST /api/git/reset`.
 #[derive(Deserialize, Serialize, Debug)]
 pub struct ResetRequest {
@@ -276,6 +341,10 @@ async fn post_reset(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let m = super::workspace::writable_paths(&s)?;
     let (mounted, removed) = m.reset(&req.path).await?;
+    if let Some(v) = &s.vcs {
+        // What a pull left in conflict there is gone with the changes.
+        v.clear_conflicts(req.path.trim_matches('/'));
+    }
     Ok(Json(serde_json::json!({
         "status": "Success",
         "path": mounted,
@@ -292,5 +361,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/git/reset", post(post_reset))
         .route("/api/git/commit", post(post_commit))
         .route("/api/git/push", post(post_push))
+        .route("/api/git/pull", post(post_pull))
         .route("/api/commit", post(post_commit))
 }

@@ -4,7 +4,10 @@
 //! inode table; a file's content is fetched on first read. Entries of a commit never change, so
 //! the kernel is told to cache them for a long time (entries, attributes, pages and listings).
 
+mod moves;
 mod ops;
+
+pub use moves::MovePlan;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -68,7 +71,7 @@ impl Dicfuse {
             .clone()
     }
 
-    /// Moves the view to `commit` in place (after a push of it): `updates` are the directories
+    /// Moves the view to `commit` in place (after a push or a pull): `updates` are the directories
     /// that differ from the shown commit, with their new entries, parents first. Entries that
     /// stay keep their inodes; returns those whose identity changed, for the kernel to forget.
     /// Entry times stay those of the commit first shown, so nothing the kernel cached about the

@@ -182,6 +182,21 @@ impl WorkspaceFs {
         }
     }
 
+    /// Tells the kernel to forget the names `names` in directories `dirs` of `ovl`, and what it
+    /// cached of those directories (their listings): a pull changed what they show.
+    pub async fn forget_names(&self, ovl: &OverlayFs, dirs: &[u64], names: &[OsString]) {
+        let Some(n) = self.notify().filter(|_| self.is_live()) else {
+            return;
+        };
+        for dir in dirs {
+            let out = self.out(ovl, *dir);
+            for name in names {
+                n.clone().invalid_entry(out, name.clone()).await;
+            }
+            n.clone().invalid_inode(out, 0, 0).await;
+        }
+    }
+
     /// Tells the kernel to forget names (`(directory, name)`) and inodes of the read-only view
     /// after the base moved under them.
     pub async fn forget_cached(

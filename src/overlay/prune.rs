@@ -76,6 +76,16 @@ impl OverlayFs {
         })
     }
 
+    /// The inodes of this overlay whose lower directory is one of `lowers` (after a pull changed
+    /// those directories' entries: the kernel must forget the names it cached in them).
+    pub fn over_lower(&self, lowers: &HashSet<u64>) -> Vec<u64> {
+        self.table()
+            .iter()
+            .filter(|(_, n)| n.lower.is_some_and(|l| lowers.contains(&l)))
+            .map(|(ino, _)| ino)
+            .collect()
+    }
+
     /// Whether upper file or symlink `name` in `dir` (stat `st`) is exactly lower entry `lower`.
     async fn same_entry(&self, dir: &OwnedFd, name: &OsStr, st: &Stat, lower: u64) -> Result<bool> {
         let node = self.lower.dicfuse().lower_node(lower)?;

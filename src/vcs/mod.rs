@@ -13,6 +13,7 @@ pub mod loose;
 pub mod mega;
 mod mega_root;
 pub mod names;
+pub mod pull;
 pub mod push;
 pub mod scan;
 pub mod status;
@@ -235,9 +236,18 @@ impl Vcs {
         let _one_at_a_time = self.op.lock().await;
         let (me, message) = (self.clone(), message.to_string());
         let rt = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || me.commit_now(&rt, &layers, &message, author))
-            .await
-            .map_err(|e| CommitError::Failed(VcsError::Lower(format!("the commit failed: {e}"))))?
+        let paths: Vec<String> = layers.iter().map(|(p, _, _)| p.clone()).collect();
+        let out =
+            tokio::task::spawn_blocking(move || me.commit_now(&rt, &layers, &message, author))
+                .await
+                .map_err(|e| {
+                    CommitError::Failed(VcsError::Lower(format!("the commit failed: {e}")))
+                })??;
+        // The commit took the local version of what a pull left in conflict.
+        for p in &paths {
+            self.clear_conflicts(p);
+        }
+        Ok(out)
     }
 
     /// [`Vcs::commit`] on a blocking thread, under `op`.

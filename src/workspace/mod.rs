@@ -19,6 +19,7 @@
 mod busy;
 mod error;
 mod mount;
+mod pull;
 mod push;
 mod records;
 mod requests;
@@ -40,6 +41,7 @@ use crate::overlay::{assemble, OverlayFs};
 use crate::store::Store;
 
 pub use error::MountError;
+pub use pull::Pulled;
 pub use push::Pushed;
 pub use requests::RequestOutcome;
 

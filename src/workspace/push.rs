@@ -48,7 +48,7 @@ impl WritablePaths {
             (Some(vcs.push().await?), MegaPushed::default())
         };
         let pruned = match &outcome {
-            Some(o) => self.prune_after_push(&o.touched).await,
+            Some(o) => self.prune_after_move(&o.touched, false).await,
             None => 0,
         };
         Ok(Pushed {
@@ -58,10 +58,16 @@ impl WritablePaths {
         })
     }
 
-    /// After a push moved the base: prunes every mounted overlay on it
+    /// After a push or a pull moved the base: prunes every mounted overlay on it
     /// (`OverlayFs::prune_pushed`) and has the kernel forget what changed (`touched`: the
-    /// read-only view's entries the rebase changed). Returns the number of upper entries dropped.
-    async fn prune_after_push(&self, touched: &[crate::store::Touched]) -> usize {
+    /// read-only view's entries the rebase changed). `names`: the move changed what the
+    /// overlays' directories list (a pull; a push changes nothing the merged view shows), so the
+    /// kernel forgets those names in them too. Returns the number of upper entries dropped.
+    pub(super) async fn prune_after_move(
+        &self,
+        touched: &[crate::store::Touched],
+        names: bool,
+    ) -> usize {
         use std::os::unix::ffi::OsStringExt;
         let forget_dic: Vec<_> = touched
             .iter()
@@ -87,6 +93,9 @@ impl WritablePaths {
                     );
                     dropped += s.dropped;
                     self.router.forget_inodes(ovl.as_ref(), &s.forget).await;
+                    if names {
+                        self.forget_changed_names(ovl.as_ref(), touched).await;
+                    }
                 }
                 // Nothing is lost: what stays in the upper layer still shows, and equals the base.
                 Err(e) => {
@@ -97,5 +106,31 @@ impl WritablePaths {
         // The push is answered once the kernel shows the pushed commit.
         self.router.flush_notifications().await;
         dropped
+    }
+
+    /// Has the kernel forget, in the directories of `ovl` over a lower directory the move
+    /// changed, the names that came or went there (and those directories' listings). A name
+    /// that stays keeps its entry: its inode is the overlay's, which the kernel is told to
+    /// refresh (see `prune_pushed`), and dropping the entry would renumber it.
+    async fn forget_changed_names(&self, ovl: &OverlayFs, touched: &[crate::store::Touched]) {
+        use std::os::unix::ffi::OsStringExt;
+        let inodes = &self.dic.store().inodes;
+        let mut by_dir: std::collections::HashMap<u64, Vec<OsString>> = Default::default();
+        for t in touched {
+            let gone = matches!(inodes.child(t.parent, &t.name), Ok(None));
+            if t.ino.is_some() && !gone {
+                continue;
+            }
+            by_dir
+                .entry(t.parent)
+                .or_default()
+                .push(OsString::from_vec(t.name.clone()));
+        }
+        for (dir, names) in by_dir {
+            let dirs = ovl.over_lower(&std::collections::HashSet::from([dir]));
+            if !dirs.is_empty() {
+                self.router.forget_names(ovl, &dirs, &names).await;
+            }
+        }
     }
 }
