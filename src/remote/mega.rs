@@ -121,6 +121,7 @@ impl MegaRemote {
             if left.is_zero() {
                 return Err(timeout_err());
             }
+            tracing::debug!(%method, url, ?query, attempt, "remote request");
             let mut req = self
                 .http
                 .request(method.clone(), &url)

@@ -1,6 +1,7 @@
 //! `scorpio push` against the real Mega server, as Mega takes changes: a `/third-party`
 //! repository's `main` moves (and the workspace with it); a `/project` path opens a change list
-//! (CL), which a second push updates, while the edits and the base stay, across a restart.
+//! (CL), which a second push updates, while the edits and the base stay, across a restart; once
+//! the CL is merged, `scorpio pull` shows the merged commit with nothing left in status.
 
 use std::path::Path;
 use std::process::Command;
@@ -74,6 +75,26 @@ fn requests_since(mono: &Mono, from: usize) -> Vec<String> {
         }
     }
     out
+}
+
+/// The Mega API requests the daemon sent since its log was `from` bytes long (Mega logs only
+/// its git routes): one line each, `METHOD url query`.
+fn api_requests_since(d: &Daemon, from: usize) -> Vec<String> {
+    d.log()
+        .get(from..)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("remote request"))
+        .map(|l| {
+            let field = |k: &str| {
+                l.split(k)
+                    .nth(1)
+                    .map(|r| r.split_whitespace().next().unwrap_or_default().to_string())
+                    .unwrap_or_default()
+            };
+            format!("{} {}", field("method="), field("url="))
+        })
+        .collect()
 }
 
 /// Pushes through the API and prints the requests the server saw for it.
@@ -367,7 +388,8 @@ fn a_project_push_opens_a_cl_a_second_push_updates_it_and_the_edits_stay() {
         "{body}"
     );
 
-    // The CL merges on the server (the pull that follows is another flow's).
+    // The CL merges on the server. Both files sit at the top of the CL's path, where Mega's
+    // merge puts them right (below it, its `propagate_up` can put a tree one level too high).
     let (code, merged) = http::post(
         &mono.addr(),
         &format!("/api/v1/cl/{link}/merge-no-auth"),
@@ -376,6 +398,61 @@ fn a_project_push_opens_a_cl_a_second_push_updates_it_and_the_edits_stay() {
     assert_eq!(code, 200, "{merged}");
     assert_eq!(json(&merged)["req_result"], true, "{merged}");
     assert!(open_cls(&mono).is_empty());
+    let latest = mega_get(&mono, "/api/v1/latest-commit?path=/");
+    let merged_commit = latest["oid"].as_str().expect("latest oid").to_string();
+    assert_ne!(merged_commit, base, "the merge made a new commit: {latest}");
+
+    // `scorpio pull`: the workspace moves to the merged commit; the edits are the commit's now,
+    // so they leave the upper layer, and nothing is left in status (nor the CL).
+    let mark = d.log().len();
+    let out = cli(&d, &["pull"]);
+    let seen = api_requests_since(&d, mark);
+    eprintln!(
+        "a pull after the merge: {} requests:\n  {}",
+        seen.len(),
+        seen.join("\n  ")
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    assert!(stdout.contains(&merged_commit), "{stdout}");
+    assert!(
+        stdout.contains("left behind"),
+        "the CL's local commits: {stdout}"
+    );
+    let st = status(&d);
+    assert_eq!(st["base"], merged_commit.as_str(), "{st}");
+    assert_eq!(st["changes"], serde_json::json!([]), "{st}");
+    assert_eq!(st["cls"], serde_json::json!([]), "{st}");
+    assert_eq!(st["ahead"], 0, "{st}");
+    for (name, bytes) in [("hello.txt", &b"hello\n"[..]), ("second.txt", b"second\n")] {
+        assert_eq!(std::fs::read(ws.join(name)).expect("merged file"), bytes);
+    }
+    let upper = d.store.join("mounts");
+    let left: Vec<_> = walkdir::WalkDir::new(&upper)
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e.file_type().is_file() && e.path().components().any(|c| c.as_os_str() == "upper")
+        })
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the merged edits left the upper layer: {left:?}"
+    );
+    // Up to date now: one request (the latest commit), nothing moves.
+    let mark = d.log().len();
+    let (code, body) = http::post(&d.http_addr, "/api/git/pull", "{}");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["up_to_date"], true, "{body}");
+    let seen = api_requests_since(&d, mark);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].contains("latest-commit"), "{seen:?}");
 }
 
 #[test]
