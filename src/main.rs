@@ -189,7 +189,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             _ => cfg.invalid("workspace", e),
         }
     })?;
-    let (store, dic) = scorpio::view::open_view(&cfg).await?;
+    let (store, dic) = scorpio::view::open_view(&cfg, scorpio::view::Start::Recorded).await?;
     let commit = dic.commit();
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await

@@ -236,16 +236,20 @@ fn an_edit_the_remote_also_changed_stays_and_is_a_conflict_until_committed() {
 }
 
 #[test]
-fn a_pull_waits_for_unpushed_commits_and_for_ci_mounts_and_changes_nothing() {
+fn unpushed_commits_come_along_as_one_and_edits_beyond_them_or_ci_mounts_hold_the_pull() {
     let fx = fixture::standard();
     let d = Daemon::local(&fx);
     mount(&d, "/");
     let ws = d.workspace.clone();
     std::fs::write(ws.join(fixture::README), b"# mine\n").expect("modify");
-    commit(&d, "not pushed yet");
-    upstream(&fx, "theirs", |co| {
+    let (_, first) = commit(&d, "first, not pushed yet");
+    std::fs::write(ws.join("second.txt"), b"second\n").expect("add");
+    commit(&d, "second, not pushed yet");
+    std::fs::write(ws.join("uncommitted.txt"), b"scratch\n").expect("add");
+    let theirs = upstream(&fx, "theirs", |co| {
         std::fs::write(co.join("theirs.txt"), b"theirs\n").unwrap();
     });
+    // Edits beyond the local commits: the pull would have to sweep them in, so it waits.
     let (code, body) = pull(&d);
     assert_eq!(code, 409, "{body}");
     assert_eq!(body["code"], "COMMITS_AHEAD", "{body}");
@@ -254,17 +258,52 @@ fn a_pull_waits_for_unpushed_commits_and_for_ci_mounts_and_changes_nothing() {
     let out = cli(&d, &["pull"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 
-    // Reset drops the local commit's changes (and the commit with them once nothing is
-    // ahead of the base): then CI mounts sharing the view hold the pull back.
-    let (code, body) = http::post(&d.http_addr, "/api/git/reset", r#"{"path":"/"}"#);
+    // Without them, the two local commits come along as one on the new base.
+    let (code, body) = http::post(
+        &d.http_addr,
+        "/api/git/reset",
+        r#"{"path":"/uncommitted.txt"}"#,
+    );
     assert_eq!(code, 200, "{body}");
-    let d = {
-        // A fresh store: the local commit is history of the old base.
-        drop(d);
-        let d = Daemon::local(&fx);
-        mount(&d, "/");
-        d
-    };
+    let (code, body) = pull(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    assert_eq!(body["carried_commits"], 2, "{body}");
+    let st = status(&d);
+    assert_eq!(st["base"], theirs.as_str(), "{st}");
+    assert_eq!(st["ahead"], 1, "{st}");
+    assert_eq!(st["head"], body["carried"], "{st}");
+    assert_ne!(st["head"], first["commit"]);
+    assert!(ws.join("theirs.txt").exists());
+    let (code, body) = push(&d);
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    let landed = fixture::head(&fx);
+    let repo = fx.open();
+    let c = repo
+        .find_commit(git2::Oid::from_str(&landed).expect("oid"))
+        .expect("landed commit");
+    assert_eq!(c.parent_id(0).expect("parent").to_string(), theirs);
+    let msg = c.message().unwrap_or_default();
+    assert!(
+        msg.contains("first, not pushed yet") && msg.contains("second, not pushed yet"),
+        "{msg}"
+    );
+    let tree = archive(&fx, &landed);
+    for (path, bytes) in [
+        (fixture::README, &b"# mine\n"[..]),
+        ("second.txt", b"second\n"),
+        ("theirs.txt", b"theirs\n"),
+    ] {
+        assert_eq!(
+            std::fs::read(tree.path().join(path)).expect("in the push"),
+            bytes
+        );
+    }
+    assert!(!tree.path().join("uncommitted.txt").exists());
+
+    // CI mounts sharing the view hold a pull back.
+    upstream(&fx, "theirs again", |co| {
+        std::fs::write(co.join("theirs2.txt"), b"theirs\n").unwrap();
+    });
     let (code, body) = http::post(
         &d.http_addr,
         "/antares/mounts",
@@ -287,9 +326,8 @@ fn a_pull_waits_for_unpushed_commits_and_for_ci_mounts_and_changes_nothing() {
     let out = cli(&d, &["pull"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("moved from")
-            || String::from_utf8_lossy(&out.stdout).contains("already at"),
+        String::from_utf8_lossy(&out.stdout).contains("moved from"),
         "{out:?}"
     );
-    assert!(d.workspace.join("theirs.txt").exists());
+    assert!(ws.join("theirs2.txt").exists());
 }

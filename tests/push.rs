@@ -210,15 +210,29 @@ fn a_refused_push_loses_nothing_and_works_once_the_branch_is_sorted_out() {
     assert_eq!(fixture::head(&fx), mine);
     fsck(&fx);
 
-    // The branch moves again; a restart brings the workspace to the server's new commit, with
-    // the user's edits still on top, and then a push works.
+    // The branch moves again. A restart does not move the workspace (its local commit is
+    // relative to its base); `pull` does, carrying the local commit over, and then a push works.
     let theirs2 = fixture::add_commit(&fx, "theirs2.txt", b"again\n");
     std::fs::write(ws.join("mine.txt"), b"mine too\n").expect("add");
-    commit(&d, "mine too");
+    let before = commit(&d, "mine too");
     let (code, body) = push(&d);
     assert_eq!(code, 409, "{body}");
     d.restart().unwrap_or_else(|e| panic!("{e}"));
     let ws = d.workspace.clone();
+    let st = status(&d);
+    assert_eq!(st["base"], mine.as_str(), "{st}");
+    assert_eq!(
+        (st["head"].as_str(), st["ahead"].as_u64()),
+        (Some(before.as_str()), Some(1))
+    );
+    assert!(
+        !ws.join("theirs2.txt").exists(),
+        "a restart does not move the workspace"
+    );
+    let (code, body) = http::post(&d.http_addr, "/api/git/pull", "{}");
+    assert_eq!(code, 200, "{body}\n{}", d.log());
+    let body = json(&body);
+    assert_eq!(body["carried_commits"], 1, "{body}");
     assert_eq!(
         std::fs::read(ws.join("mine.txt")).expect("kept"),
         b"mine too\n"
@@ -228,7 +242,13 @@ fn a_refused_push_loses_nothing_and_works_once_the_branch_is_sorted_out() {
         b"again\n"
     );
     assert_eq!(changes(&d), [("added".to_string(), "mine.txt".to_string())]);
-    let last = commit(&d, "mine too, on theirs");
+    let st = status(&d);
+    assert_eq!(
+        (st["base"].as_str(), st["ahead"].as_u64()),
+        (Some(theirs2.as_str()), Some(1))
+    );
+    let last = st["head"].as_str().expect("head").to_string();
+    assert_eq!(body["carried"], last.as_str(), "{body}");
     let (code, body) = push(&d);
     assert_eq!(code, 200, "{body}\n{}", d.log());
     assert_eq!(fixture::head(&fx), last);

@@ -21,7 +21,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     cfg.check_host()?;
     crate::fuse::mount::set_allow_other(cfg.allow_other);
-    let (store, dic) = crate::view::open_view(&cfg).await?;
+    let (store, dic) = crate::view::open_view(&cfg, crate::view::Start::Newest).await?;
     let listener = tokio::net::TcpListener::bind(cfg.antares.bind)
         .await
         .map_err(|e| {

@@ -310,6 +310,12 @@ async fn post_pull(State(s): State<AppState>) -> Result<Json<serde_json::Value>,
             p.previous, p.commit, p.changed, p.listed, p.pruned
         )
     }];
+    if let Some(c) = &p.carried {
+        lines.push(format!(
+            "{} local commit(s) not pushed yet are now one local commit on it: {c}",
+            p.carried_commits
+        ));
+    }
     if p.dropped_commits > 0 {
         lines.push(format!(
             "{} local commit(s) sent to change lists are left behind; what is not merged stays as changes",

@@ -230,24 +230,31 @@ impl Vcs {
         message: &str,
         author: Option<Author>,
     ) -> Result<CommitOutcome, CommitError> {
+        let paths: Vec<String> = layers.iter().map(|(p, _, _)| p.clone()).collect();
+        let out = self.commit_only(layers, message, author).await?;
+        // The commit took the local version of what a pull left in conflict.
+        for p in &paths {
+            self.clear_conflicts(p);
+        }
+        Ok(out)
+    }
+
+    /// [`Vcs::commit`], leaving the conflicts recorded (a pull's own commit settles none).
+    pub(crate) async fn commit_only(
+        self: &Arc<Self>,
+        layers: Vec<(String, PathBuf, u64)>,
+        message: &str,
+        author: Option<Author>,
+    ) -> Result<CommitOutcome, CommitError> {
         if message.trim().is_empty() {
             return Err(CommitError::NoMessage);
         }
         let _one_at_a_time = self.op.lock().await;
         let (me, message) = (self.clone(), message.to_string());
         let rt = tokio::runtime::Handle::current();
-        let paths: Vec<String> = layers.iter().map(|(p, _, _)| p.clone()).collect();
-        let out =
-            tokio::task::spawn_blocking(move || me.commit_now(&rt, &layers, &message, author))
-                .await
-                .map_err(|e| {
-                    CommitError::Failed(VcsError::Lower(format!("the commit failed: {e}")))
-                })??;
-        // The commit took the local version of what a pull left in conflict.
-        for p in &paths {
-            self.clear_conflicts(p);
-        }
-        Ok(out)
+        tokio::task::spawn_blocking(move || me.commit_now(&rt, &layers, &message, author))
+            .await
+            .map_err(|e| CommitError::Failed(VcsError::Lower(format!("the commit failed: {e}"))))?
     }
 
     /// [`Vcs::commit`] on a blocking thread, under `op`.

@@ -6,20 +6,24 @@
 //!   directories the table has listed and the new commit changes are listed again;
 //! - the upper layers are not touched here (the caller prunes what the new commit now holds
 //!   exactly, see `workspace::pull`), so no edit is lost;
-//! - local commits not yet sent anywhere refuse the pull (they were made on the old base and
-//!   would be stranded); on a Mega server, local commits whose every change went to a change
-//!   list do not: the CL holds them, and what it did not merge stays in the upper layer;
+//! - local commits not yet sent anywhere are carried over, as git's rebase would, squashed into
+//!   one local commit on the new base (their messages, oldest first) once the upper layers are
+//!   pruned — when the upper layers hold exactly the last local commit; with edits beyond it
+//!   the pull is refused (commit or reset them first); on a Mega server, local commits whose
+//!   every change went to a change list are not carried: the CL holds them, and what it did not
+//!   merge stays in the upper layer;
 //! - an edit of a path the new commit also changed is a conflict: the local version stays and
 //!   `status` marks it (`conflict`) until a commit takes it or a reset drops it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::mega::{lower, tree_at, ClRecord};
 use super::{Vcs, VcsError};
 use crate::dicfuse::MovePlan;
-use crate::remote::{CommitInfo, RemoteError};
+use crate::remote::{CommitInfo, Oid, RemoteError};
 
 /// What a pull did on the version-control side.
 #[derive(Debug, Default)]
@@ -32,6 +36,8 @@ pub struct Moved {
     pub listed: usize,
     /// Local commits left behind because change lists hold them (Mega).
     pub dropped_commits: u64,
+    /// Local commits to carry over as one on the new base: their number and messages.
+    pub carry: Option<(u64, String)>,
     /// The plan applied (which paths the new commit changed).
     pub plan: MovePlan,
     /// Entries of the view whose identity changed, for the kernel to forget.
@@ -41,9 +47,9 @@ pub struct Moved {
 /// Why a pull did not happen; nothing changed in the workspace.
 #[derive(Debug, thiserror::Error)]
 pub enum PullFailure {
-    /// Local commits that no receiver has.
-    #[error("{0} local commit(s) not pushed yet were made on {1}; push them (or reset) first")]
-    CommitsAhead(u64, String),
+    /// Local commits that no receiver has, with edits beyond the last of them.
+    #[error("{0} local commit(s) not pushed yet, and edits not committed beyond them: commit (or reset) those edits first, then the pull carries the commits over as one")]
+    CommitsAhead(u64),
     /// A writable path is gone from the new commit.
     #[error("the newest commit {commit} has no directory {path:?}, which is mounted writable; unmount it first")]
     MountedPathGone {
@@ -84,7 +90,10 @@ fn under(path: &str, prefix: &str) -> bool {
 impl Vcs {
     /// Moves the view to the remote's newest commit (see the module doc); `layers` are the
     /// writable paths (`WritablePaths::layers`). The caller prunes the upper layers after.
-    pub async fn pull(&self, layers: &[(String, PathBuf, u64)]) -> Result<Moved, PullFailure> {
+    pub async fn pull(
+        self: &Arc<Self>,
+        layers: &[(String, PathBuf, u64)],
+    ) -> Result<Moved, PullFailure> {
         let _one_at_a_time = self.op.lock().await;
         let base = self.base();
         let remote = self.dic.store().remote().clone();
@@ -97,7 +106,10 @@ impl Vcs {
         if new.oid == base {
             return Ok(moved);
         }
-        moved.dropped_commits = self.unsent_check(layers)?;
+        match self.all_sent(layers)? {
+            Some(n) => moved.dropped_commits = n,
+            None => moved.carry = self.carry_check(layers).await?,
+        }
         let plan = self.dic.plan_move(&new).await.map_err(VcsError::from)?;
         for (path, _, _) in layers {
             check_still_there(&plan, path).map_err(|path| PullFailure::MountedPathGone {
@@ -122,25 +134,24 @@ impl Vcs {
         Ok(moved)
     }
 
-    /// The local commits a pull may leave behind: 0 when there are none; on a Mega server,
-    /// their number when every writable path they change went to a change list as the head
-    /// has it; otherwise the pull is refused.
-    fn unsent_check(&self, layers: &[(String, PathBuf, u64)]) -> Result<u64, PullFailure> {
+    /// The local commits a pull may leave behind: `Some(0)` when there are none; on a Mega
+    /// server, `Some(their number)` when every writable path they change went to a change list
+    /// as the head has it; otherwise `None` (they are to be carried over).
+    fn all_sent(&self, layers: &[(String, PathBuf, u64)]) -> Result<Option<u64>, PullFailure> {
         let base = self.base();
         let (head, ahead) = self.history.head(base);
         if ahead == 0 {
-            return Ok(0);
+            return Ok(Some(0));
         }
-        let refuse = || PullFailure::CommitsAhead(ahead, base.to_hex());
         if !self.is_mega() {
-            return Err(refuse());
+            return Ok(None);
         }
         let records = self.cl_records();
         let repo = self.staging();
         let head_git = git2::Oid::from_bytes(&head.0).map_err(lower)?;
         for (path, _, lower_ino) in layers {
             let Some(tree) = tree_at(&repo, head_git, path)? else {
-                return Err(refuse());
+                return Ok(None);
             };
             let base_tree = self
                 .dic
@@ -156,10 +167,61 @@ impl Vcs {
                 .iter()
                 .any(|r: &ClRecord| &r.path == path && r.tree == tree.to_string());
             if !sent {
-                return Err(refuse());
+                return Ok(None);
             }
         }
-        Ok(ahead)
+        Ok(Some(ahead))
+    }
+
+    /// The local commits to carry over (their number and messages), when the upper layers hold
+    /// exactly the last local commit; otherwise the pull is refused.
+    async fn carry_check(
+        self: &Arc<Self>,
+        layers: &[(String, PathBuf, u64)],
+    ) -> Result<Option<(u64, String)>, PullFailure> {
+        let base = self.base();
+        let (head, ahead) = self.history.head(base);
+        let (me, layers) = (self.clone(), layers.to_vec());
+        let rt = tokio::runtime::Handle::current();
+        let upper = tokio::task::spawn_blocking(move || me.upper_tree(&rt, &layers))
+            .await
+            .map_err(|e| VcsError::Lower(format!("reading the upper layers failed: {e}")))??;
+        let repo = self.staging();
+        let (head_tree, _) = super::push::commit_tree(&repo, head)?;
+        if upper != super::commit::our_oid(head_tree) {
+            return Err(PullFailure::CommitsAhead(ahead));
+        }
+        Ok(Some((ahead, super::mega::messages(&repo, head, base)?)))
+    }
+
+    /// The root tree a commit of `layers` would have, computed without keeping anything.
+    fn upper_tree(
+        &self,
+        rt: &tokio::runtime::Handle,
+        layers: &[(String, PathBuf, u64)],
+    ) -> Result<Oid, VcsError> {
+        let repo = self.staging();
+        let mut writer = super::commit::Writer::new(&repo)?;
+        let tree = (|| {
+            let mut changes = Vec::new();
+            for (path, upper, lower) in layers {
+                let mut blobs = super::commit::BlobSink {
+                    writer: &mut writer,
+                };
+                changes.extend(super::scan::walk(
+                    &self.dic,
+                    rt,
+                    upper,
+                    Some(*lower),
+                    path.as_bytes(),
+                    &mut blobs,
+                )?);
+            }
+            let plan = super::commit::plan(&self.dic, rt, changes)?;
+            super::commit::tree_with(&mut writer, &plan)
+        })();
+        writer.roll_back();
+        tree
     }
 
     /// After a pull and the prune that follows it: records as conflicts the `changes` (repository

@@ -4,13 +4,16 @@
 //! Promises: no edit is lost (only upper entries the new commit holds exactly leave); the
 //! kernel forgets what the move changed, in the read-only view and in the writable paths; a
 //! local edit of a path the pull changed too stays and is recorded as a conflict; a change list
-//! with nothing left under its path (merged) is forgotten. A refused pull changes nothing.
+//! with nothing left under its path (merged) is forgotten; unpushed local commits come along as
+//! one local commit on the new base. A refused pull changes nothing.
+
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::WritablePaths;
 use crate::vcs::pull::{Conflict, PullFailure};
-use crate::vcs::{status, Vcs, VcsError};
+use crate::vcs::{status, CommitError, Vcs, VcsError};
 
 /// What a pull did.
 #[derive(Debug, Serialize)]
@@ -29,13 +32,18 @@ pub struct Pulled {
     pub pruned: usize,
     /// Local commits left behind because change lists hold them (Mega).
     pub dropped_commits: u64,
+    /// The local commit that carries over the unpushed ones (squashed) onto the new commit,
+    /// when there were some and the new commit did not already hold all they change.
+    pub carried: Option<String>,
+    /// How many local commits it carries.
+    pub carried_commits: u64,
     /// Edits of paths the pull changed too: the local version stayed.
     pub conflicts: Vec<Conflict>,
 }
 
 impl WritablePaths {
     /// Pulls (see the module doc).
-    pub async fn pull(&self, vcs: &Vcs) -> Result<Pulled, PullFailure> {
+    pub async fn pull(&self, vcs: &Arc<Vcs>) -> Result<Pulled, PullFailure> {
         let layers = self
             .layers(None)
             .await
@@ -47,6 +55,16 @@ impl WritablePaths {
         } else {
             self.prune_after_move(&moved.touched, true).await
         };
+        let mut carried = None;
+        if let Some((_, message)) = &moved.carry {
+            // Carried over as one commit of what the upper layers hold now, on the new base.
+            match vcs.commit_only(layers.clone(), message, None).await {
+                Ok(c) => carried = Some(c.commit),
+                Err(CommitError::NothingToCommit) => {}
+                Err(CommitError::Failed(e)) => return Err(e.into()),
+                Err(e) => return Err(VcsError::Lower(e.to_string()).into()),
+            }
+        }
         let mut changed = Vec::new();
         for (p, upper, lower) in &layers {
             for c in status::status(&self.dic, upper, Some(*lower), p).await? {
@@ -70,6 +88,12 @@ impl WritablePaths {
             changed: moved.plan.changed.len(),
             pruned,
             dropped_commits: moved.dropped_commits,
+            carried_commits: if carried.is_some() {
+                moved.carry.as_ref().map_or(0, |(n, _)| *n)
+            } else {
+                0
+            },
+            carried,
             conflicts,
         })
     }
