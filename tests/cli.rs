@@ -377,7 +377,10 @@ fn completions_complete_subcommands_without_a_config() {
             .map(str::to_string)
             .collect()
     };
-    assert_eq!(complete("scorpio pu", 1), vec!["push".to_string()]);
+    assert_eq!(complete("scorpio pus", 1), vec!["push".to_string()]);
+    let mut pu = complete("scorpio pu", 1);
+    pu.sort();
+    assert_eq!(pu, vec!["pull".to_string(), "push".to_string()]);
     let antares = complete("scorpio antares ''", 2);
     assert!(
         antares.iter().any(|w| w == "serve") && antares.iter().any(|w| w == "--via-daemon"),
