@@ -191,6 +191,21 @@ fn metrics_move_with_the_work_they_count() {
         after.get("scorpio_remote_requests_total", ("kind", "blob"))
     );
 
+    // A symlink's target goes through the memory cache: a miss, then (the kernel's cache
+    // dropped) a hit.
+    let link = d.workspace.join(fixture::SYMLINK_REL);
+    let mem = |s: &Scrape, n: &str| s.get(n, ("cache", "memory"));
+    assert_eq!(
+        std::fs::read_link(&link).expect("readlink"),
+        std::path::Path::new(fixture::SYMLINK_REL_TARGET)
+    );
+    let once = scrape(&d);
+    assert!(mem(&once, "scorpio_cache_misses_total") > mem(&again, "scorpio_cache_misses_total"));
+    drop_caches();
+    std::fs::read_link(&link).expect("readlink again");
+    let twice = scrape(&d);
+    assert!(mem(&twice, "scorpio_cache_hits_total") > mem(&once, "scorpio_cache_hits_total"));
+
     // The upper layer grows by what is written into a writable path.
     mount(&d, "a");
     let upper_before = scrape(&d).get("scorpio_upper_bytes", ("owner", "workspace"));
@@ -215,7 +230,7 @@ fn metrics_move_with_the_work_they_count() {
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
-    assert!(text.contains("blob 3"), "{text}");
+    assert!(text.contains("blob 4"), "{text}");
     assert!(text.contains("workspace 9.8 KiB"), "{text}");
 }
 
@@ -299,5 +314,59 @@ fn the_standalone_antares_api_counts_its_mounts_and_their_upper_layers() {
     assert_eq!(
         gone.get("scorpio_antares_mounts", ("state", "mounted")),
         0.0
+    );
+}
+
+#[test]
+fn failures_retries_and_evictions_are_counted() {
+    let fx = fixture::standard();
+    // Two blobs that do not fit the smallest disk cache together.
+    fixture::add_commit(&fx, "big/one.bin", &vec![1u8; 700_000]);
+    fixture::add_commit(&fx, "big/two.bin", &vec![2u8; 700_000]);
+    let server = MegaServer::start(&fx.repo_path);
+    let d = Daemon::start_or_panic(DaemonOpts {
+        extra_toml: format!("cache_disk_bytes = {}\n", 1 << 20),
+        ..DaemonOpts::new(server.url())
+    });
+    let disk = |s: &Scrape, n: &str| s.get(n, ("cache", "disk"));
+    let blob = |s: &Scrape, n: &str| s.get(n, ("kind", "blob"));
+    let before = scrape(&d);
+    std::fs::read(d.workspace.join("big/one.bin")).expect("read one");
+    std::fs::read(d.workspace.join("big/two.bin")).expect("read two");
+    let after = scrape(&d);
+    assert_eq!(
+        disk(&after, "scorpio_cache_evictions_total")
+            - disk(&before, "scorpio_cache_evictions_total"),
+        1.0,
+        "the first blob made room for the second"
+    );
+
+    // Every request fails: the evicted blob's fetch is retried within its deadline, then fails,
+    // and both count.
+    drop_caches();
+    server.set_fault(support::mega_server::Fault::Http500);
+    let failed = std::fs::read(d.workspace.join("big/one.bin"));
+    server.set_fault(support::mega_server::Fault::None);
+    assert!(failed.is_err(), "a read through a failing remote succeeded");
+    let faulted = scrape(&d);
+    // At least one: after a failed readahead the kernel asks again for the page it needs.
+    assert!(
+        blob(&faulted, "scorpio_remote_errors_total") - blob(&after, "scorpio_remote_errors_total")
+            >= 1.0
+    );
+    assert!(
+        blob(&faulted, "scorpio_remote_retries_total")
+            > blob(&after, "scorpio_remote_retries_total"),
+        "no retry counted"
+    );
+    // The server saw the first attempt and every retry.
+    assert_eq!(
+        (server.counts().blob_get.len()) as f64,
+        blob(&faulted, "scorpio_remote_requests_total")
+            + blob(&faulted, "scorpio_remote_retries_total")
+    );
+    assert_eq!(
+        std::fs::read(d.workspace.join("big/one.bin")).expect("read once the server is back"),
+        vec![1u8; 700_000]
     );
 }
