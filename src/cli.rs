@@ -56,6 +56,9 @@ pub enum Cmd {
     },
     /// List the writable paths.
     List,
+    /// Summarize the daemon's `/metrics`: requests, remote fetches and bytes, cache hit ratio,
+    /// inode entries, upper layer size.
+    Stats,
     /// Show what the writable paths change (A added, M modified, D deleted).
     Status {
         /// One writable path (default: all).

@@ -1,4 +1,4 @@
-//! The CLI side of the HTTP API: `scorpio mount|umount|list` talk to the running daemon.
+//! The CLI side of the HTTP API: `scorpio mount|umount|list|stats` talk to the running daemon.
 //!
 //! Exit codes: 0 done, 1 the daemon refused (the message says why), 3 the daemon is not
 //! reachable. (2 is a bad config or command line, as everywhere.)
@@ -129,5 +129,24 @@ pub async fn call(
     Outcome {
         code: 0,
         text: msg.unwrap_or_else(|| serde_json::to_string_pretty(&v).unwrap_or(text)),
+    }
+}
+
+/// `scorpio stats`: the daemon's `/metrics`, summed up for people (see
+/// [`crate::metrics::text::summary`]).
+pub async fn stats(cfg: &Config) -> Outcome {
+    let url = format!("http://{}/metrics", cfg.http_addr);
+    let what = format!("the daemon at {}", cfg.http_addr);
+    let text = match request(cfg, &what, reqwest::Method::GET, &url, None).await {
+        Ok(Value::String(t)) => t,
+        Ok(other) => other.to_string(),
+        Err(o) => return o,
+    };
+    match crate::metrics::text::summary(&text) {
+        Ok(s) => Outcome { code: 0, text: s },
+        Err(e) => Outcome {
+            code: 1,
+            text: format!("{what} answered /metrics with something else: {e}"),
+        },
     }
 }

@@ -24,6 +24,7 @@ pub mod fileio;
 pub mod fuse;
 pub mod http;
 pub mod ino;
+pub mod metrics;
 pub mod overlay;
 pub mod privacy;
 pub mod remote;

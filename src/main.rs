@@ -139,6 +139,15 @@ fn main() -> ExitCode {
         // Answered above, before the config.
         Cmd::Completions { .. } => ExitCode::SUCCESS,
         Cmd::List => api(&rt, &cfg, reqwest::Method::GET, "/api/fs/mpoint", None),
+        Cmd::Stats => {
+            let out = rt.block_on(scorpio::client::stats(&cfg));
+            if out.code == 0 {
+                println!("{}", out.text);
+            } else {
+                eprintln!("scorpio: {}", out.text);
+            }
+            ExitCode::from(out.code)
+        }
         Cmd::Antares {
             cmd: AntaresCmd::Serve { .. },
             ..

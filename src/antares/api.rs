@@ -138,6 +138,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(
 ) -> Router<S> {
     let r = Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(super::gauges::scrape))
         .route("/mounts", get(list).post(create))
         .route("/mounts/{id}", get(get_one).delete(delete_one))
         .route("/mounts/{id}/changes", get(changes))

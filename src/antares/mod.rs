@@ -19,6 +19,7 @@ pub mod api;
 mod checks;
 pub mod cli;
 mod error;
+mod gauges;
 mod lifecycle;
 pub mod paths;
 pub mod serve;

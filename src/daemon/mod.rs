@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use crate::workspace::WritablePaths;
 
 pub mod git;
+mod metrics;
 pub mod workspace;
 
 pub use crate::http::{json_errors, Access, ApiJson, AppError, BodyError, Health};
@@ -100,6 +101,7 @@ async fn not_found() -> AppError {
 pub fn router(state: AppState) -> Router {
     let mut r = Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics::scrape))
         .merge(workspace::routes())
         .merge(git::routes());
     if let Some(a) = &state.antares {
@@ -136,6 +138,37 @@ mod tests {
         assert_eq!(h.status, "ok");
         assert_eq!(h.mount_count, 1);
         assert_eq!(h.commit, "abc");
+    }
+
+    #[tokio::test]
+    async fn metrics_are_prometheus_text_or_openmetrics_when_asked() {
+        let app = router(AppState::new("abc".into()));
+        for (accept, want) in [
+            (None, crate::metrics::text::PROMETHEUS_CONTENT_TYPE),
+            (
+                Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5"),
+                crate::metrics::text::OPENMETRICS_CONTENT_TYPE,
+            ),
+        ] {
+            let mut req = Request::get("/metrics");
+            if let Some(a) = accept {
+                req = req.header("accept", a);
+            }
+            let resp = app
+                .clone()
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(resp.headers()["content-type"], want);
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let text = String::from_utf8(body.to_vec()).unwrap();
+            crate::metrics::text::parse(&text).unwrap();
+            assert!(text.contains("scorpio_cache_hits_total"), "{text}");
+            assert_eq!(text.contains("# EOF"), accept.is_some(), "{text}");
+        }
     }
 
     #[tokio::test]

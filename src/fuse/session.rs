@@ -13,6 +13,7 @@ use std::time::Duration;
 use rfuse3::raw::{Filesystem, MountHandle, Session};
 
 use super::mount;
+use super::timed::Timed;
 
 /// A FUSE session mounted at its mountpoint; unmounted by [`Mounted::unmount`] or on drop.
 #[derive(Debug)]
@@ -27,10 +28,16 @@ pub struct Mounted {
 impl Mounted {
     /// Mounts `fs`, served by `session`, at `mountpoint`: with mount(2) as root, through
     /// `fusermount3` otherwise (see `crate::privacy::is_root`).
-    pub async fn mount<FS>(session: Session<FS>, fs: FS, mountpoint: &Path) -> io::Result<Mounted>
+    /// Every request is counted and timed on the way (see [`Timed`]).
+    pub async fn mount<FS>(
+        session: Session<Timed<FS>>,
+        fs: FS,
+        mountpoint: &Path,
+    ) -> io::Result<Mounted>
     where
         FS: Filesystem + Send + Sync + 'static,
     {
+        let fs = Timed(fs);
         let handle = if crate::privacy::is_root() {
             session.mount(fs, mountpoint).await?
         } else {

@@ -8,6 +8,7 @@ use axum::Json;
 use serde::Serialize;
 
 pub mod body;
+pub mod metrics;
 pub mod peer;
 pub mod serve;
 

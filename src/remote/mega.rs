@@ -172,6 +172,8 @@ impl MegaRemote {
                 return outcome;
             }
             tracing::debug!(%url, attempt, error = ?outcome.as_ref().err(), "retrying remote request");
+            crate::metrics::global()
+                .remote_retry(super::metered::kind_of_path(method == Method::HEAD, path));
             tokio::time::sleep(backoff).await;
         }
     }

@@ -7,6 +7,7 @@
 pub mod local;
 pub mod mega;
 pub mod mega_push;
+pub mod metered;
 pub mod object;
 pub mod smart_http;
 
@@ -208,9 +209,9 @@ pub fn pusher_from_config(cfg: &Config) -> Result<Arc<dyn Push>, RemoteError> {
     }
 }
 
-/// Builds the remote the config names.
+/// Builds the remote the config names, measured (see [`metered`]).
 pub fn from_config(cfg: &Config) -> Result<Arc<dyn Remote>, RemoteError> {
-    Ok(match &cfg.remote {
+    let remote: Arc<dyn Remote> = match &cfg.remote {
         RemoteSpec::Local(path) => Arc::new(local::LocalRemote::open(path)?),
         RemoteSpec::Mega(url) => Arc::new(mega::MegaRemote::new(mega::MegaOptions {
             base_url: url.clone(),
@@ -219,5 +220,6 @@ pub fn from_config(cfg: &Config) -> Result<Arc<dyn Remote>, RemoteError> {
             request_timeout: cfg.request_timeout,
             concurrency: cfg.fetch_concurrency,
         })?),
-    })
+    };
+    Ok(Arc::new(metered::Metered(remote)))
 }

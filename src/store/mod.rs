@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
+use crate::metrics::{global as metrics, Cache};
 use crate::remote::object::verify;
 use crate::remote::{ObjectError, ObjectKind, Oid, Remote, RemoteError};
 pub use inodes::{Child, InodeTable, Node, Touched, ROOT_INO};
@@ -120,6 +121,12 @@ impl Store {
         let mem = moka::sync::Cache::builder()
             .weigher(|_k: &Oid, v: &Bytes| v.len().try_into().unwrap_or(u32::MAX))
             .max_capacity(mem_bytes)
+            .eviction_listener(|_, _, cause| {
+                // Only what the bound pushed out; an invalidated (damaged) object is not.
+                if cause == moka::notification::RemovalCause::Size {
+                    metrics().cache_evicted(Cache::Memory, 1);
+                }
+            })
             .build();
         Ok(Arc::new(Store {
             remote,
@@ -218,10 +225,13 @@ impl Store {
     }
 
     /// Opens blob `oid` for `pread`, fetching or verifying it first if needed.
+    /// The first look counts as the disk cache's hit or miss; the looks after a fetch do not.
     pub async fn open_blob(self: &Arc<Self>, oid: Oid) -> Result<std::fs::File, StoreError> {
         if let Some(f) = self.objects.open_verified(oid)? {
+            metrics().cache_hit(Cache::Disk);
             return Ok(f);
         }
+        metrics().cache_miss(Cache::Disk);
         // Eviction or a removed file can race with the open; one more round settles it.
         for _ in 0..2 {
             self.ensure_blob(oid).await?;
@@ -236,7 +246,7 @@ impl Store {
 
     /// The whole content of a blob (symlink targets, small files), through the memory cache.
     pub async fn blob_bytes(self: &Arc<Self>, oid: Oid) -> Result<Bytes, StoreError> {
-        if let Some(b) = self.mem.get(&oid) {
+        if let Some(b) = self.cached_bytes(oid) {
             return Ok(b);
         }
         let mut file = self.open_blob(oid).await?;
@@ -251,7 +261,12 @@ impl Store {
 
     /// A blob from the memory cache only.
     pub fn cached_bytes(&self, oid: Oid) -> Option<Bytes> {
-        self.mem.get(&oid)
+        let got = self.mem.get(&oid);
+        match got {
+            Some(_) => metrics().cache_hit(Cache::Memory),
+            None => metrics().cache_miss(Cache::Memory),
+        }
+        got
     }
 
     /// Bytes of objects on disk.

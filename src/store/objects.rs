@@ -257,6 +257,7 @@ impl ObjectDir {
             }
             victims
         };
+        crate::metrics::global().cache_evicted(crate::metrics::Cache::Disk, victims.len() as u64);
         for v in victims {
             tracing::debug!(oid = %v, "evicting object from the disk cache");
             let _ = std::fs::remove_file(self.path(v));
