@@ -46,6 +46,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Said by what reads the config for itself; the API clients (mount, list, ...) stay quiet.
+    if matches!(
+        cli.command,
+        None | Some(Cmd::Run | Cmd::Doctor)
+            | Some(Cmd::Antares {
+                cmd: AntaresCmd::Serve { .. },
+                ..
+            })
+    ) {
+        for w in cfg.warnings() {
+            eprintln!("scorpio: warning: {w}");
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(
             &cfg.log_level,

@@ -1,15 +1,18 @@
 //! Configuration: `scorpio.toml`, then `SCORPIO_*` environment variables, then CLI flags.
 //!
 //! Every key is read through one lookup that knows where its value came from, so an error can
-//! name both the key and its source. Unknown keys in the file are refused by name.
+//! name both the key and its source. Upstream Scorpio's keys are accepted (`upstream`: each
+//! sets one of ours, or is ignored with one warning line); any other unknown key is refused by
+//! name.
 //!
 //! This module holds the validated types and what a loaded [`Config`] answers; the layers and
-//! their origins live in `sources`, the checks in `validate`, default values in `defaults`, and
-//! errors in `error`.
+//! their origins live in `sources`, the checks in `validate`, default values in `defaults`,
+//! upstream's keys in `upstream`, and errors in `error`.
 
 mod defaults;
 mod error;
 mod sources;
+mod upstream;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -86,8 +89,11 @@ pub struct Config {
     pub allow_other: bool,
     /// Antares settings.
     pub antares: AntaresConfig,
-    /// Where each key's value came from, for errors found after loading (see [`Config::invalid`]).
-    origins: BTreeMap<&'static str, String>,
+    /// For each key, the name its value was given under (ours or upstream's) and where it came
+    /// from, for errors found after loading (see [`Config::invalid`]) and `config show`.
+    origins: BTreeMap<&'static str, (String, String)>,
+    /// One line for each upstream key accepted but ignored, for the user to read once.
+    warnings: Vec<String>,
 }
 
 impl Config {
@@ -107,13 +113,23 @@ impl Config {
     pub fn origin(&self, key: &str) -> String {
         self.origins
             .get(key)
-            .cloned()
+            .map(|(_, o)| o.clone())
             .unwrap_or_else(|| "default".into())
+    }
+
+    /// The name the value of `key` was given under: `key`, or the upstream key that set it.
+    pub fn spelled<'a>(&'a self, key: &'a str) -> &'a str {
+        self.origins.get(key).map_or(key, |(n, _)| n.as_str())
     }
 
     /// The error for a value of `key` found wrong after loading (start-up checks).
     pub fn invalid(&self, key: &str, reason: impl std::fmt::Display) -> ConfigError {
-        invalid(key, &self.origin(key), &reason.to_string())
+        invalid(self.spelled(key), &self.origin(key), &reason.to_string())
+    }
+
+    /// One line for each upstream key that was accepted but is ignored (print each once).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Start-up checks that need the filesystem: `store_path` can be written, `allow_other` is

@@ -175,3 +175,5 @@ fn allow_other_defaults_to_whether_the_daemon_is_root() {
         .to_string();
     assert!(e.contains("allow_other"), "{e}");
 }
+
+mod upstream_keys;
