@@ -85,6 +85,12 @@ pub enum Cmd {
         /// The path whose changes go.
         path: String,
     },
+    /// Write, check or print the config.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
     /// Print a shell completion script (`scorpio completions bash > /etc/bash_completion.d/scorpio`);
     /// reads no config.
     Completions {
@@ -100,6 +106,26 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: AntaresCmd,
     },
+}
+
+/// `scorpio config ...` subcommands.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum ConfigCmd {
+    /// Write a commented config naming every key and its default (`remote` from --remote, else
+    /// `.`); an existing file is kept unless --force.
+    Init {
+        /// Where (default: the -c file, else ./scorpio.toml).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Load the config (file, environment, flags) and check every value: exit 0, or 2 naming
+    /// the key and where its value came from.
+    Validate,
+    /// Print every key's effective value and where it came from (default, file, env, flag).
+    Show,
 }
 
 /// `scorpio antares ...` subcommands.

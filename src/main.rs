@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 
-use scorpio::cli::{AntaresCmd, Cli, Cmd};
+use scorpio::cli::{AntaresCmd, Cli, Cmd, ConfigCmd};
 use scorpio::config::{Config, ConfigError};
 use scorpio::fuse::mount;
 use scorpio::fuse::router::WorkspaceFs;
@@ -39,6 +39,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if let Some(Cmd::Config {
+        cmd: ConfigCmd::Init { path, force },
+    }) = &cli.command
+    {
+        // Needs no config: it writes one.
+        return config_init(&cli, path.as_deref(), *force);
+    }
     let cfg = match Config::load(cli.config.as_deref(), &cli.overrides()) {
         Ok(c) => c,
         Err(e) => {
@@ -49,7 +56,7 @@ fn main() -> ExitCode {
     // Said by what reads the config for itself; the API clients (mount, list, ...) stay quiet.
     if matches!(
         cli.command,
-        None | Some(Cmd::Run | Cmd::Doctor)
+        None | Some(Cmd::Run | Cmd::Doctor | Cmd::Config { .. })
             | Some(Cmd::Antares {
                 cmd: AntaresCmd::Serve { .. },
                 ..
@@ -143,7 +150,26 @@ fn main() -> ExitCode {
             Some(serde_json::json!({"path": path})),
         ),
         // Answered above, before the config.
-        Cmd::Completions { .. } => ExitCode::SUCCESS,
+        Cmd::Completions { .. }
+        | Cmd::Config {
+            cmd: ConfigCmd::Init { .. },
+        } => ExitCode::SUCCESS,
+        Cmd::Config {
+            cmd: ConfigCmd::Validate,
+        } => {
+            // Loading validated every value; a failure exited 2 above.
+            match &cli.config {
+                Some(p) => println!("{}: ok", p.display()),
+                None => println!("ok (no config file: the environment, flags and defaults)"),
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::Show,
+        } => {
+            print!("{}", cfg.show_text());
+            ExitCode::SUCCESS
+        }
         Cmd::List => api(&rt, &cfg, reqwest::Method::GET, "/api/fs/mpoint", None),
         Cmd::Antares {
             cmd: AntaresCmd::Serve { .. },
@@ -159,6 +185,24 @@ fn main() -> ExitCode {
             ExitCode::from(out.code)
         }
         Cmd::Run => exit(rt.block_on(run(cfg))),
+    }
+}
+
+/// `scorpio config init`: writes the commented config to `--path`, else the `-c` file, else
+/// `./scorpio.toml`.
+fn config_init(cli: &Cli, path: Option<&std::path::Path>, force: bool) -> ExitCode {
+    let path = path
+        .or(cli.config.as_deref())
+        .unwrap_or(std::path::Path::new("scorpio.toml"));
+    match scorpio::config::write_template(path, cli.remote.as_deref(), force) {
+        Ok(()) => {
+            println!("wrote {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("scorpio: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -226,13 +270,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(workspace = %cfg.workspace.display(), commit = %commit.oid, remote = store.remote().kind(), http = %cfg.http_addr, "mounted");
     router.set_live();
 
-    let author = scorpio::vcs::commit::Author {
-        name: cfg.git_author.clone().unwrap_or_else(|| "Scorpio".into()),
-        email: cfg
-            .git_email
-            .clone()
-            .unwrap_or_else(|| "scorpio@localhost".into()),
-    };
+    let (name, email) = cfg.commit_identity();
+    let author = scorpio::vcs::commit::Author { name, email };
     let pusher = remote::pusher_from_config(&cfg).context("cannot set up pushing")?;
     let vcs = scorpio::vcs::Vcs::open(
         router.dicfuse().clone(),

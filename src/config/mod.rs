@@ -7,11 +7,14 @@
 //!
 //! This module holds the validated types and what a loaded [`Config`] answers; the layers and
 //! their origins live in `sources`, the checks in `validate`, default values in `defaults`,
-//! upstream's keys in `upstream`, and errors in `error`.
+//! upstream's keys in `upstream`, `config show` in `show`, `config init`'s file in `template`,
+//! and errors in `error`.
 
 mod defaults;
 mod error;
+mod show;
 mod sources;
+mod template;
 mod upstream;
 mod validate;
 
@@ -22,7 +25,9 @@ use std::time::Duration;
 
 use error::invalid;
 pub use error::ConfigError;
+pub use show::Shown;
 pub use sources::Sources;
+pub use template::{template, write_template, InitError};
 
 /// Where the repository comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,6 +135,19 @@ impl Config {
     /// One line for each upstream key that was accepted but is ignored (print each once).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The author and committer of commits made without one: `git_author` and `git_email`,
+    /// or their defaults.
+    pub fn commit_identity(&self) -> (String, String) {
+        (
+            self.git_author
+                .clone()
+                .unwrap_or_else(|| defaults::GIT_AUTHOR.into()),
+            self.git_email
+                .clone()
+                .unwrap_or_else(|| defaults::GIT_EMAIL.into()),
+        )
     }
 
     /// Start-up checks that need the filesystem: `store_path` can be written, `allow_other` is
