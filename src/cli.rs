@@ -1,4 +1,4 @@
-//! Command-line interface (clap).
+//! Command-line interface (clap), and the process's exit statuses.
 
 use std::path::PathBuf;
 
@@ -192,4 +192,22 @@ impl Cli {
             ("antares.bind", bind),
         ]
     }
+}
+
+/// The exit statuses of `scorpio`, one table (the README's "Exit codes" says the same).
+pub mod exit {
+    /// Done.
+    pub const OK: u8 = 0;
+    /// Anything without a code of its own: the daemon refused (the message says why), a
+    /// `doctor` check failed, `config init` found the file there, a start-up failure.
+    pub const FAILED: u8 = 1;
+    /// A bad config value or command line, naming the key and where its value came from.
+    pub const CONFIG: u8 = 2;
+    /// The daemon (or the Antares API) is not reachable.
+    pub const UNREACHABLE: u8 = 3;
+    /// The daemon cannot listen on its address (`http_addr`, `antares.bind`): taken by another
+    /// process, or not this host's. Upstream's code for it too.
+    pub const BIND: u8 = 4;
+    /// The workspace's FUSE mount failed (upstream's 3, which is ours for `UNREACHABLE`).
+    pub const MOUNT: u8 = 5;
 }

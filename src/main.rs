@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 
-use scorpio::cli::{AntaresCmd, Cli, Cmd, ConfigCmd};
+use scorpio::cli::{exit, AntaresCmd, Cli, Cmd, ConfigCmd};
 use scorpio::config::{Config, ConfigError};
 use scorpio::fuse::mount;
 use scorpio::fuse::router::WorkspaceFs;
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("scorpio: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::CONFIG);
         }
     };
     // Said by what reads the config for itself; the API clients (mount, list, ...) stay quiet.
@@ -201,23 +201,31 @@ fn config_init(cli: &Cli, path: Option<&std::path::Path>, force: bool) -> ExitCo
         }
         Err(e) => {
             eprintln!("scorpio: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::FAILED)
         }
     }
 }
 
-/// The exit of a daemon: 0, 2 for a start-up error the user can fix (a [`ConfigError`] naming
-/// the key and its source), 1 for anything else. Printed once, on stderr.
+/// The workspace's FUSE mount failed: the context of that error, so [`exit`] finds it.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot mount at {0}")]
+struct MountFailed(std::path::PathBuf);
+
+/// The exit of a daemon (see `cli::exit`): 0; 2 for a start-up error the user can fix (a
+/// [`ConfigError`] naming the key and its source); 4 for an address it cannot listen on (also
+/// named so); 5 for a workspace it cannot mount; 1 for anything else. Printed once, on stderr.
 fn exit(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("scorpio: {e:#}");
-            if e.downcast_ref::<ConfigError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            let code = match e.downcast_ref::<ConfigError>() {
+                Some(c) if c.is_bind() => exit::BIND,
+                Some(_) => exit::CONFIG,
+                None if e.downcast_ref::<MountFailed>().is_some() => exit::MOUNT,
+                None => exit::FAILED,
+            };
+            ExitCode::from(code)
         }
     }
 }
@@ -243,12 +251,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let commit = dic.commit();
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
-        .map_err(|e| {
-            cfg.invalid(
-                "http_addr",
-                format!("cannot listen on {}: {e}", cfg.http_addr),
-            )
-        })?;
+        .map_err(|e| cfg.cannot_listen("http_addr", cfg.http_addr, e))?;
     let router = Arc::new(WorkspaceFs::new(dic));
     let kernel = Arc::new(WorkspaceMount::new(router.as_ref().clone(), &cfg.workspace));
     let mounts = Arc::new(WritablePaths::new(
@@ -266,7 +269,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     kernel
         .mount(mounts.count().await == 0)
         .await
-        .with_context(|| format!("cannot mount at {}", cfg.workspace.display()))?;
+        .context(MountFailed(cfg.workspace.clone()))?;
     tracing::info!(workspace = %cfg.workspace.display(), commit = %commit.oid, remote = store.remote().kind(), http = %cfg.http_addr, "mounted");
     router.set_live();
 

@@ -1,7 +1,8 @@
 //! The `scorpio` command line: the `mount`, `umount`, `list` and `doctor` subcommands, how a
 //! bad config or an unreachable remote ends a start (exit status, the key named, no mount left),
 //! and what a service manager hears from the daemon (READY, STOPPING); `config` (in
-//! `cli/config.rs`): `config init|validate|show` and upstream Scorpio's configs.
+//! `cli/config.rs`): `config init|validate|show`, upstream Scorpio's configs, and the exit codes
+//! of a start that cannot listen or cannot mount.
 
 mod support;
 

@@ -132,6 +132,16 @@ impl Config {
         invalid(self.spelled(key), &self.origin(key), &reason.to_string())
     }
 
+    /// The error for an address of `key` that cannot be listened on: worded as
+    /// [`Config::invalid`], but its own exit status (see [`ConfigError::is_bind`]).
+    pub fn cannot_listen(&self, key: &str, addr: SocketAddr, e: std::io::Error) -> ConfigError {
+        ConfigError::Bind {
+            key: self.spelled(key).to_string(),
+            origin: self.origin(key),
+            reason: format!("cannot listen on {addr}: {e}"),
+        }
+    }
+
     /// One line for each upstream key that was accepted but is ignored (print each once).
     pub fn warnings(&self) -> &[String] {
         &self.warnings

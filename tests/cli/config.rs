@@ -1,7 +1,8 @@
-//! `scorpio config init|validate|show`, and upstream Scorpio's configs through the binary (the
-//! daemon runs on one, flat and in tables).
+//! `scorpio config init|validate|show`, upstream Scorpio's configs through the binary (the
+//! daemon runs on one, flat and in tables), and the exit codes of a start that cannot listen
+//! (4) or cannot mount (5).
 
-use crate::support::daemon::{run_with_timeout, scorpio_command, Daemon};
+use crate::support::daemon::{free_port, run_with_timeout, scorpio_command, Daemon};
 use crate::support::fixture;
 use crate::support::mountinfo::is_fuse_mounted;
 
@@ -410,4 +411,92 @@ fn config_init_validate_and_show() {
         err.contains("config key `http_addr` (from SCORPIO_HTTP_ADDR)"),
         "{err}"
     );
+}
+
+/// A port another process holds ends the start with exit 4, naming `http_addr` and where it
+/// came from, and nothing mounted.
+#[test]
+fn a_taken_port_exits_4_naming_http_addr() {
+    let fx = fixture::standard();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = held.local_addr().expect("addr");
+    let (out, dir) = crate::scorpio(
+        &[],
+        &format!(
+            "remote = '{}'\nworkspace = 'ws'\nstore_path = 'st'\nhttp_addr = '{addr}'\n",
+            fx.repo_path.display()
+        ),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("config key `http_addr` (from config file ")
+            && stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(!is_fuse_mounted(&dir.path().join("ws")));
+}
+
+/// `antares serve` on a port another process holds: exit 4 too, naming `antares.bind`.
+#[test]
+fn antares_serve_on_a_taken_port_exits_4_naming_antares_bind() {
+    let fx = fixture::standard();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = held.local_addr().expect("addr");
+    let (out, _dir) = crate::scorpio(
+        &["antares", "serve"],
+        &format!(
+            "remote = '{}'\nstore_path = 'st'\n[antares]\nbind = '{addr}'\n",
+            fx.repo_path.display()
+        ),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("config key `antares.bind` (from config file ")
+            && stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+}
+
+/// A FUSE mount the kernel refuses ends the start with exit 5. The daemon runs in a mount
+/// namespace of its own where `/dev/fuse` is `/dev/null`: the device opens, and mount(2)
+/// refuses it (EINVAL), as it would any file that is not the FUSE device.
+#[test]
+fn a_refused_mount_exits_5() {
+    let fx = fixture::standard();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("scorpio.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "remote = '{}'\nworkspace = 'ws'\nstore_path = 'st'\nhttp_addr = '127.0.0.1:{}'\n",
+            fx.repo_path.display(),
+            free_port()
+        ),
+    )
+    .expect("config");
+    let plain = scorpio_command(&cfg);
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--", "sh", "-c"])
+        .arg(r#"mount --bind /dev/null /dev/fuse && exec "$0" "$@""#)
+        .arg(plain.get_program())
+        .args(plain.get_args())
+        .current_dir(dir.path());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SCORPIO_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = run_with_timeout(&mut cmd, 60);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot mount at {}",
+            dir.path().join("ws").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!is_fuse_mounted(&dir.path().join("ws")));
 }
