@@ -70,7 +70,7 @@ impl Config {
         })
     }
 
-    /// Every key of ours, in the README's order, with its effective value and origin.
+    /// Every key of ours (in the order of `sources::KEYS`) with its effective value and origin.
     pub fn show(&self) -> Vec<Shown> {
         KEYS.iter()
             .filter_map(|key| {

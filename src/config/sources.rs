@@ -193,14 +193,17 @@ impl Sources {
         out
     }
 
-    /// Lays command-line values over everything else.
+    /// Lays command-line values over everything else. An `[antares]` key's flag is its own name
+    /// (`antares.bind` is `antares serve --bind`).
     pub fn with_cli(mut self, cli: &[(&'static str, Option<String>)]) -> Sources {
         for (key, v) in cli {
             if let (Some(key), Some(v)) = (known(key), v) {
-                self.values.insert(
-                    key,
-                    Value::Text(v.clone(), format!("--{}", key.replace('_', "-"))),
-                );
+                let flag = key
+                    .strip_prefix("antares.")
+                    .unwrap_or(key)
+                    .replace('_', "-");
+                self.values
+                    .insert(key, Value::Text(v.clone(), format!("--{flag}")));
             }
         }
         self

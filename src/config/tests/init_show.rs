@@ -86,7 +86,10 @@ fn show_gives_every_key_its_value_and_origin_and_hides_tokens() {
     let c = Sources::from_file(Some(&p))
         .unwrap()
         .with_env([("SCORPIO_LOG_LEVEL".to_string(), "debug".to_string())])
-        .with_cli(&[("http_addr", Some("127.0.0.1:9001".into()))])
+        .with_cli(&[
+            ("http_addr", Some("127.0.0.1:9001".into())),
+            ("antares.bind", Some("127.0.0.1:9002".into())),
+        ])
         .build()
         .unwrap();
     let rows = c.show();
@@ -112,6 +115,7 @@ fn show_gives_every_key_its_value_and_origin_and_hides_tokens() {
     assert_eq!(row("http_addr").value, "\"127.0.0.1:9001\"");
     assert_eq!(row("http_addr").origin, "--http-addr");
     assert_eq!(row("antares.max_mounts").value, "3");
+    assert_eq!(row("antares.bind").origin, "--bind");
     assert_eq!(row("fetch_concurrency").value, "16");
     assert_eq!(row("fetch_concurrency").origin, "default");
     assert_eq!(row("git_author").value, "(not set: \"Scorpio\")");
