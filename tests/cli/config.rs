@@ -1,6 +1,6 @@
 //! `scorpio config init|validate|show`, upstream Scorpio's configs through the binary (the
 //! daemon runs on one, flat and in tables), and the exit codes of a start that cannot listen
-//! (4) or cannot mount (5).
+//! (4) or cannot mount (5), and a client that finds no daemon (3).
 
 use crate::support::daemon::{free_port, run_with_timeout, scorpio_command, Daemon};
 use crate::support::fixture;
@@ -435,6 +435,25 @@ fn a_taken_port_exits_4_naming_http_addr() {
         "{stderr}"
     );
     assert!(!is_fuse_mounted(&dir.path().join("ws")));
+}
+
+/// Exit 3 stays "not reachable": a client command with no daemon at `http_addr`.
+#[test]
+fn a_client_with_no_daemon_exits_3() {
+    let fx = fixture::standard();
+    for args in [&["list"][..], &["antares", "--via-daemon", "list"]] {
+        let (out, _dir) = crate::scorpio(
+            args,
+            &format!(
+                "remote = '{}'\nstore_path = 'st'\nhttp_addr = '127.0.0.1:{}'\n",
+                fx.repo_path.display(),
+                free_port()
+            ),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains("not reachable"), "{stderr}");
+    }
 }
 
 /// `antares serve` on a port another process holds: exit 4 too, naming `antares.bind`.
