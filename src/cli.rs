@@ -1,4 +1,4 @@
-//! Command-line interface (clap).
+//! Command-line interface (clap), and the process's exit statuses.
 
 use std::path::PathBuf;
 
@@ -91,6 +91,12 @@ pub enum Cmd {
         /// The path whose changes go.
         path: String,
     },
+    /// Write, check or print the config.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
     /// Print a shell completion script (`scorpio completions bash > /etc/bash_completion.d/scorpio`);
     /// reads no config.
     Completions {
@@ -106,6 +112,26 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: AntaresCmd,
     },
+}
+
+/// `scorpio config ...` subcommands.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum ConfigCmd {
+    /// Write a commented config naming every key and its default (`remote` from --remote, else
+    /// `.`); an existing file is kept unless --force.
+    Init {
+        /// Where (default: the -c file, else ./scorpio.toml).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Load the config (file, environment, flags) and check every value: exit 0, or 2 naming
+    /// the key and where its value came from.
+    Validate,
+    /// Print every key's effective value and where it came from (default, file, env, flag).
+    Show,
 }
 
 /// `scorpio antares ...` subcommands.
@@ -172,4 +198,22 @@ impl Cli {
             ("antares.bind", bind),
         ]
     }
+}
+
+/// The exit statuses of `scorpio`, one table (the README's "Exit codes" says the same).
+pub mod exit {
+    /// Done.
+    pub const OK: u8 = 0;
+    /// Anything without a code of its own: the daemon refused (the message says why), a
+    /// `doctor` check failed, `config init` found the file there, a start-up failure.
+    pub const FAILED: u8 = 1;
+    /// A bad config value or command line, naming the key and where its value came from.
+    pub const CONFIG: u8 = 2;
+    /// The daemon (or the Antares API) is not reachable.
+    pub const UNREACHABLE: u8 = 3;
+    /// The daemon cannot listen on its address (`http_addr`, `antares.bind`): taken by another
+    /// process, or not this host's. Upstream's code for it too.
+    pub const BIND: u8 = 4;
+    /// The workspace's FUSE mount failed (upstream's 3, which is ours for `UNREACHABLE`).
+    pub const MOUNT: u8 = 5;
 }

@@ -1,10 +1,11 @@
 //! The CLI side of the HTTP API: `scorpio mount|umount|list|stats` talk to the running daemon.
 //!
-//! Exit codes: 0 done, 1 the daemon refused (the message says why), 3 the daemon is not
-//! reachable. (2 is a bad config or command line, as everywhere.)
+//! Exit codes (`cli::exit`): 0 done, 1 the daemon refused (the message says why), 3 the daemon
+//! is not reachable. (2 is a bad config or command line, as everywhere.)
 
 use serde_json::Value;
 
+use crate::cli::exit;
 use crate::config::Config;
 
 /// The outcome of one API call, ready for the terminal.
@@ -29,7 +30,7 @@ pub async fn request(
         .timeout(cfg.request_timeout * 4)
         .build()
         .map_err(|e| Outcome {
-            code: 3,
+            code: exit::UNREACHABLE,
             text: format!("cannot build an HTTP client: {e}"),
         })?;
     let mut req = client.request(method, url);
@@ -40,7 +41,7 @@ pub async fn request(
         req = req.json(&b);
     }
     let resp = req.send().await.map_err(|e| Outcome {
-        code: 3,
+        code: exit::UNREACHABLE,
         text: format!("{what} is not reachable: {e}"),
     })?;
     let status = resp.status();
@@ -51,7 +52,7 @@ pub async fn request(
     } else {
         let msg = v.get("error").and_then(Value::as_str).unwrap_or(&text);
         Err(Outcome {
-            code: 1,
+            code: exit::FAILED,
             text: format!("refused ({status}): {msg}"),
         })
     }
@@ -112,22 +113,25 @@ pub async fn call(
             })
             .collect();
         return Outcome {
-            code: 0,
+            code: exit::OK,
             text: lines.join("\n"),
         };
     }
     if !matches!(v, Value::Object(_)) {
-        return Outcome { code: 0, text };
+        return Outcome {
+            code: exit::OK,
+            text,
+        };
     }
     if let (Some(c), Some(ahead)) = (v.get("commit").and_then(Value::as_str), v.get("ahead")) {
         return Outcome {
-            code: 0,
+            code: exit::OK,
             text: format!("{c} ({ahead} ahead of the mounted commit)"),
         };
     }
     let msg = v.get("message").and_then(Value::as_str).map(str::to_string);
     Outcome {
-        code: 0,
+        code: exit::OK,
         text: msg.unwrap_or_else(|| serde_json::to_string_pretty(&v).unwrap_or(text)),
     }
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
 
-use scorpio::cli::{AntaresCmd, Cli, Cmd};
+use scorpio::cli::{exit, AntaresCmd, Cli, Cmd, ConfigCmd};
 use scorpio::config::{Config, ConfigError};
 use scorpio::fuse::mount;
 use scorpio::fuse::router::WorkspaceFs;
@@ -39,13 +39,33 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if let Some(Cmd::Config {
+        cmd: ConfigCmd::Init { path, force },
+    }) = &cli.command
+    {
+        // Needs no config: it writes one.
+        return config_init(&cli, path.as_deref(), *force);
+    }
     let cfg = match Config::load(cli.config.as_deref(), &cli.overrides()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("scorpio: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::CONFIG);
         }
     };
+    // Said by what reads the config for itself; the API clients (mount, list, ...) stay quiet.
+    if matches!(
+        cli.command,
+        None | Some(Cmd::Run | Cmd::Doctor | Cmd::Config { .. })
+            | Some(Cmd::Antares {
+                cmd: AntaresCmd::Serve { .. },
+                ..
+            })
+    ) {
+        for w in cfg.warnings() {
+            eprintln!("scorpio: warning: {w}");
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(
             &cfg.log_level,
@@ -137,7 +157,26 @@ fn main() -> ExitCode {
             Some(serde_json::json!({"path": path})),
         ),
         // Answered above, before the config.
-        Cmd::Completions { .. } => ExitCode::SUCCESS,
+        Cmd::Completions { .. }
+        | Cmd::Config {
+            cmd: ConfigCmd::Init { .. },
+        } => ExitCode::SUCCESS,
+        Cmd::Config {
+            cmd: ConfigCmd::Validate,
+        } => {
+            // Loading validated every value; a failure exited 2 above.
+            match &cli.config {
+                Some(p) => println!("{}: ok", p.display()),
+                None => println!("ok (no config file: the environment, flags and defaults)"),
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::Show,
+        } => {
+            print!("{}", cfg.show_text());
+            ExitCode::SUCCESS
+        }
         Cmd::List => api(&rt, &cfg, reqwest::Method::GET, "/api/fs/mpoint", None),
         Cmd::Stats => {
             let out = rt.block_on(scorpio::client::stats(&cfg));
@@ -165,18 +204,44 @@ fn main() -> ExitCode {
     }
 }
 
-/// The exit of a daemon: 0, 2 for a start-up error the user can fix (a [`ConfigError`] naming
-/// the key and its source), 1 for anything else. Printed once, on stderr.
+/// `scorpio config init`: writes the commented config to `--path`, else the `-c` file, else
+/// `./scorpio.toml`.
+fn config_init(cli: &Cli, path: Option<&std::path::Path>, force: bool) -> ExitCode {
+    let path = path
+        .or(cli.config.as_deref())
+        .unwrap_or(std::path::Path::new("scorpio.toml"));
+    match scorpio::config::write_template(path, cli.remote.as_deref(), force) {
+        Ok(()) => {
+            println!("wrote {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("scorpio: {e}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+/// The workspace's FUSE mount failed: the context of that error, so [`exit`] finds it.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot mount at {0}")]
+struct MountFailed(std::path::PathBuf);
+
+/// The exit of a daemon (see `cli::exit`): 0; 2 for a start-up error the user can fix (a
+/// [`ConfigError`] naming the key and its source); 4 for an address it cannot listen on (also
+/// named so); 5 for a workspace it cannot mount; 1 for anything else. Printed once, on stderr.
 fn exit(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("scorpio: {e:#}");
-            if e.downcast_ref::<ConfigError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            let code = match e.downcast_ref::<ConfigError>() {
+                Some(c) if c.is_bind() => exit::BIND,
+                Some(_) => exit::CONFIG,
+                None if e.downcast_ref::<MountFailed>().is_some() => exit::MOUNT,
+                None => exit::FAILED,
+            };
+            ExitCode::from(code)
         }
     }
 }
@@ -202,12 +267,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let commit = dic.commit();
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
-        .map_err(|e| {
-            cfg.invalid(
-                "http_addr",
-                format!("cannot listen on {}: {e}", cfg.http_addr),
-            )
-        })?;
+        .map_err(|e| cfg.cannot_listen("http_addr", cfg.http_addr, e))?;
     let router = Arc::new(WorkspaceFs::new(dic));
     let kernel = Arc::new(WorkspaceMount::new(router.as_ref().clone(), &cfg.workspace));
     let mounts = Arc::new(WritablePaths::new(
@@ -225,17 +285,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     kernel
         .mount(mounts.count().await == 0)
         .await
-        .with_context(|| format!("cannot mount at {}", cfg.workspace.display()))?;
+        .context(MountFailed(cfg.workspace.clone()))?;
     tracing::info!(workspace = %cfg.workspace.display(), commit = %commit.oid, remote = store.remote().kind(), http = %cfg.http_addr, "mounted");
     router.set_live();
 
-    let author = scorpio::vcs::commit::Author {
-        name: cfg.git_author.clone().unwrap_or_else(|| "Scorpio".into()),
-        email: cfg
-            .git_email
-            .clone()
-            .unwrap_or_else(|| "scorpio@localhost".into()),
-    };
+    let (name, email) = cfg.commit_identity();
+    let author = scorpio::vcs::commit::Author { name, email };
     let pusher = remote::pusher_from_config(&cfg).context("cannot set up pushing")?;
     let vcs = scorpio::vcs::Vcs::open(
         router.dicfuse().clone(),

@@ -1,8 +1,13 @@
 //! The `scorpio` command line: the `mount`, `umount`, `list` and `doctor` subcommands, how a
 //! bad config or an unreachable remote ends a start (exit status, the key named, no mount left),
-//! and what a service manager hears from the daemon (READY, STOPPING).
+//! and what a service manager hears from the daemon (READY, STOPPING); `config` (in
+//! `cli/config.rs`): `config init|validate|show`, upstream Scorpio's configs, and the exit codes
+//! of a start that cannot listen or cannot mount.
 
 mod support;
+
+#[path = "cli/config.rs"]
+mod config;
 
 use support::api::cli;
 use support::daemon::{free_port, run_with_timeout, scorpio_command, Daemon};
@@ -49,11 +54,23 @@ fn cli_mount_umount_list() {
 }
 
 fn scorpio(args: &[&str], config: &str) -> (std::process::Output, tempfile::TempDir) {
+    scorpio_env(args, config, &[])
+}
+
+/// `scorpio -c <config> <args>` run in a fresh directory holding the config, with `env` set.
+fn scorpio_env(
+    args: &[&str],
+    config: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("scorpio.toml");
     std::fs::write(&cfg, config).expect("write config");
     let mut cmd = scorpio_command(&cfg);
     cmd.args(args).current_dir(dir.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     (run_with_timeout(&mut cmd, 60), dir)
 }
 

@@ -24,12 +24,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (store, dic) = crate::view::open_view(&cfg, crate::view::Start::Newest).await?;
     let listener = tokio::net::TcpListener::bind(cfg.antares.bind)
         .await
-        .map_err(|e| {
-            cfg.invalid(
-                "antares.bind",
-                format!("cannot listen on {}: {e}", cfg.antares.bind),
-            )
-        })?;
+        .map_err(|e| cfg.cannot_listen("antares.bind", cfg.antares.bind, e))?;
     let antares = Antares::open(dic, Settings::from_config(&cfg))
         .map_err(|e| anyhow::anyhow!("cannot open the Antares state: {e}"))?;
     let failed = antares.restore().await;

@@ -30,6 +30,11 @@ pub(super) const CONNECT_TIMEOUT_SECS: u64 = 5;
 /// `request_timeout_secs` when unset.
 pub(super) const REQUEST_TIMEOUT_SECS: u64 = 30;
 
+/// `git_author` when unset.
+pub(super) const GIT_AUTHOR: &str = "Scorpio";
+/// `git_email` when unset.
+pub(super) const GIT_EMAIL: &str = "scorpio@localhost";
+
 /// `store_path` when unset: `$XDG_DATA_HOME/scorpio`, else `~/.local/share/scorpio`, else
 /// `/var/lib/scorpio`.
 pub(super) fn store_path() -> PathBuf {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// A configuration error; the process exits with status 2.
+/// A configuration error; the process exits with status 2 (4 for [`ConfigError::Bind`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
@@ -39,6 +39,26 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// An address that cannot be listened on (taken, or not this host's): worded as
+    /// [`ConfigError::Invalid`], but not a mistake in the config as such, so it has its own exit
+    /// status (see [`ConfigError::is_bind`]).
+    #[error("config key `{key}` (from {origin}): {reason}")]
+    Bind {
+        /// The key.
+        key: String,
+        /// Where the value came from.
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// Whether this is an address that cannot be listened on (exit 4), not a config mistake
+    /// (exit 2).
+    pub fn is_bind(&self) -> bool {
+        matches!(self, ConfigError::Bind { .. })
+    }
 }
 
 /// The [`ConfigError::Invalid`] for `key`, whose value came from `origin`.

@@ -1,15 +1,21 @@
 //! Configuration: `scorpio.toml`, then `SCORPIO_*` environment variables, then CLI flags.
 //!
 //! Every key is read through one lookup that knows where its value came from, so an error can
-//! name both the key and its source. Unknown keys in the file are refused by name.
+//! name both the key and its source. Upstream Scorpio's keys are accepted (`upstream`: each
+//! sets one of ours, or is ignored with one warning line); any other unknown key is refused by
+//! name.
 //!
 //! This module holds the validated types and what a loaded [`Config`] answers; the layers and
-//! their origins live in `sources`, the checks in `validate`, default values in `defaults`, and
-//! errors in `error`.
+//! their origins live in `sources`, the checks in `validate`, default values in `defaults`,
+//! upstream's keys in `upstream`, `config show` in `show`, `config init`'s file in `template`,
+//! and errors in `error`.
 
 mod defaults;
 mod error;
+mod show;
 mod sources;
+mod template;
+mod upstream;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -19,7 +25,9 @@ use std::time::Duration;
 
 use error::invalid;
 pub use error::ConfigError;
+pub use show::Shown;
 pub use sources::Sources;
+pub use template::{template, write_template, InitError};
 
 /// Where the repository comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,8 +94,11 @@ pub struct Config {
     pub allow_other: bool,
     /// Antares settings.
     pub antares: AntaresConfig,
-    /// Where each key's value came from, for errors found after loading (see [`Config::invalid`]).
-    origins: BTreeMap<&'static str, String>,
+    /// For each key, the name its value was given under (ours or upstream's) and where it came
+    /// from, for errors found after loading (see [`Config::invalid`]) and `config show`.
+    origins: BTreeMap<&'static str, (String, String)>,
+    /// One line for each upstream key accepted but ignored, for the user to read once.
+    warnings: Vec<String>,
 }
 
 impl Config {
@@ -107,13 +118,46 @@ impl Config {
     pub fn origin(&self, key: &str) -> String {
         self.origins
             .get(key)
-            .cloned()
+            .map(|(_, o)| o.clone())
             .unwrap_or_else(|| "default".into())
+    }
+
+    /// The name the value of `key` was given under: `key`, or the upstream key that set it.
+    pub fn spelled<'a>(&'a self, key: &'a str) -> &'a str {
+        self.origins.get(key).map_or(key, |(n, _)| n.as_str())
     }
 
     /// The error for a value of `key` found wrong after loading (start-up checks).
     pub fn invalid(&self, key: &str, reason: impl std::fmt::Display) -> ConfigError {
-        invalid(key, &self.origin(key), &reason.to_string())
+        invalid(self.spelled(key), &self.origin(key), &reason.to_string())
+    }
+
+    /// The error for an address of `key` that cannot be listened on: worded as
+    /// [`Config::invalid`], but its own exit status (see [`ConfigError::is_bind`]).
+    pub fn cannot_listen(&self, key: &str, addr: SocketAddr, e: std::io::Error) -> ConfigError {
+        ConfigError::Bind {
+            key: self.spelled(key).to_string(),
+            origin: self.origin(key),
+            reason: format!("cannot listen on {addr}: {e}"),
+        }
+    }
+
+    /// One line for each upstream key that was accepted but is ignored (print each once).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The author and committer of commits made without one: `git_author` and `git_email`,
+    /// or their defaults.
+    pub fn commit_identity(&self) -> (String, String) {
+        (
+            self.git_author
+                .clone()
+                .unwrap_or_else(|| defaults::GIT_AUTHOR.into()),
+            self.git_email
+                .clone()
+                .unwrap_or_else(|| defaults::GIT_EMAIL.into()),
+        )
     }
 
     /// Start-up checks that need the filesystem: `store_path` can be written, `allow_other` is

@@ -175,3 +175,6 @@ fn allow_other_defaults_to_whether_the_daemon_is_root() {
         .to_string();
     assert!(e.contains("allow_other"), "{e}");
 }
+
+mod init_show;
+mod upstream_keys;

@@ -13,12 +13,7 @@ impl Sources {
     /// Validates every layer into a [`Config`].
     pub fn build(&self) -> Result<Config, ConfigError> {
         let cwd = std::env::current_dir().unwrap_or_default();
-        let remote_key = if self.contains("remote") {
-            "remote"
-        } else {
-            "base_url"
-        };
-        let remote_raw = self.string(remote_key)?.ok_or_else(|| {
+        let remote_raw = self.string("remote")?.ok_or_else(|| {
             invalid(
                 "remote",
                 "default",
@@ -32,17 +27,13 @@ impl Sources {
                 } else {
                     format!("{why}; a remote is a path to a local git repository or an http(s):// Mega URL")
                 };
-                invalid(remote_key, &self.origin(remote_key), &why)
+                self.invalid("remote", &why)
             })?;
             RemoteSpec::Mega(remote_raw.trim_end_matches('/').to_string())
         } else {
-            let p = self.path(remote_key)?.unwrap_or_default();
+            let p = self.path("remote")?.unwrap_or_default();
             if !p.exists() {
-                return Err(invalid(
-                    remote_key,
-                    &self.origin(remote_key),
-                    &format!("{} does not exist", p.display()),
-                ));
+                return Err(self.invalid("remote", &format!("{} does not exist", p.display())));
             }
             RemoteSpec::Local(p)
         };
@@ -55,39 +46,33 @@ impl Sources {
             None => defaults::store_path(),
         };
         if workspace.starts_with(&store_path) || store_path.starts_with(&workspace) {
-            return Err(invalid(
+            return Err(self.invalid(
                 "workspace",
-                &self.origin("workspace"),
                 "workspace and store_path must not contain each other",
             ));
         }
         let http_raw = self
             .string("http_addr")?
             .unwrap_or_else(|| defaults::HTTP_ADDR.into());
-        let (http_addr, http_loopback) = listen_addr(&http_raw)
-            .map_err(|why| invalid("http_addr", &self.origin("http_addr"), &why))?;
+        let (http_addr, http_loopback) =
+            listen_addr(&http_raw).map_err(|why| self.invalid("http_addr", &why))?;
         let auth_token = self.string("auth_token")?.filter(|s| !s.is_empty());
         if !http_loopback && auth_token.is_none() {
-            return Err(invalid(
-                "http_addr",
-                &self.origin("http_addr"),
-                "binding beyond loopback requires `auth_token`",
-            ));
+            return Err(self.invalid("http_addr", "binding beyond loopback requires `auth_token`"));
         }
         let log_level = self
             .string("log_level")?
             .unwrap_or_else(|| defaults::LOG_LEVEL.into());
         tracing_subscriber::EnvFilter::try_new(&log_level)
-            .map_err(|e| invalid("log_level", &self.origin("log_level"), &e.to_string()))?;
+            .map_err(|e| self.invalid("log_level", &e.to_string()))?;
         let antares_bind_raw = self
             .string("antares.bind")?
             .unwrap_or_else(|| defaults::ANTARES_BIND.into());
-        let (antares_bind, antares_loopback) = listen_addr(&antares_bind_raw)
-            .map_err(|why| invalid("antares.bind", &self.origin("antares.bind"), &why))?;
+        let (antares_bind, antares_loopback) =
+            listen_addr(&antares_bind_raw).map_err(|why| self.invalid("antares.bind", &why))?;
         if !antares_loopback && auth_token.is_none() {
-            return Err(invalid(
+            return Err(self.invalid(
                 "antares.bind",
-                &self.origin("antares.bind"),
                 "binding beyond loopback requires `auth_token`",
             ));
         }
@@ -135,10 +120,7 @@ impl Sources {
                     .unwrap_or(defaults::REQUEST_TIMEOUT_SECS),
             ),
             push_url: match self.string("push_url")?.filter(|s| !s.is_empty()) {
-                Some(u) => Some(
-                    http_url(&u)
-                        .map_err(|why| invalid("push_url", &self.origin("push_url"), &why))?,
-                ),
+                Some(u) => Some(http_url(&u).map_err(|why| self.invalid("push_url", &why))?),
                 None => None,
             },
             remote_token: self.string("remote_token")?,
@@ -148,15 +130,15 @@ impl Sources {
             antares,
             origins: KEYS
                 .iter()
-                .map(|k| (*k, self.origin(k)))
-                .chain([("remote", self.origin(remote_key))])
+                .map(|k| (*k, (self.name(k).to_string(), self.origin(k))))
                 .collect(),
+            warnings: self.warnings(),
         })
     }
 }
 
 /// The scheme of `s` when it is written as a URL (`scheme://...`), else `None` (a path).
-fn url_scheme(s: &str) -> Option<&str> {
+pub(super) fn url_scheme(s: &str) -> Option<&str> {
     let (scheme, _) = s.split_once("://")?;
     let mut chars = scheme.chars();
     let first = chars.next()?;
