@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -108,6 +108,37 @@ async fn delete_one(State(a): State<Arc<Antares>>, Path(id): Path<String>) -> Ap
     .into_response())
 }
 
+/// Body of `POST /mounts/{id}/cl` (other fields are ignored).
+#[derive(serde::Deserialize)]
+struct ClRequest {
+    cl: String,
+}
+
+async fn swap_cl(
+    State(a): State<Arc<Antares>>,
+    Path(id): Path<String>,
+    body: Result<ApiJson<ClRequest>, BodyError>,
+) -> ApiResult {
+    let req = match body {
+        Ok(ApiJson(req)) => req,
+        Err(e @ (BodyError::Syntax(_) | BodyError::Shape(_))) => {
+            return Err(AppError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_JSON",
+                format!("the body is not {{\"cl\": \"<link>\"}}: {e}"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rec = a.swap_cl(&id, Some(&req.cl)).await?;
+    Ok(Json(a.view(rec)).into_response())
+}
+
+async fn drop_cl(State(a): State<Arc<Antares>>, Path(id): Path<String>) -> ApiResult {
+    let rec = a.swap_cl(&id, None).await?;
+    Ok(Json(a.view(rec)).into_response())
+}
+
 async fn get_job(State(a): State<Arc<Antares>>, Path(job): Path<String>) -> ApiResult {
     Ok(Json(a.view(a.by_job(&job)?)).into_response())
 }
@@ -157,6 +188,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(
         .route("/mounts/{id}", get(get_one).delete(delete_one))
         .route("/mounts/{id}/changes", get(changes))
         .route("/mounts/{id}/ready", get(ready))
+        .route("/mounts/{id}/cl", post(swap_cl).delete(drop_cl))
         .route("/mounts/by-job/{job_id}", get(get_job).delete(delete_job))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -363,7 +363,7 @@ impl Antares {
                 None => ClSource::BuiltOrFetch,
             },
         });
-        let ovl = assemble::assemble(
+        let ovl = assemble::assemble_swappable(
             &self.dic,
             Assembly {
                 path: &rec.path,

@@ -14,17 +14,23 @@
 //!   daemon finds at start what was mounted; it mounts it again or marks it `failed` with the
 //!   reason, and never deletes an upper layer except on `DELETE`.
 //! - Mutations run one at a time (`ops`); reads never wait for them.
+//! - A writable mount's CL layer can be swapped or dropped while it serves (`swap.rs`): its
+//!   requests are held meanwhile, never failed, and its upper layer is not touched.
+//! - Upstream (scorpiofs) clients are served too (`upstream.rs`): their fields are read, and
+//!   theirs are shown beside ours.
 
 pub mod api;
 mod checks;
 mod cleanup;
 pub mod cli;
 mod error;
+mod gate;
 mod lifecycle;
 pub mod paths;
 pub mod serve;
 mod session;
 pub mod state;
+mod swap;
 mod upstream;
 
 use std::collections::BTreeMap;

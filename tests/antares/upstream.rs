@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::support::antares::{path_of, AntaresServer};
 use crate::support::fixture;
+use crate::support::mega_server::{Fault, MegaServer};
 
 #[test]
 fn an_upstream_client_creates_reads_and_polls_readiness() {
@@ -75,4 +76,172 @@ fn an_upstream_client_creates_reads_and_polls_readiness() {
         "{gone}"
     );
     assert_eq!(s.get(&format!("/mounts/{id}/ready")).0, 404);
+}
+
+/// Blob ids of `contents` in the fixture's repository (so the test server can serve them).
+fn blobs(fx: &fixture::Fixture, contents: &[&[u8]]) -> Vec<String> {
+    let repo = fx.open();
+    contents
+        .iter()
+        .map(|c| repo.blob(c).expect("blob").to_string())
+        .collect()
+}
+
+fn read_at_start(f: &mut std::fs::File) -> String {
+    use std::io::{Read, Seek};
+    f.seek(std::io::SeekFrom::Start(0)).expect("seek");
+    let mut s = String::new();
+    f.read_to_string(&mut s).expect("read through the open fd");
+    s
+}
+
+fn text(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn a_live_mount_swaps_and_drops_its_cl_with_files_held_open() {
+    use std::os::unix::fs::FileExt;
+    let fx = fixture::standard();
+    let server = MegaServer::start(&fx.repo_path);
+    let [one, only1, two, deep2, only2]: [String; 5] = blobs(
+        &fx,
+        &[
+            b"one\n",
+            b"only in one\n",
+            b"two: longer than one\n",
+            b"deep, as CL two has it\n",
+            b"only in two\n",
+        ],
+    )
+    .try_into()
+    .expect("five blobs");
+    server.set_cl(
+        "1",
+        json!([
+            {"path": "/a/b/c.txt", "sha": one, "action": "modified"},
+            {"path": "/a/b/only1.txt", "sha": only1, "action": "new"},
+        ]),
+    );
+    server.set_cl(
+        "2",
+        json!([
+            {"path": "/a/b/c.txt", "sha": two, "action": "modified"},
+            {"path": "/a/b/d/e/deep.txt", "sha": deep2, "action": "modified"},
+            {"path": "/a/b/only2.txt", "sha": only2, "action": "new"},
+            {"path": "/a/up", "sha": one, "action": "deleted"},
+        ]),
+    );
+    let s = AntaresServer::start_with_env(
+        &server.url(),
+        "",
+        &[("SCORPIO_TEST_CL_SWAP_HOLD_MS", "1500")],
+    );
+    let v = s.create(json!({"build_id": "swap", "path": "a", "cl": "1"}));
+    let id = v["mount_id"].as_str().expect("id").to_string();
+    let mp = path_of(&v, "mountpoint");
+    let upper = path_of(&v, "upper_dir");
+    let cl_layer = path_of(&v["layers"], "cl");
+    // What the job did and holds open: a file of its own (upper layer), the CL's file, and a
+    // file of the commit that CL 2 changes (open for writing, not yet written).
+    std::fs::write(mp.join("b/job.txt"), "job's own\n").expect("write job.txt");
+    let mut job_fd = std::fs::File::open(mp.join("b/job.txt")).expect("open job.txt");
+    let mut cl_fd = std::fs::File::open(mp.join("b/c.txt")).expect("open c.txt");
+    let mut deep_fd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(mp.join("b/d/e/deep.txt"))
+        .expect("open deep.txt");
+    // The kernel caches all of these, and that only2.txt is missing.
+    assert_eq!(read_at_start(&mut cl_fd), "one\n");
+    assert_eq!(read_at_start(&mut deep_fd), "deep down in a/b/d/e\n");
+    assert_eq!(text(&mp.join("b/only1.txt")), "only in one\n");
+    assert!(!mp.join("b/only2.txt").exists());
+    assert!(mp.join("up").symlink_metadata().is_ok());
+
+    let swap_url = format!("/mounts/{id}/cl");
+    std::thread::scope(|sc| {
+        let swap = sc.spawn(|| s.call("POST", &swap_url, Some(r#"{"cl": "2"}"#)));
+        let t0 = std::time::Instant::now();
+        while !s.log().contains("CL swap: the mount's requests are held") {
+            assert!(t0.elapsed().as_secs() < 30, "no swap began:\n{}", s.log());
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let (_, during) = s.get(&format!("/mounts/{id}"));
+        assert_eq!(during["lifecycle"], "Quiescing", "{during}");
+        assert_eq!(s.get(&format!("/mounts/{id}/ready")).1["ready"], false);
+        // A write issued now is held, not failed, and lands on the new layer.
+        let write = sc.spawn(|| deep_fd.write_at(b"XY", 0));
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        assert!(!write.is_finished(), "the write was not held");
+        assert!(!swap.is_finished());
+        let (st, after) = swap.join().expect("swap thread");
+        assert_eq!(st, 200, "{after}\n{}", s.log());
+        assert_eq!(write.join().expect("write thread").expect("held write"), 2);
+        assert_eq!(after["cl"], "2");
+        assert_eq!(after["lifecycle"], "Ready");
+        assert_eq!(after["layers"]["cl"], v["layers"]["cl"]);
+    });
+    assert_eq!(s.get(&format!("/mounts/{id}/ready")).1["ready"], true);
+    // The job's own file is untouched, through its fd and by path, and in the upper layer.
+    assert_eq!(read_at_start(&mut job_fd), "job's own\n");
+    assert_eq!(text(&mp.join("b/job.txt")), "job's own\n");
+    assert_eq!(text(&upper.join("b/job.txt")), "job's own\n");
+    // The kernel sees the new layer: through fds opened before, and by path.
+    assert_eq!(read_at_start(&mut cl_fd), "two: longer than one\n");
+    assert_eq!(text(&mp.join("b/c.txt")), "two: longer than one\n");
+    assert_eq!(text(&mp.join("b/only2.txt")), "only in two\n");
+    assert!(!mp.join("b/only1.txt").exists());
+    assert!(mp.join("up").symlink_metadata().is_err(), "CL 2 deletes up");
+    // The held write was applied over what CL 2 shows (copied up then written).
+    assert_eq!(read_at_start(&mut deep_fd), "XYep, as CL two has it\n");
+    assert_eq!(text(&mp.join("b/d/e/deep.txt")), "XYep, as CL two has it\n");
+    // The layer on disk is CL 2's alone, with nothing left beside it.
+    assert_eq!(text(&cl_layer.join("b/c.txt")), "two: longer than one\n");
+    for ext in ["new", "old"] {
+        assert!(!cl_layer.with_extension(ext).exists(), ".{ext} left behind");
+    }
+
+    // A swap that fails leaves the layer laid: an unknown CL, then the remote failing.
+    let (st, r) = s.call("POST", &swap_url, Some(r#"{"cl": "no-such"}"#));
+    assert_eq!((st, &r["code"]), (400, &json!("NO_SUCH_CL")), "{r}");
+    server.set_fault(Fault::Http500);
+    let (st, r) = s.call("POST", &swap_url, Some(r#"{"cl": "1"}"#));
+    server.set_fault(Fault::None);
+    assert_eq!((st, &r["code"]), (502, &json!("CL_UNAVAILABLE")), "{r}");
+    let (st, r) = s.call("POST", &swap_url, Some(r#"{"link": "1"}"#));
+    assert_eq!((st, &r["code"]), (400, &json!("BAD_JSON")), "{r}");
+    assert_eq!(s.get(&format!("/mounts/{id}")).1["cl"], "2");
+    assert_eq!(read_at_start(&mut cl_fd), "two: longer than one\n");
+    assert_eq!(text(&mp.join("b/only2.txt")), "only in two\n");
+
+    // DELETE drops the layer: the commit shows again under the job's writes.
+    let (st, r) = s.delete(&swap_url);
+    assert_eq!(st, 200, "{r}\n{}", s.log());
+    assert!(r["cl"].is_null() && r["layers"]["cl"].is_null(), "{r}");
+    assert_eq!(read_at_start(&mut cl_fd), "hello from a/b/c.txt\n");
+    assert_eq!(text(&mp.join("b/c.txt")), "hello from a/b/c.txt\n");
+    assert!(!mp.join("b/only2.txt").exists());
+    assert_eq!(
+        std::fs::read_link(mp.join("up")).expect("up is back"),
+        std::path::PathBuf::from("../empty.txt")
+    );
+    assert_eq!(read_at_start(&mut job_fd), "job's own\n");
+    assert_eq!(read_at_start(&mut deep_fd), "XYep, as CL two has it\n");
+    assert!(!cl_layer.exists());
+    // Unknown mounts are 404; a read-only one has no CL to swap.
+    let (st, r) = s.call(
+        "POST",
+        "/mounts/00000000-0000-4000-8000-000000000000/cl",
+        Some(r#"{"cl": "2"}"#),
+    );
+    assert_eq!((st, &r["code"]), (404, &json!("NOT_FOUND")), "{r}");
+    let ro = s.create(json!({"path": "a", "readonly": true}));
+    let (st, r) = s.call(
+        "POST",
+        &format!("/mounts/{}/cl", ro["mount_id"].as_str().expect("id")),
+        Some(r#"{"cl": "2"}"#),
+    );
+    assert_eq!((st, &r["code"]), (400, &json!("BAD_REQUEST")), "{r}");
+    drop((job_fd, cl_fd, deep_fd));
 }
