@@ -245,3 +245,58 @@ fn a_live_mount_swaps_and_drops_its_cl_with_files_held_open() {
     assert_eq!((st, &r["code"]), (400, &json!("BAD_REQUEST")), "{r}");
     drop((job_fd, cl_fd, deep_fd));
 }
+
+#[test]
+fn a_cl_laid_on_a_mount_made_without_one_comes_back_after_restarts() {
+    let fx = fixture::standard();
+    let server = MegaServer::start(&fx.repo_path);
+    let [two, only2]: [String; 2] = blobs(&fx, &[b"two\n", b"only in two\n"])
+        .try_into()
+        .expect("two blobs");
+    server.set_cl(
+        "2",
+        json!([
+            {"path": "/a/b/c.txt", "sha": two, "action": "modified"},
+            {"path": "/a/b/only2.txt", "sha": only2, "action": "new"},
+        ]),
+    );
+    let mut s = AntaresServer::start(&server.url(), "");
+    let v = s.create(json!({"job_id": "late", "path": "a"}));
+    let id = v["mount_id"].as_str().expect("id").to_string();
+    let mp = path_of(&v, "mountpoint");
+    std::fs::write(mp.join("b/job.txt"), "job's own\n").expect("write job.txt");
+    let mut cl_fd = std::fs::File::open(mp.join("b/c.txt")).expect("open c.txt");
+    assert_eq!(read_at_start(&mut cl_fd), "hello from a/b/c.txt\n");
+    assert!(!mp.join("b/only2.txt").exists());
+    let (st, r) = s.call("POST", &format!("/mounts/{id}/cl"), Some(r#"{"cl": "2"}"#));
+    assert_eq!(st, 200, "{r}\n{}", s.log());
+    let cl_layer = path_of(&r["layers"], "cl");
+    assert_eq!(read_at_start(&mut cl_fd), "two\n");
+    assert_eq!(text(&mp.join("b/only2.txt")), "only in two\n");
+    drop(cl_fd);
+    // A clean restart mounts it again over the same layer.
+    assert!(s.stop().expect("exited").success(), "{}", s.log());
+    s.spawn();
+    let (_, back) = s.get("/mounts/by-job/late");
+    assert_eq!(
+        (&back["state"], &back["cl"]),
+        (&json!("mounted"), &json!("2")),
+        "{back}"
+    );
+    assert_eq!(text(&mp.join("b/c.txt")), "two\n");
+    assert_eq!(text(&mp.join("b/job.txt")), "job's own\n");
+    // A crash that left no layer in place (between moving the old one out and the new one in)
+    // builds it again from the CL the record names.
+    s.kill9();
+    std::fs::remove_dir_all(&cl_layer).expect("remove the layer");
+    s.spawn();
+    assert_eq!(
+        s.get("/mounts/by-job/late").1["state"],
+        "mounted",
+        "{}",
+        s.log()
+    );
+    assert_eq!(text(&mp.join("b/c.txt")), "two\n");
+    assert_eq!(text(&mp.join("b/only2.txt")), "only in two\n");
+    assert_eq!(text(&mp.join("b/job.txt")), "job's own\n");
+}
