@@ -135,7 +135,7 @@ fn a_live_mount_swaps_and_drops_its_cl_with_files_held_open() {
     let s = AntaresServer::start_with_env(
         &server.url(),
         "",
-        &[("SCORPIO_TEST_CL_SWAP_HOLD_MS", "1500")],
+        &[("SCORPIO_TEST_CL_SWAP_HOLD_MS", "3000")],
     );
     let v = s.create(json!({"build_id": "swap", "path": "a", "cl": "1"}));
     let id = v["mount_id"].as_str().expect("id").to_string();
