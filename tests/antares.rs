@@ -13,3 +13,5 @@ mod jobs;
 mod lifecycle;
 #[path = "antares/refusals.rs"]
 mod refusals;
+#[path = "antares/upstream.rs"]
+mod upstream;

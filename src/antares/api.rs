@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -58,21 +58,35 @@ async fn create(
         }
         Err(e) => return Err(e.into()),
     };
+    if !req.extra.is_empty() {
+        let fields: Vec<&str> = req.extra.keys().map(String::as_str).collect();
+        tracing::warn!(
+            ?fields,
+            "POST /mounts: fields this daemon does not know are ignored"
+        );
+    }
     let (rec, new) = a.create(req).await?;
     let status = if new {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(rec)).into_response())
+    Ok((status, Json(a.view(rec))).into_response())
 }
 
 async fn list(State(a): State<Arc<Antares>>) -> Json<serde_json::Value> {
-    Json(json!({ "mounts": a.list() }))
+    let views: Vec<_> = a.list().into_iter().map(|r| a.view(r)).collect();
+    Json(json!({ "mounts": views }))
 }
 
 async fn get_one(State(a): State<Arc<Antares>>, Path(id): Path<String>) -> ApiResult {
-    Ok(Json(a.get(&id)?).into_response())
+    Ok(Json(a.view(a.get(&id)?)).into_response())
+}
+
+/// Upstream's readiness probe: `state` here is upstream's name ([`super::Lifecycle`]).
+async fn ready(State(a): State<Arc<Antares>>, Path(id): Path<String>) -> ApiResult {
+    let (ready, state) = a.readiness(&id)?;
+    Ok(Json(json!({ "mount_id": id, "ready": ready, "state": state })).into_response())
 }
 
 async fn delete_one(State(a): State<Arc<Antares>>, Path(id): Path<String>) -> ApiResult {
@@ -89,12 +103,44 @@ async fn delete_one(State(a): State<Arc<Antares>>, Path(id): Path<String>) -> Ap
         "mount_id": rec.mount_id,
         "mountpoint": rec.mountpoint,
         "message": message,
+        "lifecycle": super::Lifecycle::Unmounted,
     }))
     .into_response())
 }
 
+/// Body of `POST /mounts/{id}/cl` (other fields are ignored).
+#[derive(serde::Deserialize)]
+struct ClRequest {
+    cl: String,
+}
+
+async fn swap_cl(
+    State(a): State<Arc<Antares>>,
+    Path(id): Path<String>,
+    body: Result<ApiJson<ClRequest>, BodyError>,
+) -> ApiResult {
+    let req = match body {
+        Ok(ApiJson(req)) => req,
+        Err(e @ (BodyError::Syntax(_) | BodyError::Shape(_))) => {
+            return Err(AppError::new(
+                StatusCode::BAD_REQUEST,
+                "BAD_JSON",
+                format!("the body is not {{\"cl\": \"<link>\"}}: {e}"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rec = a.swap_cl(&id, Some(&req.cl)).await?;
+    Ok(Json(a.view(rec)).into_response())
+}
+
+async fn drop_cl(State(a): State<Arc<Antares>>, Path(id): Path<String>) -> ApiResult {
+    let rec = a.swap_cl(&id, None).await?;
+    Ok(Json(a.view(rec)).into_response())
+}
+
 async fn get_job(State(a): State<Arc<Antares>>, Path(job): Path<String>) -> ApiResult {
-    Ok(Json(a.by_job(&job)?).into_response())
+    Ok(Json(a.view(a.by_job(&job)?)).into_response())
 }
 
 async fn delete_job(State(a): State<Arc<Antares>>, Path(job): Path<String>) -> ApiResult {
@@ -142,6 +188,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(
         .route("/mounts", get(list).post(create))
         .route("/mounts/{id}", get(get_one).delete(delete_one))
         .route("/mounts/{id}/changes", get(changes))
+        .route("/mounts/{id}/ready", get(ready))
+        .route("/mounts/{id}/cl", post(swap_cl).delete(drop_cl))
         .route("/mounts/by-job/{job_id}", get(get_job).delete(delete_job))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -191,6 +239,7 @@ mod tests {
                 max_mounts: 4,
                 allow_other_roots: false,
                 state_path: dir.join("store/antares/state.json"),
+                dicfuse_dir: dir.join("store"),
             },
         )
         .expect("open")
@@ -255,6 +304,37 @@ mod tests {
             assert_eq!(n, 0, "{root} was touched");
         }
         assert!(!d.path().join("store/antares/state.json").exists());
+    }
+
+    #[tokio::test]
+    async fn upstream_fields_are_read_and_unknown_ones_ignored() {
+        let d = tempfile::tempdir().expect("dir");
+        let a = antares(d.path()).await;
+        let app: Router = router(a, None);
+        for (body, status, code) in [
+            // Read past the unknown field: the path's own refusal answers.
+            (
+                r#"{"path":"top.txt","build_id":"b-1","surprise":{"x":1}}"#,
+                400,
+                "NOT_A_DIRECTORY",
+            ),
+            (r#"{"path":"a","build_id":"a b"}"#, 400, "BAD_REQUEST"),
+            // Wrong types and bad JSON are still not a mount request.
+            (r#"{"path":"a","readonly":"yes"}"#, 400, "BAD_JSON"),
+            (r#"{"path":"a","build_id":7}"#, 400, "BAD_JSON"),
+        ] {
+            let (st, v) = call(&app, "POST", "/mounts", body).await;
+            assert_eq!(
+                (st.as_u16(), v["code"].as_str()),
+                (status, Some(code)),
+                "{body}: {v}"
+            );
+        }
+        let (st, v) = call(&app, "GET", "/mounts/x/ready", "").await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+        );
     }
 
     #[tokio::test]

@@ -96,11 +96,13 @@ pub(super) fn in_use(
 
 /// Field checks that need nothing but the request.
 pub(super) fn check_fields(req: &CreateRequest, cl: Option<&str>) -> Result<(), AntaresError> {
-    if let Some(j) = &req.job_id {
-        if !paths::valid_job_id(j) {
-            return Err(AntaresError::BadRequest(format!(
-                "job_id {j:?}: 1 to 128 printable characters without `/`, `\\`, `%`, `?` or spaces"
-            )));
+    for (field, id) in [("job_id", &req.job_id), ("build_id", &req.build_id)] {
+        if let Some(j) = id {
+            if !paths::valid_job_id(j) {
+                return Err(AntaresError::BadRequest(format!(
+                    "{field} {j:?}: 1 to 128 printable characters without `/`, `\\`, `%`, `?` or spaces"
+                )));
+            }
         }
     }
     if let Some(c) = cl {

@@ -122,6 +122,14 @@ pub enum AntaresError {
     /// Files of the upper layer kept changing through every read of them.
     #[error("{0} kept changing while it was read; try again once it is still")]
     Changing(String),
+    /// The mount is not serving (being made or deleted, failed), so its layers stay as they are.
+    #[error("mount {mount_id} is not serving (state {state}); its CL layer cannot be swapped")]
+    NotServing {
+        /// The mount.
+        mount_id: String,
+        /// Its state.
+        state: String,
+    },
     /// Saving the state or cleaning up failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -152,6 +160,7 @@ impl AntaresError {
             AntaresError::ClNothingHere { .. } => (400, "CL_NOT_UNDER_PATH"),
             AntaresError::Repository(_) => (502, "REPOSITORY_UNAVAILABLE"),
             AntaresError::Mount { .. } => (500, "MOUNT_FAILED"),
+            AntaresError::NotServing { .. } => (409, "NOT_SERVING"),
             AntaresError::Internal(_) => (500, "INTERNAL"),
         }
     }

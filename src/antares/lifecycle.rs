@@ -2,18 +2,20 @@
 //! module doc of `antares` for what it promises).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use super::checks::{check_fields, refused};
+use super::cleanup::{make_dir, remove_cl_dirs, remove_layers, Roots};
 use super::error::internal;
 use super::paths;
 use super::session::{self, LiveSession};
 use super::state::StateFile;
+use super::upstream::now_ms;
 use super::{AntaresError, CreateRequest, MountRecord, MountState, Settings};
-use crate::beneath::{self, Removal};
+use crate::beneath;
 use crate::dicfuse::Dicfuse;
 use crate::fuse::mount;
 use crate::ino::Slot;
@@ -28,33 +30,12 @@ pub struct Antares {
     state: StateFile,
     records: Mutex<BTreeMap<String, MountRecord>>,
     sessions: Mutex<HashMap<String, LiveSession>>,
-    ops: tokio::sync::Mutex<()>,
+    /// Mounts whose CL layer is being swapped (shown as `Quiescing`).
+    pub(super) swapping: Mutex<std::collections::HashSet<String>>,
+    pub(super) ops: tokio::sync::Mutex<()>,
     closing: AtomicBool,
     started: Instant,
     me: Weak<Antares>,
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn make_dir(p: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(p)
-}
-
-/// Removes the tree at `p`, a layer directory inside `root` (or, with `allow_other_roots`, a
-/// requested one anywhere), without following any symlink: a job may have put one on the way.
-fn remove_tree(root: &Path, p: &Path) -> std::io::Result<()> {
-    if beneath::remove_under(root, p)? == Removal::NotBeneath {
-        tracing::warn!(path = %p.display(), "a symlink or a file now stands on the way to this directory; it is left alone");
-    }
-    Ok(())
 }
 
 impl Antares {
@@ -81,6 +62,7 @@ impl Antares {
             state,
             records: Mutex::new(records),
             sessions: Mutex::new(HashMap::new()),
+            swapping: Mutex::new(Default::default()),
             ops: tokio::sync::Mutex::new(()),
             closing: AtomicBool::new(false),
             started: Instant::now(),
@@ -88,11 +70,11 @@ impl Antares {
         }))
     }
 
-    fn records(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, MountRecord>> {
+    pub(super) fn records(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, MountRecord>> {
         self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveSession>> {
+    pub(super) fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveSession>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -116,7 +98,7 @@ impl Antares {
         self.closing.load(Ordering::SeqCst)
     }
 
-    fn open_for_requests(&self) -> Result<(), AntaresError> {
+    pub(super) fn open_for_requests(&self) -> Result<(), AntaresError> {
         if self.is_closing() {
             return Err(AntaresError::ShuttingDown);
         }
@@ -161,7 +143,7 @@ impl Antares {
             .map_err(internal)
     }
 
-    async fn put(&self, rec: MountRecord) -> Result<(), AntaresError> {
+    pub(super) async fn put(&self, rec: MountRecord) -> Result<(), AntaresError> {
         self.records().insert(rec.mount_id.clone(), rec);
         self.save().await
     }
@@ -172,8 +154,13 @@ impl Antares {
     }
 
     /// Creates a mount, or returns the job's existing one (`false`: nothing new was made).
-    pub async fn create(&self, req: CreateRequest) -> Result<(MountRecord, bool), AntaresError> {
+    pub async fn create(
+        &self,
+        mut req: CreateRequest,
+    ) -> Result<(MountRecord, bool), AntaresError> {
         self.open_for_requests()?;
+        // Upstream's rule: without a job id, the build id is the job's key.
+        req.job_id = req.job_id.take().or_else(|| req.build_id.clone());
         let started = Instant::now();
         let _op = self.ops.lock().await;
         self.open_for_requests()?;
@@ -238,6 +225,7 @@ impl Antares {
         // Everything is checked: from here on the disk changes, and a failure undoes it (an
         // upper layer that was there before the request is left alone).
         let owns_upper = upper.as_ref().is_some_and(|u| !u.exists());
+        let now = now_ms();
         let mut rec = MountRecord {
             mount_id: id.clone(),
             job_id: req.job_id.clone(),
@@ -252,7 +240,11 @@ impl Antares {
             state: MountState::Provisioning,
             reason: None,
             commit: self.commit(),
-            created_at: now_secs(),
+            created_at: now / 1000,
+            build_id: req.build_id.clone(),
+            created_at_epoch_ms: now,
+            mounted_at_epoch_ms: None,
+            last_seen_epoch_ms: now,
         };
         self.put(rec.clone()).await?;
         let checked_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -260,7 +252,7 @@ impl Antares {
             Ok(s) => {
                 self.sessions().insert(id.clone(), s);
                 let mounted_ms = started.elapsed().as_secs_f64() * 1e3;
-                rec.state = MountState::Mounted;
+                rec.set_state(MountState::Mounted);
                 self.put(rec.clone()).await?;
                 tracing::info!(
                     id,
@@ -280,8 +272,7 @@ impl Antares {
                 let cl = self.cl_dir(&id);
                 let roots = self.roots();
                 let _ = tokio::task::spawn_blocking(move || {
-                    let _ = remove_tree(&roots.cl, &cl.with_extension("new"));
-                    let _ = remove_tree(&roots.cl, &cl);
+                    let _ = remove_cl_dirs(&roots.cl, &cl);
                     remove_layers(&r, &roots)
                 })
                 .await;
@@ -292,14 +283,18 @@ impl Antares {
     }
 
     /// The Dicfuse directory at repository path `path`.
-    async fn lower_dir(&self, path: &str) -> Result<RepoDir, AntaresError> {
+    pub(super) async fn lower_dir(&self, path: &str) -> Result<RepoDir, AntaresError> {
         assemble::resolve_dir(&self.dic, path)
             .await
             .map_err(|e| refused(e, None))
     }
 
     /// The changes of `cl` for `path`; refused before the disk changes when none is under it.
-    async fn fetch_cl(&self, cl: &str, path: &str) -> Result<Vec<ClChange>, AntaresError> {
+    pub(super) async fn fetch_cl(
+        &self,
+        cl: &str,
+        path: &str,
+    ) -> Result<Vec<ClChange>, AntaresError> {
         let changes = assemble::fetch_cl(&self.dic, cl, path)
             .await
             .map_err(|e| refused(e, None))?;
@@ -307,7 +302,7 @@ impl Antares {
         Ok(changes)
     }
 
-    fn roots(&self) -> Roots {
+    pub(super) fn roots(&self) -> Roots {
         Roots {
             mount: self.settings.mount_root.clone(),
             upper: self.settings.upper_root.clone(),
@@ -315,7 +310,7 @@ impl Antares {
         }
     }
 
-    fn cl_dir(&self, id: &str) -> PathBuf {
+    pub(super) fn cl_dir(&self, id: &str) -> PathBuf {
         self.settings.cl_root.join(id)
     }
 
@@ -368,7 +363,7 @@ impl Antares {
                 None => ClSource::BuiltOrFetch,
             },
         });
-        let ovl = assemble::assemble(
+        let ovl = assemble::assemble_swappable(
             &self.dic,
             Assembly {
                 path: &rec.path,
@@ -402,7 +397,7 @@ impl Antares {
         self.sessions().remove(id);
         let Ok(mut rec) = self.get(id) else { return };
         if rec.state == MountState::Mounted {
-            rec.state = MountState::Failed;
+            rec.set_state(MountState::Failed);
             rec.reason = Some(why);
             if let Err(e) = self.put(rec).await {
                 tracing::error!(id, error = %e, "could not save a mount's failure");
@@ -416,7 +411,7 @@ impl Antares {
         self.open_for_requests()?;
         let _op = self.ops.lock().await;
         let mut rec = self.get(id)?;
-        rec.state = MountState::Unmounting;
+        rec.set_state(MountState::Unmounting);
         self.put(rec.clone()).await?;
         self.finish_delete(&rec).await?;
         tracing::info!(id, mountpoint = %rec.mountpoint.display(), "antares mount deleted");
@@ -447,8 +442,7 @@ impl Antares {
         let roots = self.roots();
         tokio::task::spawn_blocking(move || {
             remove_layers(&r, &roots)?;
-            remove_tree(&roots.cl, &cl)?;
-            remove_tree(&roots.cl, &cl.with_extension("new"))
+            remove_cl_dirs(&roots.cl, &cl)
         })
         .await
         .map_err(internal)?
@@ -498,7 +492,7 @@ impl Antares {
             match self.remount(&rec).await {
                 Ok(s) => {
                     self.sessions().insert(id.clone(), s);
-                    rec.state = MountState::Mounted;
+                    rec.set_state(MountState::Mounted);
                     rec.reason = None;
                     tracing::info!(id, mountpoint = %rec.mountpoint.display(), "antares mount restored");
                 }
@@ -508,7 +502,7 @@ impl Antares {
                         reason = why,
                         "antares mount could not be restored; its upper layer is kept"
                     );
-                    rec.state = MountState::Failed;
+                    rec.set_state(MountState::Failed);
                     rec.reason = Some(why.clone());
                     failures.push((id.clone(), why));
                 }
@@ -562,38 +556,4 @@ impl Antares {
         drop(results);
         tracing::info!(mounts = n, "antares sessions unmounted");
     }
-}
-
-/// The directories mounts are made in, which the daemon chose (canonical).
-struct Roots {
-    mount: PathBuf,
-    upper: PathBuf,
-    cl: PathBuf,
-}
-
-/// Removes what a mount made on disk: its scratch directory, its upper layer when it was made
-/// for it, and its mountpoint when it was made for it (only if empty: never delete through a
-/// mount).
-fn remove_layers(rec: &MountRecord, roots: &Roots) -> std::io::Result<()> {
-    if let Some(u) = &rec.upper_dir {
-        let mut doomed = vec![paths::work_dir_for(u)];
-        if rec.owns_upper {
-            doomed.push(u.clone());
-        }
-        for p in doomed {
-            if mount::mounted_fstype(&p).is_some() {
-                return Err(std::io::Error::other(format!(
-                    "{} is a mount point",
-                    p.display()
-                )));
-            }
-            remove_tree(&roots.upper, &p)?;
-        }
-    }
-    if rec.owns_mountpoint && mount::mounted_fstype(&rec.mountpoint).is_none() {
-        if let Err(e) = beneath::rmdir_under(&roots.mount, &rec.mountpoint) {
-            tracing::warn!(mountpoint = %rec.mountpoint.display(), error = %e, "mountpoint kept");
-        }
-    }
-    Ok(())
 }

@@ -14,17 +14,25 @@
 //!   daemon finds at start what was mounted; it mounts it again or marks it `failed` with the
 //!   reason, and never deletes an upper layer except on `DELETE`.
 //! - Mutations run one at a time (`ops`); reads never wait for them.
+//! - A writable mount's CL layer can be swapped or dropped while it serves (`swap.rs`): its
+//!   requests are held meanwhile, never failed, and its upper layer is not touched.
+//! - Upstream (scorpiofs) clients are served too (`upstream.rs`): their fields are read, and
+//!   theirs are shown beside ours.
 
 pub mod api;
 mod checks;
+mod cleanup;
 pub mod cli;
 mod error;
+mod gate;
 mod gauges;
 mod lifecycle;
 pub mod paths;
 pub mod serve;
 mod session;
 pub mod state;
+mod swap;
+mod upstream;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -86,11 +94,71 @@ pub struct MountRecord {
     /// `upper_dir` that existed before is the caller's and is kept.
     #[serde(default)]
     pub owns_upper: bool,
+    /// The build id an upstream (scorpiofs) client sent, kept as given.
+    #[serde(default)]
+    pub build_id: Option<String>,
+    /// Creation time in milliseconds since the epoch (upstream's name).
+    #[serde(default)]
+    pub created_at_epoch_ms: u64,
+    /// When its session was last mounted (created or restored), milliseconds since the epoch.
+    #[serde(default)]
+    pub mounted_at_epoch_ms: Option<u64>,
+    /// When the record last changed (state, CL), milliseconds since the epoch (upstream's name).
+    #[serde(default)]
+    pub last_seen_epoch_ms: u64,
 }
 
-/// Body of `POST /mounts`.
+/// The directories a mount is made of, as upstream (scorpiofs) clients read them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Layers {
+    /// The upper layer (`None` for a read-only mount).
+    pub upper: Option<PathBuf>,
+    /// The CL layer's directory, when a change list is laid.
+    pub cl: Option<PathBuf>,
+    /// Where the shared read-only layer (Dicfuse) keeps its store.
+    pub dicfuse: PathBuf,
+}
+
+/// A mount's state under upstream's (scorpiofs) names, for its clients: `provisioning` is
+/// `Provisioning`, `mounted` is `Ready` once the mount is ready (`GET /mounts/{id}/ready`) and
+/// `Mounted` before, `Quiescing` while its CL layer is being swapped, `unmounting` is `Unmounting`,
+/// `failed` is `{"Failed": {"reason"}}`. `Unmounted` is only ever in a DELETE's answer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Being set up.
+    Provisioning,
+    /// Mounted, not yet ready.
+    Mounted,
+    /// Mounted and ready for work.
+    Ready,
+    /// Its CL layer is being swapped; requests to it are held meanwhile.
+    Quiescing,
+    /// Being deleted.
+    Unmounting,
+    /// Deleted.
+    Unmounted,
+    /// Not served.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A mount as the API shows it: the saved record with upstream's computed fields beside it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountView {
+    /// The saved record (its fields flattened into the answer).
+    #[serde(flatten)]
+    pub record: MountRecord,
+    /// Its directories.
+    pub layers: Layers,
+    /// Its state under upstream's names.
+    pub lifecycle: Lifecycle,
+}
+
+/// Body of `POST /mounts`. Fields it does not know (an upstream client's) are kept in `extra`,
+/// named in one log line and otherwise ignored.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     /// Makes the request idempotent: the same job gets the same mount.
     #[serde(default)]
@@ -112,6 +180,12 @@ pub struct CreateRequest {
     /// A read-only mount (no upper layer).
     #[serde(default)]
     pub readonly: bool,
+    /// An upstream client's build id: kept and shown; without `job_id` it is the job's key.
+    #[serde(default)]
+    pub build_id: Option<String>,
+    /// Every field not named above.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// The `[antares]` settings Antares works with.
@@ -129,6 +203,8 @@ pub struct Settings {
     pub allow_other_roots: bool,
     /// The state file.
     pub state_path: PathBuf,
+    /// The store of the shared read-only layer (shown as `layers.dicfuse`).
+    pub dicfuse_dir: PathBuf,
 }
 
 impl Settings {
@@ -141,6 +217,7 @@ impl Settings {
             max_mounts: cfg.antares.max_mounts,
             allow_other_roots: cfg.antares.allow_other_roots,
             state_path: cfg.store_path.join("antares/state.json"),
+            dicfuse_dir: cfg.store_path.clone(),
         }
     }
 }

@@ -17,13 +17,16 @@ use rfuse3::raw::Session;
 use rfuse3::MountOptions;
 use tokio::sync::oneshot;
 
+use super::gate::{Gate, Gated};
 use crate::dicfuse::Dicfuse;
 use crate::fuse::mount;
 use crate::fuse::router::WorkspaceFs;
 use crate::fuse::session::Mounted;
 use crate::fuse::subtree::Subtree;
-use crate::ino::Slot;
+use crate::ino::{RootMap, Slot};
+use crate::overlay::cl::ClSwapped;
 use crate::overlay::OverlayFs;
+use rfuse3::notify::Notify;
 
 /// How long a clean unmount may take before the mount is detached lazily.
 const UNMOUNT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,6 +38,40 @@ pub type OnEnd = Box<dyn FnOnce(String) + Send + 'static>;
 pub struct LiveSession {
     mountpoint: PathBuf,
     stop: Option<oneshot::Sender<Done>>,
+    swap: Option<SwapHandle>,
+}
+
+/// What swapping the CL layer of a writable session needs: its overlay, the gate its requests
+/// pass, and its channel to the kernel.
+#[derive(Clone)]
+pub struct SwapHandle {
+    /// The overlay served.
+    pub ovl: Arc<OverlayFs>,
+    /// Held exclusively while the layer is swapped (see `gate`).
+    pub gate: Gate,
+    notify: Notify,
+}
+
+impl SwapHandle {
+    /// Has the kernel drop what `changed` names, and waits until that is written. Called with
+    /// the gate released (see `gate`).
+    pub async fn invalidate(&self, changed: &ClSwapped) {
+        // The overlay's root is the session's root inode.
+        let map = RootMap::new(self.ovl.root_ino());
+        for (parent, name) in &changed.entries {
+            self.notify
+                .clone()
+                .invalid_entry(map.outward(*parent), name.clone())
+                .await;
+        }
+        for ino in &changed.inodes {
+            self.notify
+                .clone()
+                .invalid_inode(map.outward(*ino), 0, 0)
+                .await;
+        }
+        crate::overlay::notifications_written().await;
+    }
 }
 
 /// Where the session's task answers an unmount with its outcome.
@@ -58,12 +95,25 @@ impl LiveSession {
     ) -> std::io::Result<LiveSession> {
         let router = WorkspaceFs::new(dic);
         // Attached before the kernel sees the session: nothing is cached yet to invalidate.
-        router.attach(Slot::FIRST, None, ovl).await;
+        router.attach(Slot::FIRST, None, ovl.clone()).await;
         let session = Session::new(options(false));
         router.set_notify(session.get_notify());
-        let mounted = Mounted::mount(session, router.clone(), mountpoint).await?;
+        let swap = SwapHandle {
+            ovl,
+            gate: Gate::default(),
+            notify: session.get_notify(),
+        };
+        let gated = Gated::new(router.clone(), swap.gate.clone());
+        let mounted = Mounted::mount(session, gated, mountpoint).await?;
         router.set_live();
-        Ok(Self::watch(mounted, on_end))
+        let mut live = Self::watch(mounted, on_end);
+        live.swap = Some(swap);
+        Ok(live)
+    }
+
+    /// What swapping its CL layer needs (`None` for a read-only session).
+    pub fn swap(&self) -> Option<SwapHandle> {
+        self.swap.clone()
     }
 
     /// Mounts Dicfuse directory `root` read-only at `mountpoint`.
@@ -110,6 +160,7 @@ impl LiveSession {
         LiveSession {
             mountpoint,
             stop: Some(stop_tx),
+            swap: None,
         }
     }
 

@@ -138,6 +138,10 @@ mod tests {
             created_at: 1,
             owns_mountpoint: true,
             owns_upper: true,
+            build_id: None,
+            created_at_epoch_ms: 1000,
+            mounted_at_epoch_ms: Some(1000),
+            last_seen_epoch_ms: 1000,
         }
     }
 

@@ -235,6 +235,78 @@ pub async fn assemble(dic: &Arc<Dicfuse>, a: Assembly<'_>) -> Result<OverlayFs, 
     Ok(OverlayFs::new(a.slot, view, Some(root), a.upper, a.work)?)
 }
 
+/// [`assemble`], over a lower whose CL layer may be swapped while it serves
+/// ([`OverlayFs::swap_cl`]), even when `a` lays none now.
+pub async fn assemble_swappable(
+    dic: &Arc<Dicfuse>,
+    a: Assembly<'_>,
+) -> Result<OverlayFs, AssembleError> {
+    if let Some(cl) = &a.cl {
+        cl_layer(dic, a.path, cl).await?;
+    }
+    let dir = a.cl.as_ref().map(|cl| cl.dir);
+    let (view, root) = Lower::layered(dic.clone(), Some(a.dir.ino), dir, dic.owner())?;
+    Ok(OverlayFs::new(a.slot, view, Some(root), a.upper, a.work)?)
+}
+
+/// Builds the layer of change list `cl` (its `changes`, checked with [`check_cl_here`]) for
+/// repository path `path` beside layer directory `dir`, at `<dir>.new`, for a live overlay to
+/// swap to; returns where. The layer at `dir`, which the overlay may be showing, is untouched.
+pub async fn build_beside(
+    dic: &Dicfuse,
+    path: &str,
+    cl: &str,
+    dir: &Path,
+    changes: &[ClChange],
+) -> Result<PathBuf, AssembleError> {
+    check_cl_here(cl, changes, path)?;
+    let place = Place::open(dir)?;
+    let layer = ClLayer {
+        name: cl,
+        dir,
+        source: ClSource::BuiltOrFetch,
+    };
+    build_aside(dic, path, &layer, changes, &place).await?;
+    Ok(place.parent.join(&place.aside))
+}
+
+/// Once a live overlay no longer shows the layer at `dir` (it swapped to the one built beside
+/// it, or dropped it): moves it out of the way, to `<dir>.old`, which goes. Until the next
+/// [`promote_beside`], `dir` holds no layer, so a restart builds it again from the CL it records.
+pub fn retire_layer(dir: &Path) -> std::io::Result<()> {
+    let place = Place::open(dir)?;
+    let old = {
+        let mut n = place.layer.clone();
+        n.push(".old");
+        n
+    };
+    beneath::remove_entry(&place.fd, &old)?;
+    if place.built() {
+        rustix::fs::renameat(
+            &place.fd,
+            place.layer.as_os_str(),
+            &place.fd,
+            old.as_os_str(),
+        )
+        .map_err(std::io::Error::from)?;
+    }
+    beneath::remove_entry(&place.fd, &old)?;
+    Ok(())
+}
+
+/// Moves the layer built beside `dir` ([`build_beside`]) into its place (after
+/// [`retire_layer`]; a live overlay showing it keeps showing it through the move).
+pub fn promote_beside(dir: &Path) -> std::io::Result<()> {
+    let place = Place::open(dir)?;
+    rustix::fs::renameat(
+        &place.fd,
+        place.aside.as_os_str(),
+        &place.fd,
+        place.layer.as_os_str(),
+    )
+    .map_err(std::io::Error::from)
+}
+
 /// Where a CL layer lives: its parent directory (open) and its entry names there.
 struct Place {
     parent: PathBuf,
@@ -324,6 +396,30 @@ async fn build(
     marked: bool,
 ) -> Result<(), AssembleError> {
     let fd = &place.fd;
+    let n = build_aside(dic, path, cl, changes, place).await?;
+    if marked {
+        beneath::remove_entry(fd, &place.marker)?;
+    }
+    beneath::remove_entry(fd, &place.layer)?;
+    rustix::fs::renameat(fd, place.aside.as_os_str(), fd, place.layer.as_os_str())
+        .map_err(std::io::Error::from)?;
+    if marked {
+        write_marker(fd, &place.marker, cl.name)?;
+    }
+    tracing::info!(path, cl = cl.name, files = n, "CL layer built");
+    Ok(())
+}
+
+/// Builds the layer from `changes` at its aside name (what stood there goes first); returns
+/// how many changes it holds.
+async fn build_aside(
+    dic: &Dicfuse,
+    path: &str,
+    cl: &ClLayer<'_>,
+    changes: &[ClChange],
+    place: &Place,
+) -> Result<usize, AssembleError> {
+    let fd = &place.fd;
     beneath::remove_entry(fd, &place.aside)?;
     rustix::fs::mkdirat(fd, place.aside.as_os_str(), Mode::from_raw_mode(0o700))
         .map_err(std::io::Error::from)?;
@@ -338,23 +434,12 @@ async fn build(
     rustix::fs::fchmod(&aside, Mode::from_raw_mode(0o755)).map_err(std::io::Error::from)?;
     drop(aside);
     let aside = place.parent.join(&place.aside);
-    let n = super::cl::materialize(dic.store(), changes, path, &aside)
+    super::cl::materialize(dic.store(), changes, path, &aside)
         .await
         .map_err(|e| AssembleError::Cl {
             cl: cl.name.to_string(),
             message: e.to_string(),
-        })?;
-    if marked {
-        beneath::remove_entry(fd, &place.marker)?;
-    }
-    beneath::remove_entry(fd, &place.layer)?;
-    rustix::fs::renameat(fd, place.aside.as_os_str(), fd, place.layer.as_os_str())
-        .map_err(std::io::Error::from)?;
-    if marked {
-        write_marker(fd, &place.marker, cl.name)?;
-    }
-    tracing::info!(path, cl = cl.name, files = n, "CL layer built");
-    Ok(())
+        })
 }
 
 /// The marker's content, if it is a file there.

@@ -1,9 +1,11 @@
 //! The read-only side of an overlay: the Dicfuse subtree, optionally with a CL layer over it.
 //!
 //! A CL (change list) layer is a local directory holding the files a change list adds or
-//! modifies, and whiteouts for what it deletes, laid over the commit. Without one, lower ids are
-//! Dicfuse inodes and every call goes straight through; with one, ids index a table of
-//! (CL path, Dicfuse inode) pairs, one per entry seen.
+//! modifies, and whiteouts for what it deletes, laid over the commit. A plain lower's ids are
+//! Dicfuse inodes and every call goes straight through; a layered one's ids index a table of
+//! (CL path, Dicfuse inode) pairs, one per entry seen. A layered lower's CL directory may be
+//! replaced or dropped while it serves ([`Lower::set_cl`]): its ids keep naming the same pairs,
+//! which are read against the directory laid at the time of each call.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -46,9 +48,30 @@ struct ClEntry {
 }
 
 struct ClView {
-    dir_fd: rustix::fd::OwnedFd,
+    /// The CL directory laid now (`None`: none, the commit shows through).
+    dir: std::sync::RwLock<Option<Arc<rustix::fd::OwnedFd>>>,
     table: Mutex<(Vec<ClEntry>, HashMap<ClEntry, u64>)>,
     owner: (u32, u32),
+}
+
+impl ClView {
+    fn dir(&self) -> Option<Arc<rustix::fd::OwnedFd>> {
+        self.dir.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The CL directory, for an entry that is in it: ENOENT when none is laid now.
+    fn dir_fd(&self) -> Result<Arc<rustix::fd::OwnedFd>> {
+        self.dir().ok_or(OverlayError::Errno(libc::ENOENT))
+    }
+}
+
+/// Opens CL directory `dir` to lay it (a path fd: everything in it is reached beneath it).
+pub fn open_cl_dir(dir: &Path) -> std::io::Result<rustix::fd::OwnedFd> {
+    Ok(rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// The lower layer of one overlay.
@@ -79,11 +102,18 @@ impl Lower {
         cl_dir: &Path,
         owner: (u32, u32),
     ) -> std::io::Result<(Lower, u64)> {
-        let dir_fd = rustix::fs::open(
-            cl_dir,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        Self::layered(dic, root, Some(cl_dir), owner)
+    }
+
+    /// A layered lower over Dicfuse directory `root`, with CL directory `cl_dir` if given (one
+    /// may be laid or dropped later with [`Lower::set_cl`]); returns the lower and its root id.
+    pub fn layered(
+        dic: Arc<Dicfuse>,
+        root: Option<u64>,
+        cl_dir: Option<&Path>,
+        owner: (u32, u32),
+    ) -> std::io::Result<(Lower, u64)> {
+        let dir = cl_dir.map(open_cl_dir).transpose()?;
         let root_entry = ClEntry {
             cl: Some(PathBuf::new()),
             dic: root,
@@ -91,7 +121,7 @@ impl Lower {
         let mut map = HashMap::new();
         map.insert(root_entry.clone(), 1);
         let view = ClView {
-            dir_fd,
+            dir: std::sync::RwLock::new(dir.map(Arc::new)),
             table: Mutex::new((vec![root_entry], map)),
             owner,
         };
@@ -104,9 +134,33 @@ impl Lower {
         ))
     }
 
-    /// Whether a change-list layer sits over the commit.
+    /// Whether the lower is layered: a change-list layer sits, or may be laid, over the commit
+    /// (its ids are not Dicfuse's).
     pub fn has_cl(&self) -> bool {
         self.cl.is_some()
+    }
+
+    /// Lays CL directory `dir` over the commit in place of the current one (`None`: none).
+    /// Ids stay valid; what they show is read from `dir` from now on. The caller re-resolves
+    /// the entries it holds (their pairs may differ now) and holds requests meanwhile. EINVAL
+    /// for a plain lower.
+    pub fn set_cl(&self, dir: Option<Arc<rustix::fd::OwnedFd>>) -> Result<()> {
+        let cl = self.cl.as_ref().ok_or(OverlayError::Errno(libc::EINVAL))?;
+        *cl.dir.write().unwrap_or_else(|p| p.into_inner()) = dir;
+        Ok(())
+    }
+
+    /// The CL directory laid now, if any.
+    pub fn cl_dir(&self) -> Option<Arc<rustix::fd::OwnedFd>> {
+        self.cl.as_ref().and_then(ClView::dir)
+    }
+
+    /// Whether lower entry `ino` is shown from the CL directory (its content may change when
+    /// the directory is replaced).
+    pub fn from_cl(&self, ino: u64) -> bool {
+        self.cl
+            .as_ref()
+            .is_some_and(|cl| self.entry(cl, ino).is_ok_and(|e| e.cl.is_some()))
     }
 
     /// The Dicfuse view underneath.
@@ -139,7 +193,10 @@ impl Lower {
         } else {
             rel
         };
-        match rustix::fs::statat(&cl.dir_fd, p, AtFlags::SYMLINK_NOFOLLOW) {
+        let Some(dir) = cl.dir() else {
+            return Ok(None);
+        };
+        match rustix::fs::statat(&*dir, p, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(Some(st)),
             Err(e) if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR => Ok(None),
             Err(e) => Err(e.into()),
@@ -158,7 +215,7 @@ impl Lower {
             parent
         };
         let dir = rustix::fs::openat(
-            &cl.dir_fd,
+            &*cl.dir_fd()?,
             p,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
@@ -240,8 +297,8 @@ impl Lower {
         };
         let e = self.entry(cl, ino)?;
         let mut names: Vec<Vec<u8>> = Vec::new();
-        if let Some(rel) = &e.cl {
-            let listed = crate::beneath::open(&cl.dir_fd, rel, OFlags::PATH | OFlags::DIRECTORY)
+        if let (Some(rel), Some(dir)) = (&e.cl, cl.dir()) {
+            let listed = crate::beneath::open(&*dir, rel, OFlags::PATH | OFlags::DIRECTORY)
                 .map_err(std::io::Error::from)
                 .and_then(crate::beneath::names);
             if let Ok(listed) = listed {
@@ -342,7 +399,7 @@ impl Lower {
         let e = self.entry(cl, ino)?;
         match (&e.cl, e.dic) {
             (Some(rel), _) => Ok(File::from(crate::beneath::open(
-                &cl.dir_fd,
+                &*cl.dir_fd()?,
                 rel,
                 OFlags::RDONLY,
             )?)),
@@ -362,7 +419,7 @@ impl Lower {
                 let parent = rel.parent().unwrap_or(Path::new(""));
                 let name = rel.file_name().ok_or(OverlayError::Errno(libc::EINVAL))?;
                 let dir =
-                    crate::beneath::open(&cl.dir_fd, parent, OFlags::PATH | OFlags::DIRECTORY)?;
+                    crate::beneath::open(&*cl.dir_fd()?, parent, OFlags::PATH | OFlags::DIRECTORY)?;
                 Ok(Bytes::from(
                     rustix::fs::readlinkat(&dir, name, Vec::new())?.into_bytes(),
                 ))

@@ -69,7 +69,7 @@ impl OverlayFs {
             let root = open_sub(&self.upper_fd, OsStr::new("."))?;
             Box::pin(self.prune_dir(&root, Path::new(""), root_lower, &mut dropped)).await?;
         }
-        let forget = self.relink(&dropped).await?;
+        let forget = self.relink(&dropped, &|_, _| false).await?;
         Ok(Pruned {
             dropped: dropped.len(),
             forget,
@@ -207,8 +207,13 @@ impl OverlayFs {
     }
 
     /// Points every known inode at its entry in the new base; returns the inodes whose kernel
-    /// caches must go (their lower entry changed, or their upper entry was dropped).
-    async fn relink(&self, dropped: &HashSet<PathBuf>) -> Result<Vec<u64>> {
+    /// caches must go (their lower entry changed, their upper entry was dropped, or `stale`
+    /// says so of their old and new lower entries).
+    pub(super) async fn relink(
+        &self,
+        dropped: &HashSet<PathBuf>,
+        stale: &(dyn Fn(Option<u64>, Option<u64>) -> bool + Sync),
+    ) -> Result<Vec<u64>> {
         let root = self.root_ino();
         let (mut children, lowers) = {
             let t = self.table();
@@ -251,7 +256,8 @@ impl OverlayFs {
                 let new = self.merged_lower(pdir.as_ref(), &name, upper.as_ref(), low);
                 fresh.insert(ino, new);
                 let child_rel = rel.join(&name);
-                if new != lowers.get(&ino).copied().flatten() || dropped.contains(&child_rel) {
+                let old = lowers.get(&ino).copied().flatten();
+                if new != old || dropped.contains(&child_rel) || stale(old, new) {
                     self.table().set_lower(ino, new);
                     forget.push(ino);
                 }

@@ -29,11 +29,18 @@ pub struct AntaresServer {
     child: Option<Child>,
     /// `NOTIFY_SOCKET` for the next [`AntaresServer::spawn`], as systemd would give one.
     pub notify_socket: Option<PathBuf>,
+    /// More environment for the server (set before it is spawned).
+    pub env: Vec<(String, String)>,
 }
 
 impl AntaresServer {
     /// Writes a config for `remote` (plus `extra` lines in `[antares]`) and starts the server.
     pub fn start(remote: &str, extra: &str) -> AntaresServer {
+        Self::start_with_env(remote, extra, &[])
+    }
+
+    /// [`AntaresServer::start`] with `env` in the server's environment.
+    pub fn start_with_env(remote: &str, extra: &str, env: &[(&str, &str)]) -> AntaresServer {
         let tmp = tempfile::Builder::new()
             .prefix("scorpio-antares-")
             .tempdir()
@@ -61,6 +68,10 @@ impl AntaresServer {
             config,
             child: None,
             notify_socket: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -92,6 +103,7 @@ impl AntaresServer {
         if let Some(sock) = &self.notify_socket {
             cmd.env("NOTIFY_SOCKET", sock);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         self.child = Some(cmd.spawn().expect("spawn scorpio antares serve"));
         let deadline = Instant::now() + START_TIMEOUT;
         loop {

@@ -306,3 +306,75 @@ async fn a_cl_with_nothing_under_the_path_is_refused_and_nothing_is_touched() {
     );
     assert!(!layer.join("cl.new").exists());
 }
+
+#[tokio::test]
+async fn a_swappable_overlay_swaps_and_drops_its_cl_layer_and_names_what_changed() {
+    let d = tempfile::tempdir().expect("dir");
+    let (dic, _repo) = view(d.path()).await;
+    let layer = d.path().join("layer");
+    std::fs::create_dir_all(&layer).expect("layer");
+    let cl_dir = layer.join("cl");
+    let dir = resolve_dir(&dic, "a").await.expect("a");
+    let ovl = assemble_swappable(
+        &dic,
+        Assembly {
+            path: "a",
+            dir: &dir,
+            cl: None,
+            upper: &layer.join("upper"),
+            work: &layer.join("work"),
+            slot: Slot::FIRST,
+        },
+    )
+    .await
+    .expect("assemble");
+    let root = ovl.root_ino();
+    let f = ovl
+        .lookup_entry(root, OsStr::new("f.txt"))
+        .await
+        .expect("f")
+        .attr
+        .ino;
+    let read = |ino| {
+        let ovl = &ovl;
+        async move { ovl.read_at(ino, 0, 100).await.map(|r| r.data.to_vec()) }
+    };
+    assert_eq!(read(f).await.expect("read"), b"hello\n");
+    // A layer that cannot be opened is refused; the overlay shows what it showed.
+    assert!(ovl.swap_cl(Some(&layer.join("absent"))).await.is_err());
+    assert_eq!(read(f).await.expect("read"), b"hello\n");
+    let changes = fetch_cl(&dic, "cl1", "a").await.expect("changes");
+    let aside = build_beside(&dic, "a", "cl1", &cl_dir, &changes)
+        .await
+        .expect("built beside");
+    let changed = ovl.swap_cl(Some(&aside)).await.expect("swap");
+    // The same inode shows the CL's content; its name and the CL's new one are named.
+    assert_eq!(read(f).await.expect("read"), b"changed\n");
+    assert!(changed.inodes.contains(&f) && changed.inodes.contains(&root));
+    for name in ["f.txt", "new.txt"] {
+        assert!(
+            changed.entries.contains(&(root, name.into())),
+            "{name}: {changed:?}"
+        );
+    }
+    retire_layer(&cl_dir).expect("retire");
+    promote_beside(&cl_dir).expect("promote");
+    assert_eq!(
+        std::fs::read(cl_dir.join("f.txt")).expect("f"),
+        b"changed\n"
+    );
+    assert_eq!(read(f).await.expect("read after the move"), b"changed\n");
+    assert!(ovl.lookup_entry(root, OsStr::new("new.txt")).await.is_ok());
+    // Dropped: the commit again, the CL's file gone.
+    ovl.swap_cl(None).await.expect("drop");
+    assert_eq!(read(f).await.expect("read"), b"hello\n");
+    assert!(ovl.lookup_entry(root, OsStr::new("new.txt")).await.is_err());
+    // A plain overlay's lower is not layered: nothing to swap.
+    let plain = assemble_at(&dic, &d.path().join("p"), "a", None)
+        .await
+        .expect("plain");
+    assert!(matches!(
+        plain.swap_cl(None).await,
+        Err(crate::overlay::OverlayError::Errno(libc::EINVAL))
+    ));
+}
