@@ -84,6 +84,7 @@ mod tests {
                 max_mounts: 4,
                 allow_other_roots: false,
                 state_path: dir.join("store/antares/state.json"),
+                dicfuse_dir: dir.join("store"),
             },
         )
         .expect("open")
