@@ -331,3 +331,48 @@ fn unpushed_commits_come_along_as_one_and_edits_beyond_them_or_ci_mounts_hold_th
     );
     assert!(ws.join("theirs2.txt").exists());
 }
+
+#[test]
+fn a_pull_with_nothing_writable_moves_the_read_only_view() {
+    let fx = fixture::standard();
+    let d = Daemon::local(&fx);
+    let ws = d.workspace.clone();
+    assert_eq!(
+        std::fs::read(ws.join(fixture::DEEP_FILE)).expect("read"),
+        fixture::DEEP_FILE_CONTENT
+    );
+    assert!(!ws.join("a/new.txt").exists());
+    let readme_ino = std::fs::metadata(ws.join(fixture::README))
+        .expect("stat")
+        .ino();
+    let theirs = upstream(&fx, "theirs", |co| {
+        std::fs::write(co.join(fixture::DEEP_FILE), b"deeper\n").unwrap();
+        std::fs::write(co.join("a/new.txt"), b"new\n").unwrap();
+    });
+    let out = cli(&d, &["pull"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}\n{}", d.log());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&theirs),
+        "{out:?}"
+    );
+    assert_eq!(
+        std::fs::read(ws.join(fixture::DEEP_FILE)).expect("read"),
+        b"deeper\n"
+    );
+    assert_eq!(std::fs::read(ws.join("a/new.txt")).expect("new"), b"new\n");
+    assert_eq!(
+        std::fs::metadata(ws.join(fixture::README))
+            .expect("stat")
+            .ino(),
+        readme_ino
+    );
+    assert_eq!(status(&d)["base"], theirs.as_str());
+    // And it stays there over a restart.
+    let mut d = d;
+    d.restart().expect("restart");
+    assert_eq!(status(&d)["base"], theirs.as_str());
+    assert_eq!(
+        std::fs::read(d.workspace.join("a/new.txt")).expect("new"),
+        b"new\n"
+    );
+}
