@@ -7,7 +7,7 @@ mod support;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use support::api::{cli, commit, mount, push, status};
+use support::api::{cli, commit, mount, only_upper, push, status};
 use support::daemon::Daemon;
 use support::fixture::{self, Fixture};
 use support::http;
@@ -47,18 +47,6 @@ fn changes(d: &Daemon) -> Vec<(String, String, bool)> {
         .collect();
     out.sort();
     out
-}
-
-/// The upper layer of the only mounted path.
-fn upper(d: &Daemon) -> std::path::PathBuf {
-    let mut found: Vec<_> = std::fs::read_dir(d.store.join("mounts"))
-        .expect("mounts dir")
-        .flatten()
-        .map(|e| e.path().join("upper"))
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(found.len(), 1, "{found:?}");
-    found.remove(0)
 }
 
 #[test]
@@ -138,7 +126,7 @@ fn a_pull_moves_the_workspace_in_place_and_keeps_the_edits_on_top() {
             ("local.txt".into(), "added".into(), false),
         ]
     );
-    let left: Vec<String> = walk(&upper(&d))
+    let left: Vec<String> = walk(&only_upper(&d))
         .into_keys()
         .map(|p| p.display().to_string())
         .collect();

@@ -5,11 +5,11 @@
 mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::api::{cli, json, mount, push, status};
+use support::api::{cli, json, mount, only_upper, push, status};
 use support::daemon::{run_with_timeout, Daemon, DaemonOpts};
 use support::fixture::{self, Fixture};
 use support::http;
@@ -41,18 +41,6 @@ fn fsck(fx: &Fixture) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The upper layer of the only mounted path.
-fn upper(d: &Daemon) -> PathBuf {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(d.store.join("mounts"))
-        .expect("mounts dir")
-        .flatten()
-        .map(|e| e.path().join("upper"))
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(found.len(), 1, "{found:?}");
-    found.remove(0)
 }
 
 /// Every change kind the issue names, on the standard fixture mounted whole.
@@ -118,7 +106,7 @@ fn push_lands_on_a_real_git_server_and_the_mount_moves_to_it_in_place() {
     assert_eq!(json(&health)["commit"], c1.as_str(), "{health}");
     assert_eq!(st["ahead"], 0, "{st}");
     assert!(changes(&d).is_empty(), "{st}");
-    let left = walk(&upper(&d));
+    let left = walk(&only_upper(&d));
     assert!(left.is_empty(), "upper layer still holds {:?}", left.keys());
     // In place, no remount: an entry the push did not change keeps its inode.
     assert_eq!(ino(fixture::DEEP_FILE), deep_ino);
@@ -169,7 +157,7 @@ fn a_refused_push_loses_nothing_and_works_once_the_branch_is_sorted_out() {
     server.set_fault(Fault::None);
     assert_eq!(fixture::head(&fx), base);
     assert_eq!(status(&d)["ahead"], 1);
-    assert!(upper(&d).join(fixture::README).exists());
+    assert!(only_upper(&d).join(fixture::README).exists());
     // Someone else pushes first.
     let theirs = fixture::add_commit(&fx, "theirs.txt", b"theirs\n");
 
@@ -284,7 +272,7 @@ fn a_thousand_files_push_to_a_local_repository_with_compare_and_swap() {
     fsck(&fx);
     assert_same_tree(&ws, archive(&fx, &c).path());
     assert!(
-        walk(&upper(&d)).is_empty(),
+        walk(&only_upper(&d)).is_empty(),
         "pushed files left the upper layer"
     );
     assert_eq!(
@@ -358,7 +346,7 @@ fn a_file_written_while_a_push_is_in_flight_stays() {
         ]
     );
     // What was pushed unchanged left the upper layer.
-    assert!(!upper(&d).join("pushed.txt").exists());
+    assert!(!only_upper(&d).join("pushed.txt").exists());
     assert_eq!(
         std::fs::read(ws.join("pushed.txt")).expect("read"),
         b"pushed\n"
@@ -492,7 +480,7 @@ fn a_push_to_the_branch_a_clone_has_checked_out_is_refused_until_update_instead(
     assert_eq!(tracked_status(&wt), "");
     assert_eq!(changes(&d), before);
     assert_eq!(status(&d)["ahead"], 1);
-    assert!(upper(&d).join(fixture::README).exists());
+    assert!(only_upper(&d).join(fixture::README).exists());
     assert_eq!(
         std::fs::read(ws.join(fixture::README)).expect("read"),
         b"# mine\n"
@@ -583,7 +571,7 @@ fn update_instead_refuses_while_the_clone_has_a_tracked_file_changed() {
     );
     assert_eq!(tracked_status(&wt), format!("M {}", fixture::README));
     assert_eq!(status(&d)["ahead"], 1);
-    assert!(upper(&d).join(fixture::DEEP_FILE).exists());
+    assert!(only_upper(&d).join(fixture::DEEP_FILE).exists());
 
     // Once the clone's change is gone, the same push lands.
     wt.git(&["checkout", "--", fixture::README]);

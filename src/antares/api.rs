@@ -208,7 +208,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::antares::Settings;
     use axum::body::Body;
@@ -216,7 +216,7 @@ mod tests {
     use tower::ServiceExt;
 
     /// Antares over a one-commit local repository; no FUSE is involved until a mount is made.
-    async fn antares(dir: &std::path::Path) -> Arc<Antares> {
+    pub(crate) async fn antares(dir: &std::path::Path) -> Arc<Antares> {
         let repo = git2::Repository::init(dir.join("repo")).expect("init");
         let blob = repo.blob(b"hello\n").expect("blob");
         let mut sub = repo.treebuilder(None).expect("tb");

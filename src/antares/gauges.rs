@@ -58,37 +58,12 @@ pub(super) async fn scrape(State(a): State<Arc<Antares>>, headers: HeaderMap) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::antares::Settings;
     use crate::http::Access;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use tower::ServiceExt;
 
-    /// Antares over a one-file local repository (no FUSE until a mount is made).
-    async fn antares(dir: &std::path::Path) -> Arc<Antares> {
-        let repo = git2::Repository::init(dir.join("repo")).expect("init");
-        let blob = repo.blob(b"hello\n").expect("blob");
-        let mut root = repo.treebuilder(None).expect("tb");
-        root.insert("top.txt", blob, 0o100644).expect("insert");
-        let tree = repo.find_tree(root.write().expect("write")).expect("tree");
-        let sig = git2::Signature::now("t", "t@t").expect("sig");
-        repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
-            .expect("commit");
-        let dic = crate::dicfuse::test_view(&dir.join("repo"), &dir.join("store")).await;
-        Antares::open(
-            dic,
-            Settings {
-                mount_root: dir.join("mnt"),
-                upper_root: dir.join("upper"),
-                cl_root: dir.join("cl"),
-                max_mounts: 4,
-                allow_other_roots: false,
-                state_path: dir.join("store/antares/state.json"),
-                dicfuse_dir: dir.join("store"),
-            },
-        )
-        .expect("open")
-    }
+    use crate::antares::api::tests::antares;
 
     #[tokio::test]
     async fn metrics_are_served_under_the_same_token_as_the_other_routes() {

@@ -282,17 +282,14 @@ impl Vcs {
         r
     }
 
-    fn write_commit(
+    /// The changes of the upper layers `layers`, each changed file's blob written by `writer`
+    /// from exactly the bytes read.
+    fn scan_layers(
         &self,
         rt: &tokio::runtime::Handle,
-        repo: &git2::Repository,
         writer: &mut commit::Writer<'_>,
         layers: &[(String, PathBuf, u64)],
-        message: &str,
-        author: Option<Author>,
-    ) -> Result<CommitOutcome, CommitError> {
-        let base = self.base();
-        let (parent, _) = self.history.head(base);
+    ) -> Result<Vec<change::Change>, VcsError> {
         let mut changes = Vec::new();
         for (path, upper, lower) in layers {
             let mut blobs = commit::BlobSink {
@@ -307,6 +304,21 @@ impl Vcs {
                 &mut blobs,
             )?);
         }
+        Ok(changes)
+    }
+
+    fn write_commit(
+        &self,
+        rt: &tokio::runtime::Handle,
+        repo: &git2::Repository,
+        writer: &mut commit::Writer<'_>,
+        layers: &[(String, PathBuf, u64)],
+        message: &str,
+        author: Option<Author>,
+    ) -> Result<CommitOutcome, CommitError> {
+        let base = self.base();
+        let (parent, _) = self.history.head(base);
+        let changes = self.scan_layers(rt, writer, layers)?;
         if changes.is_empty() && parent == base {
             return Err(CommitError::NothingToCommit);
         }

@@ -203,20 +203,7 @@ impl Vcs {
         let repo = self.staging();
         let mut writer = super::commit::Writer::new(&repo)?;
         let tree = (|| {
-            let mut changes = Vec::new();
-            for (path, upper, lower) in layers {
-                let mut blobs = super::commit::BlobSink {
-                    writer: &mut writer,
-                };
-                changes.extend(super::scan::walk(
-                    &self.dic,
-                    rt,
-                    upper,
-                    Some(*lower),
-                    path.as_bytes(),
-                    &mut blobs,
-                )?);
-            }
+            let changes = self.scan_layers(rt, &mut writer, layers)?;
             let plan = super::commit::plan(&self.dic, rt, changes)?;
             super::commit::tree_with(&mut writer, &plan)
         })();

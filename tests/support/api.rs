@@ -36,6 +36,18 @@ pub fn unmount(d: &Daemon, path: &str) {
     assert_eq!(status, 200, "unmount {path}: {body}");
 }
 
+/// The upper layer of the only mounted writable path.
+pub fn only_upper(d: &Daemon) -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(d.store.join("mounts"))
+        .expect("mounts dir")
+        .flatten()
+        .map(|e| e.path().join("upper"))
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
 /// Everything under the store's layer directory, with sizes: what "nothing changed on disk" means.
 pub fn layer_snapshot(store: &Path) -> Vec<(PathBuf, u64)> {
     let root = store.join("mounts");
