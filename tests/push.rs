@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "push/mega.rs"]
+mod mega;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
