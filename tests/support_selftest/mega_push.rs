@@ -323,3 +323,51 @@ fn server_push_to_a_third_party_repository_moves_its_main() {
         fixture::entry_oid(&fx, &first, "a")
     );
 }
+
+#[test]
+fn server_faults_and_the_push_token_apply_to_mega_paths_and_cl_routes() {
+    let fx = fixture::standard();
+    let server = MegaServer::start(&fx.repo_path);
+    server.set_push_token(Some("tok".into()));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let work = http_clone(&server, tmp.path(), "/a.git");
+    commit_change(&work, "b/c.txt", "changed\n");
+    // No token: refused before git runs; no CL.
+    git_fails(&work, &["push", "origin", "HEAD:refs/heads/main"]);
+    // RefusePush: info/refs answers, the POST is a 500; no CL.
+    server.set_fault(crate::support::Fault::RefusePush);
+    server.reset_counts();
+    git_fails(
+        &work,
+        &["-c", AUTH, "push", "origin", "HEAD:refs/heads/main"],
+    );
+    let c = server.counts();
+    assert_eq!((c.info_refs, c.receive_pack), (1, 1), "{c:?}");
+    server.set_fault(crate::support::Fault::None);
+    assert!(open_cls(&server).is_empty());
+    // Http500 on the CL routes, counted.
+    server.set_fault(crate::support::Fault::Http500);
+    server.reset_counts();
+    let body = json!({"additional":{"status":"open"},"pagination":{"page":1,"per_page":20}});
+    let r = send(
+        "POST",
+        &format!("{}/api/v1/cl/list", server.url()),
+        &[("Content-Type", "application/json")],
+        body.to_string().into_bytes(),
+    );
+    assert_eq!(r.status, 500);
+    let r = send(
+        "POST",
+        &format!("{}/api/v1/cl/ABCDEFGH/merge-no-auth", server.url()),
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(r.status, 500);
+    let c = server.counts();
+    assert_eq!((c.cl_list, c.merge), (1, 1), "{c:?}");
+    // Fixed: the push goes through as a CL.
+    server.set_fault(crate::support::Fault::None);
+    push(&work);
+    assert_eq!(open_cls(&server).len(), 1);
+    assert_eq!(fixture::head(&fx), fx.commit);
+}
