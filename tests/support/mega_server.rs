@@ -43,16 +43,25 @@
 //! - F: no `POST /api/v1/cl/list` and no `POST /api/v1/cl/<link>/merge-no-auth`; now both, with
 //!   Mega's bodies (`{total, items}`; `"Merge completed successfully"`; "ref hash conflict"
 //!   when the path's `main` is no longer the CL's base).
-//! - L: a commit whose parent is not the path's `main` is refused here ("the commit's parent must
-//!   be the path's refs/heads/main ..."); what Mega does with one was not checked.
+//! - L: Mega takes a (forced) push of a commit that does not descend from the path's `main` `X`
+//!   and diffs its tree with `X`'s (checked against mono); here git's
+//!   `receive.denyNonFastForwards` refuses it, which a request cannot switch off (http-backend's
+//!   child drops `GIT_CONFIG_*`). A commit on `X`, as scorpio sends, is taken the same way.
+//! - F (checked against mono): the refusal reads `Git error: only single commit support in each
+//!   push`; `cl/list` items say `Open`/`Merged` with `merge_timestamp: null`, `closed` lists the
+//!   merged ones; merging an unknown CL is a 404 (`Not Found error: CL not found: <link>`), a
+//!   merged one a 400 (`Bad request: CL is not in Open status, current status: Merged`); the
+//!   merge commit says `cl merge generated commit` by `mega`.
 //! - L: Mega names the first push's CL ref differently from the CL at times, and its merge can
 //!   put a tree one level too high (`propagate_up`): the double has neither bug.
 //! - L: Mega keeps `/third-party/<name>` apart and holds a placeholder in the monorepo tree; the
 //!   double keeps the repository's tree there, so a push there also writes a monorepo commit
 //!   (Mega's `latest-commit` after such a push was not compared).
-//! - L: `files-list` has no rename detection (`new`/`deleted`/`modified` only), `cl/list` items
-//!   carry fixed `author`, `labels`, `assignees`; errors of the CL routes are HTTP 500 with
-//!   `req_result: false` (Mega's status codes there were not all checked).
+//! - L: `files-list` has no rename detection (`new`/`deleted`/`modified` only); `cl/list` items
+//!   carry a fixed `author` (`test`; Mega: the token's user) and small ids; "ref hash conflict"
+//!   (a CL whose base is no longer the path's `main`) is a 500 here, Mega's status for it was not
+//!   checked. Mega kept advertising a stale `refs/cl/<name>` (its first-push ref-name bug) after
+//!   the CL merged; here only open CLs are advertised.
 //! - L: a push to a path `main` has no tree at is taken only as a commit with no parent (Mega
 //!   bootstraps `/project/...` paths there); deleting a ref through a path is refused.
 //! - L: `/git/<name>.git` is not a Mega route (a Mega path `/git` would be shadowed).

@@ -25,10 +25,20 @@ pub(super) enum ClStatus {
 }
 
 impl ClStatus {
+    /// As Mega lists it.
     fn as_str(self) -> &'static str {
         match self {
-            ClStatus::Open => "open",
-            ClStatus::Merged => "merged",
+            ClStatus::Open => "Open",
+            ClStatus::Merged => "Merged",
+        }
+    }
+
+    /// Whether `additional.status` of a list request (`open`, `closed`, ...; `""`: all) takes it.
+    fn listed_by(self, filter: &str) -> bool {
+        match filter {
+            "" => true,
+            f if f.eq_ignore_ascii_case("open") => self == ClStatus::Open,
+            _ => self != ClStatus::Open,
         }
     }
 }
@@ -53,8 +63,6 @@ pub(super) struct Cl {
     /// When it was opened and last updated (seconds since the epoch).
     pub opened: i64,
     pub updated: i64,
-    /// When it merged.
-    pub merged: Option<i64>,
 }
 
 impl Cl {
@@ -70,7 +78,6 @@ impl Cl {
             id,
             opened: now(),
             updated: now(),
-            merged: None,
         }
     }
 }
@@ -170,8 +177,9 @@ pub(super) async fn cl_status(
     .await
 }
 
-/// `POST /api/v1/cl/list`: the CLs with `additional.status` (all when absent), newest first
-/// unless `additional.asc`, one page.
+/// `POST /api/v1/cl/list`: the CLs `additional.status` takes (`open`; `closed` and anything
+/// else: the others; absent: all), newest first unless `additional.asc`, one page. Items say
+/// `Open`/`Merged` and `merge_timestamp: null`, as Mega's do.
 pub(super) async fn cl_list(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
     state.counts().cl_list += 1;
     if let Some(resp) = apply_fault(&state).await {
@@ -192,7 +200,7 @@ pub(super) async fn cl_list(State(state): State<AppState>, body: axum::body::Byt
     let mut cls: Vec<(String, Cl)> = state
         .cls()
         .iter()
-        .filter(|(_, cl)| status.is_empty() || cl.status.as_str() == status)
+        .filter(|(_, cl)| cl.status.listed_by(&status))
         .map(|(l, cl)| (l.clone(), cl.clone()))
         .collect();
     cls.sort_by_key(|(_, cl)| (cl.updated, cl.id));
@@ -208,7 +216,7 @@ pub(super) async fn cl_list(State(state): State<AppState>, body: axum::body::Byt
             json!({
                 "id": cl.id, "link": link, "title": cl.title, "status": cl.status.as_str(),
                 "author": "test", "open_timestamp": cl.opened, "closed_at": null,
-                "merge_timestamp": cl.merged, "updated_at": cl.updated, "labels": [],
+                "merge_timestamp": null, "updated_at": cl.updated, "labels": [],
                 "assignees": [], "comment_num": 0,
             })
         })
@@ -216,9 +224,11 @@ pub(super) async fn cl_list(State(state): State<AppState>, body: axum::body::Byt
     ok(json!({"total": total, "items": items}))
 }
 
-/// `POST /api/v1/cl/{link}/merge-no-auth`: lands an open CL whose commit is on its path's
-/// current `main` (else "ref hash conflict", as Mega): a new monorepo commit on `main` whose tree
-/// has the CL's tree at the CL's path. The path's `main` is made afresh on the next request.
+/// `POST /api/v1/cl/{link}/merge-no-auth`: lands an open CL pushed on its path's current `main`
+/// (else "ref hash conflict", as Mega's code says): a new monorepo commit on `main` ("cl merge
+/// generated commit", by `mega`) whose tree has the CL's tree at the CL's path. The path's `main`
+/// is made afresh on the next request. An unknown CL is a 404, one not open a 400, in Mega's
+/// words.
 pub(super) async fn cl_merge(
     State(state): State<AppState>,
     UrlPath(link): UrlPath<String>,
@@ -230,12 +240,19 @@ pub(super) async fn cl_merge(
     let shared = state.clone();
     let _one = shared.git_lock.lock().await;
     blocking(move || {
-        let cl = state
-            .cls()
-            .get(&link)
-            .filter(|cl| cl.status == ClStatus::Open)
-            .cloned()
-            .ok_or_else(|| Fail::internal("CL Not Found").json())?;
+        let cl = state.cls().get(&link).cloned().ok_or_else(|| {
+            Fail::not_found(format!("Not Found error: CL not found: {link}")).json()
+        })?;
+        if cl.status != ClStatus::Open {
+            return Err(Fail::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Bad request: CL is not in Open status, current status: {}",
+                    cl.status.as_str()
+                ),
+            )
+            .json());
+        }
         let commit = cl
             .commit
             .ok_or_else(|| Fail::internal("the test server has no commit for this CL").json())?;
@@ -250,14 +267,13 @@ pub(super) async fn cl_merge(
             .find_commit(commit)
             .map(|c| c.tree_id())
             .map_err(|e| Fail::internal(e.to_string()).json())?;
-        let sig = git2::Signature::now("Mega", "mega@test-server")
+        let sig = git2::Signature::now("mega", "mega@test-server")
             .map_err(|e| Fail::internal(e.to_string()).json())?;
         land(&repo, &cl.path, tree, "cl merge generated commit", &sig).map_err(Fail::json)?;
         main_commit(&repo).map_err(Fail::json)?;
         state.mains().remove(&cl.path);
         if let Some(c) = state.cls().get_mut(&link) {
             c.status = ClStatus::Merged;
-            c.merged = Some(now());
         }
         Ok(ok(json!("Merge completed successfully")))
     })

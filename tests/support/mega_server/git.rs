@@ -216,10 +216,6 @@ async fn serve_at(
                 "MEGA_DOUBLE_VERDICT".into(),
                 f.path().to_string_lossy().into_owned(),
             ));
-            cgi.env.push((
-                "MEGA_DOUBLE_BASE".into(),
-                base.map(|b| b.to_string()).unwrap_or_default(),
-            ));
             Some(f)
         }
         _ => None,
