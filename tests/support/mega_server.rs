@@ -36,7 +36,8 @@
 //!   open CLs are `refs/cl/<link>`, for upload-pack and receive-pack alike; a clone of `P.git`
 //!   is `P`'s tree.
 //! - F: more than one commit in a push to a path was taken; now refused with Mega's report
-//!   (`ng refs/heads/main only single commit support in each push`).
+//!   (`ng refs/heads/main Git error: only single commit support in each push`, a `pre-receive`
+//!   hook's verdict sent in Mega's words).
 //! - F: `/third-party/<name>.git` advertised the monorepo's `main`, and a push there put the
 //!   repository's tree at the monorepo's top; now it has its own `main` (a commit of its tree)
 //!   and a push moves that.
@@ -47,8 +48,7 @@
 //!   and diffs its tree with `X`'s (checked against mono); here git's
 //!   `receive.denyNonFastForwards` refuses it, which a request cannot switch off (http-backend's
 //!   child drops `GIT_CONFIG_*`). A commit on `X`, as scorpio sends, is taken the same way.
-//! - F (checked against mono): the refusal reads `Git error: only single commit support in each
-//!   push`; `cl/list` items say `Open`/`Merged` with `merge_timestamp: null`, `closed` lists the
+//! - F (checked against mono by hand): `cl/list` items say `Open`/`Merged` with `merge_timestamp: null`, `closed` lists the
 //!   merged ones; merging an unknown CL is a 404 (`Not Found error: CL not found: <link>`), a
 //!   merged one a 400 (`Bad request: CL is not in Open status, current status: Merged`); the
 //!   merge commit says `cl merge generated commit` by `mega`.
@@ -62,8 +62,9 @@
 //!   (a CL whose base is no longer the path's `main`) is a 500 here, Mega's status for it was not
 //!   checked. Mega kept advertising a stale `refs/cl/<name>` (its first-push ref-name bug) after
 //!   the CL merged; here only open CLs are advertised.
-//! - L: a push to a path `main` has no tree at is taken only as a commit with no parent (Mega
-//!   bootstraps `/project/...` paths there); deleting a ref through a path is refused.
+//! - L: at a path where `main` has no tree, nothing is advertised and a pushed commit's files are
+//!   all `new`; its merge makes the directories (Mega bootstraps `/project/...` paths there; not
+//!   compared). Deleting a ref through a path is refused here (not compared).
 //! - L: `/git/<name>.git` is not a Mega route (a Mega path `/git` would be shadowed).
 //!
 //! The server runs on its own tokio runtime in a background std thread, so tests can be plain
