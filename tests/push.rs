@@ -1,8 +1,11 @@
-//! `push`: local commits go to a real git server (git http-backend behind the test Mega server,
-//! or a local repository), the workspace moves to the pushed commit in place, and nothing the
+//! `push`: local commits go to a real git server (git http-backend at the test Mega server's
+//! plain git endpoint, the `push_url`, or a local repository), the workspace moves to the pushed commit in place, and nothing the
 //! user wrote is ever lost — not on refusal, not while the push is in flight.
 
 mod support;
+
+#[path = "push/mega.rs"]
+mod mega;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -58,11 +61,16 @@ fn edit(root: &Path) {
     std::fs::remove_dir_all(root.join(fixture::UNICODE_DIR)).expect("delete a directory");
 }
 
+/// A daemon reading from the test Mega server and pushing to its plain git endpoint (`push_url`):
+/// a git server whose `main` moves on a push (on Mega itself a push opens a change list).
 fn mega_daemon(fx: &Fixture) -> (MegaServer, Daemon) {
     let server = MegaServer::start(&fx.repo_path);
     server.set_push_token(Some("tok".into()));
     let mut opts = DaemonOpts::new(server.url());
-    opts.extra_toml = "remote_token = \"tok\"\n".into();
+    opts.extra_toml = format!(
+        "remote_token = \"tok\"\npush_url = \"{}\"\n",
+        server.git_url()
+    );
     let d = Daemon::start_or_panic(opts);
     (server, d)
 }

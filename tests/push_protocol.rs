@@ -1,5 +1,6 @@
 //! The push path, below the API: a commit made through the mount, packed with only the new
-//! objects and sent over git smart HTTP to real `git http-backend` behind the test server.
+//! objects and sent over git smart HTTP to real `git http-backend` at the test server's plain
+//! git endpoint (`MegaServer::git_url`, where `main` moves; a Mega path would open a CL).
 //! (The `push` route, and moving the mount's base after it, build on this.)
 
 mod support;
@@ -59,7 +60,7 @@ fn a_commit_pushes_as_a_pack_of_new_objects_and_real_git_accepts_it() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let client = reqwest::Client::new();
     let ep = |token: Option<&str>| Endpoint {
-        url: format!("{}/project.git", server.url()),
+        url: server.git_url(),
         token: token.map(str::to_string),
         timeout: std::time::Duration::from_secs(60),
     };

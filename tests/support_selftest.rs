@@ -18,6 +18,8 @@ mod git_http;
 mod harness;
 #[path = "support_selftest/mega_api.rs"]
 mod mega_api;
+#[path = "support_selftest/mega_push.rs"]
+mod mega_push;
 #[path = "support_selftest/mono.rs"]
 mod mono;
 

@@ -1,19 +1,23 @@
 //! A Mega-API test server: axum + git2 over a bare repository, with the semantics of the real
-//! Mega `mono` server described in DESIGN.md ("The remote contract"), request counters and fault
-//! injection.
+//! Mega `mono` server (`../shared/mega/README.md`, checked against it), request counters and
+//! fault injection.
 //!
 //! Git smart HTTP (`<path>.git/info/refs`, `<path>.git/git-receive-pack`,
-//! `<path>.git/git-upload-pack`, under any `<path>`) is handed to the real `git http-backend` as
-//! a CGI over the one bare repository served, so `git clone`/`git push` work against the server
-//! and pushes are accepted or refused by real git (`receive.fsckObjects` and
-//! `receive.denyNonFastForwards` are switched on in the repository when the server starts).
+//! `<path>.git/git-upload-pack`) is handed to the real `git http-backend` as a CGI over the one
+//! bare repository served, so `git clone`/`git push` work against the server and pushes are
+//! accepted or refused by real git (`receive.fsckObjects` and `receive.denyNonFastForwards` are
+//! switched on, and a `pre-receive` hook installed, when the server starts). What a path means
+//! is Mega's (see `paths`): at `/P.git` (`/.git`: the root) a push of ONE commit on the path's
+//! advertised `main` opens or updates the path's change list (CL) and `main` stays;
+//! `/third-party/<name>.git` is that import repository, whose `main` a push moves. The double's
+//! own plain endpoint, [`MegaServer::git_url`] (`/git/<name>.git`), is the whole repository with
+//! `main` moving on a push: a daemon's `push_url` for tests that mean "a git server".
 //! With [`MegaServer::set_push_token`], receive-pack requests need `Authorization: Bearer <token>`.
 //!
-//! Change lists ([`MegaServer::set_cl_at`]) live at a path, as Mega's do: `files-list` names
-//! their files relative to it, `update-status` gives `target_head` (the path's own `main`), and
-//! `GET <path>.git/info/refs?service=git-upload-pack` at a CL's path (not the root) advertises a
-//! per-path `refs/heads/main` (an id made up for that path, no object behind it) and the
-//! path's `refs/cl/<link>`, instead of the repository's refs.
+//! Change lists live at a path, as Mega's do (see `cl`): pushed ones, and ones a test defines
+//! ([`MegaServer::set_cl_at`], no commit behind them). `files-list` names their files relative
+//! to the path, `update-status` gives `target_head` (the path's advertised `main`), `cl/list`
+//! lists them, `merge-no-auth` lands a pushed one on `main`.
 //!
 //! At the top of a `/third-party/<name>` directory Mega's monorepo tree holds a placeholder, whose
 //! id is what the parent lists and what `file/tree?oid=` answers with an empty body; the
@@ -22,11 +26,52 @@
 //! repository `tree/content-hash` ignores `refs`, as Mega's does (its listing there is always
 //! the repository's current one).
 //!
+//! Differences from the real Mega found so far (F: fixed here; L: left, on purpose or not known):
+//! - F: a push to `/P.git` ran git over the whole repository and moved `main`; now it opens or
+//!   updates `P`'s CL (one open CL per path; the double has one user) and `main` stays. The
+//!   root (`/.git`) too.
+//! - F: `P.git/info/refs` advertised the whole repository's refs (or, at a CL's path, a made-up
+//!   id with no object behind it); now `main` is the per-path commit `X` (`P`'s tree at
+//!   `main`, no parent, `main`'s author and message, made on first request and kept) and the
+//!   open CLs are `refs/cl/<link>`, for upload-pack and receive-pack alike; a clone of `P.git`
+//!   is `P`'s tree.
+//! - F: more than one commit in a push to a path was taken; now refused with Mega's report
+//!   (`ng refs/heads/main Git error: only single commit support in each push`, a `pre-receive`
+//!   hook's verdict sent in Mega's words).
+//! - F: `/third-party/<name>.git` advertised the monorepo's `main`, and a push there put the
+//!   repository's tree at the monorepo's top; now it has its own `main` (a commit of its tree)
+//!   and a push moves that.
+//! - F: no `POST /api/v1/cl/list` and no `POST /api/v1/cl/<link>/merge-no-auth`; now both, with
+//!   Mega's bodies (`{total, items}`; `"Merge completed successfully"`; "ref hash conflict"
+//!   when the path's `main` is no longer the CL's base).
+//! - L: Mega takes a (forced) push of a commit that does not descend from the path's `main` `X`
+//!   and diffs its tree with `X`'s (checked against mono); here git's
+//!   `receive.denyNonFastForwards` refuses it, which a request cannot switch off (http-backend's
+//!   child drops `GIT_CONFIG_*`). A commit on `X`, as scorpio sends, is taken the same way.
+//! - F (checked against mono by hand): `cl/list` items say `Open`/`Merged` with `merge_timestamp: null`, `closed` lists the
+//!   merged ones; merging an unknown CL is a 404 (`Not Found error: CL not found: <link>`), a
+//!   merged one a 400 (`Bad request: CL is not in Open status, current status: Merged`); the
+//!   merge commit says `cl merge generated commit` by `mega`.
+//! - L: Mega names the first push's CL ref differently from the CL at times, and its merge can
+//!   put a tree one level too high (`propagate_up`): the double has neither bug.
+//! - L: Mega keeps `/third-party/<name>` apart and holds a placeholder in the monorepo tree; the
+//!   double keeps the repository's tree there, so a push there also writes a monorepo commit
+//!   (Mega's `latest-commit` after such a push was not compared).
+//! - L: `files-list` has no rename detection (`new`/`deleted`/`modified` only); `cl/list` items
+//!   carry a fixed `author` (`test`; Mega: the token's user) and small ids; "ref hash conflict"
+//!   (a CL whose base is no longer the path's `main`) is a 500 here, Mega's status for it was not
+//!   checked. Mega kept advertising a stale `refs/cl/<name>` (its first-push ref-name bug) after
+//!   the CL merged; here only open CLs are advertised.
+//! - L: at a path where `main` has no tree, nothing is advertised and a pushed commit's files are
+//!   all `new`; its merge makes the directories (Mega bootstraps `/project/...` paths there; not
+//!   compared). Deleting a ref through a path is refused here (not compared).
+//! - L: `/git/<name>.git` is not a Mega route (a Mega path `/git` would be shadowed).
+//!
 //! The server runs on its own tokio runtime in a background std thread, so tests can be plain
 //! `#[test]` functions and the server keeps answering while the test thread is blocked in a
 //! filesystem syscall on a FUSE mount.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,12 +82,15 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use git2::{ObjectType, Oid, Repository, Tree};
 use serde_json::json;
 
+mod cl;
 mod git;
+mod paths;
+use cl::Cl;
 use git::{git_smart_http, make_strict};
 
 /// Requests that reached a handler (faulted ones included), per route.
@@ -64,6 +112,10 @@ pub struct Counts {
     pub receive_pack: usize,
     /// `POST <path>.git/git-upload-pack`.
     pub upload_pack: usize,
+    /// `POST /api/v1/cl/list`.
+    pub cl_list: usize,
+    /// `POST /api/v1/cl/{link}/merge-no-auth`.
+    pub merge: usize,
 }
 
 /// An injected fault, applied to every request until changed.
@@ -89,9 +141,12 @@ struct Shared {
     repo_path: PathBuf,
     counts: Mutex<Counts>,
     fault: Mutex<Fault>,
-    /// CL link -> its path (`""`: the root) and the `files-list` items (`{path, sha, action}`)
-    /// it answers with.
-    cls: Mutex<HashMap<String, (String, serde_json::Value)>>,
+    /// CL link -> the change list (see `cl`).
+    cls: Mutex<BTreeMap<String, Cl>>,
+    /// Repository path -> the commit it advertises as `main` (see `paths`).
+    mains: Mutex<HashMap<String, Oid>>,
+    /// Held while a path's namespace is set up, pushed to and set back, and while a CL merges.
+    git_lock: tokio::sync::Mutex<()>,
     /// When set, receive-pack requests need `Authorization: Bearer <token>`.
     push_token: Mutex<Option<String>>,
 }
@@ -112,39 +167,12 @@ impl Shared {
             .clone()
     }
 
-    fn cls(&self) -> MutexGuard<'_, HashMap<String, (String, serde_json::Value)>> {
+    fn cls(&self) -> MutexGuard<'_, BTreeMap<String, Cl>> {
         self.cls.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The `info/refs` advertisement (upload-pack) of path `at` when CLs live there (the root
-    /// excepted: it is the repository's own).
-    fn cl_path_refs(&self, at: &str) -> Option<Vec<u8>> {
-        let at = at.trim_matches('/');
-        if at.is_empty() {
-            return None;
-        }
-        let mut links: Vec<String> = self
-            .cls()
-            .iter()
-            .filter(|(_, (p, _))| p == at)
-            .map(|(l, _)| l.clone())
-            .collect();
-        if links.is_empty() {
-            return None;
-        }
-        links.sort();
-        let main = per_path_main(at);
-        let pkt = |s: &str| format!("{:04x}{s}", s.len() + 4);
-        let mut out = pkt("# service=git-upload-pack\n") + "0000";
-        out += &pkt(&format!(
-            "{main} HEAD\0multi_ack_detailed no-done side-band-64k ofs-delta agent=mega-double\n"
-        ));
-        for l in links {
-            out += &pkt(&format!("{main} refs/cl/{l}\n"));
-        }
-        out += &pkt(&format!("{main} refs/heads/main\n"));
-        out += "0000";
-        Some(out.into_bytes())
+    fn mains(&self) -> MutexGuard<'_, HashMap<String, Oid>> {
+        self.mains.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn open(&self) -> Result<Repository, Fail> {
@@ -176,11 +204,15 @@ impl MegaServer {
     pub fn start(repo_path: &Path) -> MegaServer {
         make_strict(repo_path)
             .unwrap_or_else(|e| panic!("configure {} for pushes: {e}", repo_path.display()));
+        paths::install_hook(repo_path)
+            .unwrap_or_else(|e| panic!("install the pre-receive hook: {e}"));
         let shared = Arc::new(Shared {
             repo_path: repo_path.to_path_buf(),
             counts: Mutex::new(Counts::default()),
             fault: Mutex::new(Fault::None),
-            cls: Mutex::new(HashMap::new()),
+            cls: Mutex::new(BTreeMap::new()),
+            mains: Mutex::new(HashMap::new()),
+            git_lock: tokio::sync::Mutex::new(()),
             push_token: Mutex::new(None),
         });
         let (port, running) =
@@ -195,6 +227,13 @@ impl MegaServer {
     /// Base URL, e.g. `http://127.0.0.1:41234` (no trailing slash).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The double's plain git smart-HTTP endpoint, `{url}/git/repo.git` (any
+    /// `/git/<name>.git` serves the same): the whole repository, `main` moves on a push. Not a
+    /// Mega route: for tests that mean "a git server" (the daemon's `push_url`).
+    pub fn git_url(&self) -> String {
+        format!("{}/git/repo.git", self.url())
     }
 
     pub fn port(&self) -> u16 {
@@ -233,10 +272,9 @@ impl MegaServer {
     /// Defines change list `link` at repository path `path`, as a push to `<path>.git` makes:
     /// `items` name files relative to `path`.
     pub fn set_cl_at(&self, link: &str, path: &str, items: serde_json::Value) {
-        self.shared.cls().insert(
-            link.to_string(),
-            (path.trim_matches('/').to_string(), items),
-        );
+        let mut cls = self.shared.cls();
+        let id = cls.len() as i64 + 1;
+        cls.insert(link.to_string(), Cl::defined(path, items, id));
     }
 
     pub fn set_fault(&self, f: Fault) {
@@ -414,8 +452,10 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/file/tree", get(file_tree))
         .route("/api/v1/tree/content-hash", get(content_hash))
         .route("/api/v1/file/blob/{oid}", get(blob_get).head(blob_head))
-        .route("/api/v1/cl/{link}/files-list", get(cl_files))
-        .route("/api/v1/cl/{link}/update-status", get(cl_status))
+        .route("/api/v1/cl/{link}/files-list", get(cl::cl_files))
+        .route("/api/v1/cl/{link}/update-status", get(cl::cl_status))
+        .route("/api/v1/cl/list", post(cl::cl_list))
+        .route("/api/v1/cl/{link}/merge-no-auth", post(cl::cl_merge))
         .route("/{*rest}", get(git_smart_http).post(git_smart_http))
         .with_state(state)
 }
@@ -557,63 +597,6 @@ fn parse_oid(hex: &str) -> Option<Oid> {
 }
 
 // ---- handlers: count, apply the fault, then answer ----------------------------------------
-
-async fn cl_files(
-    State(state): State<AppState>,
-    axum::extract::Path(link): axum::extract::Path<String>,
-) -> Response {
-    if let Some(resp) = apply_fault(&state).await {
-        return resp;
-    }
-    let items = state.cls().get(&link).map(|(_, items)| items.clone());
-    match items {
-        Some(data) => {
-            Json(json!({"req_result": true, "data": data, "err_message": ""})).into_response()
-        }
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"req_result": false, "data": null, "err_message": "no such CL"})),
-        )
-            .into_response(),
-    }
-}
-
-/// The `refs/heads/main` a CL path (not the root) advertises: made up, stable per path.
-fn per_path_main(at: &str) -> String {
-    Oid::hash_object(
-        ObjectType::Blob,
-        format!("per-path main of /{at}").as_bytes(),
-    )
-    .map(|o| o.to_string())
-    .unwrap_or_default()
-}
-
-/// `GET /api/v1/cl/{link}/update-status`: `target_head` is the `main` of the CL's path (the
-/// repository's for the root); an unknown CL is a 500, as Mega answers it.
-async fn cl_status(
-    State(state): State<AppState>,
-    axum::extract::Path(link): axum::extract::Path<String>,
-) -> Response {
-    if let Some(resp) = apply_fault(&state).await {
-        return resp;
-    }
-    let at = state.cls().get(&link).map(|(p, _)| p.clone());
-    let Some(at) = at else {
-        return Fail::internal("Internal server error")
-            .json()
-            .into_response();
-    };
-    blocking(move || {
-        let head = if at.is_empty() {
-            main_commit(&state.open()?)?.id().to_string()
-        } else {
-            per_path_main(&at)
-        };
-        let data = json!({"base_commit": head, "target_head": head, "outdated": false});
-        Ok(Json(json!({"req_result": true, "data": data, "err_message": ""})).into_response())
-    })
-    .await
-}
 
 async fn latest_commit(
     State(state): State<AppState>,

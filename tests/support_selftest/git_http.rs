@@ -1,5 +1,6 @@
 //! Selftest: git smart HTTP of the test server (see tests/support_selftest.rs). Clone and push
-//! through real `git http-backend`, the push token, refusals by git itself, faults, gzip bodies.
+//! through real `git http-backend` at the plain endpoint (`/git/<name>.git`), the push token,
+//! refusals by git itself, faults, gzip bodies.
 
 use std::path::Path;
 use std::process::Command;
@@ -10,7 +11,7 @@ use crate::support::fixture;
 use crate::support::run_with_timeout;
 use crate::support::{Fault, MegaServer};
 
-fn git_cli(dir: &Path, args: &[&str]) -> std::process::Output {
+pub(super) fn git_cli(dir: &Path, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new("git");
     cmd.current_dir(dir).args(args);
     for var in [
@@ -43,7 +44,7 @@ fn git_cli(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// `git_cli` that must succeed; returns trimmed stdout.
-fn git_ok(dir: &Path, args: &[&str]) -> String {
+pub(super) fn git_ok(dir: &Path, args: &[&str]) -> String {
     let out = git_cli(dir, args);
     assert!(
         out.status.success(),
@@ -54,7 +55,7 @@ fn git_ok(dir: &Path, args: &[&str]) -> String {
 }
 
 /// `git_cli` that must fail; returns stderr.
-fn git_fails(dir: &Path, args: &[&str]) -> String {
+pub(super) fn git_fails(dir: &Path, args: &[&str]) -> String {
     let out = git_cli(dir, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -65,14 +66,14 @@ fn git_fails(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Clones the server's repository over HTTP into `<parent>/clone`.
-fn http_clone(server: &MegaServer, parent: &Path, url_path: &str) -> std::path::PathBuf {
+pub(super) fn http_clone(server: &MegaServer, parent: &Path, url_path: &str) -> std::path::PathBuf {
     let url = format!("{}{url_path}", server.url());
     git_ok(parent, &["clone", "-q", &url, "clone"]);
     parent.join("clone")
 }
 
 /// Changes `path` in the work tree `work` and commits; returns the new commit id.
-fn commit_change(work: &Path, path: &str, content: &str) -> String {
+pub(super) fn commit_change(work: &Path, path: &str, content: &str) -> String {
     let file = work.join(path);
     std::fs::create_dir_all(file.parent().expect("parent dir")).expect("mkdir");
     std::fs::write(&file, content).expect("write work tree file");
@@ -118,7 +119,7 @@ fn server_git_clone_and_push_with_bearer_token() {
     let tmp = tempfile::tempdir().expect("tempdir");
 
     // Fetching needs no token.
-    let work = http_clone(&server, tmp.path(), "/project.git");
+    let work = http_clone(&server, tmp.path(), "/git/project.git");
     assert_eq!(git_ok(&work, &["rev-parse", "HEAD"]), fx.commit);
     let c = server.counts();
     assert!(c.info_refs >= 1, "{c:?}");
@@ -175,7 +176,7 @@ fn server_git_clone_and_push_with_bearer_token() {
     let j = get(&url(&server, "/api/v1/latest-commit", &[("path", "/")])).json();
     assert_eq!(j["oid"], new.as_str());
 
-    // Any `<path>.git` prefix names the same repository, `/.git` included.
+    // Any `/git/<name>.git` names the same repository, `/git/.git` included.
     let newer = commit_change(&work, "added/by/push.txt", "second push\n");
     git_ok(
         &work,
@@ -183,14 +184,14 @@ fn server_git_clone_and_push_with_bearer_token() {
             "-c",
             "http.extraHeader=Authorization: Bearer s3cret",
             "push",
-            &format!("{}/.git", server.url()),
+            &format!("{}/git/.git", server.url()),
             "HEAD:refs/heads/main",
         ],
     );
     assert_eq!(fixture::head(&fx), newer);
     let ls = git_ok(
         tmp.path(),
-        &["ls-remote", &format!("{}/a/b/mono.git", server.url())],
+        &["ls-remote", &format!("{}/git/a/b/mono.git", server.url())],
     );
     assert!(ls.contains(&format!("{newer}\trefs/heads/main")), "{ls}");
     fsck_strict(&fx);
@@ -199,7 +200,10 @@ fn server_git_clone_and_push_with_bearer_token() {
     let refs = |service: &str, auth: &[(&str, &str)]| {
         send(
             "GET",
-            &format!("{}/project.git/info/refs?service={service}", server.url()),
+            &format!(
+                "{}/git/project.git/info/refs?service={service}",
+                server.url()
+            ),
             auth,
             Vec::new(),
         )
@@ -231,7 +235,7 @@ fn server_git_clone_and_push_with_bearer_token() {
     server.reset_counts();
     let r = send(
         "POST",
-        &format!("{}/project.git/git-receive-pack", server.url()),
+        &format!("{}/git/project.git/git-receive-pack", server.url()),
         &[("Content-Type", "application/x-git-receive-pack-request")],
         b"0000".to_vec(),
     );
@@ -272,7 +276,7 @@ fn server_git_refuses_non_fast_forward_and_bad_objects() {
     let fx = fixture::generated(12, 4);
     let server = MegaServer::start(&fx.repo_path);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let work = http_clone(&server, tmp.path(), "/project.git");
+    let work = http_clone(&server, tmp.path(), "/git/project.git");
     let a = commit_change(&work, "one.txt", "one\n");
     git_ok(&work, &["push", "origin", "HEAD:refs/heads/main"]);
     assert_eq!(fixture::head(&fx), a);
@@ -343,7 +347,7 @@ fn server_git_faults() {
     server.set_push_token(Some("tok".to_string()));
     let auth = "http.extraHeader=Authorization: Bearer tok";
     let tmp = tempfile::tempdir().expect("tempdir");
-    let work = http_clone(&server, tmp.path(), "/project.git");
+    let work = http_clone(&server, tmp.path(), "/git/project.git");
     let a = commit_change(&work, "one.txt", "one\n");
 
     // RefusePush: info/refs works, the POST gets 500, nothing changes.

@@ -1,6 +1,8 @@
 //! Git smart HTTP of the test Mega server: `<path>.git/info/refs`, `git-receive-pack` and
 //! `git-upload-pack` handed to the real `git http-backend` as a CGI over the one repository,
-//! with the push token checked first and the server's faults applied.
+//! with the push token checked first and the server's faults applied; a Mega path runs in its
+//! own git namespace, set up before and recorded after (see `paths`), one such request at a
+//! time.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use git2::Repository;
 
+use super::paths::{self, Kind};
 use super::{apply_fault, text, AppState, Fail, Fault};
 
 /// How long `git http-backend` may run for one request before it is killed.
@@ -131,20 +134,6 @@ pub(super) async fn git_smart_http(
     if let (GitEndpoint::ReceivePack, Fault::SlowPush(d)) = (ep, state.fault()) {
         tokio::time::sleep(d).await;
     }
-    if ep == GitEndpoint::InfoRefs && query_param(&query, "service") == Some("git-upload-pack") {
-        let at = path.strip_suffix(".git/info/refs").unwrap_or_default();
-        if let Some(adv) = state.cl_path_refs(at) {
-            return (
-                StatusCode::OK,
-                [(
-                    header::CONTENT_TYPE,
-                    "application/x-git-upload-pack-advertisement",
-                )],
-                adv,
-            )
-                .into_response();
-        }
-    }
     if ep == GitEndpoint::ReceivePack && state.fault() == Fault::RefusePush {
         return text(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -180,6 +169,11 @@ pub(super) async fn git_smart_http(
             )
         }
     };
+    let prefix = path
+        .strip_suffix(ep.tail())
+        .and_then(|p| p.strip_suffix(".git/"))
+        .unwrap_or_default();
+    let kind = paths::kind(prefix);
     let cgi = Cgi {
         method: if is_post { "POST" } else { "GET" },
         tail: ep.tail(),
@@ -187,11 +181,127 @@ pub(super) async fn git_smart_http(
         content_type: header_str(&headers, header::CONTENT_TYPE),
         git_protocol: header_str(&headers, "git-protocol"),
         body,
+        env: Vec::new(),
     };
-    match run_http_backend(&state.repo_path, cgi).await {
+    match serve_at(&state, &kind, ep, cgi).await {
         Ok(resp) => resp,
         Err(fail) => fail.into_response(),
     }
+}
+
+/// Runs `cgi` for a path of `kind`: a Mega path in its namespace, set up before and set back
+/// after (a push recorded in between; a refusal of the hook answered in Mega's words).
+async fn serve_at(
+    state: &AppState,
+    kind: &Kind,
+    ep: GitEndpoint,
+    mut cgi: Cgi,
+) -> Result<Response, Fail> {
+    let (Kind::Path(p) | Kind::Repository(p)) = kind else {
+        return run_http_backend(&state.repo_path, cgi).await;
+    };
+    let _one = state.git_lock.lock().await;
+    let base = {
+        let (st, k) = (state.clone(), kind.clone());
+        tokio::task::spawn_blocking(move || st.prepare(&k))
+            .await
+            .map_err(|e| Fail::internal(format!("prepare panicked: {e}")))??
+    };
+    cgi.env.push(("GIT_NAMESPACE".into(), paths::namespace(p)));
+    let verdict = match (ep, kind) {
+        (GitEndpoint::ReceivePack, Kind::Path(_)) => {
+            let f = tempfile::NamedTempFile::new()
+                .map_err(|e| Fail::internal(format!("verdict file: {e}")))?;
+            cgi.env.push((
+                "MEGA_DOUBLE_VERDICT".into(),
+                f.path().to_string_lossy().into_owned(),
+            ));
+            Some(f)
+        }
+        _ => None,
+    };
+    let request = cgi.body.clone();
+    let resp = run_http_backend(&state.repo_path, cgi).await;
+    if ep == GitEndpoint::ReceivePack {
+        let (st, k) = (state.clone(), kind.clone());
+        tokio::task::spawn_blocking(move || st.after_push(&k, base))
+            .await
+            .map_err(|e| Fail::internal(format!("after_push panicked: {e}")))??;
+    }
+    let refused = verdict
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f.path()).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    match refused {
+        Some(reason) => Ok(mega_refusal(&request, &reason)),
+        None => resp,
+    }
+}
+
+/// The `report-status` Mega sends when it refuses a push: the pack unpacked, each ref `ng`
+/// with `reason`, in side-band when the client asked for it.
+fn mega_refusal(request: &[u8], reason: &str) -> Response {
+    let pkt = |s: &[u8]| {
+        let mut v = format!("{:04x}", s.len() + 4).into_bytes();
+        v.extend_from_slice(s);
+        v
+    };
+    let mut refs = Vec::new();
+    let mut caps = String::new();
+    let mut rest = request;
+    while rest.len() >= 4 {
+        let Some(len) = std::str::from_utf8(&rest[..4])
+            .ok()
+            .and_then(|h| usize::from_str_radix(h, 16).ok())
+        else {
+            break;
+        };
+        if len < 4 || len > rest.len() {
+            break;
+        }
+        let line = &rest[4..len];
+        rest = &rest[len..];
+        let (cmd, c) = match line.iter().position(|b| *b == 0) {
+            Some(i) => (
+                &line[..i],
+                String::from_utf8_lossy(&line[i + 1..]).into_owned(),
+            ),
+            None => (line, String::new()),
+        };
+        if caps.is_empty() {
+            caps = c;
+        }
+        if let Some(r) = String::from_utf8_lossy(cmd).trim().split(' ').nth(2) {
+            refs.push(r.to_string());
+        }
+    }
+    let mut report = pkt(b"unpack ok\n");
+    for r in refs {
+        report.extend(pkt(format!("ng {r} {reason}\n").as_bytes()));
+    }
+    report.extend_from_slice(b"0000");
+    let body = if caps
+        .split(' ')
+        .any(|c| c == "side-band-64k" || c == "side-band")
+    {
+        let mut band = vec![1u8];
+        band.extend(report);
+        let mut b = pkt(&band);
+        b.extend_from_slice(b"0000");
+        b
+    } else {
+        report
+    };
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/x-git-receive-pack-result",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// One CGI request to `git http-backend`.
@@ -205,6 +315,8 @@ struct Cgi {
     git_protocol: Option<String>,
     /// The (decompressed) request body.
     body: Vec<u8>,
+    /// More environment for git (the namespace, the hook's inputs).
+    env: Vec<(String, String)>,
 }
 
 /// Runs `git http-backend` for `cgi` over the bare repository `repo_path` and turns its CGI
@@ -259,6 +371,9 @@ async fn run_http_backend(repo_path: &Path, cgi: Cgi) -> Result<Response, Fail> 
     }
     if let Some(proto) = &cgi.git_protocol {
         cmd.env("HTTP_GIT_PROTOCOL", proto);
+    }
+    for (k, v) in &cgi.env {
+        cmd.env(k, v);
     }
     cmd.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
