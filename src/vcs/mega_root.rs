@@ -1,8 +1,9 @@
 //! A push of the root (or with no writable path mounted) to a Mega server: the whole tree goes
 //! to `/.git` on the base, with a compare-and-swap as to any receiver. Where `main` then is the
-//! pushed commit (a plain git server, the suite's Mega double), it landed and the workspace
-//! moves to it as with `Vcs::push`. The real Mega opens a CL at `/` instead: the push is then a
-//! CL like any other path's (recorded for the path `""`; base, local commits and edits stay).
+//! pushed commit (a server that lands pushes at the root), it landed and the workspace moves to
+//! it as with `Vcs::push`. Mega (and the suite's double of it) opens a CL at `/` instead: the
+//! push is then a CL like any other path's (recorded for the path `""`; base, local commits and
+//! edits stay).
 //!
 //! Promises: Mega takes one commit per push, so several local commits are squashed into one
 //! (messages kept); one is sent as it is. Local commits that change `/third-party` are refused
