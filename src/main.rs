@@ -325,6 +325,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         scorpio::antares::Settings::from_config(&cfg),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the Antares state: {e}"))?;
+    antares.preload_with(prefetch.clone(), cfg.antares.preload_depth);
     for (id, why) in antares.restore().await {
         tracing::error!(id, reason = why, "an antares mount could not be restored");
     }

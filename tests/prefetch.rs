@@ -2,14 +2,17 @@
 //! exactly the directories of a subtree (and with `blobs` fetches its files), after which a walk
 //! or a read of that subtree asks the server for nothing; depth bounds it; a second run (after
 //! a restart too) fetches nothing; cancel stops it; the CLI follows a job and sums it up;
-//! refusals start nothing; `prefetch_depth` lists at start and on mount.
+//! refusals start nothing; `prefetch_depth` lists at start and on mount; an Antares mount is
+//! ready only once its preload is done.
 
 mod support;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::antares::AntaresServer;
 use support::api::{cli, json};
 use support::daemon::{scorpio_command, Daemon, DaemonOpts};
 use support::fixture::{self, EntryKind};
@@ -411,4 +414,37 @@ fn prefetch_depth_lists_from_the_root_at_start_and_from_each_writable_path() {
         server.counts()
     );
     assert!(d.log().contains("prefetch ended"), "{}", d.log());
+}
+
+#[test]
+fn an_antares_mount_is_ready_once_its_preload_is_done() {
+    let fx = fixture::standard();
+    let server = MegaServer::start(&fx.repo_path);
+    let s = AntaresServer::start(&server.url(), "preload_depth = 3");
+    server.set_fault(Fault::Slow(Duration::from_millis(700)));
+    let v = s.create(json!({"path": "a", "readonly": true}));
+    let id = v["mount_id"].as_str().unwrap().to_string();
+    let (st, r) = s.get(&format!("/mounts/{id}/ready"));
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["ready"], false, "ready while the preload runs: {r}");
+    assert_eq!(r["state"], "Mounted", "{r}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, r) = s.get(&format!("/mounts/{id}/ready"));
+        if r["ready"] == true {
+            assert_eq!(r["state"], "Ready", "{r}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready: {r}\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.set_fault(Fault::None);
+    // Ready means listed: `a` (1), `a/b` (2), `a/b/d` (3), not `a/b/d/e`.
+    let c = server.counts();
+    for want in ["/a/b", "/a/b/d"] {
+        assert!(c.tree.iter().any(|p| p == want), "{want}: {c:?}");
+    }
+    assert!(!c.tree.iter().any(|p| p == "/a/b/d/e"), "{c:?}");
+    assert!(Path::new(&s.mount_root()).is_dir());
+    assert_eq!(s.delete(&format!("/mounts/{id}")).0, 200);
 }
