@@ -203,7 +203,8 @@ fn cancel_stops_a_job_and_the_counts_stop_growing() {
     let (st, v) = start(&d, json!({"path": "", "blobs": true}));
     assert_eq!(st, 202, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
-    std::thread::sleep(Duration::from_millis(900));
+    // Past a second: the daemon has logged its progress once.
+    std::thread::sleep(Duration::from_millis(1300));
     let (st, text) = http::request(
         &d.http_addr,
         "DELETE",
@@ -228,6 +229,11 @@ fn cancel_stops_a_job_and_the_counts_stop_growing() {
     assert_eq!(later["dirs_fetched"], j["dirs_fetched"], "{later}");
     assert_eq!(later["elapsed_ms"], j["elapsed_ms"], "{later}");
     server.set_fault(Fault::None);
+    let log = d.log();
+    assert!(
+        log.contains("prefetch progress") && log.contains("prefetch cancelled"),
+        "{log}"
+    );
     // Cancelling it again changes nothing; an unknown job is 404.
     let (st, text) = http::request(
         &d.http_addr,
