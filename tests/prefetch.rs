@@ -1,7 +1,8 @@
 //! Prefetch, end to end against the Mega-API test server, counted at the server: a job lists
 //! exactly the directories of a subtree (and with `blobs` fetches its files), after which a walk
 //! or a read of that subtree asks the server for nothing; depth bounds it; a second run (after
-//! a restart too) fetches nothing; cancel stops it; the CLI follows a job and sums it up;
+//! a restart too) fetches nothing; cancel stops it; at most `fetch_concurrency` requests are in
+//! flight; the CLI follows a job (a live line on a terminal) and sums it up;
 //! refusals start nothing; `prefetch_depth` lists at start and on mount; an Antares mount is
 //! ready only once its preload is done.
 
@@ -453,4 +454,69 @@ fn an_antares_mount_is_ready_once_its_preload_is_done() {
     assert!(!c.tree.iter().any(|p| p == "/a/b/d/e"), "{c:?}");
     assert!(Path::new(&s.mount_root()).is_dir());
     assert_eq!(s.delete(&format!("/mounts/{id}")).0, 200);
+}
+
+#[test]
+fn at_most_fetch_concurrency_requests_are_in_flight() {
+    let fx = fixture::standard();
+    let server = MegaServer::start(&fx.repo_path);
+    let d = Daemon::start_or_panic(DaemonOpts {
+        extra_toml: "fetch_concurrency = 2\n".into(),
+        ..DaemonOpts::new(server.url())
+    });
+    // The root is listed: the job's first requests are its subdirectories.
+    let _ = std::fs::read_dir(&d.workspace)
+        .expect("list the root")
+        .count();
+    server.set_fault(Fault::Slow(Duration::from_millis(1500)));
+    server.reset_counts();
+    let (st, v) = start(&d, json!({"path": "", "blobs": true}));
+    assert_eq!(st, 202, "{v}");
+    // Each request takes 1.5 s: within the first second only the first two have arrived.
+    std::thread::sleep(Duration::from_millis(1000));
+    let first = total(&server.counts());
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = total(&server.counts());
+    server.set_fault(Fault::None);
+    let id = v["id"].as_str().unwrap();
+    let _ = http::request(
+        &d.http_addr,
+        "DELETE",
+        &format!("/api/prefetch/{id}"),
+        None,
+        None,
+    );
+    assert_eq!(first, 2, "{:?}", server.counts());
+    assert!(second <= 4, "{second}: {:?}", server.counts());
+}
+
+#[test]
+fn on_a_terminal_the_cli_draws_a_live_line_then_the_summary() {
+    let fx = fixture::standard();
+    let server = MegaServer::start(&fx.repo_path);
+    let d = Daemon::mega(&server);
+    server.set_fault(Fault::Slow(Duration::from_millis(150)));
+    // `script` gives the CLI a terminal.
+    let cmd = format!(
+        "{} -c {} prefetch a --blobs",
+        env!("CARGO_BIN_EXE_scorpio"),
+        d.config_path.display()
+    );
+    let out = support::run_with_timeout(
+        std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]),
+        60,
+    );
+    server.set_fault(Fault::None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // Redrawn in place (carriage return, erase line) with the counts, then the summary.
+    assert!(text.contains("\r\u{1b}[2K"), "{text:?}");
+    assert!(
+        text.contains(" dirs, ") && text.contains("objects/s"),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("prefetch a: done; 4 directories listed"),
+        "{text:?}"
+    );
 }
