@@ -235,6 +235,9 @@ fn cancel_stops_a_job_and_the_counts_stop_growing() {
         log.contains("prefetch progress") && log.contains("prefetch cancelled"),
         "{log}"
     );
+    // A cancelled job says nothing more (1.5 s after its cancel).
+    let after = &log[log.find("prefetch cancelled").unwrap_or(0)..];
+    assert!(!after.contains("prefetch progress"), "{after}");
     // Cancelling it again changes nothing; an unknown job is 404.
     let (st, text) = http::request(
         &d.http_addr,

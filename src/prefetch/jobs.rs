@@ -163,19 +163,18 @@ impl Prefetcher {
         job.log_progress("prefetch started");
         let (dic, j, conc) = (self.dic.clone(), job.clone(), self.concurrency);
         let task = tokio::spawn(async move {
-            let ticker = tokio::spawn({
-                let j = j.clone();
-                async move {
-                    let mut t = tokio::time::interval(LOG_EVERY);
-                    t.tick().await;
-                    loop {
-                        t.tick().await;
-                        j.log_progress("prefetch progress");
-                    }
+            // The progress lines come from this task too, so a cancel (which aborts it) ends
+            // them with the walk.
+            let walk = walk(&dic, root, j.depth, j.blobs, conc, &j.counters);
+            tokio::pin!(walk);
+            let mut tick = tokio::time::interval(LOG_EVERY);
+            tick.tick().await;
+            let r = loop {
+                tokio::select! {
+                    r = &mut walk => break r,
+                    _ = tick.tick() => j.log_progress("prefetch progress"),
                 }
-            });
-            let r = walk(&dic, root, j.depth, j.blobs, conc, &j.counters).await;
-            ticker.abort();
+            };
             let ended = match r {
                 Ok(()) => j.finish(JobState::Done, None),
                 Err(e) => j.finish(JobState::Failed, Some(e.to_string())),
