@@ -456,6 +456,21 @@ fn an_antares_mount_is_ready_once_its_preload_is_done() {
     }
     assert!(!c.tree.iter().any(|p| p == "/a/b/d/e"), "{c:?}");
     assert!(Path::new(&s.mount_root()).is_dir());
+    // A restored mount is preloaded again (finding every listing kept) before it is ready.
+    let mut s = s;
+    s.stop();
+    s.spawn();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.get(&format!("/mounts/{id}/ready")).1["ready"] != true {
+        assert!(Instant::now() < deadline, "never ready again\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let done = s
+        .log()
+        .lines()
+        .filter(|l| l.contains("antares preload done") && l.contains(&id))
+        .count();
+    assert_eq!(done, 2, "{}", s.log());
     assert_eq!(s.delete(&format!("/mounts/{id}")).0, 200);
 }
 
