@@ -59,6 +59,20 @@ pub enum Cmd {
     /// Summarize the daemon's `/metrics`: requests, remote fetches and bytes, cache hit ratio,
     /// inode entries, upper layer size.
     Stats,
+    /// Fetch the directory listings (and with --blobs the files) of a subtree ahead of its
+    /// readers, with progress; what is fetched is kept, so a second run fetches nothing.
+    /// Ctrl-C cancels it.
+    Prefetch {
+        /// Repository path of a directory (`/` for the whole repository), or a path inside the
+        /// workspace.
+        path: String,
+        /// Levels of directories to list: 1 is the directory itself (default: all).
+        #[arg(long)]
+        depth: Option<u32>,
+        /// Fetch the blobs of the files too.
+        #[arg(long)]
+        blobs: bool,
+    },
     /// Show what the writable paths change (A added, M modified, D deleted).
     Status {
         /// One writable path (default: all).

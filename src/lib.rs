@@ -26,6 +26,7 @@ pub mod http;
 pub mod ino;
 pub mod metrics;
 pub mod overlay;
+pub mod prefetch;
 pub mod privacy;
 pub mod remote;
 pub mod service;

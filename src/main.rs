@@ -187,6 +187,15 @@ fn main() -> ExitCode {
             }
             ExitCode::from(out.code)
         }
+        Cmd::Prefetch { path, depth, blobs } => {
+            let out = rt.block_on(scorpio::prefetch::cli::run(&cfg, &path, depth, blobs));
+            if out.code == 0 {
+                println!("{}", out.text);
+            } else {
+                eprintln!("scorpio: {}", out.text);
+            }
+            ExitCode::from(out.code)
+        }
         Cmd::Antares {
             cmd: AntaresCmd::Serve { .. },
             ..
@@ -300,12 +309,23 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         pusher,
         cfg.refname.clone(),
     )?;
+    // Prefetch jobs, and the background listing of `prefetch_depth` levels from the root and
+    // from each writable path (the mount does not wait for it).
+    let prefetch =
+        scorpio::prefetch::Prefetcher::new(router.dicfuse().clone(), cfg.fetch_concurrency);
+    let mut preload_from = vec![String::new()];
+    preload_from.extend(mounts.list().await.into_iter().map(|m| m.path));
+    for path in preload_from {
+        let (p, depth) = (prefetch.clone(), cfg.prefetch_depth);
+        tokio::spawn(async move { p.preload(&path, depth).await });
+    }
     // Per-job mounts (Antares) share this daemon's read-only view; each is its own session.
     let antares = scorpio::antares::Antares::open(
         router.dicfuse().clone(),
         scorpio::antares::Settings::from_config(&cfg),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the Antares state: {e}"))?;
+    antares.preload_with(prefetch.clone(), cfg.antares.preload_depth);
     for (id, why) in antares.restore().await {
         tracing::error!(id, reason = why, "an antares mount could not be restored");
     }
@@ -313,6 +333,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_antares(antares.clone())
         .with_mounts(mounts.clone())
         .with_vcs(Arc::new(vcs))
+        .with_prefetch(prefetch, cfg.prefetch_depth)
         .with_auth_token(cfg.auth_token.clone());
     state.set_mount_count(1 + mounts.count().await);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

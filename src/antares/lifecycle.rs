@@ -33,9 +33,11 @@ pub struct Antares {
     /// Mounts whose CL layer is being swapped (shown as `Quiescing`).
     pub(super) swapping: Mutex<std::collections::HashSet<String>>,
     pub(super) ops: tokio::sync::Mutex<()>,
+    /// Each mount's preload (`preload.rs`).
+    pub(super) preloads: super::preload::Preloads,
     closing: AtomicBool,
     started: Instant,
-    me: Weak<Antares>,
+    pub(super) me: Weak<Antares>,
 }
 
 impl Antares {
@@ -64,6 +66,7 @@ impl Antares {
             sessions: Mutex::new(HashMap::new()),
             swapping: Mutex::new(Default::default()),
             ops: tokio::sync::Mutex::new(()),
+            preloads: Default::default(),
             closing: AtomicBool::new(false),
             started: Instant::now(),
             me: me.clone(),
@@ -253,6 +256,8 @@ impl Antares {
                 self.sessions().insert(id.clone(), s);
                 let mounted_ms = started.elapsed().as_secs_f64() * 1e3;
                 rec.set_state(MountState::Mounted);
+                // Before the record says mounted: it is never ready before its preload ends.
+                self.start_preload(&rec);
                 self.put(rec.clone()).await?;
                 tracing::info!(
                     id,
@@ -419,6 +424,7 @@ impl Antares {
     }
 
     async fn finish_delete(&self, rec: &MountRecord) -> Result<(), AntaresError> {
+        self.stop_preload(&rec.mount_id);
         let session = self.sessions().remove(&rec.mount_id);
         match session {
             Some(s) => s.unmount().await.map_err(|e| AntaresError::Mount {
@@ -494,6 +500,7 @@ impl Antares {
                     self.sessions().insert(id.clone(), s);
                     rec.set_state(MountState::Mounted);
                     rec.reason = None;
+                    self.start_preload(&rec);
                     tracing::info!(id, mountpoint = %rec.mountpoint.display(), "antares mount restored");
                 }
                 Err(why) => {

@@ -28,6 +28,7 @@ mod gate;
 mod gauges;
 mod lifecycle;
 pub mod paths;
+mod preload;
 pub mod serve;
 mod session;
 pub mod state;

@@ -25,8 +25,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.antares.bind)
         .await
         .map_err(|e| cfg.cannot_listen("antares.bind", cfg.antares.bind, e))?;
-    let antares = Antares::open(dic, Settings::from_config(&cfg))
+    let antares = Antares::open(dic.clone(), Settings::from_config(&cfg))
         .map_err(|e| anyhow::anyhow!("cannot open the Antares state: {e}"))?;
+    let prefetch = crate::prefetch::Prefetcher::new(dic, cfg.fetch_concurrency);
+    antares.preload_with(prefetch, cfg.antares.preload_depth);
     let failed = antares.restore().await;
     tracing::info!(
         bind = %cfg.antares.bind,

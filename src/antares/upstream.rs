@@ -4,7 +4,7 @@
 //! Promises:
 //! - Our own fields and their values are unchanged; upstream's are added beside them.
 //! - A mount is ready when it is mounted, its session serves, no CL swap holds it, and its
-//!   preload (none exists yet: [`Antares::preload_done`]) is done.
+//!   preload (`preload.rs`) has ended.
 
 use super::{Antares, AntaresError, Layers, Lifecycle, MountRecord, MountState, MountView};
 
@@ -28,12 +28,6 @@ impl MountRecord {
 }
 
 impl Antares {
-    /// Whether mount `id`'s preload is done. Nothing is preloaded yet, so it always is; a
-    /// preload would answer `false` here until it finishes.
-    fn preload_done(&self, _id: &str) -> bool {
-        true
-    }
-
     fn swapping(&self, id: &str) -> bool {
         self.swapping
             .lock()

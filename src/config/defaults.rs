@@ -25,6 +25,10 @@ pub(super) const CACHE_MEM_BYTES: u64 = 256 << 20;
 pub(super) const CACHE_DISK_BYTES: u64 = 20 << 30;
 /// `fetch_concurrency` when unset.
 pub(super) const FETCH_CONCURRENCY: u64 = 16;
+/// `prefetch_depth` and `antares.preload_depth` when unset: nothing is listed ahead.
+pub(super) const PREFETCH_DEPTH: u64 = 0;
+/// The most levels `prefetch_depth` and `antares.preload_depth` take.
+pub(super) const PREFETCH_DEPTH_MAX: u64 = 1024;
 /// `connect_timeout_secs` when unset.
 pub(super) const CONNECT_TIMEOUT_SECS: u64 = 5;
 /// `request_timeout_secs` when unset.

@@ -53,6 +53,9 @@ pub struct AntaresConfig {
     pub max_mounts: usize,
     /// Whether mountpoints and upper layers may lie outside `mount_root` and `upper_root`.
     pub allow_other_roots: bool,
+    /// Levels of directories listed from a new mount's path in the background; the mount is
+    /// ready once they are (0: none).
+    pub preload_depth: u32,
 }
 
 /// The validated configuration.
@@ -76,6 +79,9 @@ pub struct Config {
     pub cache_disk_bytes: u64,
     /// Most remote requests in flight at once.
     pub fetch_concurrency: usize,
+    /// Levels of directories listed in the background from the root at start and from each
+    /// writable path when it is mounted (0: none).
+    pub prefetch_depth: u32,
     /// TCP connect timeout for the remote.
     pub connect_timeout: Duration,
     /// Deadline for one remote fetch, retries included.

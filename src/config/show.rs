@@ -52,6 +52,7 @@ impl Config {
             "cache_mem_bytes" => self.cache_mem_bytes.to_string(),
             "cache_disk_bytes" => self.cache_disk_bytes.to_string(),
             "fetch_concurrency" => self.fetch_concurrency.to_string(),
+            "prefetch_depth" => self.prefetch_depth.to_string(),
             "connect_timeout_secs" => self.connect_timeout.as_secs().to_string(),
             "request_timeout_secs" => self.request_timeout.as_secs().to_string(),
             "push_url" => opt(&self.push_url, "the remote's own"),
@@ -66,6 +67,7 @@ impl Config {
             "antares.cl_root" => path(&a.cl_root),
             "antares.max_mounts" => a.max_mounts.to_string(),
             "antares.allow_other_roots" => a.allow_other_roots.to_string(),
+            "antares.preload_depth" => a.preload_depth.to_string(),
             _ => return None,
         })
     }

@@ -23,6 +23,7 @@ pub(super) const KEYS: &[&str] = &[
     "cache_mem_bytes",
     "cache_disk_bytes",
     "fetch_concurrency",
+    "prefetch_depth",
     "connect_timeout_secs",
     "request_timeout_secs",
     "push_url",
@@ -37,6 +38,7 @@ pub(super) const KEYS: &[&str] = &[
     "antares.cl_root",
     "antares.max_mounts",
     "antares.allow_other_roots",
+    "antares.preload_depth",
 ];
 
 /// A value and where it came from.

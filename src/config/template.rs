@@ -57,6 +57,10 @@ remote = {remote}
 # connect_timeout_secs = {connect}
 # request_timeout_secs = {request}
 
+# Levels of directories listed in the background from the root at start and from each
+# writable path when mounted (1: the directory itself; 0: none).
+# prefetch_depth = {prefetch_depth}
+
 # Where pushes go (default: the remote's own).
 # push_url = "https://git.example.com/repo.git"
 # remote_token = "..."   # sent to the remote as a Bearer token
@@ -78,6 +82,7 @@ remote = {remote}
 # cl_root = "/var/lib/scorpio/{cl_dir}"         # default: <store_path>/{cl_dir}
 # max_mounts = {max_mounts}
 # allow_other_roots = false   # true: mountpoint/upper_dir may lie outside their roots
+# preload_depth = {prefetch_depth}   # levels listed from a new mount's path; ready once done
 "#,
         workspace = d::WORKSPACE_DIR,
         http_addr = d::HTTP_ADDR,
@@ -89,6 +94,7 @@ remote = {remote}
         fetch_concurrency = d::FETCH_CONCURRENCY,
         connect = d::CONNECT_TIMEOUT_SECS,
         request = d::REQUEST_TIMEOUT_SECS,
+        prefetch_depth = d::PREFETCH_DEPTH,
         git_author = d::GIT_AUTHOR,
         git_email = d::GIT_EMAIL,
         antares_bind = d::ANTARES_BIND,

@@ -178,3 +178,31 @@ fn allow_other_defaults_to_whether_the_daemon_is_root() {
 
 mod init_show;
 mod upstream_keys;
+
+#[test]
+fn prefetch_depths_default_to_none_and_are_bounded() {
+    let (_d, p) = file("remote = \".\"\nstore_path = \"/s\"\n");
+    let c = Sources::from_file(Some(&p)).unwrap().build().unwrap();
+    assert_eq!((c.prefetch_depth, c.antares.preload_depth), (0, 0));
+    let (_d, p) = file(
+        "remote = \".\"\nstore_path = \"/s\"\nprefetch_depth = 2\n[antares]\npreload_depth = 4\n",
+    );
+    let c = Sources::from_file(Some(&p)).unwrap().build().unwrap();
+    assert_eq!((c.prefetch_depth, c.antares.preload_depth), (2, 4));
+    for text in [
+        "remote = \".\"\nstore_path = \"/s\"\nprefetch_depth = -1\n",
+        "remote = \".\"\nstore_path = \"/s\"\nprefetch_depth = 5000\n",
+        "remote = \".\"\nstore_path = \"/s\"\n[antares]\npreload_depth = \"deep\"\n",
+    ] {
+        let (_d, p) = file(text);
+        let e = Sources::from_file(Some(&p))
+            .unwrap()
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("prefetch_depth") || e.contains("antares.preload_depth"),
+            "{e}"
+        );
+    }
+}

@@ -74,7 +74,12 @@ pub(super) const UPSTREAM_KEYS: &[UpstreamKey] = &[
         "readable",
         Ignored("the workspace is always readable"),
     ),
-    key("load_dir_depth", "dicfuse", "load_dir_depth", Ignored(LAZY)),
+    key(
+        "load_dir_depth",
+        "dicfuse",
+        "load_dir_depth",
+        Ours("prefetch_depth"),
+    ),
     key(
         "fetch_file_thread",
         "dicfuse",
@@ -139,7 +144,7 @@ pub(super) const UPSTREAM_KEYS: &[UpstreamKey] = &[
         "antares_load_dir_depth",
         "antares",
         "load_dir_depth",
-        Ignored(SHARED),
+        Ours("antares.preload_depth"),
     ),
     key(
         "antares_dicfuse_stat_mode",

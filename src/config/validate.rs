@@ -91,6 +91,9 @@ impl Sources {
                 .number("antares.max_mounts", 1, 100_000)?
                 .unwrap_or(defaults::ANTARES_MAX_MOUNTS) as usize,
             allow_other_roots: self.boolean("antares.allow_other_roots")?.unwrap_or(false),
+            preload_depth: self
+                .number("antares.preload_depth", 0, defaults::PREFETCH_DEPTH_MAX)?
+                .unwrap_or(defaults::PREFETCH_DEPTH) as u32,
         };
         Ok(Config {
             allow_other: self
@@ -111,6 +114,9 @@ impl Sources {
             fetch_concurrency: self
                 .number("fetch_concurrency", 1, 1024)?
                 .unwrap_or(defaults::FETCH_CONCURRENCY) as usize,
+            prefetch_depth: self
+                .number("prefetch_depth", 0, defaults::PREFETCH_DEPTH_MAX)?
+                .unwrap_or(defaults::PREFETCH_DEPTH) as u32,
             connect_timeout: Duration::from_secs(
                 self.number("connect_timeout_secs", 1, 3600)?
                     .unwrap_or(defaults::CONNECT_TIMEOUT_SECS),

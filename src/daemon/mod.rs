@@ -13,6 +13,7 @@ use crate::workspace::WritablePaths;
 
 pub mod git;
 mod metrics;
+pub mod prefetch;
 pub mod workspace;
 
 pub use crate::http::{json_errors, Access, ApiJson, AppError, BodyError, Health};
@@ -27,6 +28,9 @@ pub struct AppState {
     vcs: Option<Arc<crate::vcs::Vcs>>,
     access: Access,
     antares: Option<Arc<crate::antares::Antares>>,
+    prefetch: Option<Arc<crate::prefetch::Prefetcher>>,
+    /// Levels listed from each newly mounted writable path (`prefetch_depth`; 0: none).
+    prefetch_depth: u32,
 }
 
 impl AppState {
@@ -40,6 +44,8 @@ impl AppState {
             vcs: None,
             access: Access::default(),
             antares: None,
+            prefetch: None,
+            prefetch_depth: 0,
         }
     }
 
@@ -58,6 +64,14 @@ impl AppState {
     /// Serves the Antares routes with `a`, nested at `/antares`.
     pub fn with_antares(mut self, a: Arc<crate::antares::Antares>) -> AppState {
         self.antares = Some(a);
+        self
+    }
+
+    /// Serves the prefetch routes with `p`, which also lists `depth` levels (0: none) under
+    /// each writable path mounted from then on.
+    pub fn with_prefetch(mut self, p: Arc<crate::prefetch::Prefetcher>, depth: u32) -> AppState {
+        self.prefetch = Some(p);
+        self.prefetch_depth = depth;
         self
     }
 
@@ -103,7 +117,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics::scrape))
         .merge(workspace::routes())
-        .merge(git::routes());
+        .merge(git::routes())
+        .merge(prefetch::routes());
     if let Some(a) = &state.antares {
         r = r.nest("/antares", crate::antares::api::router(a.clone(), None));
     }

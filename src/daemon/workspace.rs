@@ -92,6 +92,7 @@ async fn mount(
     let r = m.mount(&req.path, req.cl.as_deref()).await;
     m.record(&id, &req.path, &r);
     let info = r?;
+    super::prefetch::after_mount(&s, &info.path);
     s.set_mount_count(1 + m.count().await);
     Ok(Json(MountResponse {
         status: "Success".into(),

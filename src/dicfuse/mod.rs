@@ -6,8 +6,10 @@
 
 mod moves;
 mod ops;
+mod prefetch;
 
 pub use moves::MovePlan;
+pub use prefetch::BlobPrefetch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -269,6 +269,11 @@ impl Store {
         got
     }
 
+    /// The size of blob `oid` when it is on disk (a prefetch counts it as kept, not fetched).
+    pub fn stored_size(&self, oid: Oid) -> Option<u64> {
+        self.objects.stored_size(oid)
+    }
+
     /// Bytes of objects on disk.
     pub fn disk_bytes(&self) -> u64 {
         self.objects.total_bytes()

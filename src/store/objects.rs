@@ -195,6 +195,11 @@ impl ObjectDir {
         self.index().entries.get(&oid).is_some_and(|e| e.verified)
     }
 
+    /// The size of `oid` when it is on disk (verified in this run or not).
+    pub fn stored_size(&self, oid: Oid) -> Option<u64> {
+        self.index().entries.get(&oid).map(|e| e.size)
+    }
+
     /// Hashes the stored file of `oid` against its id (blocking: reads the whole file). A right
     /// one is marked verified; a damaged or unreadable one is removed from disk and index.
     pub fn check(&self, oid: Oid) -> std::io::Result<Check> {

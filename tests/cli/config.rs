@@ -12,7 +12,6 @@ const IGNORED: &[(&str, &str)] = &[
     ("lfs_url", "server.lfs_url"),
     ("config_file", "server.config_file"),
     ("dicfuse_readable", "dicfuse.readable"),
-    ("load_dir_depth", "dicfuse.load_dir_depth"),
     ("dicfuse_import_concurrency", "dicfuse.import_concurrency"),
     ("dicfuse_dir_sync_ttl_secs", "dicfuse.dir_sync_ttl_secs"),
     ("dicfuse_reply_ttl_secs", "dicfuse.reply_ttl_secs"),
@@ -27,7 +26,6 @@ const IGNORED: &[(&str, &str)] = &[
     ("dicfuse_stat_mode", "dicfuse.stat_mode"),
     ("dicfuse_open_buff_max_bytes", "dicfuse.open_buff_max_bytes"),
     ("dicfuse_open_buff_max_files", "dicfuse.open_buff_max_files"),
-    ("antares_load_dir_depth", "antares.load_dir_depth"),
     ("antares_dicfuse_stat_mode", "antares.stat_mode"),
     (
         "antares_dicfuse_open_buff_max_bytes",
@@ -201,6 +199,15 @@ fn an_upstream_config_runs_the_daemon_in_both_layouts() {
                 .any(|l| l.starts_with("fetch_concurrency = 10 ")),
             "{layout}: {shown}"
         );
+        // Upstream's listing depths are ours: the daemon prefetched with them.
+        for key in ["prefetch_depth", "antares.preload_depth"] {
+            assert!(
+                shown
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{key} = 3 ")) && l.contains("load_dir_depth")),
+                "{layout}: {key}: {shown}"
+            );
+        }
         assert!(
             shown
                 .lines()
@@ -242,10 +249,11 @@ fn upstream_names_in_the_environment_and_keys_nobody_knows() {
             .any(|l| l.starts_with("connect_timeout_secs = 7 ")),
         "{stdout}"
     );
-    let w = naming(&stderr, "load_dir_depth");
+    assert!(naming(&stderr, "load_dir_depth").is_empty(), "{stderr}");
     assert!(
-        w.len() == 1 && w[0].contains("SCORPIO_LOAD_DIR_DEPTH") && w[0].contains("ignored"),
-        "{stderr}"
+        stdout.lines().any(|l| l.starts_with("prefetch_depth = 3 ")
+            && l.ends_with("# SCORPIO_LOAD_DIR_DEPTH, as upstream `load_dir_depth`")),
+        "{stdout}"
     );
     // Ours in the file wins over upstream's in the environment.
     let (out, _dir) = crate::scorpio_env(
@@ -385,7 +393,8 @@ fn config_init_validate_and_show() {
     assert!(line("http_addr").ends_with("# default"), "{out}");
     assert!(line("antares.max_mounts").ends_with("# default"), "{out}");
     assert!(!out.contains("sekrit"), "{out}");
-    assert_eq!(out.lines().count(), 23, "{out}");
+    // One line per key of ours (`prefetch_depth` and `antares.preload_depth` made it 25).
+    assert_eq!(out.lines().count(), 25, "{out}");
 
     // validate: the bad key and its source.
     std::fs::write(

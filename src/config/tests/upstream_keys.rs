@@ -117,7 +117,6 @@ const IGNORED: &[(&str, &str)] = &[
     ("lfs_url", "server.lfs_url"),
     ("config_file", "server.config_file"),
     ("dicfuse_readable", "dicfuse.readable"),
-    ("load_dir_depth", "dicfuse.load_dir_depth"),
     ("dicfuse_import_concurrency", "dicfuse.import_concurrency"),
     ("dicfuse_dir_sync_ttl_secs", "dicfuse.dir_sync_ttl_secs"),
     ("dicfuse_reply_ttl_secs", "dicfuse.reply_ttl_secs"),
@@ -132,7 +131,6 @@ const IGNORED: &[(&str, &str)] = &[
     ("dicfuse_stat_mode", "dicfuse.stat_mode"),
     ("dicfuse_open_buff_max_bytes", "dicfuse.open_buff_max_bytes"),
     ("dicfuse_open_buff_max_files", "dicfuse.open_buff_max_files"),
-    ("antares_load_dir_depth", "antares.load_dir_depth"),
     ("antares_dicfuse_stat_mode", "antares.stat_mode"),
     (
         "antares_dicfuse_open_buff_max_bytes",
@@ -200,6 +198,11 @@ fn both_layouts_load_mapping_what_has_a_meaning_and_warning_once_for_the_rest() 
         assert_eq!(c.antares.upper_root, root.join("antares/upper"));
         assert_eq!(c.antares.cl_root, root.join("antares/cl"));
         assert_eq!(c.antares.mount_root, root.join("antares/mnt"));
+        assert_eq!(c.prefetch_depth, 3, "{layout}: load_dir_depth");
+        assert_eq!(
+            c.antares.preload_depth, 3,
+            "{layout}: antares load_dir_depth"
+        );
         let w = c.warnings();
         assert_eq!(w.len(), IGNORED.len(), "{layout}: {w:#?}");
         for (flat, table) in IGNORED {
@@ -234,6 +237,8 @@ fn upstream_names_in_the_environment() {
         ("SCORPIO_DICFUSE_CONNECT_TIMEOUT_SECS", "9"),
         ("SCORPIO_ANTARES_UPPER_ROOT", "/u"),
         ("SCORPIO_LOAD_DIR_DEPTH", "3"),
+        ("SCORPIO_ANTARES_LOAD_DIR_DEPTH", "2"),
+        ("SCORPIO_DICFUSE_IMPORT_CONCURRENCY", "4"),
         // Empty is unset, as upstream takes it.
         ("SCORPIO_LFS_URL", ""),
         ("SCORPIO_STORE_PATH", dir.path().to_str().unwrap()),
@@ -253,9 +258,13 @@ fn upstream_names_in_the_environment() {
     assert_eq!(c.fetch_concurrency, 7);
     assert_eq!(c.connect_timeout.as_secs(), 9);
     assert_eq!(c.antares.upper_root, PathBuf::from("/u"));
+    assert_eq!(c.prefetch_depth, 3);
+    assert_eq!(c.spelled("prefetch_depth"), "load_dir_depth");
+    assert_eq!(c.antares.preload_depth, 2);
     assert_eq!(c.warnings().len(), 1, "{:#?}", c.warnings());
     assert!(
-        c.warnings()[0].contains("`load_dir_depth` (from SCORPIO_LOAD_DIR_DEPTH)"),
+        c.warnings()[0]
+            .contains("`dicfuse_import_concurrency` (from SCORPIO_DICFUSE_IMPORT_CONCURRENCY)"),
         "{:#?}",
         c.warnings()
     );
