@@ -17,7 +17,7 @@
 //! [`ahead_concurrency`](crate::remote::Remote::ahead_concurrency) (0: nothing is fetched ahead).
 //! A failure ahead is only logged.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -49,6 +49,9 @@ pub(super) struct Ahead {
     /// Directories whose sizes, or blobs, were taken by a trigger.
     sized: Mutex<HashSet<u64>>,
     fetched: Mutex<HashSet<u64>>,
+    /// Triggers under way, so that the reads of a directory a trigger is serving (one cut short
+    /// by a bound, so not marked yet) do not start it again and again.
+    busy: Mutex<HashSet<(u64, Work)>>,
 }
 
 impl Ahead {
@@ -61,12 +64,13 @@ impl Ahead {
             size_inflight: Mutex::new(HashMap::new()),
             sized: Mutex::new(HashSet::new()),
             fetched: Mutex::new(HashSet::new()),
+            busy: Mutex::new(HashSet::new()),
         }
     }
 }
 
 /// Which of the two kinds of work a trigger does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Work {
     Sizes,
     Blobs,
@@ -141,38 +145,42 @@ impl Store {
             Work::Sizes => &self.ahead.sized,
             Work::Blobs => &self.ahead.fetched,
         };
-        if lock(taken).contains(&dir) {
+        if lock(taken).contains(&dir) || !lock(&self.ahead.busy).insert((dir, work)) {
             return;
         }
         let store = self.clone();
         tokio::spawn(async move {
-            let s = store.clone();
-            let files = tokio::task::spawn_blocking(move || s.files_below(dir, work)).await;
-            let files = match files {
-                Ok(Ok(f)) => f,
-                Ok(Err(e)) => {
-                    tracing::debug!(dir, error = %e, "nothing fetched ahead");
-                    return;
-                }
-                Err(_) => return,
-            };
-            tracing::debug!(dir, ?work, files = files.len(), "fetching ahead");
-            let budget = AtomicU64::new(AHEAD_BYTES);
-            futures::stream::iter(files)
-                .for_each_concurrent(store.ahead.limit, |(oid, known)| {
-                    let store = store.clone();
-                    let budget = &budget;
-                    async move {
-                        let Ok(_permit) = store.ahead.permits.clone().acquire_owned().await else {
-                            return;
-                        };
-                        if let Err(e) = store.one_ahead(oid, known, work, budget).await {
-                            tracing::debug!(%oid, ?work, error = %e, "fetch ahead failed; its reader will ask again");
-                        }
-                    }
-                })
-                .await;
+            store.run_ahead(dir, work).await;
+            lock(&store.ahead.busy).remove(&(dir, work));
         });
+    }
+
+    /// One trigger: what `dir` and below need, fetched in the walker's order, `limit` at a time.
+    async fn run_ahead(self: &Arc<Self>, dir: u64, work: Work) {
+        let s = self.clone();
+        let files = match tokio::task::spawn_blocking(move || s.files_below(dir, work)).await {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                tracing::debug!(dir, error = %e, "nothing fetched ahead");
+                return;
+            }
+            Err(_) => return,
+        };
+        tracing::debug!(dir, ?work, files = files.len(), "fetching ahead");
+        let budget = AtomicU64::new(AHEAD_BYTES);
+        futures::stream::iter(files)
+            .for_each_concurrent(self.ahead.limit, |(oid, known)| {
+                let budget = &budget;
+                async move {
+                    let Ok(_permit) = self.ahead.permits.clone().acquire_owned().await else {
+                        return;
+                    };
+                    if let Err(e) = self.one_ahead(oid, known, work, budget).await {
+                        tracing::debug!(%oid, ?work, error = %e, "fetch ahead failed; its reader will ask again");
+                    }
+                }
+            })
+            .await;
     }
 
     async fn one_ahead(
@@ -198,50 +206,69 @@ impl Store {
         self.ensure_blob(oid).await
     }
 
-    /// The blobs (with their sizes when known) of the files of `dir` and of the listed directories below it, breadth first, up
-    /// to [`AHEAD_FILES`], that `work` still has to do (a size not known, a blob not stored);
-    /// each directory whose files were all taken is marked, so no later trigger takes it again.
+    /// The blobs (with their sizes when known) of the files of `dir` and of the listed
+    /// directories below it that `work` still has to do (a size not known, a blob not stored),
+    /// up to [`AHEAD_FILES`], in the order a walker meets them (`find`: by name, each directory
+    /// where it is named), so that what is fetched ahead is what the reader asks for next.
     fn files_below(&self, dir: u64, work: Work) -> Result<Vec<(Oid, Option<u64>)>, StoreError> {
+        let mut out = Vec::new();
+        self.collect(dir, work, &mut out, &mut 0, &mut HashSet::new())?;
+        Ok(out)
+    }
+
+    /// Adds the work of `dir` and below to `out` (`bytes`: the known sizes of the blobs in it);
+    /// false when a bound cut it short. A directory whose work was all taken is marked, so no
+    /// later trigger takes it again; one cut short is left to a trigger of its own.
+    fn collect(
+        &self,
+        dir: u64,
+        work: Work,
+        out: &mut Vec<(Oid, Option<u64>)>,
+        bytes: &mut u64,
+        seen: &mut HashSet<Oid>,
+    ) -> Result<bool, StoreError> {
         let taken = match work {
             Work::Sizes => &self.ahead.sized,
             Work::Blobs => &self.ahead.fetched,
         };
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut queue = VecDeque::from([dir]);
-        while let Some(d) = queue.pop_front() {
-            if lock(taken).contains(&d) || !self.inodes.is_loaded(d)? {
-                continue;
+        if lock(taken).contains(&dir) || !self.inodes.is_loaded(dir)? {
+            return Ok(true);
+        }
+        for c in self.inodes.children(dir)? {
+            if out.len() >= AHEAD_FILES {
+                return Ok(false);
             }
-            let children = self.inodes.children(d)?;
-            let mut todo = Vec::new();
-            for c in &children {
-                match c.node.kind {
-                    EntryKind::Dir => queue.push_back(c.ino),
-                    EntryKind::Submodule => {}
-                    EntryKind::File | EntryKind::Executable | EntryKind::Symlink => {
-                        let Some(oid) = c.node.oid else { continue };
-                        let needed = match work {
-                            Work::Sizes => {
-                                c.node.size.is_none() && !self.ahead.sizes.contains_key(&oid)
-                            }
-                            Work::Blobs => !self.has_blob(oid),
-                        };
-                        if needed && seen.insert(oid) {
-                            todo.push((oid, c.node.size));
-                        }
+            match c.node.kind {
+                EntryKind::Dir => {
+                    if !self.collect(c.ino, work, out, bytes, seen)? {
+                        return Ok(false);
                     }
                 }
+                EntryKind::Submodule => {}
+                EntryKind::File | EntryKind::Executable | EntryKind::Symlink => {
+                    let Some(oid) = c.node.oid else { continue };
+                    let needed = match work {
+                        Work::Sizes => {
+                            c.node.size.is_none() && !self.ahead.sizes.contains_key(&oid)
+                        }
+                        Work::Blobs => {
+                            c.node.size.map_or(true, |s| s <= AHEAD_BLOB_MAX) && !self.has_blob(oid)
+                        }
+                    };
+                    if !needed || !seen.insert(oid) {
+                        continue;
+                    }
+                    if work == Work::Blobs {
+                        *bytes += c.node.size.unwrap_or(0);
+                        if *bytes > AHEAD_BYTES {
+                            return Ok(false);
+                        }
+                    }
+                    out.push((oid, c.node.size));
+                }
             }
-            if out.len() + todo.len() > AHEAD_FILES {
-                // The rest of this directory is left to a trigger of its own.
-                let room = AHEAD_FILES - out.len();
-                out.extend(todo.into_iter().take(room));
-                break;
-            }
-            out.extend(todo);
-            lock(taken).insert(d);
         }
-        Ok(out)
+        lock(taken).insert(dir);
+        Ok(true)
     }
 }
