@@ -160,12 +160,10 @@ impl Dicfuse {
             return Ok(s);
         }
         let oid = node.oid.ok_or(DicError::NoEntry)?;
-        let size = self
-            .store
-            .remote()
-            .blob_size(oid)
-            .await
-            .map_err(StoreError::from)?;
+        let own = self.store.blob_size(oid);
+        // A stat of one file of a directory mostly comes with stats of the others.
+        self.store.sizes_ahead(node.parent);
+        let size = own.await?;
         let _epoch = self.epoch.read().await;
         // A rebase in between may have given the inode another blob.
         if self.store.inodes.get(ino)?.and_then(|n| n.oid) == Some(oid) {
@@ -294,6 +292,19 @@ impl Dicfuse {
             return Err(DicError::IsDir);
         }
         let oid = node.oid.ok_or(DicError::NoEntry)?;
+        self.open_blob_of(&node, oid).await
+    }
+
+    /// Opens the blob of file `node`; a blob not stored yet has the others of its directory
+    /// fetched ahead (a read of one file of a directory mostly comes with reads of the others).
+    async fn open_blob_of(
+        &self,
+        node: &Node,
+        oid: crate::remote::Oid,
+    ) -> Result<std::fs::File, DicError> {
+        if !self.store.has_blob(oid) {
+            self.store.blobs_ahead(node.parent);
+        }
         Ok(self.store.open_blob(oid).await?)
     }
 

@@ -154,7 +154,7 @@ impl Filesystem for Dicfuse {
             return Err(DicError::IsDir.into());
         }
         let oid = node.oid.ok_or(DicError::NoEntry)?;
-        let file = self.store.open_blob(oid).await.map_err(DicError::from)?;
+        let file = self.open_blob_of(&node, oid).await?;
         let data = crate::fileio::read_full_at(&file, offset, size as usize).map_err(|e| {
             tracing::error!(error = %e, "reading a cached object failed");
             libc::EIO

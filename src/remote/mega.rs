@@ -420,6 +420,13 @@ impl Remote for MegaRemote {
             })
     }
 
+    /// Every size and blob is a request of its own: as many ahead of the reader as the
+    /// requests this remote allows in flight, less a quarter kept for readers' own requests.
+    fn ahead_concurrency(&self) -> usize {
+        let all = self.opts.concurrency.max(1);
+        (all - all / 4).max(1)
+    }
+
     async fn cl_changes(
         &self,
         cl: &str,

@@ -96,6 +96,10 @@ impl Remote for Metered {
         r
     }
 
+    fn ahead_concurrency(&self) -> usize {
+        self.0.ahead_concurrency()
+    }
+
     async fn cl_changes(
         &self,
         cl: &str,

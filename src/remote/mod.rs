@@ -145,6 +145,13 @@ pub trait Remote: Send + Sync + 'static {
     /// The size of blob `oid` without transferring its content.
     async fn blob_size(&self, oid: Oid) -> Result<u64, RemoteError>;
 
+    /// How many requests the store may keep in flight fetching sizes and blobs ahead of a
+    /// reader (see `store::ahead`): 0, the default, for a remote whose answers cost no round
+    /// trip (its listings carry sizes, its blobs are local).
+    fn ahead_concurrency(&self) -> usize {
+        0
+    }
+
     /// The changes of change list `cl` relative to `base`, repository-relative, for a layer at
     /// repository path `at` (a remote that keeps CLs at their own paths looks for the CL's path
     /// at `at` and its parents; changes elsewhere may be left out).

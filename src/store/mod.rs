@@ -11,6 +11,7 @@
 //! A full disk is an error (ENOSPC) while it lasts and nothing more: a failed write leaves no
 //! temporary file, and the database keeps space of its own (see [`reserve`]).
 
+pub mod ahead;
 pub mod inodes;
 pub mod objects;
 pub mod reserve;
@@ -98,6 +99,7 @@ pub struct Store {
     inflight: Mutex<HashMap<Oid, Inflight>>,
     db: sled::Db,
     reserve: Arc<DbReserve>,
+    ahead: ahead::Ahead,
     /// The persistent inode table.
     pub inodes: InodeTable,
 }
@@ -129,6 +131,7 @@ impl Store {
             })
             .build();
         Ok(Arc::new(Store {
+            ahead: ahead::Ahead::new(remote.ahead_concurrency()),
             remote,
             objects,
             mem,

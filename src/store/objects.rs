@@ -1,7 +1,8 @@
 //! Content-addressed objects on disk (`objects/ab/cdef...`), bounded by size.
 //!
-//! Objects are written to a temporary file, synced and renamed into place, so a reader sees a
-//! whole object or nothing. What is on disk is still not trusted: a byte can rot, a user can
+//! Objects are written to a temporary file and renamed into place, so a reader sees a whole
+//! object or nothing. They are not synced: one lost or torn by a crash is found by the check
+//! every object passes at its first use in the next run, and fetched again. What is on disk is still not trusted: a byte can rot, a user can
 //! truncate or swap files. So the index also knows which objects this daemon run has verified
 //! (written from verified bytes, or hashed once and found right); only those are served by
 //! [`ObjectDir::open_verified`], and anything else goes through [`ObjectDir::check`] first.
@@ -280,8 +281,9 @@ impl ObjectDir {
             mkdir_p(dir)?;
         }
         let mut tmp = tempfile::NamedTempFile::new_in(&self.tmp)?;
+        // No sync (see the module doc): one per object capped a read of many small files at
+        // the disk's syncs per second.
         tmp.write_all(body)?;
-        tmp.as_file().sync_data()?;
         tmp.persist(dest).map_err(|e| e.error)?;
         Ok(())
     }

@@ -149,6 +149,34 @@ struct Shared {
     git_lock: tokio::sync::Mutex<()>,
     /// When set, receive-pack requests need `Authorization: Bearer <token>`.
     push_token: Mutex<Option<String>>,
+    /// Blob requests (GET and HEAD) being answered now, and the most there were at once.
+    blobs_in_flight: Mutex<(usize, usize)>,
+}
+
+/// One blob request being answered, counted in [`Shared::blobs_in_flight`] until dropped.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn enter(state: &Arc<Shared>) -> InFlight {
+        let mut n = state
+            .blobs_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        n.0 += 1;
+        n.1 = n.1.max(n.0);
+        InFlight(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut n = self
+            .0
+            .blobs_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        n.0 -= 1;
+    }
 }
 
 impl Shared {
@@ -214,6 +242,7 @@ impl MegaServer {
             mains: Mutex::new(HashMap::new()),
             git_lock: tokio::sync::Mutex::new(()),
             push_token: Mutex::new(None),
+            blobs_in_flight: Mutex::new((0, 0)),
         });
         let (port, running) =
             spawn(shared.clone(), 0).unwrap_or_else(|e| panic!("start MegaServer: {e}"));
@@ -260,6 +289,22 @@ impl MegaServer {
 
     pub fn reset_counts(&self) {
         *self.shared.counts() = Counts::default();
+        let mut n = self
+            .shared
+            .blobs_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        n.1 = n.0;
+    }
+
+    /// The most blob requests (`GET` and `HEAD /api/v1/file/blob/{oid}`, a `Fault::Slow` delay
+    /// included) the server was answering at once since it started or counts were reset.
+    pub fn blob_max_in_flight(&self) -> usize {
+        self.shared
+            .blobs_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
     }
 
     /// Defines change list `link` at the root, as a push to `/.git` makes:
@@ -705,6 +750,7 @@ async fn content_hash(
 
 async fn blob_get(State(state): State<AppState>, UrlPath(oid): UrlPath<String>) -> Response {
     state.counts().blob_get.push(oid.clone());
+    let _in_flight = InFlight::enter(&state);
     if let Some(resp) = apply_fault(&state).await {
         return resp;
     }
@@ -731,6 +777,7 @@ async fn blob_get(State(state): State<AppState>, UrlPath(oid): UrlPath<String>) 
 
 async fn blob_head(State(state): State<AppState>, UrlPath(oid): UrlPath<String>) -> Response {
     state.counts().blob_head.push(oid.clone());
+    let _in_flight = InFlight::enter(&state);
     if let Some(resp) = apply_fault(&state).await {
         return resp;
     }
