@@ -22,6 +22,8 @@ pub(super) const KEYS: &[&str] = &[
     "log_level",
     "cache_mem_bytes",
     "cache_disk_bytes",
+    "cache_db_bytes",
+    "cache_listing_bytes",
     "fetch_concurrency",
     "connect_timeout_secs",
     "request_timeout_secs",
