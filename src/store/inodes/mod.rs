@@ -15,7 +15,8 @@ mod rebase;
 
 pub use rebase::Touched;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -61,11 +62,54 @@ pub struct Child {
     pub node: Node,
 }
 
+/// Bytes of decoded listings kept for looking up single nodes.
+const DECODED_BYTES: u64 = 4 << 20;
+
+/// Recently decoded listings, so that looking up one node does not decode its directory's
+/// listing each time.
+struct Decoded {
+    cache: moka::sync::Cache<u64, Arc<StoredListing>>,
+    /// Bumped (under `gate`) whenever a stored listing changes, so that a listing decoded
+    /// before the change is not cached after it.
+    generation: AtomicU64,
+    gate: Mutex<()>,
+}
+
+impl Decoded {
+    fn new() -> Decoded {
+        Decoded {
+            cache: moka::sync::Cache::builder()
+                .weigher(|_: &u64, l: &Arc<StoredListing>| {
+                    let bytes: usize = l
+                        .iter()
+                        .map(|e| std::mem::size_of::<Stored>() + e.name.len())
+                        .sum();
+                    u32::try_from(bytes + 64).unwrap_or(u32::MAX)
+                })
+                .max_capacity(DECODED_BYTES)
+                .build(),
+            generation: AtomicU64::new(0),
+            gate: Mutex::new(()),
+        }
+    }
+
+    /// Forgets `dir`'s listing (every listing for `None`) after it changed on disk.
+    fn changed(&self, dir: Option<u64>) {
+        let _gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match dir {
+            Some(d) => self.cache.invalidate(&d),
+            None => self.cache.invalidate_all(),
+        }
+    }
+}
+
 /// The sled-backed inode table.
 pub struct InodeTable {
     listings: sled::Tree,
     spans: sled::Tree,
     meta: sled::Tree,
+    decoded: Decoded,
     /// Topped up after each write, so the log always has room (see `reserve`).
     reserve: Option<Arc<DbReserve>>,
 }
@@ -86,6 +130,7 @@ impl InodeTable {
             listings: db.open_tree("listings")?,
             spans: db.open_tree("spans")?,
             meta: db.open_tree("meta")?,
+            decoded: Decoded::new(),
             reserve: None,
         };
         let names = db.tree_names();
@@ -140,6 +185,7 @@ impl InodeTable {
         }
         self.listings.clear()?;
         self.spans.clear()?;
+        self.decoded.changed(None);
         let root = Node {
             parent: ROOT_INO,
             name: Vec::new(),
@@ -161,6 +207,23 @@ impl InodeTable {
             Some(raw) => Ok(Some(dec_listing(&raw)?)),
             None => Ok(None),
         }
+    }
+
+    /// The listing of directory `dir`, through the cache of decoded ones.
+    fn decoded_listing(&self, dir: u64) -> Result<Option<Arc<StoredListing>>, StoreError> {
+        if let Some(l) = self.decoded.cache.get(&dir) {
+            return Ok(Some(l));
+        }
+        let generation = self.decoded.generation.load(Ordering::SeqCst);
+        let Some(listing) = self.listing(dir)? else {
+            return Ok(None);
+        };
+        let listing = Arc::new(listing);
+        let _gate = self.decoded.gate.lock().unwrap_or_else(|p| p.into_inner());
+        if self.decoded.generation.load(Ordering::SeqCst) == generation {
+            self.decoded.cache.insert(dir, listing.clone());
+        }
+        Ok(Some(listing))
     }
 
     /// The directory whose listing handed out `ino`.
@@ -189,13 +252,13 @@ impl InodeTable {
         let Some(parent) = self.parent_of(ino)? else {
             return Ok(None);
         };
-        let Some(listing) = self.listing(parent)? else {
+        let Some(listing) = self.decoded_listing(parent)? else {
             return Ok(None);
         };
         Ok(listing
-            .into_iter()
+            .iter()
             .find(|e| e.ino == ino)
-            .map(|e| node_of(parent, e)))
+            .map(|e| node_of(parent, e.clone())))
     }
 
     /// Whether the directory's listing is in the table.
@@ -300,6 +363,7 @@ impl InodeTable {
                 }
                 Some(enc_listing(&listing))
             })?;
+        self.decoded.changed(Some(parent));
         self.top_up();
         failed.map_or(Ok(()), Err)
     }

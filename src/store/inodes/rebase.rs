@@ -251,6 +251,7 @@ impl InodeTable {
                 Ok(())
             });
         res.map_err(tx_error)?;
+        self.decoded.changed(None);
         self.top_up();
         self.meta.flush()?;
         Ok(touched)

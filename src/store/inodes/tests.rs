@@ -259,3 +259,25 @@ fn a_table_of_the_layout_before_keeps_its_binding_and_lists_again() {
     // Numbers go on from where the old table stopped.
     assert_eq!(t.child(ROOT_INO, b"a").unwrap(), Some(9));
 }
+
+#[test]
+fn a_node_looked_up_before_a_change_is_read_again_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let t = InodeTable::open(&db).unwrap();
+    t.bind("r", &commit(1)).unwrap();
+    t.insert_children(ROOT_INO, &[listed("a", EntryKind::File, 2)])
+        .unwrap();
+    let a = t.child(ROOT_INO, b"a").unwrap().unwrap();
+    assert_eq!(t.get(a).unwrap().unwrap().size, Some(3));
+    t.set_size(a, 42).unwrap();
+    assert_eq!(t.get(a).unwrap().unwrap().size, Some(42));
+    t.rebase(
+        &commit(9),
+        &[(String::new(), vec![listed("a", EntryKind::File, 7)])],
+    )
+    .unwrap();
+    assert_eq!(t.get(a).unwrap(), None);
+    let a2 = t.child(ROOT_INO, b"a").unwrap().unwrap();
+    assert_eq!(t.get(a2).unwrap().unwrap().oid, Some(Oid([7; 20])));
+}
