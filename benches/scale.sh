@@ -23,6 +23,7 @@
 # Environment knobs:
 #   BENCH_FILES (1000000)  BENCH_READ (10000)  BENCH_TMP (/var/tmp; the disk you care about)
 #   BENCH_TIMEOUT (60, seconds for any mount/unmount wait)  BENCH_KEEP (0: keep the temp dir)
+#   BENCH_LIST_AHEAD (8: the daemon's list_ahead; 0 to compare)
 #   BENCH_MEGA (0)  SCORPIO_BIN (target/release/scorpio, relative to the repository root)
 set -euo pipefail
 export LC_ALL=C
@@ -33,6 +34,7 @@ BENCH_TMP=${BENCH_TMP:-/var/tmp}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-60}
 BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_MEGA=${BENCH_MEGA:-0}
+BENCH_LIST_AHEAD=${BENCH_LIST_AHEAD:-8}
 CMD_TIMEOUT=${BENCH_CMD_TIMEOUT:-1800}
 
 # shellcheck source=benches/lib.sh
@@ -129,6 +131,7 @@ say "    full clone ${T_CLONE}s"
 MNT=$ROOT/mnt STORE=$ROOT/store
 mkdir -p "$MNT"
 scorpio_config "$ROOT/scale.toml" "$BARE" "$MNT" "$STORE" "" info
+printf 'list_ahead = %s\n' "$BENCH_LIST_AHEAD" >>"$ROOT/scale.toml"
 T sync
 t0=$EPOCHREALTIME
 launch_scorpio "$ROOT/scale.toml" "$MNT" "$LOGDIR/cold.log"
@@ -203,7 +206,7 @@ fi
 
 # -------------------------------------------------------------------------------------- summary
 echo
-echo "== summary: BENCH_FILES=$BENCH_FILES, $(nproc) CPUs; one run each; ratio = scorpio / git =="
+echo "== summary: BENCH_FILES=$BENCH_FILES, list_ahead=$BENCH_LIST_AHEAD, $(nproc) CPUs; one run each; ratio = scorpio / git =="
 row() { printf '%-34s %-10s %-40s %s\n' "$1" "$2" "$3" "$4"; }
 row "start to first file" "${T_FIRST}s" "" "RSS ${R_FIRST} MB"
 row "cold walk (find -type f)" "${T_COLD}s" "git blobless clone + ls-tree -r ${T_GIT_WALK}s: $(ratio "$T_COLD" "$T_GIT_WALK")" "RSS ${R_COLD} MB"

@@ -42,7 +42,8 @@ pub async fn open_view(cfg: &Config, start: Start) -> anyhow::Result<(Arc<Store>
             let (uid, gid) = mount::current_ids();
             let dic = Arc::new(
                 Dicfuse::new(store.clone(), c, uid, gid)
-                    .with_listing_bytes(cfg.cache_listing_bytes),
+                    .with_listing_bytes(cfg.cache_listing_bytes)
+                    .with_list_ahead(cfg.list_ahead),
             );
             return Ok((store, dic));
         }
@@ -72,7 +73,9 @@ pub async fn open_view(cfg: &Config, start: Start) -> anyhow::Result<(Arc<Store>
     }
     let (uid, gid) = mount::current_ids();
     let dic = Arc::new(
-        Dicfuse::new(store.clone(), commit, uid, gid).with_listing_bytes(cfg.cache_listing_bytes),
+        Dicfuse::new(store.clone(), commit, uid, gid)
+            .with_listing_bytes(cfg.cache_listing_bytes)
+            .with_list_ahead(cfg.list_ahead),
     );
     Ok((store, dic))
 }

@@ -27,6 +27,8 @@ pub(super) const CACHE_DISK_BYTES: u64 = 20 << 30;
 pub(super) const CACHE_DB_BYTES: u64 = 32 << 20;
 /// `cache_listing_bytes` when unset.
 pub(super) const CACHE_LISTING_BYTES: u64 = 16 << 20;
+/// `list_ahead` when unset: off, so listing a directory asks the remote for that one only.
+pub(super) const LIST_AHEAD: u64 = 0;
 /// `fetch_concurrency` when unset.
 pub(super) const FETCH_CONCURRENCY: u64 = 16;
 /// `connect_timeout_secs` when unset.

@@ -78,6 +78,8 @@ pub struct Config {
     pub cache_db_bytes: u64,
     /// Bound on the read-only view's decoded directory listings.
     pub cache_listing_bytes: u64,
+    /// Most background listings of the subdirectories of a directory a reader lists (0: none).
+    pub list_ahead: usize,
     /// Most remote requests in flight at once.
     pub fetch_concurrency: usize,
     /// TCP connect timeout for the remote.

@@ -53,6 +53,7 @@ impl Config {
             "cache_disk_bytes" => self.cache_disk_bytes.to_string(),
             "cache_db_bytes" => self.cache_db_bytes.to_string(),
             "cache_listing_bytes" => self.cache_listing_bytes.to_string(),
+            "list_ahead" => self.list_ahead.to_string(),
             "fetch_concurrency" => self.fetch_concurrency.to_string(),
             "connect_timeout_secs" => self.connect_timeout.as_secs().to_string(),
             "request_timeout_secs" => self.request_timeout.as_secs().to_string(),

@@ -24,6 +24,7 @@ pub(super) const KEYS: &[&str] = &[
     "cache_disk_bytes",
     "cache_db_bytes",
     "cache_listing_bytes",
+    "list_ahead",
     "fetch_concurrency",
     "connect_timeout_secs",
     "request_timeout_secs",

@@ -55,6 +55,10 @@ remote = {remote}
 # cache_db_bytes = {cache_db}   # {cache_db_mib} MiB
 # cache_listing_bytes = {cache_listing}   # {cache_listing_mib} MiB
 
+# Background listings of the subdirectories of a directory a reader lists, at most this many at
+# once (0: off, a listing asks the remote for that directory only). Speeds up a full walk.
+# list_ahead = {list_ahead}
+
 # Remote requests in flight, TCP connect timeout, deadline of one fetch (retries included).
 # fetch_concurrency = {fetch_concurrency}
 # connect_timeout_secs = {connect}
@@ -93,6 +97,7 @@ remote = {remote}
         cache_db_mib = mib(d::CACHE_DB_BYTES),
         cache_listing = d::CACHE_LISTING_BYTES,
         cache_listing_mib = mib(d::CACHE_LISTING_BYTES),
+        list_ahead = d::LIST_AHEAD,
         fetch_concurrency = d::FETCH_CONCURRENCY,
         connect = d::CONNECT_TIMEOUT_SECS,
         request = d::REQUEST_TIMEOUT_SECS,

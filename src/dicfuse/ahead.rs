@@ -6,7 +6,7 @@
 //! written under the shared side of the epoch lock, with the directory's node read again under
 //! it, so a listing of the commit shown before a rebase never lands after the rebase. When a
 //! reader lists a directory, its subdirectories not yet listed are listed in the background, at
-//! most [`AHEAD`] at once over the whole view; those background listings do not start listings
+//! most `width` at once over the whole view (none when it is 0); those background listings do not start listings
 //! of their own, so only what a reader walks into is read ahead, one level deep.
 
 use std::collections::HashMap;
@@ -18,9 +18,6 @@ use futures::StreamExt;
 use super::DicError;
 use crate::remote::{CommitInfo, EntryKind};
 use crate::store::{Child, Store, StoreError};
-
-/// Most background listings in flight at once, over the whole view.
-pub const AHEAD: usize = 8;
 
 /// Lists directories of the shown commit into the inode table.
 pub(super) struct Lister {
@@ -34,19 +31,23 @@ pub(super) struct Lister {
     dir_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     /// Bounds the background listings.
     ahead: tokio::sync::Semaphore,
+    /// Most background listings at once (0: none).
+    width: usize,
     /// Directories asked of the remote (for tests and logs).
     listed: AtomicU64,
 }
 
 impl Lister {
-    /// A lister of `commit` (already bound in the store's inode table).
-    pub(super) fn new(store: Arc<Store>, commit: CommitInfo) -> Lister {
+    /// A lister of `commit` (already bound in the store's inode table), listing at most `width`
+    /// directories ahead of a reader at once.
+    pub(super) fn new(store: Arc<Store>, commit: CommitInfo, width: usize) -> Lister {
         Lister {
             store,
             commit: std::sync::RwLock::new(commit),
             epoch: tokio::sync::RwLock::new(()),
             dir_locks: Mutex::new(HashMap::new()),
-            ahead: tokio::sync::Semaphore::new(AHEAD),
+            ahead: tokio::sync::Semaphore::new(width),
+            width,
             listed: AtomicU64::new(0),
         }
     }
@@ -128,6 +129,9 @@ impl Lister {
 
     /// Starts background listings of the subdirectories of `children` not listed yet.
     pub(super) fn list_ahead(self: &Arc<Self>, children: &[Child]) {
+        if self.width == 0 {
+            return;
+        }
         let dirs: Vec<u64> = children
             .iter()
             .filter(|c| c.node.kind == EntryKind::Dir)
@@ -143,7 +147,7 @@ impl Lister {
         let me = self.clone();
         rt.spawn(async move {
             futures::stream::iter(dirs)
-                .for_each_concurrent(AHEAD, |ino| {
+                .for_each_concurrent(me.width, |ino| {
                     let me = me.clone();
                     async move {
                         let Ok(_permit) = me.ahead.acquire().await else {

@@ -59,12 +59,22 @@ impl Dicfuse {
     /// A view of `commit` (already bound in the store's inode table) owned by `uid:gid`.
     pub fn new(store: Arc<Store>, commit: CommitInfo, uid: u32, gid: u32) -> Dicfuse {
         Dicfuse {
-            lister: Arc::new(ahead::Lister::new(store.clone(), commit.clone())),
+            lister: Arc::new(ahead::Lister::new(store.clone(), commit.clone(), 0)),
             store,
             time: commit.time,
             uid,
             gid,
             listings: listing_cache(DEFAULT_LISTING_BYTES),
+        }
+    }
+
+    /// The view listing at most `width` subdirectories ahead of a reader at once (`list_ahead`;
+    /// 0: none). Set before the view serves anything.
+    pub fn with_list_ahead(self, width: usize) -> Dicfuse {
+        let commit = self.lister.commit();
+        Dicfuse {
+            lister: Arc::new(ahead::Lister::new(self.store.clone(), commit, width)),
+            ..self
         }
     }
 

@@ -111,7 +111,8 @@ async fn counted_view(dir: &Path, delay: Duration) -> (Arc<Counting>, Arc<Dicfus
     let store = Store::open(&dir.join("store"), remote.clone(), bounds).unwrap();
     let commit = remote.resolve(None).await.unwrap();
     store.inodes.bind("test", &commit).unwrap();
-    (remote, Arc::new(Dicfuse::new(store, commit, 0, 0)))
+    let dic = Dicfuse::new(store, commit, 0, 0).with_list_ahead(8);
+    (remote, Arc::new(dic))
 }
 
 /// Waits (bounded) until `remote` has been asked for `n` listings and nothing is being listed.
