@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use crate::config::Config;
 use crate::dicfuse::Dicfuse;
 use crate::fuse::mount;
-use crate::store::Store;
+use crate::store::{Bounds, Store};
 
 /// Which commit a view opens on when its store already served one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,18 +26,13 @@ pub enum Start {
 /// reached, the one this store last served.
 pub async fn open_view(cfg: &Config, start: Start) -> anyhow::Result<(Arc<Store>, Arc<Dicfuse>)> {
     let remote = crate::remote::from_config(cfg).context("cannot open the remote")?;
-    let store = Store::open(
-        &cfg.store_path,
-        remote.clone(),
-        cfg.cache_mem_bytes,
-        cfg.cache_disk_bytes,
-    )
-    .with_context(|| {
-        format!(
-            "cannot open the store at {} (is another scorpio using it?)",
-            cfg.store_path.display()
-        )
-    })?;
+    let store = Store::open(&cfg.store_path, remote.clone(), Bounds::from_config(cfg))
+        .with_context(|| {
+            format!(
+                "cannot open the store at {} (is another scorpio using it?)",
+                cfg.store_path.display()
+            )
+        })?;
     let remote_id = cfg.remote_id();
     let refname = cfg.refname.as_deref();
     if start == Start::Recorded {
@@ -45,7 +40,11 @@ pub async fn open_view(cfg: &Config, start: Start) -> anyhow::Result<(Arc<Store>
             tracing::info!(commit = %c.oid, "serving the commit this workspace showed last (scorpio pull moves it)");
             tell_if_behind(remote.clone(), cfg.refname.clone(), c.oid);
             let (uid, gid) = mount::current_ids();
-            let dic = Arc::new(Dicfuse::new(store.clone(), c, uid, gid));
+            let dic = Arc::new(
+                Dicfuse::new(store.clone(), c, uid, gid)
+                    .with_listing_bytes(cfg.cache_listing_bytes)
+                    .with_list_ahead(cfg.list_ahead),
+            );
             return Ok((store, dic));
         }
     }
@@ -73,7 +72,11 @@ pub async fn open_view(cfg: &Config, start: Start) -> anyhow::Result<(Arc<Store>
         tracing::info!(commit = %commit.oid, "new commit for this store; inode table started afresh");
     }
     let (uid, gid) = mount::current_ids();
-    let dic = Arc::new(Dicfuse::new(store.clone(), commit, uid, gid));
+    let dic = Arc::new(
+        Dicfuse::new(store.clone(), commit, uid, gid)
+            .with_listing_bytes(cfg.cache_listing_bytes)
+            .with_list_ahead(cfg.list_ahead),
+    );
     Ok((store, dic))
 }
 

@@ -23,6 +23,12 @@ pub(super) const ANTARES_MAX_MOUNTS: u64 = 64;
 pub(super) const CACHE_MEM_BYTES: u64 = 256 << 20;
 /// `cache_disk_bytes` when unset.
 pub(super) const CACHE_DISK_BYTES: u64 = 20 << 30;
+/// `cache_db_bytes` when unset: sled's page cache (sled's own default is 1 GiB).
+pub(super) const CACHE_DB_BYTES: u64 = 32 << 20;
+/// `cache_listing_bytes` when unset.
+pub(super) const CACHE_LISTING_BYTES: u64 = 16 << 20;
+/// `list_ahead` when unset: off, so listing a directory asks the remote for that one only.
+pub(super) const LIST_AHEAD: u64 = 0;
 /// `fetch_concurrency` when unset.
 pub(super) const FETCH_CONCURRENCY: u64 = 16;
 /// `prefetch_depth` and `antares.preload_depth` when unset: nothing is listed ahead.

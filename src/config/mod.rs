@@ -77,6 +77,12 @@ pub struct Config {
     pub cache_mem_bytes: u64,
     /// Bound on the on-disk object cache.
     pub cache_disk_bytes: u64,
+    /// Bound on the database's page cache (the inode table and the records beside it).
+    pub cache_db_bytes: u64,
+    /// Bound on the read-only view's decoded directory listings.
+    pub cache_listing_bytes: u64,
+    /// Most background listings of the subdirectories of a directory a reader lists (0: none).
+    pub list_ahead: usize,
     /// Most remote requests in flight at once.
     pub fetch_concurrency: usize,
     /// Levels of directories listed in the background from the root at start and from each

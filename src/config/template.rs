@@ -48,9 +48,16 @@ remote = {remote}
 # A tracing filter: info, debug, scorpio=trace,info, ...
 # log_level = "{log_level}"
 
-# Bounds of the object caches, in bytes.
+# Bounds of the object caches, of the database's page cache and of the decoded directory
+# listings, in bytes.
 # cache_mem_bytes = {cache_mem}   # {cache_mem_mib} MiB
 # cache_disk_bytes = {cache_disk}   # {cache_disk_mib} MiB
+# cache_db_bytes = {cache_db}   # {cache_db_mib} MiB
+# cache_listing_bytes = {cache_listing}   # {cache_listing_mib} MiB
+
+# Background listings of the subdirectories of a directory a reader lists, at most this many at
+# once (0: off, a listing asks the remote for that directory only). Speeds up a full walk.
+# list_ahead = {list_ahead}
 
 # Remote requests in flight, TCP connect timeout, deadline of one fetch (retries included).
 # fetch_concurrency = {fetch_concurrency}
@@ -91,6 +98,11 @@ remote = {remote}
         cache_mem_mib = mib(d::CACHE_MEM_BYTES),
         cache_disk = d::CACHE_DISK_BYTES,
         cache_disk_mib = mib(d::CACHE_DISK_BYTES),
+        cache_db = d::CACHE_DB_BYTES,
+        cache_db_mib = mib(d::CACHE_DB_BYTES),
+        cache_listing = d::CACHE_LISTING_BYTES,
+        cache_listing_mib = mib(d::CACHE_LISTING_BYTES),
+        list_ahead = d::LIST_AHEAD,
         fetch_concurrency = d::FETCH_CONCURRENCY,
         connect = d::CONNECT_TIMEOUT_SECS,
         request = d::REQUEST_TIMEOUT_SECS,

@@ -111,6 +111,15 @@ impl Sources {
             cache_disk_bytes: self
                 .number("cache_disk_bytes", 1 << 20, u64::MAX)?
                 .unwrap_or(defaults::CACHE_DISK_BYTES),
+            cache_db_bytes: self
+                .number("cache_db_bytes", 1 << 20, u64::MAX)?
+                .unwrap_or(defaults::CACHE_DB_BYTES),
+            cache_listing_bytes: self
+                .number("cache_listing_bytes", 1 << 20, u64::MAX)?
+                .unwrap_or(defaults::CACHE_LISTING_BYTES),
+            list_ahead: self
+                .number("list_ahead", 0, 256)?
+                .unwrap_or(defaults::LIST_AHEAD) as usize,
             fetch_concurrency: self
                 .number("fetch_concurrency", 1, 1024)?
                 .unwrap_or(defaults::FETCH_CONCURRENCY) as usize,

@@ -4,6 +4,7 @@
 //! inode table; a file's content is fetched on first read. Entries of a commit never change, so
 //! the kernel is told to cache them for a long time (entries, attributes, pages and listings).
 
+mod ahead;
 mod moves;
 mod ops;
 mod prefetch;
@@ -11,8 +12,7 @@ mod prefetch;
 pub use moves::MovePlan;
 pub use prefetch::BlobPrefetch;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rfuse3::raw::reply::FileAttr;
@@ -24,19 +24,36 @@ use crate::store::{Child, Node, Store, StoreError};
 /// How long the kernel may trust lower-layer entries and attributes: they never change.
 pub const LOWER_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// The bound of the listing cache when the caller sets none.
+const DEFAULT_LISTING_BYTES: u64 = 16 << 20;
+
+/// A cache of decoded listings weighed by what they hold in memory, so that a walk of a large
+/// tree keeps at most `bytes` of them (the inode table has them all on disk).
+fn listing_cache(bytes: u64) -> moka::sync::Cache<u64, Arc<Vec<Child>>> {
+    moka::sync::Cache::builder()
+        .weigher(|_: &u64, v: &Arc<Vec<Child>>| listing_weight(v))
+        .max_capacity(bytes)
+        .build()
+}
+
+/// Approximate bytes a decoded listing holds: each child's fixed part and its name twice (the
+/// entry's and the node's).
+fn listing_weight(children: &[Child]) -> u32 {
+    let fixed = std::mem::size_of::<Child>() + 16;
+    let total: usize = children.iter().map(|c| fixed + 2 * c.name.len()).sum();
+    u32::try_from(total + 64).unwrap_or(u32::MAX)
+}
+
 /// The read-only filesystem of one commit.
 pub struct Dicfuse {
     store: Arc<Store>,
-    /// The commit shown; moves only by [`Dicfuse::rebase`] after a push.
-    commit: std::sync::RwLock<CommitInfo>,
-    /// Held shared while a listing or a size is written to the inode table, exclusively while a
-    /// rebase rewrites it, so that nothing read from the old commit lands after the rebase.
-    epoch: tokio::sync::RwLock<()>,
+    /// The commit shown (it moves only by [`Dicfuse::rebase`]), the epoch lock, and the
+    /// listings from the remote, ahead of a walker too.
+    lister: Arc<ahead::Lister>,
     /// Every entry's times: those of the commit first shown.
     time: i64,
     uid: u32,
     gid: u32,
-    dir_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     listings: moka::sync::Cache<u64, Arc<Vec<Child>>>,
 }
 
@@ -44,14 +61,30 @@ impl Dicfuse {
     /// A view of `commit` (already bound in the store's inode table) owned by `uid:gid`.
     pub fn new(store: Arc<Store>, commit: CommitInfo, uid: u32, gid: u32) -> Dicfuse {
         Dicfuse {
+            lister: Arc::new(ahead::Lister::new(store.clone(), commit.clone(), 0)),
             store,
             time: commit.time,
-            commit: std::sync::RwLock::new(commit),
-            epoch: tokio::sync::RwLock::new(()),
             uid,
             gid,
-            dir_locks: Mutex::new(HashMap::new()),
-            listings: moka::sync::Cache::new(16_384),
+            listings: listing_cache(DEFAULT_LISTING_BYTES),
+        }
+    }
+
+    /// The view listing at most `width` subdirectories ahead of a reader at once (`list_ahead`;
+    /// 0: none). Set before the view serves anything.
+    pub fn with_list_ahead(self, width: usize) -> Dicfuse {
+        let commit = self.lister.commit();
+        Dicfuse {
+            lister: Arc::new(ahead::Lister::new(self.store.clone(), commit, width)),
+            ..self
+        }
+    }
+
+    /// The view with its decoded listings held to `bytes` (`cache_listing_bytes`).
+    pub fn with_listing_bytes(self, bytes: u64) -> Dicfuse {
+        Dicfuse {
+            listings: listing_cache(bytes),
+            ..self
         }
     }
 
@@ -67,10 +100,12 @@ impl Dicfuse {
 
     /// The commit shown.
     pub fn commit(&self) -> CommitInfo {
-        self.commit
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.lister.commit()
+    }
+
+    /// How many directories this view has asked the remote to list.
+    pub fn directories_listed(&self) -> u64 {
+        self.lister.listed()
     }
 
     /// Moves the view to `commit` in place (after a push or a pull): `updates` are the directories
@@ -83,14 +118,18 @@ impl Dicfuse {
         commit: CommitInfo,
         updates: &[(String, Vec<crate::remote::ListedEntry>)],
     ) -> Result<Vec<crate::store::Touched>, DicError> {
-        let _exclusive = self.epoch.write().await;
+        let _exclusive = self.lister.epoch.write().await;
         let old = self.commit();
         let commit = CommitInfo {
             time: old.time,
             ..commit
         };
         let touched = self.store.inodes.rebase(&commit, updates)?;
-        *self.commit.write().unwrap_or_else(|p| p.into_inner()) = commit;
+        *self
+            .lister
+            .commit
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = commit;
         self.listings.invalidate_all();
         Ok(touched)
     }
@@ -98,41 +137,6 @@ impl Dicfuse {
     /// The node of `ino`, or ENOENT.
     fn node(&self, ino: u64) -> Result<Node, DicError> {
         self.store.inodes.get(ino)?.ok_or(DicError::NoEntry)
-    }
-
-    /// Lists directory `ino` from the remote unless the inode table already has it.
-    async fn ensure_loaded(&self, ino: u64, node: &Node) -> Result<(), DicError> {
-        if node.kind == EntryKind::Submodule || self.store.inodes.is_loaded(ino)? {
-            return Ok(());
-        }
-        let lock = {
-            let mut locks = self.dir_locks.lock().unwrap_or_else(|p| p.into_inner());
-            locks.entry(ino).or_default().clone()
-        };
-        let _guard = lock.lock().await;
-        let _epoch = self.epoch.read().await;
-        if self.store.inodes.is_loaded(ino)? {
-            return Ok(());
-        }
-        let path = self.store.inodes.path(ino)?;
-        let listing = self
-            .store
-            .remote()
-            .list_tree(&self.commit(), &path, node.oid)
-            .await
-            .map_err(StoreError::from)?;
-        tracing::debug!(
-            path,
-            entries = listing.entries.len(),
-            exact_modes = listing.exact_modes,
-            "directory listed"
-        );
-        self.store.inodes.insert_children(ino, &listing.entries)?;
-        self.dir_locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ino);
-        Ok(())
     }
 
     /// The children of a directory, listing it first if needed.
@@ -144,8 +148,10 @@ impl Dicfuse {
         if !node.kind.is_dir() {
             return Err(DicError::NotDir);
         }
-        self.ensure_loaded(ino, &node).await?;
-        let _epoch = self.epoch.read().await;
+        if node.kind != EntryKind::Submodule {
+            self.lister.ensure_loaded(ino).await?;
+        }
+        let _epoch = self.lister.epoch.read().await;
         let children = Arc::new(self.store.inodes.children(ino)?);
         self.listings.insert(ino, children.clone());
         Ok(children)
@@ -164,7 +170,7 @@ impl Dicfuse {
         // A stat of one file of a directory mostly comes with stats of the others.
         self.store.sizes_ahead(node.parent);
         let size = own.await?;
-        let _epoch = self.epoch.read().await;
+        let _epoch = self.lister.epoch.read().await;
         // A rebase in between may have given the inode another blob.
         if self.store.inodes.get(ino)?.and_then(|n| n.oid) == Some(oid) {
             self.store.inodes.set_size(ino, size)?;
@@ -349,13 +355,21 @@ pub enum PathLookup {
     NotADirectory(String),
 }
 
+#[cfg(test)]
+mod tests;
+
 /// A view of the HEAD of the git repository at `repo`, with its store at `store` (the daemon's
 /// user owns every file): what unit tests above Dicfuse mount or assemble over, with no FUSE.
 #[cfg(test)]
 pub(crate) async fn test_view(repo: &std::path::Path, store: &std::path::Path) -> Arc<Dicfuse> {
     let remote: Arc<dyn crate::remote::Remote> =
         Arc::new(crate::remote::local::LocalRemote::open(repo).expect("remote"));
-    let store = Store::open(store, remote.clone(), 1 << 24, 1 << 30).expect("store");
+    let bounds = crate::store::Bounds {
+        mem_bytes: 1 << 24,
+        disk_bytes: 1 << 30,
+        db_bytes: 1 << 24,
+    };
+    let store = Store::open(store, remote.clone(), bounds).expect("store");
     let commit = remote.resolve(None).await.expect("resolve");
     store.inodes.bind("test", &commit).expect("bind");
     Arc::new(Dicfuse::new(store, commit, 0, 0))

@@ -54,11 +54,13 @@ impl Dicfuse {
         })
     }
 
-    async fn dir_entries(
+    pub(super) async fn dir_entries(
         &self,
         parent: u64,
     ) -> std::result::Result<Vec<(u64, FileType, OsString, FileAttr, bool)>, DicError> {
         let children = self.children(parent).await?;
+        // A reader listing a directory is likely to walk into its subdirectories next.
+        self.lister.list_ahead(&children);
         let me = self.node(parent)?;
         let up = if parent == ROOT_INO {
             ROOT_INO

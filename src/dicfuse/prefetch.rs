@@ -44,7 +44,7 @@ impl Dicfuse {
             None => self.size_of(ino, node).await?,
         };
         if node.size.is_none() {
-            let _epoch = self.epoch.read().await;
+            let _epoch = self.lister.epoch.read().await;
             // A rebase in between may have given the inode another blob.
             if self.store.inodes.get(ino)?.and_then(|n| n.oid) == Some(oid) {
                 self.store.inodes.set_size(ino, bytes)?;

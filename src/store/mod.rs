@@ -89,6 +89,38 @@ impl From<RemoteError> for StoreError {
     }
 }
 
+/// The bounds of the store's caches, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// Small objects kept in memory (`cache_mem_bytes`).
+    pub mem_bytes: u64,
+    /// Objects kept on disk (`cache_disk_bytes`).
+    pub disk_bytes: u64,
+    /// The database's page cache (`cache_db_bytes`); sled's own default is 1 GiB, which a full
+    /// walk of a large tree fills.
+    pub db_bytes: u64,
+}
+
+impl Bounds {
+    /// The bounds a loaded configuration sets.
+    pub fn from_config(cfg: &crate::config::Config) -> Bounds {
+        Bounds {
+            mem_bytes: cfg.cache_mem_bytes,
+            disk_bytes: cfg.cache_disk_bytes,
+            db_bytes: cfg.cache_db_bytes,
+        }
+    }
+}
+
+/// How the database at `path` is opened: its page cache held to `cache_bytes`, and written to
+/// disk in the background rather than at each write.
+fn db_config(path: &Path, cache_bytes: u64) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_bytes)
+        .flush_every_ms(Some(200))
+}
+
 type Inflight = Shared<BoxFuture<'static, Result<(), StoreError>>>;
 
 /// Objects, caches and the inode table under `store_path`.
@@ -105,19 +137,20 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store at `path` over `remote`.
+    /// Opens the store at `path` over `remote`, each cache within its bound.
     pub fn open(
         path: &Path,
         remote: Arc<dyn Remote>,
-        mem_bytes: u64,
-        disk_bytes: u64,
+        bounds: Bounds,
     ) -> Result<Arc<Store>, StoreError> {
+        let Bounds {
+            mem_bytes,
+            disk_bytes,
+            db_bytes,
+        } = bounds;
         std::fs::create_dir_all(path)?;
         let objects = ObjectDir::open(&path.join("objects"), disk_bytes)?;
-        let db = sled::Config::new()
-            .path(path.join("meta.sled"))
-            .flush_every_ms(Some(200))
-            .open()?;
+        let db = db_config(&path.join("meta.sled"), db_bytes).open()?;
         let reserve = Arc::new(DbReserve::open(&path.join("meta.sled")));
         let inodes = InodeTable::open(&db)?.with_reserve(reserve.clone());
         let mem = moka::sync::Cache::builder()
@@ -298,6 +331,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_page_cache_is_the_configured_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = db_config(&dir.path().join("meta.sled"), 5 << 20);
+        assert_eq!(cfg.cache_capacity, 5 << 20);
+        // sled's own default would let a full walk of a large tree keep a gigabyte.
+        assert_eq!(sled::Config::new().cache_capacity, 1 << 30);
+    }
 
     #[test]
     fn a_full_disk_is_enospc_and_other_failures_eio() {

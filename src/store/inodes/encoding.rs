@@ -1,9 +1,16 @@
 //! The sled encoding of the inode table: keys, values and the meta records, so the layout on
 //! disk has one home.
+//!
+//! A directory's listing is one value (`listings`: its inode -> its entries, sorted by name,
+//! each with its own inode), so a listing is one write and one read, and a name is stored once.
+//! The inodes one listing hands out are consecutive: `spans` maps the first of them to the
+//! directory holding them, which is how an inode finds its entry. The root's node is a meta
+//! record. Listings are bincode with variable-length integers.
 
+use bincode::Options;
 use serde::{Deserialize, Serialize};
 
-use crate::remote::CommitInfo;
+use crate::remote::{CommitInfo, EntryKind, Oid};
 use crate::store::StoreError;
 
 /// The remote and commit the table is bound to (meta record [`BINDING`]).
@@ -15,29 +22,65 @@ pub(super) struct Binding {
     pub(super) commit: CommitInfo,
 }
 
-/// Encodes a value for a sled tree.
+/// One entry of a stored listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Stored {
+    /// Its inode.
+    pub(super) ino: u64,
+    /// What it is.
+    pub(super) kind: EntryKind,
+    /// Its object.
+    pub(super) oid: Oid,
+    /// The blob size once known.
+    pub(super) size: Option<u64>,
+    /// Its name in the directory.
+    pub(super) name: Vec<u8>,
+}
+
+/// A directory's entries, sorted by name.
+pub(super) type StoredListing = Vec<Stored>;
+
+fn varint() -> impl Options {
+    bincode::DefaultOptions::new().with_varint_encoding()
+}
+
+/// Encodes a meta record (bincode's fixed-width integers, as stores made before kept them).
 pub(super) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
     // bincode cannot fail on these plain structs.
     bincode::serialize(v).unwrap_or_default()
 }
 
-/// Decodes a value read from a sled tree.
+/// Decodes a meta record.
 pub(super) fn dec<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, StoreError> {
     bincode::deserialize(b).map_err(|e| StoreError::Decode(e.to_string()))
 }
 
-/// The `names` key of `name` in directory `parent`: the parent's big-endian number, then the
-/// name, so a prefix scan lists a directory in name order.
-pub(super) fn name_key(parent: u64, name: &[u8]) -> Vec<u8> {
-    let mut k = parent.to_be_bytes().to_vec();
-    k.extend_from_slice(name);
-    k
+/// Encodes a listing (variable-length integers: most are small).
+pub(super) fn enc_listing(v: &StoredListing) -> Vec<u8> {
+    varint().serialize(v).unwrap_or_default()
 }
 
-/// The inode number stored big-endian at the start of `v`.
+/// Decodes a listing.
+pub(super) fn dec_listing(b: &[u8]) -> Result<StoredListing, StoreError> {
+    varint()
+        .deserialize(b)
+        .map_err(|e| StoreError::Decode(e.to_string()))
+}
+
+/// The value of a span: the directory holding the inodes and how many there are.
+pub(super) fn span_value(parent: u64, count: u64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&parent.to_be_bytes());
+    v[8..].copy_from_slice(&count.to_be_bytes());
+    v
+}
+
+/// The inode number stored big-endian at the start of `v` (0 when `v` is short).
 pub(super) fn ino_at(v: &[u8]) -> u64 {
     let mut b = [0u8; 8];
-    b.copy_from_slice(&v[..8]);
+    if let Some(head) = v.get(..8) {
+        b.copy_from_slice(head);
+    }
     u64::from_be_bytes(b)
 }
 
@@ -45,3 +88,9 @@ pub(super) fn ino_at(v: &[u8]) -> u64 {
 pub(super) const BINDING: &[u8] = b"binding";
 /// Meta key of the next inode number to hand out.
 pub(super) const NEXT_INO: &[u8] = b"next_ino";
+/// Meta key of the root's node.
+pub(super) const ROOT: &[u8] = b"root";
+/// Meta key of the number of entries in the table (the root included).
+pub(super) const ENTRIES: &[u8] = b"entries";
+/// Trees of the layout before listings were stored whole; dropped when found.
+pub(super) const OLD_TREES: &[&str] = &["nodes", "names", "dirs"];

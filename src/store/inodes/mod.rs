@@ -1,9 +1,11 @@
-//! The persistent inode table (sled): `ino -> Node` and `(parent, name) -> ino`.
+//! The persistent inode table (sled): each listed directory's entries, with their inodes, as one
+//! record, and the spans of inodes each listing handed out (see `encoding`).
 //!
 //! Inode numbers are handed out once per directory entry of the bound commit and written in
 //! the same transaction as the directory listing, so a restart on the same store sees the same
-//! numbers and a crash never leaves a half-listed directory. The table is bound to one
-//! remote+commit; binding another clears it (objects stay cached by id).
+//! numbers and a crash never leaves a half-listed directory. A listing is one write, so a full
+//! walk of a large tree costs one database write per directory, not per entry. The table is
+//! bound to one remote+commit; binding another clears it (objects stay cached by id).
 //!
 //! This module holds the table and its reads and listing writes; `rebase` moves it to another
 //! commit, `encoding` is its layout in sled.
@@ -13,13 +15,17 @@ mod rebase;
 
 pub use rebase::Touched;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use encoding::{dec, enc, ino_at, name_key, Binding, BINDING, NEXT_INO};
+use encoding::{
+    dec, dec_listing, enc, enc_listing, ino_at, span_value, Binding, Stored, StoredListing,
+    BINDING, ENTRIES, NEXT_INO, OLD_TREES, ROOT,
+};
 
 use super::reserve::DbReserve;
 use super::StoreError;
@@ -56,26 +62,91 @@ pub struct Child {
     pub node: Node,
 }
 
+/// Bytes of decoded listings kept for looking up single nodes.
+const DECODED_BYTES: u64 = 4 << 20;
+
+/// Recently decoded listings, so that looking up one node does not decode its directory's
+/// listing each time.
+struct Decoded {
+    cache: moka::sync::Cache<u64, Arc<StoredListing>>,
+    /// Bumped (under `gate`) whenever a stored listing changes, so that a listing decoded
+    /// before the change is not cached after it.
+    generation: AtomicU64,
+    gate: Mutex<()>,
+}
+
+impl Decoded {
+    fn new() -> Decoded {
+        Decoded {
+            cache: moka::sync::Cache::builder()
+                .weigher(|_: &u64, l: &Arc<StoredListing>| {
+                    let bytes: usize = l
+                        .iter()
+                        .map(|e| std::mem::size_of::<Stored>() + e.name.len())
+                        .sum();
+                    u32::try_from(bytes + 64).unwrap_or(u32::MAX)
+                })
+                .max_capacity(DECODED_BYTES)
+                .build(),
+            generation: AtomicU64::new(0),
+            gate: Mutex::new(()),
+        }
+    }
+
+    /// Forgets `dir`'s listing (every listing for `None`) after it changed on disk.
+    fn changed(&self, dir: Option<u64>) {
+        let _gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match dir {
+            Some(d) => self.cache.invalidate(&d),
+            None => self.cache.invalidate_all(),
+        }
+    }
+}
+
 /// The sled-backed inode table.
 pub struct InodeTable {
-    nodes: sled::Tree,
-    names: sled::Tree,
-    dirs: sled::Tree,
+    listings: sled::Tree,
+    spans: sled::Tree,
     meta: sled::Tree,
+    decoded: Decoded,
     /// Topped up after each write, so the log always has room (see `reserve`).
     reserve: Option<Arc<DbReserve>>,
 }
 
+/// Maps a transaction's error to the store's.
+fn tx_error(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Db(e),
+    }
+}
+
 impl InodeTable {
-    /// Opens the trees in `db`.
+    /// Opens the trees in `db`. A table of the layout before (one record per entry) keeps its
+    /// binding and root, and lists its directories again.
     pub fn open(db: &sled::Db) -> Result<InodeTable, StoreError> {
-        Ok(InodeTable {
-            nodes: db.open_tree("nodes")?,
-            names: db.open_tree("names")?,
-            dirs: db.open_tree("dirs")?,
+        let t = InodeTable {
+            listings: db.open_tree("listings")?,
+            spans: db.open_tree("spans")?,
             meta: db.open_tree("meta")?,
+            decoded: Decoded::new(),
             reserve: None,
-        })
+        };
+        let names = db.tree_names();
+        for old in OLD_TREES {
+            if !names.iter().any(|n| n.as_ref() == old.as_bytes()) {
+                continue;
+            }
+            if *old == "nodes" && t.meta.get(ROOT)?.is_none() {
+                if let Some(root) = db.open_tree(old)?.get(ROOT_INO.to_be_bytes())? {
+                    t.meta.insert(ROOT, root)?;
+                    t.meta.insert(ENTRIES, &1u64.to_be_bytes())?;
+                }
+            }
+            db.drop_tree(old)?;
+        }
+        Ok(t)
     }
 
     /// The table, topping up `reserve` after each of its writes.
@@ -108,13 +179,13 @@ impl InodeTable {
             commit: commit.clone(),
         };
         if let Some(raw) = self.meta.get(BINDING)? {
-            if dec::<Binding>(&raw).is_ok_and(|b| b == binding) {
+            if dec::<Binding>(&raw).is_ok_and(|b| b == binding) && self.meta.get(ROOT)?.is_some() {
                 return Ok(false);
             }
         }
-        self.nodes.clear()?;
-        self.names.clear()?;
-        self.dirs.clear()?;
+        self.listings.clear()?;
+        self.spans.clear()?;
+        self.decoded.changed(None);
         let root = Node {
             parent: ROOT_INO,
             name: Vec::new(),
@@ -122,102 +193,179 @@ impl InodeTable {
             oid: commit.root_tree,
             size: None,
         };
-        self.nodes.insert(ROOT_INO.to_be_bytes(), enc(&root))?;
+        self.meta.insert(ROOT, enc(&root))?;
+        self.meta.insert(ENTRIES, &1u64.to_be_bytes())?;
         self.meta.insert(NEXT_INO, &(ROOT_INO + 1).to_be_bytes())?;
         self.meta.insert(BINDING, enc(&binding))?;
         self.meta.flush()?;
         Ok(true)
     }
 
-    /// The node for `ino`.
-    pub fn get(&self, ino: u64) -> Result<Option<Node>, StoreError> {
-        match self.nodes.get(ino.to_be_bytes())? {
+    /// The listing of directory `dir`, if it is loaded.
+    fn listing(&self, dir: u64) -> Result<Option<StoredListing>, StoreError> {
+        match self.listings.get(dir.to_be_bytes())? {
+            Some(raw) => Ok(Some(dec_listing(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The listing of directory `dir`, through the cache of decoded ones.
+    fn decoded_listing(&self, dir: u64) -> Result<Option<Arc<StoredListing>>, StoreError> {
+        if let Some(l) = self.decoded.cache.get(&dir) {
+            return Ok(Some(l));
+        }
+        let generation = self.decoded.generation.load(Ordering::SeqCst);
+        let Some(listing) = self.listing(dir)? else {
+            return Ok(None);
+        };
+        let listing = Arc::new(listing);
+        let _gate = self.decoded.gate.lock().unwrap_or_else(|p| p.into_inner());
+        if self.decoded.generation.load(Ordering::SeqCst) == generation {
+            self.decoded.cache.insert(dir, listing.clone());
+        }
+        Ok(Some(listing))
+    }
+
+    /// The directory whose listing handed out `ino`.
+    fn parent_of(&self, ino: u64) -> Result<Option<u64>, StoreError> {
+        let Some(kv) = self.spans.range(..=ino.to_be_bytes()).next_back() else {
+            return Ok(None);
+        };
+        let (k, v) = kv?;
+        let (first, parent, count) = (ino_at(&k), ino_at(&v), ino_at(v.get(8..).unwrap_or(&[])));
+        Ok((ino < first.saturating_add(count)).then_some(parent))
+    }
+
+    /// The root's node.
+    fn root(&self) -> Result<Option<Node>, StoreError> {
+        match self.meta.get(ROOT)? {
             Some(raw) => Ok(Some(dec(&raw)?)),
             None => Ok(None),
         }
     }
 
+    /// The node for `ino`.
+    pub fn get(&self, ino: u64) -> Result<Option<Node>, StoreError> {
+        if ino == ROOT_INO {
+            return self.root();
+        }
+        let Some(parent) = self.parent_of(ino)? else {
+            return Ok(None);
+        };
+        let Some(listing) = self.decoded_listing(parent)? else {
+            return Ok(None);
+        };
+        Ok(listing
+            .iter()
+            .find(|e| e.ino == ino)
+            .map(|e| node_of(parent, e.clone())))
+    }
+
     /// Whether the directory's listing is in the table.
     pub fn is_loaded(&self, ino: u64) -> Result<bool, StoreError> {
-        Ok(self.dirs.contains_key(ino.to_be_bytes())?)
+        Ok(self.listings.contains_key(ino.to_be_bytes())?)
     }
 
     /// The child `name` of `parent`.
     pub fn child(&self, parent: u64, name: &[u8]) -> Result<Option<u64>, StoreError> {
-        Ok(self.names.get(name_key(parent, name))?.map(|v| ino_at(&v)))
+        let Some(listing) = self.listing(parent)? else {
+            return Ok(None);
+        };
+        Ok(listing
+            .binary_search_by(|e| e.name.as_slice().cmp(name))
+            .ok()
+            .map(|i| listing[i].ino))
     }
 
     /// Every child of a loaded directory, sorted by name bytes.
     pub fn children(&self, parent: u64) -> Result<Vec<Child>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.names.scan_prefix(parent.to_be_bytes()) {
-            let (k, v) = kv?;
-            let ino = ino_at(&v);
-            let node = self
-                .get(ino)?
-                .ok_or_else(|| StoreError::Decode(format!("dangling inode {ino}")))?;
-            out.push(Child {
-                name: k[8..].to_vec(),
-                ino,
-                node,
-            });
-        }
-        Ok(out)
+        let Some(listing) = self.listing(parent)? else {
+            return Ok(Vec::new());
+        };
+        Ok(listing
+            .into_iter()
+            .map(|e| Child {
+                name: e.name.clone(),
+                ino: e.ino,
+                node: node_of(parent, e),
+            })
+            .collect())
     }
 
     /// Records a directory's listing, giving each entry an inode, in one transaction.
     pub fn insert_children(&self, parent: u64, entries: &[ListedEntry]) -> Result<(), StoreError> {
         let res: Result<(), TransactionError<StoreError>> =
-            (&self.nodes, &self.names, &self.dirs, &self.meta).transaction(
-                |(nodes, names, dirs, meta)| {
-                    if dirs.get(parent.to_be_bytes())?.is_some() {
-                        return Ok(());
+            (&self.listings, &self.spans, &self.meta).transaction(|(listings, spans, meta)| {
+                if listings.get(parent.to_be_bytes())?.is_some() {
+                    return Ok(());
+                }
+                let first = match meta.get(NEXT_INO)? {
+                    Some(v) => ino_at(&v),
+                    None => ROOT_INO + 1,
+                };
+                let mut next = first;
+                let mut listing: StoredListing = Vec::with_capacity(entries.len());
+                let mut seen = std::collections::HashSet::with_capacity(entries.len());
+                for e in entries {
+                    if !seen.insert(e.entry.name.as_slice()) {
+                        continue;
                     }
-                    let mut next = match meta.get(NEXT_INO)? {
-                        Some(v) => ino_at(&v),
-                        None => ROOT_INO + 1,
-                    };
-                    for e in entries {
-                        let key = name_key(parent, &e.entry.name);
-                        if names.get(&key)?.is_some() {
-                            continue;
-                        }
-                        if next >= MAX_INO {
-                            return Err(ConflictableTransactionError::Abort(
-                                StoreError::InodesExhausted,
-                            ));
-                        }
-                        let node = Node {
-                            parent,
-                            name: e.entry.name.clone(),
-                            kind: e.entry.kind,
-                            oid: Some(e.entry.oid),
-                            size: e.size,
-                        };
-                        nodes.insert(&next.to_be_bytes(), enc(&node))?;
-                        names.insert(key, &next.to_be_bytes())?;
-                        next += 1;
+                    if next >= MAX_INO {
+                        return Err(ConflictableTransactionError::Abort(
+                            StoreError::InodesExhausted,
+                        ));
                     }
-                    meta.insert(NEXT_INO, &next.to_be_bytes())?;
-                    dirs.insert(&parent.to_be_bytes(), &[])?;
-                    Ok(())
-                },
-            );
+                    listing.push(Stored {
+                        ino: next,
+                        kind: e.entry.kind,
+                        oid: e.entry.oid,
+                        size: e.size,
+                        name: e.entry.name.clone(),
+                    });
+                    next += 1;
+                }
+                listing.sort_by(|a, b| a.name.cmp(&b.name));
+                listings.insert(&parent.to_be_bytes(), enc_listing(&listing))?;
+                if next > first {
+                    spans.insert(&first.to_be_bytes(), &span_value(parent, next - first))?;
+                }
+                let count = meta.get(ENTRIES)?.map_or(1, |v| ino_at(&v));
+                meta.insert(ENTRIES, &(count + (next - first)).to_be_bytes())?;
+                meta.insert(NEXT_INO, &next.to_be_bytes())?;
+                Ok(())
+            });
         self.top_up();
-        res.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Db(e),
-        })
+        res.map_err(tx_error)
     }
 
     /// Records a blob size learnt later.
     pub fn set_size(&self, ino: u64, size: u64) -> Result<(), StoreError> {
-        if let Some(mut node) = self.get(ino)? {
-            node.size = Some(size);
-            self.nodes.insert(ino.to_be_bytes(), enc(&node))?;
-            self.top_up();
+        if ino == ROOT_INO {
+            return Ok(());
         }
-        Ok(())
+        let Some(parent) = self.parent_of(ino)? else {
+            return Ok(());
+        };
+        let mut failed = None;
+        // Compare-and-swap: sizes of one directory learnt at once must not overwrite each other.
+        self.listings
+            .update_and_fetch(parent.to_be_bytes(), |old| {
+                let old = old?;
+                let mut listing = match dec_listing(old) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        failed = Some(e);
+                        return Some(old.to_vec());
+                    }
+                };
+                if let Some(e) = listing.iter_mut().find(|e| e.ino == ino) {
+                    e.size = Some(size);
+                }
+                Some(enc_listing(&listing))
+            })?;
+        self.decoded.changed(Some(parent));
+        self.top_up();
+        failed.map_or(Ok(()), Err)
     }
 
     /// The `/`-separated path of `ino` from the root (`""` for the root).
@@ -243,12 +391,26 @@ impl InodeTable {
 
     /// Number of inodes known.
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        match self.meta.get(ENTRIES) {
+            Ok(Some(v)) => ino_at(&v) as usize,
+            _ => 0,
+        }
     }
 
     /// Whether only the root is known.
     pub fn is_empty(&self) -> bool {
-        self.nodes.len() <= 1
+        self.len() <= 1
+    }
+}
+
+/// The node of stored entry `e` of directory `parent`.
+fn node_of(parent: u64, e: Stored) -> Node {
+    Node {
+        parent,
+        name: e.name,
+        kind: e.kind,
+        oid: Some(e.oid),
+        size: e.size,
     }
 }
 

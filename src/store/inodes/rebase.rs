@@ -2,13 +2,16 @@
 //! `RebasePlan` first (reading through it sees them) and applied in one transaction, so every
 //! entry that still exists keeps its inode and a failure writes nothing.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use sled::transaction::TransactionError;
 use sled::Transactional;
 
-use super::encoding::{dec, enc, ino_at, name_key, Binding, BINDING, NEXT_INO};
-use super::{InodeTable, Node, MAX_INO, ROOT_INO};
+use super::encoding::{
+    dec, enc, enc_listing, span_value, Binding, Stored, StoredListing, BINDING, ENTRIES, NEXT_INO,
+    ROOT,
+};
+use super::{tx_error, InodeTable, Node, MAX_INO, ROOT_INO};
 use crate::remote::{CommitInfo, ListedEntry};
 use crate::store::StoreError;
 
@@ -23,55 +26,35 @@ pub struct Touched {
     pub ino: Option<u64>,
 }
 
-/// The writes of one rebase, gathered before they are applied in one transaction.
+/// The writes of one rebase, gathered before they are applied in one transaction: whole
+/// listings (`None`: forgotten), the spans of the inodes handed out, the root's node.
 struct RebasePlan<'a> {
     table: &'a InodeTable,
-    nodes: HashMap<u64, Option<Node>>,
-    names: HashMap<Vec<u8>, Option<u64>>,
-    dirs: HashMap<u64, bool>,
+    listings: HashMap<u64, Option<StoredListing>>,
+    spans: Vec<(u64, u64)>,
+    root: Node,
     next: u64,
+    /// Entries added minus entries removed.
+    delta: i64,
     touched: Vec<Touched>,
 }
 
 impl RebasePlan<'_> {
-    fn node(&self, ino: u64) -> Result<Option<Node>, StoreError> {
-        match self.nodes.get(&ino) {
-            Some(n) => Ok(n.clone()),
-            None => self.table.get(ino),
+    fn listing(&self, dir: u64) -> Result<Option<StoredListing>, StoreError> {
+        match self.listings.get(&dir) {
+            Some(l) => Ok(l.clone()),
+            None => self.table.listing(dir),
         }
     }
 
     fn child(&self, parent: u64, name: &[u8]) -> Result<Option<u64>, StoreError> {
-        match self.names.get(&name_key(parent, name)) {
-            Some(i) => Ok(*i),
-            None => self.table.child(parent, name),
-        }
-    }
-
-    fn is_loaded(&self, ino: u64) -> Result<bool, StoreError> {
-        match self.dirs.get(&ino) {
-            Some(l) => Ok(*l),
-            None => self.table.is_loaded(ino),
-        }
-    }
-
-    /// The names of loaded directory `parent`, as the plan has them now.
-    fn names_of(&self, parent: u64) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
-        let mut out: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-        for kv in self.table.names.scan_prefix(parent.to_be_bytes()) {
-            let (k, v) = kv?;
-            out.insert(k[8..].to_vec(), ino_at(&v));
-        }
-        let prefix = parent.to_be_bytes();
-        for (k, v) in &self.names {
-            if k.len() >= 8 && k[..8] == prefix {
-                match v {
-                    Some(i) => out.insert(k[8..].to_vec(), *i),
-                    None => out.remove(&k[8..]),
-                };
-            }
-        }
-        Ok(out.into_iter().collect())
+        let Some(listing) = self.listing(parent)? else {
+            return Ok(None);
+        };
+        Ok(listing
+            .binary_search_by(|e| e.name.as_slice().cmp(name))
+            .ok()
+            .map(|i| listing[i].ino))
     }
 
     fn resolve(&self, path: &str) -> Result<u64, StoreError> {
@@ -86,37 +69,36 @@ impl RebasePlan<'_> {
 
     /// Forgets the listing of `ino` and of every loaded directory below it.
     fn unload(&mut self, ino: u64) -> Result<(), StoreError> {
-        if !self.is_loaded(ino)? {
+        let Some(listing) = self.listing(ino)? else {
             return Ok(());
+        };
+        for e in &listing {
+            self.unload(e.ino)?;
+            self.delta -= 1;
         }
-        for (name, child) in self.names_of(ino)? {
-            self.unload(child)?;
-            self.names.insert(name_key(ino, &name), None);
-            self.nodes.insert(child, None);
-        }
-        self.dirs.insert(ino, false);
+        self.listings.insert(ino, None);
         Ok(())
     }
 
-    fn add(&mut self, parent: u64, e: &ListedEntry) -> Result<u64, StoreError> {
+    fn new_ino(&mut self, dir: u64) -> Result<u64, StoreError> {
         if self.next >= MAX_INO {
             return Err(StoreError::InodesExhausted);
         }
         let ino = self.next;
         self.next += 1;
-        self.nodes.insert(
-            ino,
-            Some(Node {
-                parent,
-                name: e.entry.name.clone(),
-                kind: e.entry.kind,
-                oid: Some(e.entry.oid),
-                size: e.size,
-            }),
-        );
-        self.names
-            .insert(name_key(parent, &e.entry.name), Some(ino));
+        self.delta += 1;
+        self.spans.push((ino, dir));
         Ok(ino)
+    }
+
+    fn stored(ino: u64, e: &ListedEntry) -> Stored {
+        Stored {
+            ino,
+            kind: e.entry.kind,
+            oid: e.entry.oid,
+            size: e.size,
+            name: e.entry.name.clone(),
+        }
     }
 
     /// Makes directory `dir` hold exactly `entries`, keeping the inodes of names that stay.
@@ -129,76 +111,75 @@ impl RebasePlan<'_> {
         entries: &[ListedEntry],
         listed: &HashSet<&str>,
     ) -> Result<(), StoreError> {
-        if !self.is_loaded(dir)? {
+        let Some(old) = self.listing(dir)? else {
+            let mut listing = Vec::with_capacity(entries.len());
             for e in entries {
-                self.add(dir, e)?;
+                let ino = self.new_ino(dir)?;
+                listing.push(Self::stored(ino, e));
             }
-            self.dirs.insert(dir, true);
+            listing.sort_by(|a, b| a.name.cmp(&b.name));
+            self.listings.insert(dir, Some(listing));
             return Ok(());
-        }
-        let old: HashMap<Vec<u8>, u64> = self.names_of(dir)?.into_iter().collect();
-        let new: HashSet<&[u8]> = entries.iter().map(|e| e.entry.name.as_slice()).collect();
-        for (name, ino) in &old {
-            if !new.contains(name.as_slice()) {
-                self.unload(*ino)?;
-                self.names.insert(name_key(dir, name), None);
-                self.nodes.insert(*ino, None);
+        };
+        let mut old: HashMap<Vec<u8>, Stored> =
+            old.into_iter().map(|e| (e.name.clone(), e)).collect();
+        let mut listing: StoredListing = Vec::with_capacity(entries.len());
+        for e in entries {
+            let name = &e.entry.name;
+            let Some(prev) = old.remove(name) else {
+                let ino = self.new_ino(dir)?;
+                listing.push(Self::stored(ino, e));
                 self.touched.push(Touched {
                     parent: dir,
                     name: name.clone(),
-                    ino: Some(*ino),
-                });
-            }
-        }
-        for e in entries {
-            let Some(&ino) = old.get(&e.entry.name) else {
-                self.add(dir, e)?;
-                self.touched.push(Touched {
-                    parent: dir,
-                    name: e.entry.name.clone(),
                     ino: None,
                 });
                 continue;
             };
-            let Some(mut node) = self.node(ino)? else {
-                continue;
-            };
-            if node.kind == e.entry.kind && node.oid == Some(e.entry.oid) {
+            if prev.kind == e.entry.kind && prev.oid == e.entry.oid {
+                listing.push(prev);
                 continue;
             }
-            if !node.kind.is_dir() || !e.entry.kind.is_dir() {
+            if !prev.kind.is_dir() || !e.entry.kind.is_dir() {
                 // Other content is another file: a new inode, so that nothing the kernel keeps
                 // about the old one (its size, its pages) can be taken for the new content.
-                self.unload(ino)?;
-                self.nodes.insert(ino, None);
-                self.add(dir, e)?;
+                self.unload(prev.ino)?;
+                self.delta -= 1;
+                let ino = self.new_ino(dir)?;
+                listing.push(Self::stored(ino, e));
                 self.touched.push(Touched {
                     parent: dir,
-                    name: e.entry.name.clone(),
-                    ino: Some(ino),
+                    name: name.clone(),
+                    ino: Some(prev.ino),
                 });
                 continue;
             }
             let child_path = if path.is_empty() {
-                String::from_utf8_lossy(&e.entry.name).into_owned()
+                String::from_utf8_lossy(name).into_owned()
             } else {
-                format!("{path}/{}", String::from_utf8_lossy(&e.entry.name))
+                format!("{path}/{}", String::from_utf8_lossy(name))
             };
-            if node.kind.is_dir()
-                && !(e.entry.kind.is_dir() && listed.contains(child_path.as_str()))
-            {
-                self.unload(ino)?;
+            if !listed.contains(child_path.as_str()) {
+                self.unload(prev.ino)?;
             }
-            node.kind = e.entry.kind;
-            node.oid = Some(e.entry.oid);
-            node.size = e.size;
-            self.nodes.insert(ino, Some(node));
+            listing.push(Self::stored(prev.ino, e));
             self.touched.push(Touched {
                 parent: dir,
-                name: e.entry.name.clone(),
-                ino: Some(ino),
+                name: name.clone(),
+                ino: Some(prev.ino),
             });
         }
+        for (name, gone) in old {
+            self.unload(gone.ino)?;
+            self.delta -= 1;
+            self.touched.push(Touched {
+                parent: dir,
+                name,
+                ino: Some(gone.ino),
+            });
+        }
+        listing.sort_by(|a, b| a.name.cmp(&b.name));
+        self.listings.insert(dir, Some(listing));
         Ok(())
     }
 }
@@ -215,19 +196,19 @@ impl InodeTable {
         commit: &CommitInfo,
         updates: &[(String, Vec<ListedEntry>)],
     ) -> Result<Vec<Touched>, StoreError> {
-        let mut plan = RebasePlan {
-            table: self,
-            nodes: HashMap::new(),
-            names: HashMap::new(),
-            dirs: HashMap::new(),
-            next: self.next_ino()?,
-            touched: Vec::new(),
-        };
         let mut root = self
             .get(ROOT_INO)?
             .ok_or_else(|| StoreError::Decode("no root inode".into()))?;
         root.oid = commit.root_tree;
-        plan.nodes.insert(ROOT_INO, Some(root));
+        let mut plan = RebasePlan {
+            table: self,
+            listings: HashMap::new(),
+            spans: Vec::new(),
+            root,
+            next: self.next_ino()?,
+            delta: 0,
+            touched: Vec::new(),
+        };
         let listed: HashSet<&str> = updates.iter().map(|(p, _)| p.as_str()).collect();
         for (path, entries) in updates {
             let ino = plan.resolve(path)?;
@@ -242,42 +223,35 @@ impl InodeTable {
             commit: commit.clone(),
         });
         let RebasePlan {
-            nodes,
-            names,
-            dirs,
+            listings,
+            spans,
+            root,
             next,
+            delta,
             touched,
             ..
         } = plan;
+        let root = enc(&root);
+        let entries = (self.len() as i64 + delta).max(1) as u64;
         let res: Result<(), TransactionError<StoreError>> =
-            (&self.nodes, &self.names, &self.dirs, &self.meta).transaction(|(tn, tm, td, meta)| {
-                for (ino, node) in &nodes {
-                    match node {
-                        Some(n) => tn.insert(&ino.to_be_bytes(), enc(n))?,
-                        None => tn.remove(&ino.to_be_bytes())?,
+            (&self.listings, &self.spans, &self.meta).transaction(|(tl, ts, meta)| {
+                for (dir, listing) in &listings {
+                    match listing {
+                        Some(l) => tl.insert(&dir.to_be_bytes(), enc_listing(l))?,
+                        None => tl.remove(&dir.to_be_bytes())?,
                     };
                 }
-                for (key, ino) in &names {
-                    match ino {
-                        Some(i) => tm.insert(key.as_slice(), &i.to_be_bytes())?,
-                        None => tm.remove(key.as_slice())?,
-                    };
+                for (first, dir) in &spans {
+                    ts.insert(&first.to_be_bytes(), &span_value(*dir, 1))?;
                 }
-                for (ino, loaded) in &dirs {
-                    if *loaded {
-                        td.insert(&ino.to_be_bytes(), &[])?;
-                    } else {
-                        td.remove(&ino.to_be_bytes())?;
-                    }
-                }
+                meta.insert(ROOT, root.as_slice())?;
+                meta.insert(ENTRIES, &entries.to_be_bytes())?;
                 meta.insert(NEXT_INO, &next.to_be_bytes())?;
                 meta.insert(BINDING, binding.as_slice())?;
                 Ok(())
             });
-        res.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Db(e),
-        })?;
+        res.map_err(tx_error)?;
+        self.decoded.changed(None);
         self.top_up();
         self.meta.flush()?;
         Ok(touched)

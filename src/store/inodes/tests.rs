@@ -198,3 +198,86 @@ fn listing_is_recorded_once() {
     t.set_size(first.unwrap(), 42).unwrap();
     assert_eq!(t.get(first.unwrap()).unwrap().unwrap().size, Some(42));
 }
+
+#[test]
+fn a_listing_is_one_record_and_names_are_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let t = InodeTable::open(&db).unwrap();
+    t.bind("r", &commit(1)).unwrap();
+    let entries: Vec<ListedEntry> = (0..100u8)
+        .map(|i| listed(&format!("f{i:02}.txt"), EntryKind::File, i))
+        .collect();
+    t.insert_children(ROOT_INO, &entries).unwrap();
+    assert_eq!(t.listings.len(), 1);
+    assert_eq!(t.spans.len(), 1);
+    assert_eq!(t.len(), 101);
+    // Inode, kind, id, size and name: little beyond the name's 7 bytes and the id's 20.
+    let raw = t.listings.get(ROOT_INO.to_be_bytes()).unwrap().unwrap();
+    assert!(raw.len() / 100 <= 7 + 20 + 8, "{} bytes", raw.len());
+    let f42 = t.child(ROOT_INO, b"f42.txt").unwrap().unwrap();
+    let node = t.get(f42).unwrap().unwrap();
+    assert_eq!(
+        (node.parent, node.name.as_slice(), node.oid),
+        (ROOT_INO, b"f42.txt".as_slice(), Some(Oid([42; 20])))
+    );
+    assert_eq!(t.path(f42).unwrap(), "f42.txt");
+}
+
+#[test]
+fn a_table_of_the_layout_before_keeps_its_binding_and_lists_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let root = Node {
+        parent: ROOT_INO,
+        name: Vec::new(),
+        kind: EntryKind::Dir,
+        oid: commit(1).root_tree,
+        size: None,
+    };
+    let binding = encoding::Binding {
+        remote: "r".into(),
+        commit: commit(1),
+    };
+    db.open_tree("nodes")
+        .unwrap()
+        .insert(ROOT_INO.to_be_bytes(), bincode::serialize(&root).unwrap())
+        .unwrap();
+    db.open_tree("names").unwrap().insert(b"x", b"y").unwrap();
+    let meta = db.open_tree("meta").unwrap();
+    meta.insert(BINDING, bincode::serialize(&binding).unwrap())
+        .unwrap();
+    meta.insert(NEXT_INO, &9u64.to_be_bytes()).unwrap();
+    let t = InodeTable::open(&db).unwrap();
+    assert!(!db.tree_names().iter().any(|n| n.as_ref() == b"nodes"));
+    assert_eq!(t.recorded("r").unwrap(), Some(commit(1)));
+    assert!(!t.bind("r", &commit(1)).unwrap());
+    assert_eq!(t.get(ROOT_INO).unwrap(), Some(root));
+    assert!(!t.is_loaded(ROOT_INO).unwrap());
+    t.insert_children(ROOT_INO, &[listed("a", EntryKind::File, 2)])
+        .unwrap();
+    // Numbers go on from where the old table stopped.
+    assert_eq!(t.child(ROOT_INO, b"a").unwrap(), Some(9));
+}
+
+#[test]
+fn a_node_looked_up_before_a_change_is_read_again_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let t = InodeTable::open(&db).unwrap();
+    t.bind("r", &commit(1)).unwrap();
+    t.insert_children(ROOT_INO, &[listed("a", EntryKind::File, 2)])
+        .unwrap();
+    let a = t.child(ROOT_INO, b"a").unwrap().unwrap();
+    assert_eq!(t.get(a).unwrap().unwrap().size, Some(3));
+    t.set_size(a, 42).unwrap();
+    assert_eq!(t.get(a).unwrap().unwrap().size, Some(42));
+    t.rebase(
+        &commit(9),
+        &[(String::new(), vec![listed("a", EntryKind::File, 7)])],
+    )
+    .unwrap();
+    assert_eq!(t.get(a).unwrap(), None);
+    let a2 = t.child(ROOT_INO, b"a").unwrap().unwrap();
+    assert_eq!(t.get(a2).unwrap().unwrap().oid, Some(Oid([7; 20])));
+}

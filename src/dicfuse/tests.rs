@@ -1,0 +1,234 @@
+//! Unit tests of the listing cache's bound and of listing ahead of a walker: each directory is
+//! asked of the remote once, and a rebase while listings run ahead shows only the new commit.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::*;
+use crate::remote::local::LocalRemote;
+use crate::remote::{ClChange, Listing, Oid, Remote, RemoteError};
+use crate::store::{Bounds, ROOT_INO};
+
+/// The local remote, counting the listings asked of it by path, each one slowed by `delay`.
+struct Counting {
+    inner: LocalRemote,
+    lists: Mutex<HashMap<String, usize>>,
+    delay: Duration,
+}
+
+impl Counting {
+    fn counts(&self) -> HashMap<String, usize> {
+        self.lists.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Remote for Counting {
+    fn kind(&self) -> &'static str {
+        "counting"
+    }
+    async fn resolve(&self, r: Option<&str>) -> Result<CommitInfo, RemoteError> {
+        self.inner.resolve(r).await
+    }
+    async fn list_tree(
+        &self,
+        commit: &CommitInfo,
+        path: &str,
+        oid: Option<Oid>,
+    ) -> Result<Listing, RemoteError> {
+        *self
+            .lists
+            .lock()
+            .unwrap()
+            .entry(path.to_string())
+            .or_default() += 1;
+        tokio::time::sleep(self.delay).await;
+        self.inner.list_tree(commit, path, oid).await
+    }
+    async fn blob(&self, oid: Oid) -> Result<Bytes, RemoteError> {
+        self.inner.blob(oid).await
+    }
+    async fn blob_size(&self, oid: Oid) -> Result<u64, RemoteError> {
+        self.inner.blob_size(oid).await
+    }
+    async fn cl_changes(
+        &self,
+        cl: &str,
+        base: &CommitInfo,
+        at: &str,
+    ) -> Result<Vec<ClChange>, RemoteError> {
+        self.inner.cl_changes(cl, base, at).await
+    }
+}
+
+/// Commits `dirs` x `subs` directories holding one file `v` with `content` (and `extra`, a
+/// directory of its own, when given) as the new HEAD of the repository at `dir`.
+fn commit_tree(dir: &Path, dirs: usize, subs: usize, content: &str, extra: Option<&str>) {
+    let repo = git2::Repository::open(dir)
+        .or_else(|_| git2::Repository::init(dir))
+        .unwrap();
+    for d in 0..dirs {
+        for s in 0..subs {
+            let p = dir.join(format!("d{d}/s{s}"));
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join("v"), content).unwrap();
+        }
+    }
+    if let Some(x) = extra {
+        std::fs::create_dir_all(dir.join(x)).unwrap();
+        std::fs::write(dir.join(x).join("new"), content).unwrap();
+    }
+    let mut index = repo.index().unwrap();
+    index.clear().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::new("t", "t@e", &git2::Time::new(1_700_000_000, 0)).unwrap();
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, content, &tree, &parents)
+        .unwrap();
+}
+
+/// A view of the repository's HEAD over a counting remote.
+async fn counted_view(dir: &Path, delay: Duration) -> (Arc<Counting>, Arc<Dicfuse>) {
+    let remote = Arc::new(Counting {
+        inner: LocalRemote::open(&dir.join("repo")).unwrap(),
+        lists: Mutex::new(HashMap::new()),
+        delay,
+    });
+    let bounds = Bounds {
+        mem_bytes: 1 << 24,
+        disk_bytes: 1 << 30,
+        db_bytes: 1 << 24,
+    };
+    let store = Store::open(&dir.join("store"), remote.clone(), bounds).unwrap();
+    let commit = remote.resolve(None).await.unwrap();
+    store.inodes.bind("test", &commit).unwrap();
+    let dic = Dicfuse::new(store, commit, 0, 0).with_list_ahead(8);
+    (remote, Arc::new(dic))
+}
+
+/// Waits (bounded) until `remote` has been asked for `n` listings and nothing is being listed.
+async fn settle(remote: &Counting, dic: &Dicfuse, n: usize) {
+    for _ in 0..500 {
+        let asked: usize = remote.counts().values().sum();
+        if asked >= n && dic.lister.locks_held() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Whatever would still come late has time to.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Reads every directory as `find` does, returning the files' paths and nodes.
+async fn walk(dic: &Dicfuse) -> Vec<(String, Node)> {
+    let mut out = Vec::new();
+    let mut todo = vec![(ROOT_INO, String::new())];
+    while let Some((ino, path)) = todo.pop() {
+        let entries = dic.dir_entries(ino).await.unwrap();
+        for (child, _, name, _, _) in entries.into_iter().skip(2) {
+            let p = format!("{path}/{}", name.to_string_lossy());
+            let node = dic.lower_node(child).unwrap();
+            if node.kind.is_dir() {
+                todo.push((child, p));
+            } else {
+                out.push((p, node));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn the_listing_cache_is_bounded_in_bytes() {
+    let cache = listing_cache(1 << 20);
+    let child = |i: u32| Child {
+        name: format!("file-{i:08}.txt").into_bytes(),
+        ino: u64::from(i),
+        node: Node {
+            parent: 1,
+            name: format!("file-{i:08}.txt").into_bytes(),
+            kind: EntryKind::File,
+            oid: None,
+            size: Some(1),
+        },
+    };
+    let listing: Arc<Vec<Child>> = Arc::new((0..100).map(child).collect());
+    for dir in 0..2_000u64 {
+        // Each its own listing, as a walk holds them.
+        cache.insert(dir, Arc::new(listing.iter().cloned().collect()));
+    }
+    cache.run_pending_tasks();
+    assert!(
+        cache.weighted_size() <= 1 << 20,
+        "{}",
+        cache.weighted_size()
+    );
+    // A listing of 100 entries weighs what it holds: more than 10 KB.
+    assert!(u64::from(listing_weight(&listing)) > 10_000);
+    assert!(cache.entry_count() < 100, "{}", cache.entry_count());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_walk_lists_each_directory_once_with_listings_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    commit_tree(&dir.path().join("repo"), 6, 5, "a", None);
+    let (remote, dic) = counted_view(dir.path(), Duration::from_millis(2)).await;
+    let files = walk(&dic).await;
+    assert_eq!(files.len(), 30);
+    // The root, 6 directories, 30 subdirectories.
+    settle(&remote, &dic, 37).await;
+    let counts = remote.counts();
+    assert_eq!(counts.len(), 37, "{counts:?}");
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+    assert_eq!(dic.directories_listed(), 37);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_a_directory_lists_its_subdirectories_ahead_one_level() {
+    let dir = tempfile::tempdir().unwrap();
+    commit_tree(&dir.path().join("repo"), 4, 3, "a", None);
+    let (remote, dic) = counted_view(dir.path(), Duration::ZERO).await;
+    dic.dir_entries(ROOT_INO).await.unwrap();
+    settle(&remote, &dic, 5).await;
+    let mut listed: Vec<String> = remote.counts().into_keys().collect();
+    listed.sort();
+    // Not the subdirectories of those: what the background listed starts nothing more.
+    assert_eq!(listed, ["", "d0", "d1", "d2", "d3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebase_while_listings_run_ahead_shows_only_the_new_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    commit_tree(&repo, 6, 4, "old", None);
+    let (remote, dic) = counted_view(dir.path(), Duration::from_millis(20)).await;
+    // The root's listing starts six listings ahead, each taking a while.
+    dic.dir_entries(ROOT_INO).await.unwrap();
+    commit_tree(&repo, 6, 4, "new", Some("added"));
+    let new = remote.resolve(None).await.unwrap();
+    let plan = dic.plan_move(&new).await.unwrap();
+    dic.rebase(new.clone(), &plan.updates).await.unwrap();
+    assert_eq!(dic.commit().oid, new.oid);
+    settle(&remote, &dic, 7).await;
+    let new_blob = Oid::from_hex(
+        &git2::Oid::hash_object(git2::ObjectType::Blob, b"new")
+            .unwrap()
+            .to_string(),
+    )
+    .unwrap();
+    let files = walk(&dic).await;
+    assert_eq!(files.len(), 6 * 4 + 1, "{files:?}");
+    for (path, node) in &files {
+        assert_eq!(node.oid, Some(new_blob), "{path} shows the old commit");
+    }
+}
