@@ -14,7 +14,8 @@
 #      a cold full walk (`find mnt -type f`), `stat` of every file, reading BENCH_READ files;
 #      then the daemon restarted over the filled store: a warm full walk;
 #      the daemon's RSS after each, and the store's size (meta.sled, bytes per inode-table entry).
-#   4. (hook) the Mega part: BENCH_MEGA=1 runs benches/scale-mega.sh, sourced, if it exists.
+#   4. the Mega part: BENCH_MEGA=1 also runs benches/scale_mega.sh (its own repository, a
+#      git.git-like snapshot on the real mono; its own knobs, see its header) and keeps its ratios.
 # Exit status: 0, or 3 when something looked wrong (listed under SURPRISES), 1 on errors.
 #
 # Needs: git, python3, fusermount3, coreutils, findutils, /dev/fuse; run as root or as a plain user
@@ -190,17 +191,15 @@ say "    warm walk ${T_WARM}s (RSS ${R_WARM} MB)"
 stop_daemon "$PID"
 while IFS= read -r l; do surprise "daemon log: $l"; done < <({ grep -E ' (ERROR|WARN) ' "$LOGDIR/cold.log" "$LOGDIR/warm.log" || true; } | head -5)
 
-# ---------------------------------------------------------------------- 4. Mega (hook, not here yet)
-# >>> MEGA PART: the `mega` remote against ../shared/mega belongs in benches/scale-mega.sh (sourced
-# here with BENCH_MEGA=1; it may use BARE, ROOT, LOGDIR, timed, rss_mb, launch_scorpio, wait_mount,
-# stop_daemon, surprise, and append its own summary lines to MEGA_SUMMARY). <<<
+# ---------------------------------------------------------------------------------- 4. Mega
+# The `mega` remote against the real mono: its own script, run apart (its knobs are its own, and
+# BENCH_FILES there counts its snapshot's files), its ratio lines kept for the summary.
 MEGA_SUMMARY=()
 if [[ $BENCH_MEGA == 1 ]]; then
-    if [[ -f $REPO_DIR/benches/scale-mega.sh ]]; then
-        # shellcheck source=/dev/null
-        source "$REPO_DIR/benches/scale-mega.sh"
+    if out=$(env -u BENCH_FILES bash "$REPO_DIR/benches/scale_mega.sh" 2>&1 | tee "$LOGDIR/mega.out"); then
+        while IFS= read -r l; do MEGA_SUMMARY+=("$l"); done < <(grep -E 'clone|x$' <<<"$out" | tail -8)
     else
-        surprise "BENCH_MEGA=1 but benches/scale-mega.sh does not exist"
+        surprise "benches/scale_mega.sh failed: see $LOGDIR/mega.out"
     fi
 fi
 
