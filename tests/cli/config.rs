@@ -393,8 +393,17 @@ fn config_init_validate_and_show() {
     assert!(line("http_addr").ends_with("# default"), "{out}");
     assert!(line("antares.max_mounts").ends_with("# default"), "{out}");
     assert!(!out.contains("sekrit"), "{out}");
-    // One line per key of ours (`prefetch_depth` and `antares.preload_depth` made it 25).
-    assert_eq!(out.lines().count(), 25, "{out}");
+    // One line per key of ours (`prefetch_depth`, `antares.preload_depth`, `cache_db_bytes`,
+    // `cache_listing_bytes` and `list_ahead` made it 28).
+    assert_eq!(out.lines().count(), 28, "{out}");
+    for key in [
+        "cache_db_bytes",
+        "cache_listing_bytes",
+        "list_ahead",
+        "prefetch_depth",
+    ] {
+        assert!(line(key).ends_with("# default"), "{key}: {out}");
+    }
 
     // validate: the bad key and its source.
     std::fs::write(
