@@ -76,13 +76,13 @@ impl OverlayFs {
         })
     }
 
-    /// The inodes of this overlay whose lower directory is one of `lowers` (after a pull changed
-    /// those directories' entries: the kernel must forget the names it cached in them).
-    pub fn over_lower(&self, lowers: &HashSet<u64>) -> Vec<u64> {
+    /// The inodes of this overlay whose lower directory is one of `lowers`, each with that
+    /// lower directory (after a pull changed those directories' entries: the kernel must forget
+    /// the names it cached in them). One pass over the node table.
+    pub fn over_lower(&self, lowers: &HashSet<u64>) -> Vec<(u64, u64)> {
         self.table()
             .iter()
-            .filter(|(_, n)| n.lower.is_some_and(|l| lowers.contains(&l)))
-            .map(|(ino, _)| ino)
+            .filter_map(|(ino, n)| n.lower.filter(|l| lowers.contains(l)).map(|l| (ino, l)))
             .collect()
     }
 

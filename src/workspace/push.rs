@@ -126,10 +126,14 @@ impl WritablePaths {
                 .or_default()
                 .push(OsString::from_vec(t.name.clone()));
         }
-        for (dir, names) in by_dir {
-            let dirs = ovl.over_lower(&std::collections::HashSet::from([dir]));
-            if !dirs.is_empty() {
-                self.router.forget_names(ovl, &dirs, &names).await;
+        let lowers = by_dir.keys().copied().collect();
+        let mut over: std::collections::HashMap<u64, Vec<u64>> = Default::default();
+        for (ino, lower) in ovl.over_lower(&lowers) {
+            over.entry(lower).or_default().push(ino);
+        }
+        for (lower, dirs) in over {
+            if let Some(names) = by_dir.get(&lower) {
+                self.router.forget_names(ovl, &dirs, names).await;
             }
         }
     }
