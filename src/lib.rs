@@ -14,6 +14,7 @@ mod fs_methods;
 
 pub mod antares;
 pub mod beneath;
+pub mod busy;
 pub mod cli;
 pub mod client;
 pub mod config;

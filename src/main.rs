@@ -263,6 +263,10 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     cfg.check_host()?;
     scorpio::fuse::mount::set_allow_other(cfg.allow_other);
+    rfuse3::raw::set_read_spin(
+        std::time::Duration::from_micros(cfg.fuse_spin_us),
+        Some(&scorpio::busy::BACKGROUND),
+    );
     mount::prepare_mountpoint(&cfg.workspace).map_err(|e| {
         match std::fs::metadata(&cfg.workspace) {
             Ok(m) if !m.is_dir() => cfg.invalid(

@@ -370,3 +370,63 @@ fn failures_retries_and_evictions_are_counted() {
         vec![1u8; 700_000]
     );
 }
+
+/// Directories and other entries below `dir`, by the listing's own types (no stat).
+fn walk_types(
+    dir: &std::path::Path,
+    dirs: &mut Vec<std::path::PathBuf>,
+    others: &mut Vec<std::path::PathBuf>,
+) {
+    for e in std::fs::read_dir(dir).expect("read_dir") {
+        let e = e.expect("entry");
+        if e.file_type().expect("d_type").is_dir() {
+            dirs.push(e.path());
+            walk_types(&e.path(), dirs, others);
+        } else {
+            others.push(e.path());
+        }
+    }
+}
+
+#[test]
+fn a_walk_costs_two_requests_per_directory_and_nothing_per_file() {
+    let fx = fixture::standard();
+    let d = Daemon::local(&fx);
+    let before = scrape(&d);
+    let (mut dirs, mut others) = (Vec::new(), Vec::new());
+    walk_types(&d.workspace, &mut dirs, &mut others);
+    assert!(dirs.len() >= 3 && others.len() >= 3, "{dirs:?} {others:?}");
+    let walked = scrape(&d);
+    let delta = |s: &Scrape, op: &str| {
+        s.get("scorpio_fuse_requests_total", ("op", op))
+            - before.get("scorpio_fuse_requests_total", ("op", op))
+    };
+    // Directories are opened without the daemon: one OPENDIR answered ENOSYS at most, then none.
+    assert!(
+        delta(&walked, "opendir") <= 1.0,
+        "{}",
+        delta(&walked, "opendir")
+    );
+    assert_eq!(delta(&walked, "releasedir"), 0.0);
+    // One listing and one end-of-listing per directory (the root's included).
+    let listings = delta(&walked, "readdirplus") + delta(&walked, "readdir");
+    assert!(
+        listings <= 2.0 * (dirs.len() + 1) as f64,
+        "{listings} listing requests for {} directories",
+        dirs.len() + 1
+    );
+    // Subdirectories came with their attributes: the walk looked nothing up.
+    assert_eq!(delta(&walked, "lookup"), 0.0);
+
+    // Files came without theirs (no kernel inode per file of a walk): a stat of each is one
+    // LOOKUP, and a second stat none.
+    for p in &others {
+        std::fs::symlink_metadata(p).expect("lstat");
+    }
+    let statted = scrape(&d);
+    assert_eq!(delta(&statted, "lookup"), others.len() as f64, "{others:?}");
+    for p in &others {
+        std::fs::symlink_metadata(p).expect("lstat");
+    }
+    assert_eq!(delta(&scrape(&d), "lookup"), others.len() as f64);
+}

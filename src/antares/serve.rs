@@ -21,6 +21,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     cfg.check_host()?;
     crate::fuse::mount::set_allow_other(cfg.allow_other);
+    rfuse3::raw::set_read_spin(
+        std::time::Duration::from_micros(cfg.fuse_spin_us),
+        Some(&crate::busy::BACKGROUND),
+    );
     let (store, dic) = crate::view::open_view(&cfg, crate::view::Start::Newest).await?;
     let listener = tokio::net::TcpListener::bind(cfg.antares.bind)
         .await

@@ -27,8 +27,11 @@ pub(super) const CACHE_DISK_BYTES: u64 = 20 << 30;
 pub(super) const CACHE_DB_BYTES: u64 = 32 << 20;
 /// `cache_listing_bytes` when unset.
 pub(super) const CACHE_LISTING_BYTES: u64 = 16 << 20;
-/// `list_ahead` when unset: off, so listing a directory asks the remote for that one only.
-pub(super) const LIST_AHEAD: u64 = 0;
+/// `list_ahead` when unset. Only a walk going down lists ahead, so a plain `ls` still asks the
+/// remote for that one directory.
+pub(super) const LIST_AHEAD: u64 = 8;
+/// `fuse_spin_us` when unset: a walk's next request mostly comes within this.
+pub(super) const FUSE_SPIN_US: u64 = 100;
 /// `fetch_concurrency` when unset.
 pub(super) const FETCH_CONCURRENCY: u64 = 16;
 /// `prefetch_depth` and `antares.preload_depth` when unset: nothing is listed ahead.

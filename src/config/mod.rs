@@ -81,8 +81,11 @@ pub struct Config {
     pub cache_db_bytes: u64,
     /// Bound on the read-only view's decoded directory listings.
     pub cache_listing_bytes: u64,
-    /// Most background listings of the subdirectories of a directory a reader lists (0: none).
+    /// Most background listings of the subdirectories of a directory a walker lists (0: none).
     pub list_ahead: usize,
+    /// Most microseconds a FUSE session thread polls for the next request before it sleeps,
+    /// while requests come that fast (0: it always sleeps).
+    pub fuse_spin_us: u64,
     /// Most remote requests in flight at once.
     pub fetch_concurrency: usize,
     /// Levels of directories listed in the background from the root at start and from each

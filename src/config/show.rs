@@ -54,6 +54,7 @@ impl Config {
             "cache_db_bytes" => self.cache_db_bytes.to_string(),
             "cache_listing_bytes" => self.cache_listing_bytes.to_string(),
             "list_ahead" => self.list_ahead.to_string(),
+            "fuse_spin_us" => self.fuse_spin_us.to_string(),
             "fetch_concurrency" => self.fetch_concurrency.to_string(),
             "prefetch_depth" => self.prefetch_depth.to_string(),
             "connect_timeout_secs" => self.connect_timeout.as_secs().to_string(),

@@ -25,6 +25,7 @@ pub(super) const KEYS: &[&str] = &[
     "cache_db_bytes",
     "cache_listing_bytes",
     "list_ahead",
+    "fuse_spin_us",
     "fetch_concurrency",
     "prefetch_depth",
     "connect_timeout_secs",

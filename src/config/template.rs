@@ -55,9 +55,14 @@ remote = {remote}
 # cache_db_bytes = {cache_db}   # {cache_db_mib} MiB
 # cache_listing_bytes = {cache_listing}   # {cache_listing_mib} MiB
 
-# Background listings of the subdirectories of a directory a reader lists, at most this many at
-# once (0: off, a listing asks the remote for that directory only). Speeds up a full walk.
+# When a reader walks down (lists a directory after listing its parent), the subdirectories of
+# that directory are listed in the background, at most this many at once (0: off). Speeds up a
+# full walk; a plain `ls` still asks the remote for that one directory.
 # list_ahead = {list_ahead}
+
+# Microseconds a FUSE session thread polls for the next request before it sleeps, while
+# requests come that fast (0: always sleep). Saves waking it per request of a walk or a build.
+# fuse_spin_us = {fuse_spin_us}
 
 # Remote requests in flight, TCP connect timeout, deadline of one fetch (retries included).
 # fetch_concurrency = {fetch_concurrency}
@@ -103,6 +108,7 @@ remote = {remote}
         cache_listing = d::CACHE_LISTING_BYTES,
         cache_listing_mib = mib(d::CACHE_LISTING_BYTES),
         list_ahead = d::LIST_AHEAD,
+        fuse_spin_us = d::FUSE_SPIN_US,
         fetch_concurrency = d::FETCH_CONCURRENCY,
         connect = d::CONNECT_TIMEOUT_SECS,
         request = d::REQUEST_TIMEOUT_SECS,

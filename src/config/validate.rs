@@ -120,6 +120,9 @@ impl Sources {
             list_ahead: self
                 .number("list_ahead", 0, 256)?
                 .unwrap_or(defaults::LIST_AHEAD) as usize,
+            fuse_spin_us: self
+                .number("fuse_spin_us", 0, 10_000)?
+                .unwrap_or(defaults::FUSE_SPIN_US),
             fetch_concurrency: self
                 .number("fetch_concurrency", 1, 1024)?
                 .unwrap_or(defaults::FETCH_CONCURRENCY) as usize,

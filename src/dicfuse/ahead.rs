@@ -19,6 +19,9 @@ use super::DicError;
 use crate::remote::{CommitInfo, EntryKind};
 use crate::store::{Child, Store, StoreError};
 
+/// How many directories a reader listed are remembered to tell a walk (a few bytes each).
+const READ_REMEMBERED: u64 = 1 << 16;
+
 /// Lists directories of the shown commit into the inode table.
 pub(super) struct Lister {
     pub(super) store: Arc<Store>,
@@ -33,6 +36,9 @@ pub(super) struct Lister {
     ahead: tokio::sync::Semaphore,
     /// Most background listings at once (0: none).
     width: usize,
+    /// Directories a reader has listed lately: a listing of a directory whose parent is here
+    /// is a walk going down, and only that lists ahead (a plain `ls` fetches nothing more).
+    read: moka::sync::Cache<u64, ()>,
     /// Directories asked of the remote (for tests and logs).
     listed: AtomicU64,
 }
@@ -48,6 +54,7 @@ impl Lister {
             dir_locks: Mutex::new(HashMap::new()),
             ahead: tokio::sync::Semaphore::new(width),
             width,
+            read: moka::sync::Cache::new(READ_REMEMBERED),
             listed: AtomicU64::new(0),
         }
     }
@@ -127,11 +134,21 @@ impl Lister {
         Ok(())
     }
 
-    /// Starts background listings of the subdirectories of `children` not listed yet.
-    pub(super) fn list_ahead(self: &Arc<Self>, children: &[Child]) {
+    /// A reader starts listing directory `ino` (child of `parent`), which holds `children`: when
+    /// the reader listed `parent` too, it is walking down, and the subdirectories of `ino` are
+    /// listed ahead of it.
+    pub(super) fn reader_lists(self: &Arc<Self>, ino: u64, parent: u64, children: &[Child]) {
         if self.width == 0 {
             return;
         }
+        self.read.insert(ino, ());
+        if ino != parent && self.read.contains_key(&parent) {
+            self.list_ahead(children);
+        }
+    }
+
+    /// Starts background listings of the subdirectories of `children` not listed yet.
+    fn list_ahead(self: &Arc<Self>, children: &[Child]) {
         let dirs: Vec<u64> = children
             .iter()
             .filter(|c| c.node.kind == EntryKind::Dir)
@@ -153,6 +170,7 @@ impl Lister {
                         let Ok(_permit) = me.ahead.acquire().await else {
                             return;
                         };
+                        let _busy = crate::busy::Busy::start();
                         if let Err(e) = me.ensure_loaded(ino).await {
                             // The reader that walks in lists it again and sees the error.
                             tracing::debug!(ino, error = %e, "listing ahead failed");

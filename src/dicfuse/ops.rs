@@ -8,7 +8,6 @@ use std::os::unix::ffi::OsStrExt;
 
 use bytes::Bytes;
 use futures::stream::{self, Stream};
-use rfuse3::raw::flags::FOPEN_KEEP_CACHE;
 use rfuse3::raw::prelude::*;
 use rfuse3::raw::reply::FileAttr;
 use rfuse3::{Result, SetAttr};
@@ -16,9 +15,6 @@ use rfuse3::{Result, SetAttr};
 use super::{DicError, Dicfuse, LOWER_TTL};
 use crate::remote::EntryKind;
 use crate::store::{Node, ROOT_INO};
-
-/// `FOPEN_CACHE_DIR`: the kernel may keep a directory's listing in its page cache.
-const FOPEN_CACHE_DIR: u32 = 1 << 3;
 
 fn erofs<T>() -> Result<T> {
     Err(libc::EROFS.into())
@@ -54,28 +50,42 @@ impl Dicfuse {
         })
     }
 
+    /// The entries of directory `parent` from position `skip` on (`.` is 0, `..` is 1, then the
+    /// children in name order), each with its position + 1 as the offset to resume after it.
     pub(super) async fn dir_entries(
         &self,
         parent: u64,
-    ) -> std::result::Result<Vec<(u64, FileType, OsString, FileAttr, bool)>, DicError> {
+        skip: usize,
+    ) -> std::result::Result<Vec<DirEntry>, DicError> {
         let children = self.children(parent).await?;
-        // A reader listing a directory is likely to walk into its subdirectories next.
-        self.lister.list_ahead(&children);
-        let me = self.node(parent)?;
-        let up = if parent == ROOT_INO {
-            ROOT_INO
-        } else {
-            me.parent
-        };
-        let up_node = self.node(up)?;
-        let dot = |ino, node: &Node, name: &str| {
-            let attr = self.attr_with(ino, node, 4096);
-            (ino, FileType::Directory, OsString::from(name), attr, true)
-        };
-        let mut out = Vec::with_capacity(children.len() + 2);
-        out.push(dot(parent, &me, "."));
-        out.push(dot(up, &up_node, ".."));
-        for c in children.iter() {
+        if skip == 0 {
+            let up = if parent == ROOT_INO {
+                ROOT_INO
+            } else {
+                self.node(parent)?.parent
+            };
+            self.lister.reader_lists(parent, up, &children);
+        }
+        let mut out = Vec::with_capacity((children.len() + 2).saturating_sub(skip));
+        for i in skip..2 {
+            let (ino, name) = if i == 0 {
+                (parent, ".")
+            } else if parent == ROOT_INO {
+                (ROOT_INO, "..")
+            } else {
+                (self.node(parent)?.parent, "..")
+            };
+            let node = self.node(ino)?;
+            let attr = self.attr_with(ino, &node, 4096);
+            out.push(DirEntry {
+                offset: i as i64 + 1,
+                kind: FileType::Directory,
+                name: OsString::from(name),
+                attr,
+                known: true,
+            });
+        }
+        for (i, c) in children.iter().enumerate().skip(skip.saturating_sub(2)) {
             let known = c.node.kind.is_dir() || c.node.size.is_some();
             let size = if c.node.kind.is_dir() {
                 4096
@@ -83,16 +93,28 @@ impl Dicfuse {
                 c.node.size.unwrap_or(0)
             };
             let attr = self.attr_with(c.ino, &c.node, size);
-            out.push((
-                c.ino,
-                attr.kind,
-                OsStr::from_bytes(&c.name).to_os_string(),
+            out.push(DirEntry {
+                offset: i as i64 + 3,
+                kind: attr.kind,
+                name: OsStr::from_bytes(&c.name).to_os_string(),
                 attr,
                 known,
-            ));
+            });
         }
         Ok(out)
     }
+}
+
+/// One entry of a listing as READDIR and READDIRPLUS send it.
+pub(super) struct DirEntry {
+    /// Where the next READDIR resumes.
+    pub(super) offset: i64,
+    pub(super) kind: FileType,
+    pub(super) name: OsString,
+    /// Attributes, the inode number among them (with size 0 when it is not `known`).
+    pub(super) attr: FileAttr,
+    /// Whether the size is known.
+    pub(super) known: bool,
 }
 
 /// A stand-in node for attributes that carry no entry.
@@ -211,29 +233,25 @@ impl Filesystem for Dicfuse {
         Ok(())
     }
 
+    /// Directories are opened without the daemon (`crate::NO_OPENDIR`): the kernel then keeps
+    /// their listings in its readdir cache, and a walk costs no OPENDIR and RELEASEDIR.
     async fn opendir(&self, _req: Request, inode: u64, _flags: u32) -> Result<ReplyOpen> {
         if !self.node(inode)?.kind.is_dir() {
             return Err(DicError::NotDir.into());
         }
-        Ok(ReplyOpen {
-            fh: 0,
-            flags: FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR,
-            backing_id: 0,
-        })
+        Err(crate::NO_OPENDIR.into())
     }
 
     method!(fn readdir(self, _req, parent, _fh, offset) {
-        let entries = self.dir_entries(parent).await?;
+        let entries = self.dir_entries(parent, offset.max(0) as usize).await?;
         let items: Vec<Result<DirectoryEntry>> = entries
             .into_iter()
-            .enumerate()
-            .skip(offset.max(0) as usize)
-            .map(|(i, (inode, kind, name, _, _))| {
+            .map(|e| {
                 Ok(DirectoryEntry {
-                    inode,
-                    kind,
-                    name,
-                    offset: i as i64 + 1,
+                    inode: e.attr.ino,
+                    kind: e.kind,
+                    name: e.name,
+                    offset: e.offset,
                 })
             })
             .collect();
@@ -255,16 +273,17 @@ impl Filesystem for Dicfuse {
     });
 
     method!(fn readdirplus(self, _req, parent, _fh, offset, _lock_owner) {
-        let entries = self.dir_entries(parent).await?;
+        let entries = self.dir_entries(parent, offset as usize).await?;
         let items: Vec<Result<DirectoryEntryPlus>> = entries
             .into_iter()
-            .enumerate()
-            .skip(offset as usize)
-            .map(|(i, (inode, kind, name, mut attr, known))| {
-                // An entry whose size the remote has not told yet goes out without attributes
-                // (node id 0): the kernel lists it and looks it up on first use, instead of
-                // holding an inode with a made-up size.
-                let ttl = if known {
+            .map(|DirEntry { offset, kind, name, mut attr, known }| {
+                let inode = attr.ino;
+                // Only directories go out with attributes: a walker goes into them next. Other
+                // entries go with node id 0, listed, and looked up by the kernel on first use: a
+                // walk (`find`, a build's glob) then makes the kernel allocate no inode per file
+                // (at a million files, most of the walk's time and ~1 GB of kernel memory), and
+                // no entry goes out with a size the remote has not told yet.
+                let ttl = if known && kind == FileType::Directory {
                     LOWER_TTL
                 } else {
                     attr.ino = 0;
@@ -275,7 +294,7 @@ impl Filesystem for Dicfuse {
                     generation: 0,
                     kind,
                     name,
-                    offset: i as i64 + 1,
+                    offset,
                     attr,
                     entry_ttl: ttl,
                     attr_ttl: ttl,

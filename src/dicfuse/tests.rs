@@ -133,9 +133,10 @@ async fn walk(dic: &Dicfuse) -> Vec<(String, Node)> {
     let mut out = Vec::new();
     let mut todo = vec![(ROOT_INO, String::new())];
     while let Some((ino, path)) = todo.pop() {
-        let entries = dic.dir_entries(ino).await.unwrap();
-        for (child, _, name, _, _) in entries.into_iter().skip(2) {
-            let p = format!("{path}/{}", name.to_string_lossy());
+        let entries = dic.dir_entries(ino, 2).await.unwrap();
+        for e in entries {
+            let child = e.attr.ino;
+            let p = format!("{path}/{}", e.name.to_string_lossy());
             let node = dic.lower_node(child).unwrap();
             if node.kind.is_dir() {
                 todo.push((child, p));
@@ -193,17 +194,33 @@ async fn a_walk_lists_each_directory_once_with_listings_ahead() {
     assert_eq!(dic.directories_listed(), 37);
 }
 
+/// The inode of `name` in directory `parent`.
+async fn child_ino(dic: &Arc<Dicfuse>, parent: u64, name: &str) -> u64 {
+    let entries = dic.dir_entries(parent, 2).await.unwrap();
+    entries
+        .iter()
+        .find(|e| e.name == name)
+        .map(|e| e.attr.ino)
+        .unwrap_or_else(|| panic!("no {name} in {parent}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listing_a_directory_lists_its_subdirectories_ahead_one_level() {
+async fn a_walk_going_down_lists_subdirectories_ahead_one_level() {
     let dir = tempfile::tempdir().unwrap();
     commit_tree(&dir.path().join("repo"), 4, 3, "a", None);
     let (remote, dic) = counted_view(dir.path(), Duration::ZERO).await;
-    dic.dir_entries(ROOT_INO).await.unwrap();
+    // Listing the root alone is a look, not a walk: nothing more is fetched.
+    dic.dir_entries(ROOT_INO, 0).await.unwrap();
+    settle(&remote, &dic, 1).await;
+    assert_eq!(remote.counts().into_keys().collect::<Vec<_>>(), [""]);
+    // A directory read from its listed parent is a walk going down: its subdirectories are
+    // listed ahead, not theirs (what the background lists starts nothing more).
+    let d0 = child_ino(&dic, ROOT_INO, "d0").await;
+    dic.dir_entries(d0, 0).await.unwrap();
     settle(&remote, &dic, 5).await;
     let mut listed: Vec<String> = remote.counts().into_keys().collect();
     listed.sort();
-    // Not the subdirectories of those: what the background listed starts nothing more.
-    assert_eq!(listed, ["", "d0", "d1", "d2", "d3"]);
+    assert_eq!(listed, ["", "d0", "d0/s0", "d0/s1", "d0/s2"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,14 +229,16 @@ async fn a_rebase_while_listings_run_ahead_shows_only_the_new_commit() {
     let repo = dir.path().join("repo");
     commit_tree(&repo, 6, 4, "old", None);
     let (remote, dic) = counted_view(dir.path(), Duration::from_millis(20)).await;
-    // The root's listing starts six listings ahead, each taking a while.
-    dic.dir_entries(ROOT_INO).await.unwrap();
+    // Reading `d0` from the root starts four listings ahead, each taking a while.
+    dic.dir_entries(ROOT_INO, 0).await.unwrap();
+    let d0 = child_ino(&dic, ROOT_INO, "d0").await;
+    dic.dir_entries(d0, 0).await.unwrap();
     commit_tree(&repo, 6, 4, "new", Some("added"));
     let new = remote.resolve(None).await.unwrap();
     let plan = dic.plan_move(&new).await.unwrap();
     dic.rebase(new.clone(), &plan.updates).await.unwrap();
     assert_eq!(dic.commit().oid, new.oid);
-    settle(&remote, &dic, 7).await;
+    settle(&remote, &dic, 6).await;
     let new_blob = Oid::from_hex(
         &git2::Oid::hash_object(git2::ObjectType::Blob, b"new")
             .unwrap()

@@ -154,7 +154,11 @@ impl WorkspaceFs {
             return;
         };
         match at {
-            Some((parent, name)) => n.clone().invalid_entry(parent, name).await,
+            Some((parent, name)) => {
+                n.clone().invalid_entry(parent, name).await;
+                // The kernel's cached listing of `parent` carries the entry's old inode number.
+                n.clone().invalid_inode(parent, 0, 0).await;
+            }
             None => {
                 n.clone().invalid_inode(ROOT, 0, 0).await;
                 if let Ok(children) = self.dic.lower_children(ROOT).await {
@@ -376,20 +380,13 @@ impl Filesystem for WorkspaceFs {
         Err(libc::ENOSYS.into())
     }
 
-    async fn opendir(&self, req: Request, inode: u64, flags: u32) -> Result<ReplyOpen> {
-        match self.owner(inode)? {
-            (Owner::Dic, i) => {
-                let mut r = self.dic.opendir(req, i, flags).await?;
-                // A directory holding a mount point must not be served from the kernel's cache.
-                if self.read().at.keys().any(|(p, _)| *p == i)
-                    || (i == ROOT && self.read().root.is_some())
-                {
-                    r.flags = 0;
-                }
-                Ok(r)
-            }
-            (Owner::Ovl(o), i) => o.opendir(req, i, flags).await,
-        }
+    /// Every directory is opened without the daemon, the read-only view's as the overlays'
+    /// (`crate::NO_OPENDIR`): a walk costs no OPENDIR and RELEASEDIR per directory, and the
+    /// kernel keeps each listing in its readdir cache. A directory that gains or loses a mount
+    /// point has its cached listing dropped by `attach`/`detach`.
+    async fn opendir(&self, _req: Request, inode: u64, _flags: u32) -> Result<ReplyOpen> {
+        self.owner(inode)?;
+        Err(crate::NO_OPENDIR.into())
     }
 
     method!(fn readdir(self, req, parent, fh, offset) {
@@ -434,7 +431,10 @@ impl Filesystem for WorkspaceFs {
                 let r = o.readdirplus(req, p, fh, offset, lock_owner).await?;
                 relist(r.entries, |e| {
                     e.inode = self.out(&o, e.inode);
-                    e.attr.ino = e.inode;
+                    // Node id 0 (no attributes sent) stays 0.
+                    if e.attr.ino != 0 {
+                        e.attr.ino = e.inode;
+                    }
                 })
                 .await
             }

@@ -17,7 +17,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures::stream;
-use rfuse3::raw::reply::{DirectoryEntry, DirectoryEntryPlus, ReplyDirectory, ReplyDirectoryPlus};
+use rfuse3::raw::reply::{
+    DirectoryEntry, DirectoryEntryPlus, FileAttr, ReplyDirectory, ReplyDirectoryPlus,
+};
 use rfuse3::{FileType, Result as FuseResult};
 use rustix::fs::{AtFlags, OFlags};
 
@@ -230,7 +232,30 @@ impl OverlayFs {
     ) -> Result<ReplyDirectoryPlus<EntriesPlus>> {
         let listing = self.listing(parent).await?;
         let mut entries = Vec::new();
+        let mut template: Option<FileAttr> = None;
         for e in listing.iter().filter(|e| e.off as u64 > offset) {
+            if e.off > 2 && e.kind != FileType::Directory {
+                // Only directories go out with attributes (a walker goes into them next); the
+                // rest with node id 0, looked up by the kernel on first use: a walk costs no
+                // node here and no inode in the kernel per file. The attributes are ignored.
+                let mut attr = match template {
+                    Some(t) => t,
+                    None => *template.insert(self.attr_of(parent).await?),
+                };
+                attr.ino = 0;
+                attr.kind = e.kind;
+                entries.push(Ok(DirectoryEntryPlus {
+                    inode: e.ino,
+                    generation: 0,
+                    kind: e.kind,
+                    name: e.name.clone(),
+                    offset: e.off,
+                    attr,
+                    entry_ttl: std::time::Duration::ZERO,
+                    attr_ttl: std::time::Duration::ZERO,
+                }));
+                continue;
+            }
             let attr = if e.off <= 2 {
                 self.attr_of(e.ino).await?
             } else {

@@ -163,6 +163,7 @@ impl Prefetcher {
         job.log_progress("prefetch started");
         let (dic, j, conc) = (self.dic.clone(), job.clone(), self.concurrency);
         let task = tokio::spawn(async move {
+            let _busy = crate::busy::Busy::start();
             // The progress lines come from this task too, so a cancel (which aborts it) ends
             // them with the walk.
             let walk = walk(&dic, root, j.depth, j.blobs, conc, &j.counters);

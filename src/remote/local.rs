@@ -34,9 +34,35 @@ fn to_git(o: Oid) -> Result<git2::Oid, RemoteError> {
     Ok(git2::Oid::from_bytes(&o.0)?)
 }
 
+/// Most of a pack libgit2 keeps mapped at once (its default on 64-bit: 8 GiB, in 1 GiB windows).
+const PACK_MAPPED_LIMIT: usize = 32 << 20;
+/// The size of one mapped window of a pack.
+const PACK_WINDOW: usize = 4 << 20;
+
+/// Bounds libgit2's process-wide memory: its mapped pack windows (a full walk touched every page
+/// of the pack, ~100 MB of resident pages for a million files) and its object cache (each tree
+/// is read once here, then kept in the store's inode table, so caching it twice is waste).
+#[allow(unsafe_code)]
+fn bound_libgit2() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: these set libgit2's global options; they run once, before this process
+        // opens a repository through the local remote.
+        let set = unsafe {
+            git2::opts::set_mwindow_size(PACK_WINDOW)
+                .and_then(|()| git2::opts::set_mwindow_mapped_limit(PACK_MAPPED_LIMIT))
+        };
+        if let Err(e) = set {
+            tracing::warn!(error = %e, "cannot bound libgit2's mapped pack windows");
+        }
+        git2::opts::enable_caching(false);
+    });
+}
+
 impl LocalRemote {
     /// Opens the repository at `path` (bare or not).
     pub fn open(path: &Path) -> Result<LocalRemote, RemoteError> {
+        bound_libgit2();
         let repo = git2::Repository::open(path)?;
         Ok(LocalRemote {
             repo: Arc::new(Mutex::new(repo)),

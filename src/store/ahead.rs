@@ -150,6 +150,7 @@ impl Store {
         }
         let store = self.clone();
         tokio::spawn(async move {
+            let _busy = crate::busy::Busy::start();
             store.run_ahead(dir, work).await;
             lock(&store.ahead.busy).remove(&(dir, work));
         });

@@ -394,12 +394,13 @@ fn config_init_validate_and_show() {
     assert!(line("antares.max_mounts").ends_with("# default"), "{out}");
     assert!(!out.contains("sekrit"), "{out}");
     // One line per key of ours (`prefetch_depth`, `antares.preload_depth`, `cache_db_bytes`,
-    // `cache_listing_bytes` and `list_ahead` made it 28).
-    assert_eq!(out.lines().count(), 28, "{out}");
+    // `cache_listing_bytes`, `list_ahead` and `fuse_spin_us` made it 29).
+    assert_eq!(out.lines().count(), 29, "{out}");
     for key in [
         "cache_db_bytes",
         "cache_listing_bytes",
         "list_ahead",
+        "fuse_spin_us",
         "prefetch_depth",
     ] {
         assert!(line(key).ends_with("# default"), "{key}: {out}");

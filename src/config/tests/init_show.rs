@@ -49,6 +49,7 @@ fn the_template_names_every_key_and_validates_as_written_and_uncommented() {
     assert_eq!(u.cache_db_bytes, c.cache_db_bytes);
     assert_eq!(u.cache_listing_bytes, c.cache_listing_bytes);
     assert_eq!(u.list_ahead, c.list_ahead);
+    assert_eq!(u.fuse_spin_us, c.fuse_spin_us);
     assert_eq!(u.fetch_concurrency, c.fetch_concurrency);
     assert_eq!(u.connect_timeout, c.connect_timeout);
     assert_eq!(u.request_timeout, c.request_timeout);

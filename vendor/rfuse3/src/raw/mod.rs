@@ -19,6 +19,9 @@ pub(crate) type FuseData = Either<Vec<u8>, (Vec<u8>, Bytes)>;
 pub(crate) mod abi;
 pub(crate) mod buffer_pool;
 mod connection;
+/// Scorpio patch: see `set_read_spin`'s own documentation.
+#[cfg(target_os = "linux")]
+pub use connection::set_read_spin;
 mod filesystem;
 pub mod flags;
 pub mod logfs;

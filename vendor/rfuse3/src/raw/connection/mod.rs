@@ -14,6 +14,10 @@ use nix::sys::socket::{self, ControlMessageOwned, MsgFlags};
 pub use async_io::FuseConnection;
 #[cfg(all(not(feature = "async-io-runtime"), feature = "tokio-runtime"))]
 pub use tokio::FuseConnection;
+#[cfg(all(not(feature = "async-io-runtime"), feature = "tokio-runtime"))]
+pub use tokio::set_read_spin;
+#[cfg(all(not(feature = "async-io-runtime"), feature = "tokio-runtime"))]
+pub(crate) use tokio::HANDLERS_WAITING;
 
 #[cfg(feature = "async-io-runtime")]
 mod async_io;

@@ -36,7 +36,9 @@ use std::path::Path;
 use std::pin::pin;
 #[cfg(target_os = "macos")]
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_notify::Notify;
 use futures_util::lock::Mutex;
@@ -211,6 +213,7 @@ impl FuseConnection {
             unmount_notify,
             mode: ConnectionMode::Block(BlockFuseConnection {
                 file: File::from(fd),
+                spinning: AtomicBool::new(true),
                 read: Mutex::new(()),
                 write: Mutex::new(()),
             }),
@@ -403,6 +406,8 @@ enum ConnectionMode {
 #[derive(Debug)]
 struct BlockFuseConnection {
     file: File,
+    /// Scorpio patch: whether the session thread polls before it sleeps ([`set_read_spin`]).
+    spinning: AtomicBool,
     #[cfg_attr(target_os = "linux", allow(dead_code))]
     read: Mutex<()>,
     write: Mutex<()>,
@@ -418,6 +423,7 @@ impl BlockFuseConnection {
 
         Ok(Self {
             file,
+            spinning: AtomicBool::new(true),
             read: Mutex::new(()),
             write: Mutex::new(()),
         })
@@ -426,6 +432,57 @@ impl BlockFuseConnection {
     /// Scorpio patch: see [`FuseConnection::read_blocking`].
     #[cfg(target_os = "linux")]
     fn read_blocking(&self, header: &mut [u8], data: &mut [u8]) -> io::Result<usize> {
+        let spin = SPIN_MAX_NS.load(Ordering::Relaxed);
+        // While a handler waits on the runtime (a download, a listing), its caller sends
+        // nothing more, and the CPU is the runtime's: no polling then.
+        if spin > 0
+            && self.spinning.load(Ordering::Relaxed)
+            && HANDLERS_WAITING.load(Ordering::Relaxed) == 0
+            && BUSY
+                .get()
+                .is_none_or(|b| b.load(Ordering::Relaxed) == 0)
+        {
+            if self.spin_for(Duration::from_nanos(spin)) {
+                return self.read_now(header, data);
+            }
+            // Nothing came while spinning: sleep until a request comes, and spin again only if
+            // it came soon (a burst, not an idle daemon).
+            self.spinning.store(false, Ordering::Relaxed);
+        }
+        let slept = Instant::now();
+        let res = self.read_now(header, data);
+        if spin > 0 && slept.elapsed() < Duration::from_nanos(spin) {
+            self.spinning.store(true, Ordering::Relaxed);
+        }
+        res
+    }
+
+    /// Polls the device (without sleeping) for at most `budget`; whether a request is waiting.
+    #[cfg(target_os = "linux")]
+    fn spin_for(&self, budget: Duration) -> bool {
+        use std::os::fd::AsRawFd;
+
+        let start = Instant::now();
+        let mut pfd = libc::pollfd {
+            fd: self.file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: one valid pollfd, zero timeout.
+            if unsafe { libc::poll(&mut pfd, 1, 0) } != 0 {
+                return true;
+            }
+            if start.elapsed() >= budget {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Reads one request, sleeping until one comes.
+    #[cfg(target_os = "linux")]
+    fn read_now(&self, header: &mut [u8], data: &mut [u8]) -> io::Result<usize> {
         use std::io::Read;
 
         loop {
@@ -575,6 +632,7 @@ impl BlockFuseConnection {
         let file = unsafe { File::from_raw_fd(fd) };
         Ok(Self {
             file,
+            spinning: AtomicBool::new(true),
             read: Mutex::new(()),
             write: Mutex::new(()),
         })
@@ -853,4 +911,34 @@ impl AsFd for FuseConnection {
             ConnectionMode::NonBlock(connection) => connection.fd.as_fd(),
         }
     }
+}
+
+/// Scorpio patch: the most a session thread polls the device for the next request before it
+/// sleeps in `read`, in nanoseconds (0: never). See [`set_read_spin`].
+static SPIN_MAX_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Scorpio patch: the filesystem's count of its background work ([`set_read_spin`]).
+static BUSY: std::sync::OnceLock<&'static std::sync::atomic::AtomicUsize> =
+    std::sync::OnceLock::new();
+
+/// Scorpio patch: handlers moved to the runtime and not finished yet (all sessions).
+pub(crate) static HANDLERS_WAITING: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// Scorpio patch: after each reply, a session thread polls the device for up to `max` before it
+/// sleeps in `read`, while requests keep coming that fast. A request that finds the thread
+/// asleep pays for waking it (tens of microseconds on a virtual machine whose idle CPUs halt),
+/// once per request of a walk. An idle session sleeps: one poll that finds nothing stops the
+/// polling until requests come within `max` of each other again. Zero turns it off.
+///
+/// `busy`, when given, counts the filesystem's own background work: no polling while it is not
+/// zero, since that work needs the CPU more.
+pub fn set_read_spin(max: Duration, busy: Option<&'static std::sync::atomic::AtomicUsize>) {
+    if let Some(b) = busy {
+        let _ = BUSY.set(b);
+    }
+    SPIN_MAX_NS.store(
+        u64::try_from(max.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
 }

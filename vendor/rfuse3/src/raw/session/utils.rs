@@ -95,7 +95,13 @@ where
         let mut fut = Box::pin(fut.instrument(span));
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
         if fut.as_mut().poll(&mut cx).is_pending() {
-            task::spawn(fut);
+            use std::sync::atomic::Ordering;
+            crate::raw::connection::HANDLERS_WAITING.fetch_add(1, Ordering::Relaxed);
+            task::spawn(async move {
+                let out = fut.await;
+                crate::raw::connection::HANDLERS_WAITING.fetch_sub(1, Ordering::Relaxed);
+                out
+            });
         }
     }
 
