@@ -430,3 +430,33 @@ fn a_walk_costs_two_requests_per_directory_and_nothing_per_file() {
     }
     assert_eq!(delta(&scrape(&d), "lookup"), others.len() as f64);
 }
+
+#[test]
+fn a_listing_after_files_were_looked_up_carries_their_attributes() {
+    let fx = fixture::standard();
+    let d = Daemon::local(&fx);
+    let lookups = || scrape(&d).get("scorpio_fuse_requests_total", ("op", "lookup"));
+    // A reader that looks files up (as `grep -r` or `ls -l` do) ...
+    std::fs::symlink_metadata(d.workspace.join(fixture::DEEP_FILE)).expect("lstat");
+    // ... gets the files of the next listing with their attributes: no LOOKUP for them.
+    let names: Vec<_> = std::fs::read_dir(d.workspace.join(fixture::SPACE_DIR))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["file name.txt"]);
+    let before = lookups();
+    let m = std::fs::symlink_metadata(d.workspace.join(fixture::SPACE_FILE)).expect("lstat");
+    assert_eq!(m.len(), fixture::SPACE_FILE_CONTENT.len() as u64);
+    assert_eq!(
+        lookups(),
+        before,
+        "the listing should have carried the file"
+    );
+    // Nothing was looked up since: the next listing sends names alone, and a stat asks.
+    std::fs::read_dir(d.workspace.join(fixture::UNICODE_DIR))
+        .expect("list")
+        .for_each(drop);
+    let before = lookups();
+    std::fs::symlink_metadata(d.workspace.join(fixture::UNICODE_FILE)).expect("lstat");
+    assert_eq!(lookups(), before + 1.0);
+}

@@ -55,6 +55,36 @@ pub struct Dicfuse {
     uid: u32,
     gid: u32,
     listings: moka::sync::Cache<u64, Arc<Vec<Child>>>,
+    /// Whether readers look files up between listings ([`LookupPressure`]).
+    pressure: LookupPressure,
+}
+
+/// Tells whether a READDIRPLUS should carry the files' attributes: only when files were
+/// looked up since the previous one. A walk that only lists (`find`, a glob) then makes the
+/// kernel allocate no inode per file; one that opens or stats what it lists (`grep -r`, an
+/// indexer, `ls -l` in turn) gets them with the listing and saves a LOOKUP per file. The
+/// kernel's own READDIRPLUS_AUTO reasons alike, per directory.
+#[derive(Default)]
+struct LookupPressure {
+    /// Files looked up so far.
+    lookups: std::sync::atomic::AtomicU64,
+    /// `lookups` at the last READDIRPLUS.
+    at_listing: std::sync::atomic::AtomicU64,
+}
+
+impl LookupPressure {
+    fn file_looked_up(&self) {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A READDIRPLUS goes out: whether files were looked up since the last one.
+    fn files_wanted(&self) -> bool {
+        let now = self.lookups.load(std::sync::atomic::Ordering::Relaxed);
+        self.at_listing
+            .swap(now, std::sync::atomic::Ordering::Relaxed)
+            != now
+    }
 }
 
 impl Dicfuse {
@@ -67,6 +97,7 @@ impl Dicfuse {
             uid,
             gid,
             listings: listing_cache(DEFAULT_LISTING_BYTES),
+            pressure: LookupPressure::default(),
         }
     }
 

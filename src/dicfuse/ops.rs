@@ -42,6 +42,9 @@ impl Dicfuse {
             return Ok(self.negative_entry());
         };
         let child = &children[i];
+        if !child.node.kind.is_dir() {
+            self.pressure.file_looked_up();
+        }
         let attr = self.attr(child.ino, &child.node).await?;
         Ok(ReplyEntry {
             ttl: LOWER_TTL,
@@ -274,16 +277,18 @@ impl Filesystem for Dicfuse {
 
     method!(fn readdirplus(self, _req, parent, _fh, offset, _lock_owner) {
         let entries = self.dir_entries(parent, offset as usize).await?;
+        let files = self.pressure.files_wanted();
         let items: Vec<Result<DirectoryEntryPlus>> = entries
             .into_iter()
             .map(|DirEntry { offset, kind, name, mut attr, known }| {
                 let inode = attr.ino;
-                // Only directories go out with attributes: a walker goes into them next. Other
-                // entries go with node id 0, listed, and looked up by the kernel on first use: a
-                // walk (`find`, a build's glob) then makes the kernel allocate no inode per file
-                // (at a million files, most of the walk's time and ~1 GB of kernel memory), and
-                // no entry goes out with a size the remote has not told yet.
-                let ttl = if known && kind == FileType::Directory {
+                // Directories go out with attributes (a walker goes into them next), files only
+                // while readers look files up (`LookupPressure`). Other entries go with node id
+                // 0, listed, and looked up by the kernel on first use: a walk that only lists
+                // then makes the kernel allocate no inode per file (at a million files, most of
+                // the walk's time and ~1 GB of kernel memory), and no entry goes out with a size
+                // the remote has not told yet.
+                let ttl = if known && (kind == FileType::Directory || files) {
                     LOWER_TTL
                 } else {
                     attr.ino = 0;
