@@ -82,12 +82,19 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
-    #[test]
-    fn the_log_keeps_room_past_its_end_without_growing() {
+    /// A directory holding a sled database with one record written out (and the database,
+    /// which must stay open).
+    fn written_db() -> (tempfile::TempDir, sled::Db) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         db.insert(b"k", b"v").unwrap();
         db.flush().unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn the_log_keeps_room_past_its_end_without_growing() {
+        let (dir, _db) = written_db();
         let log = dir.path().join("db");
         let before = std::fs::metadata(&log).unwrap();
         let r = DbReserve::open(dir.path());
@@ -101,10 +108,7 @@ mod tests {
     #[test]
     fn a_log_grown_past_half_the_reserve_is_topped_up_again() {
         use std::io::Write;
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        db.insert(b"k", b"v").unwrap();
-        db.flush().unwrap();
+        let (dir, _db) = written_db();
         let r = DbReserve::open(dir.path());
         if !r.supported.load(Ordering::Relaxed) {
             return;
