@@ -30,8 +30,10 @@ pub(super) const CACHE_LISTING_BYTES: u64 = 16 << 20;
 /// `list_ahead` when unset. Only a walk going down lists ahead, so a plain `ls` still asks the
 /// remote for that one directory.
 pub(super) const LIST_AHEAD: u64 = 8;
-/// `fuse_spin_us` when unset: a walk's next request mostly comes within this.
-pub(super) const FUSE_SPIN_US: u64 = 100;
+/// `fuse_spin_us` when unset: off. Polling sped a walk up on a VM whose idle CPUs halt, but
+/// took CPU from a parallel build on a small machine (`benches/compare.sh`: 1.09x native with
+/// it, 0.98x without, on 2 CPUs); a user whose work is walks turns it on.
+pub(super) const FUSE_SPIN_US: u64 = 0;
 /// `fetch_concurrency` when unset.
 pub(super) const FETCH_CONCURRENCY: u64 = 16;
 /// `prefetch_depth` and `antares.preload_depth` when unset: nothing is listed ahead.

@@ -61,7 +61,8 @@ remote = {remote}
 # list_ahead = {list_ahead}
 
 # Microseconds a FUSE session thread polls for the next request before it sleeps, while
-# requests come that fast (0: always sleep). Saves waking it per request of a walk or a build.
+# requests come that fast (0: always sleep). Saves waking it per request of a walk on a VM whose
+# idle CPUs halt; takes CPU from a parallel build on a small machine.
 # fuse_spin_us = {fuse_spin_us}
 
 # Remote requests in flight, TCP connect timeout, deadline of one fetch (retries included).
