@@ -21,11 +21,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 
-use super::{Store, StoreError};
+use super::{join_or_start, Flights, Store, StoreError};
 use crate::remote::{EntryKind, Oid};
 
 /// Most files one trigger fetches sizes or blobs of.
@@ -37,15 +36,13 @@ pub const AHEAD_BYTES: u64 = 32 << 20;
 /// Sizes remembered by blob id (those the inode table has not been told yet).
 const SIZES_KEPT: u64 = 1 << 16;
 
-type SizeFut = Shared<BoxFuture<'static, Result<u64, StoreError>>>;
-
 /// What the store fetches ahead, and the sizes it learnt.
 pub(super) struct Ahead {
     /// Requests in flight ahead, over every trigger; no permits when nothing is fetched ahead.
     permits: Arc<Semaphore>,
     limit: usize,
     sizes: moka::sync::Cache<Oid, u64>,
-    size_inflight: Mutex<HashMap<Oid, SizeFut>>,
+    size_inflight: Flights<u64>,
     /// Directories whose sizes, or blobs, were taken by a trigger.
     sized: Mutex<HashSet<u64>>,
     fetched: Mutex<HashSet<u64>>,
@@ -93,29 +90,15 @@ impl Store {
             if let Some(s) = self.ahead.sizes.get(&oid) {
                 return Ok(s);
             }
-            match map.get(&oid) {
-                Some(f) => f.clone(),
-                None => {
-                    let store = self.clone();
-                    let task = tokio::spawn(async move {
-                        let r = store.remote.blob_size(oid).await.map_err(StoreError::from);
-                        if let Ok(s) = r {
-                            store.ahead.sizes.insert(oid, s);
-                        }
-                        lock(&store.ahead.size_inflight).remove(&oid);
-                        r
-                    });
-                    let f = async move {
-                        task.await.map_err(|e| {
-                            StoreError::Io(Arc::new(std::io::Error::other(e.to_string())))
-                        })?
-                    }
-                    .boxed()
-                    .shared();
-                    map.insert(oid, f.clone());
-                    f
+            let store = self.clone();
+            let run = async move {
+                let r = store.remote.blob_size(oid).await.map_err(StoreError::from);
+                if let Ok(s) = r {
+                    store.ahead.sizes.insert(oid, s);
                 }
-            }
+                r
+            };
+            join_or_start(self, &mut map, oid, |s| &s.ahead.size_inflight, run)
         };
         fut.await
     }

@@ -121,14 +121,49 @@ fn db_config(path: &Path, cache_bytes: u64) -> sled::Config {
         .flush_every_ms(Some(200))
 }
 
-type Inflight = Shared<BoxFuture<'static, Result<(), StoreError>>>;
+/// One request for an object that every caller asking for it meanwhile awaits.
+pub(super) type Flight<T> = Shared<BoxFuture<'static, Result<T, StoreError>>>;
+/// The requests in flight, by object id.
+pub(super) type Flights<T> = Mutex<HashMap<Oid, Flight<T>>>;
+
+/// The request for `oid` in `map` (whose lock the caller holds), or `run` started as its own
+/// task and entered there: a caller giving up does not cancel it. It leaves the map once `run`
+/// has ended, so what `run` records before it ends is seen by whoever then misses the map.
+pub(super) fn join_or_start<T: Clone + Send + Sync + 'static>(
+    store: &Arc<Store>,
+    map: &mut HashMap<Oid, Flight<T>>,
+    oid: Oid,
+    flights: fn(&Store) -> &Flights<T>,
+    run: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Flight<T> {
+    if let Some(f) = map.get(&oid) {
+        return f.clone();
+    }
+    let store = store.clone();
+    let task = tokio::spawn(async move {
+        let r = run.await;
+        flights(&store)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&oid);
+        r
+    });
+    let f = async move {
+        task.await
+            .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
+    }
+    .boxed()
+    .shared();
+    map.insert(oid, f.clone());
+    f
+}
 
 /// Objects, caches and the inode table under `store_path`.
 pub struct Store {
     remote: Arc<dyn Remote>,
     objects: ObjectDir,
     mem: moka::sync::Cache<Oid, Bytes>,
-    inflight: Mutex<HashMap<Oid, Inflight>>,
+    inflight: Flights<()>,
     db: sled::Db,
     reserve: Arc<DbReserve>,
     ahead: ahead::Ahead,
@@ -193,30 +228,10 @@ impl Store {
             if !map.contains_key(&oid) && self.objects.is_verified(oid) {
                 return Ok(());
             }
-            match map.get(&oid) {
-                Some(f) => f.clone(),
-                None => {
-                    let store = self.clone();
-                    let task = tokio::spawn(async move {
-                        let r = store.load_blob(oid).await;
-                        store
-                            .inflight
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&oid);
-                        r
-                    });
-                    let f = async move {
-                        task.await.map_err(|e| {
-                            StoreError::Io(Arc::new(std::io::Error::other(e.to_string())))
-                        })?
-                    }
-                    .boxed()
-                    .shared();
-                    map.insert(oid, f.clone());
-                    f
-                }
-            }
+            let store = self.clone();
+            join_or_start(self, &mut map, oid, |s| &s.inflight, async move {
+                store.load_blob(oid).await
+            })
         };
         fut.await
     }
