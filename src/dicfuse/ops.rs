@@ -61,32 +61,32 @@ impl Dicfuse {
         skip: usize,
     ) -> std::result::Result<Vec<DirEntry>, DicError> {
         let children = self.children(parent).await?;
-        if skip == 0 {
+        let mut out = Vec::with_capacity((children.len() + 2).saturating_sub(skip));
+        // The directory's own node, read once for the walk check and the dot entries.
+        if skip < 2 {
+            let me = self.node(parent)?;
             let up = if parent == ROOT_INO {
                 ROOT_INO
             } else {
-                self.node(parent)?.parent
+                me.parent
             };
-            self.lister.reader_lists(parent, up, &children);
-        }
-        let mut out = Vec::with_capacity((children.len() + 2).saturating_sub(skip));
-        for i in skip..2 {
-            let (ino, name) = if i == 0 {
-                (parent, ".")
-            } else if parent == ROOT_INO {
-                (ROOT_INO, "..")
-            } else {
-                (self.node(parent)?.parent, "..")
-            };
-            let node = self.node(ino)?;
-            let attr = self.attr_with(ino, &node, 4096);
-            out.push(DirEntry {
-                offset: i as i64 + 1,
-                kind: FileType::Directory,
-                name: OsString::from(name),
-                attr,
-                known: true,
-            });
+            if skip == 0 {
+                self.lister.reader_lists(parent, up, &children);
+            }
+            for i in skip..2 {
+                let (attr, name) = if i == 0 {
+                    (self.attr_with(parent, &me, 4096), ".")
+                } else {
+                    (self.attr_with(up, &self.node(up)?, 4096), "..")
+                };
+                out.push(DirEntry {
+                    offset: i as i64 + 1,
+                    kind: FileType::Directory,
+                    name: OsString::from(name),
+                    attr,
+                    known: true,
+                });
+            }
         }
         for (i, c) in children.iter().enumerate().skip(skip.saturating_sub(2)) {
             let known = c.node.kind.is_dir() || c.node.size.is_some();
