@@ -445,8 +445,17 @@ fn a_project_push_opens_a_cl_a_second_push_updates_it_and_the_edits_stay() {
         left.is_empty(),
         "the merged edits left the upper layer: {left:?}"
     );
-    // Up to date now: one request (the latest commit), nothing moves.
-    let mark = d.log().len();
+    // Up to date now: one request (the latest commit), nothing moves. The reads above start
+    // fetches of neighbouring blobs in the background; they are let finish first.
+    let mut mark = d.log().len();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = d.log().len();
+        if now == mark {
+            break;
+        }
+        mark = now;
+    }
     let (code, body) = http::post(&d.http_addr, "/api/git/pull", "{}");
     assert_eq!(code, 200, "{body}");
     assert_eq!(json(&body)["up_to_date"], true, "{body}");
