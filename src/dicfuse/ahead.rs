@@ -41,12 +41,20 @@ pub(super) struct Lister {
     read: moka::sync::Cache<u64, ()>,
     /// Directories asked of the remote (for tests and logs).
     listed: AtomicU64,
+    /// The view's decoded listings: each listing written goes in, so the reader a listing
+    /// ahead served finds it decoded.
+    cache: moka::sync::Cache<u64, Arc<Vec<Child>>>,
 }
 
 impl Lister {
     /// A lister of `commit` (already bound in the store's inode table), listing at most `width`
-    /// directories ahead of a reader at once.
-    pub(super) fn new(store: Arc<Store>, commit: CommitInfo, width: usize) -> Lister {
+    /// directories ahead of a reader at once, each listing written going into `cache`.
+    pub(super) fn new(
+        store: Arc<Store>,
+        commit: CommitInfo,
+        width: usize,
+        cache: moka::sync::Cache<u64, Arc<Vec<Child>>>,
+    ) -> Lister {
         Lister {
             store,
             commit: std::sync::RwLock::new(commit),
@@ -56,7 +64,13 @@ impl Lister {
             width,
             read: moka::sync::Cache::new(READ_REMEMBERED),
             listed: AtomicU64::new(0),
+            cache,
         }
+    }
+
+    /// Most background listings at once.
+    pub(super) fn width(&self) -> usize {
+        self.width
     }
 
     /// The commit shown.
@@ -130,7 +144,10 @@ impl Lister {
             exact_modes = listing.exact_modes,
             "directory listed"
         );
-        self.store.inodes.insert_children(ino, &listing.entries)?;
+        if let Some(children) = self.store.inodes.insert_children(ino, &listing.entries)? {
+            // Still under the epoch: a rebase empties the cache after it, never before.
+            self.cache.insert(ino, Arc::new(children));
+        }
         Ok(())
     }
 

@@ -90,13 +90,19 @@ impl LookupPressure {
 impl Dicfuse {
     /// A view of `commit` (already bound in the store's inode table) owned by `uid:gid`.
     pub fn new(store: Arc<Store>, commit: CommitInfo, uid: u32, gid: u32) -> Dicfuse {
+        let listings = listing_cache(DEFAULT_LISTING_BYTES);
         Dicfuse {
-            lister: Arc::new(ahead::Lister::new(store.clone(), commit.clone(), 0)),
+            lister: Arc::new(ahead::Lister::new(
+                store.clone(),
+                commit.clone(),
+                0,
+                listings.clone(),
+            )),
             store,
             time: commit.time,
             uid,
             gid,
-            listings: listing_cache(DEFAULT_LISTING_BYTES),
+            listings,
             pressure: LookupPressure::default(),
         }
     }
@@ -105,16 +111,30 @@ impl Dicfuse {
     /// 0: none). Set before the view serves anything.
     pub fn with_list_ahead(self, width: usize) -> Dicfuse {
         let commit = self.lister.commit();
+        let listings = self.listings.clone();
         Dicfuse {
-            lister: Arc::new(ahead::Lister::new(self.store.clone(), commit, width)),
+            lister: Arc::new(ahead::Lister::new(
+                self.store.clone(),
+                commit,
+                width,
+                listings,
+            )),
             ..self
         }
     }
 
     /// The view with its decoded listings held to `bytes` (`cache_listing_bytes`).
     pub fn with_listing_bytes(self, bytes: u64) -> Dicfuse {
+        let listings = listing_cache(bytes);
+        let lister = ahead::Lister::new(
+            self.store.clone(),
+            self.lister.commit(),
+            self.lister.width(),
+            listings.clone(),
+        );
         Dicfuse {
-            listings: listing_cache(bytes),
+            lister: Arc::new(lister),
+            listings,
             ..self
         }
     }
@@ -181,6 +201,10 @@ impl Dicfuse {
         }
         if node.kind != EntryKind::Submodule {
             self.lister.ensure_loaded(ino).await?;
+            // The listing just written went into the cache.
+            if let Some(c) = self.listings.get(&ino) {
+                return Ok(c);
+            }
         }
         let _epoch = self.lister.epoch.read().await;
         let children = Arc::new(self.store.inodes.children(ino)?);
@@ -197,6 +221,17 @@ impl Dicfuse {
             return Ok(s);
         }
         let oid = node.oid.ok_or(DicError::NoEntry)?;
+        if self.learn_sizes(node.parent).await? {
+            if let Some(size) = self
+                .store
+                .inodes
+                .get(ino)?
+                .filter(|n| n.oid == Some(oid))
+                .and_then(|n| n.size)
+            {
+                return Ok(size);
+            }
+        }
         let own = self.store.blob_size(oid);
         // A stat of one file of a directory mostly comes with stats of the others.
         self.store.sizes_ahead(node.parent);
@@ -209,6 +244,21 @@ impl Dicfuse {
         // The cached listing holds the node without its size.
         self.listings.invalidate(&node.parent);
         Ok(size)
+    }
+
+    /// From a remote that answers sizes in bulk, learns every size directory `dir` lacks;
+    /// false (and nothing asked) from one that does not.
+    async fn learn_sizes(&self, dir: u64) -> Result<bool, DicError> {
+        if !self.store.sizes_in_bulk() {
+            return Ok(false);
+        }
+        {
+            let _epoch = self.lister.epoch.read().await;
+            self.store.learn_dir_sizes(dir).await?;
+        }
+        // The cached listing holds the nodes without their sizes.
+        self.listings.invalidate(&dir);
+        Ok(true)
     }
 
     /// Attributes of a node whose size is known (or `size` for unknown ones).

@@ -108,6 +108,17 @@ impl Dicfuse {
     }
 }
 
+impl Dicfuse {
+    /// Whether a file of directory `parent` has a size not known yet.
+    async fn sizes_unknown(&self, parent: u64) -> std::result::Result<bool, DicError> {
+        Ok(self
+            .children(parent)
+            .await?
+            .iter()
+            .any(|c| !c.node.kind.is_dir() && c.node.size.is_none()))
+    }
+}
+
 /// One entry of a listing as READDIR and READDIRPLUS send it.
 pub(super) struct DirEntry {
     /// Where the next READDIR resumes.
@@ -276,8 +287,13 @@ impl Filesystem for Dicfuse {
     });
 
     method!(fn readdirplus(self, _req, parent, _fh, offset, _lock_owner) {
-        let entries = self.dir_entries(parent, offset as usize).await?;
         let files = self.pressure.files_wanted();
+        if files && self.store.sizes_in_bulk() && self.sizes_unknown(parent).await? {
+            // Sizes cheap to ask a directory at a time (a local repository) come with the
+            // listing, so the files' attributes do.
+            self.learn_sizes(parent).await?;
+        }
+        let entries = self.dir_entries(parent, offset as usize).await?;
         let items: Vec<Result<DirectoryEntryPlus>> = entries
             .into_iter()
             .map(|DirEntry { offset, kind, name, mut attr, known }| {

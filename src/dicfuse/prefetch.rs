@@ -43,7 +43,7 @@ impl Dicfuse {
             // Evicted at once by a tiny disk bound: its size costs one question.
             None => self.size_of(ino, node).await?,
         };
-        if node.size.is_none() {
+        if node.size.is_none() && !self.learn_sizes(node.parent).await? {
             let _epoch = self.lister.epoch.read().await;
             // A rebase in between may have given the inode another blob.
             if self.store.inodes.get(ino)?.and_then(|n| n.oid) == Some(oid) {

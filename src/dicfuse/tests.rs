@@ -14,11 +14,14 @@ use crate::remote::local::LocalRemote;
 use crate::remote::{ClChange, Listing, Oid, Remote, RemoteError};
 use crate::store::{Bounds, ROOT_INO};
 
-/// The local remote, counting the listings asked of it by path, each one slowed by `delay`.
+/// The local remote, counting the listings asked of it by path, each one slowed by `delay`,
+/// and the sizes asked of it (one at a time, and in bulk: each call's length).
 struct Counting {
     inner: LocalRemote,
     lists: Mutex<HashMap<String, usize>>,
     delay: Duration,
+    sizes_one: Mutex<usize>,
+    sizes_bulk: Mutex<Vec<usize>>,
 }
 
 impl Counting {
@@ -54,7 +57,15 @@ impl Remote for Counting {
         self.inner.blob(oid).await
     }
     async fn blob_size(&self, oid: Oid) -> Result<u64, RemoteError> {
+        *self.sizes_one.lock().unwrap() += 1;
         self.inner.blob_size(oid).await
+    }
+    fn sizes_in_bulk(&self) -> bool {
+        self.inner.sizes_in_bulk()
+    }
+    async fn blob_sizes(&self, oids: &[Oid]) -> Result<Vec<u64>, RemoteError> {
+        self.sizes_bulk.lock().unwrap().push(oids.len());
+        self.inner.blob_sizes(oids).await
     }
     async fn cl_changes(
         &self,
@@ -102,6 +113,8 @@ async fn counted_view(dir: &Path, delay: Duration) -> (Arc<Counting>, Arc<Dicfus
         inner: LocalRemote::open(&dir.join("repo")).unwrap(),
         lists: Mutex::new(HashMap::new()),
         delay,
+        sizes_one: Mutex::new(0),
+        sizes_bulk: Mutex::new(Vec::new()),
     });
     let bounds = Bounds {
         mem_bytes: 1 << 24,
@@ -202,6 +215,44 @@ async fn child_ino(dic: &Arc<Dicfuse>, parent: u64, name: &str) -> u64 {
         .find(|e| e.name == name)
         .map(|e| e.attr.ino)
         .unwrap_or_else(|| panic!("no {name} in {parent}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directorys_sizes_are_asked_once_in_bulk_when_the_first_is_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    commit_tree(&repo, 1, 1, "abc", None);
+    std::fs::create_dir_all(repo.join("many")).unwrap();
+    for i in 0..40 {
+        std::fs::write(repo.join(format!("many/f{i:02}")), "x".repeat(i)).unwrap();
+    }
+    commit_tree(&repo, 1, 1, "abc", None);
+    let (remote, dic) = counted_view(dir.path(), Duration::ZERO).await;
+    let many = child_ino(&dic, ROOT_INO, "many").await;
+    // A listing asks for no size, and shows none it does not know.
+    let listed = dic.dir_entries(many, 2).await.unwrap();
+    assert_eq!(listed.len(), 40);
+    assert!(listed.iter().all(|e| !e.known), "a size was listed");
+    assert_eq!(*remote.sizes_one.lock().unwrap(), 0);
+    assert!(remote.sizes_bulk.lock().unwrap().is_empty());
+    // The first size needed brings the directory's: one call, for all 40.
+    for e in &listed {
+        let i: u64 = e.name.to_str().unwrap()[1..].parse().unwrap();
+        assert_eq!(dic.lower_attr(e.attr.ino).await.unwrap().size, i);
+    }
+    assert_eq!(*remote.sizes_bulk.lock().unwrap(), [40]);
+    assert_eq!(*remote.sizes_one.lock().unwrap(), 0);
+    // They are in the inode table now: listed with the entries, asked no more.
+    let again = dic.dir_entries(many, 2).await.unwrap();
+    for e in &again {
+        let i: u64 = e.name.to_str().unwrap()[1..].parse().unwrap();
+        assert!(e.known && e.attr.size == i, "{e:?}", e = e.name);
+    }
+    let d0 = child_ino(&dic, ROOT_INO, "d0").await;
+    let s0 = child_ino(&dic, d0, "s0").await;
+    let v = child_ino(&dic, s0, "v").await;
+    assert_eq!(dic.lower_attr(v).await.unwrap().size, 3);
+    assert_eq!(*remote.sizes_bulk.lock().unwrap(), [40, 1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,6 +96,17 @@ impl Remote for Metered {
         r
     }
 
+    fn sizes_in_bulk(&self) -> bool {
+        self.0.sizes_in_bulk()
+    }
+
+    async fn blob_sizes(&self, oids: &[Oid]) -> Result<Vec<u64>, RemoteError> {
+        let started = Instant::now();
+        let r = self.0.blob_sizes(oids).await;
+        record("size", started, &r, |_| 0);
+        r
+    }
+
     fn ahead_concurrency(&self) -> usize {
         self.0.ahead_concurrency()
     }

@@ -145,6 +145,22 @@ pub trait Remote: Send + Sync + 'static {
     /// The size of blob `oid` without transferring its content.
     async fn blob_size(&self, oid: Oid) -> Result<u64, RemoteError>;
 
+    /// Whether [`Remote::blob_sizes`] answers many sizes in one cheap call (a repository on
+    /// this machine). Such a remote's listings need not carry sizes: the store asks for those
+    /// of a whole directory the first time one is needed.
+    fn sizes_in_bulk(&self) -> bool {
+        false
+    }
+
+    /// The sizes of blobs `oids`, in order. By default one [`Remote::blob_size`] after another.
+    async fn blob_sizes(&self, oids: &[Oid]) -> Result<Vec<u64>, RemoteError> {
+        let mut sizes = Vec::with_capacity(oids.len());
+        for oid in oids {
+            sizes.push(self.blob_size(*oid).await?);
+        }
+        Ok(sizes)
+    }
+
     /// How many requests the store may keep in flight fetching sizes and blobs ahead of a
     /// reader (see `store::ahead`): 0, the default, for a remote whose answers cost no round
     /// trip (its listings carry sizes, its blobs are local).

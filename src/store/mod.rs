@@ -15,6 +15,7 @@ pub mod ahead;
 pub mod inodes;
 pub mod objects;
 pub mod reserve;
+pub mod sizes;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -123,19 +124,23 @@ fn db_config(path: &Path, cache_bytes: u64) -> sled::Config {
 
 /// One request for an object that every caller asking for it meanwhile awaits.
 pub(super) type Flight<T> = Shared<BoxFuture<'static, Result<T, StoreError>>>;
-/// The requests in flight, by object id.
-pub(super) type Flights<T> = Mutex<HashMap<Oid, Flight<T>>>;
+/// The requests in flight, by object id (or by another key `K`).
+pub(super) type Flights<T, K = Oid> = Mutex<HashMap<K, Flight<T>>>;
 
 /// The request for `oid` in `map` (whose lock the caller holds), or `run` started as its own
 /// task and entered there: a caller giving up does not cancel it. It leaves the map once `run`
 /// has ended, so what `run` records before it ends is seen by whoever then misses the map.
-pub(super) fn join_or_start<T: Clone + Send + Sync + 'static>(
+pub(super) fn join_or_start<T, K>(
     store: &Arc<Store>,
-    map: &mut HashMap<Oid, Flight<T>>,
-    oid: Oid,
-    flights: fn(&Store) -> &Flights<T>,
+    map: &mut HashMap<K, Flight<T>>,
+    oid: K,
+    flights: fn(&Store) -> &Flights<T, K>,
     run: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
-) -> Flight<T> {
+) -> Flight<T>
+where
+    T: Clone + Send + Sync + 'static,
+    K: Copy + Eq + std::hash::Hash + Send + 'static,
+{
     if let Some(f) = map.get(&oid) {
         return f.clone();
     }
@@ -164,6 +169,8 @@ pub struct Store {
     objects: ObjectDir,
     mem: moka::sync::Cache<Oid, Bytes>,
     inflight: Flights<()>,
+    /// Directories whose sizes are being asked for in bulk (see [`sizes`]).
+    dir_sizes: Flights<(), u64>,
     db: sled::Db,
     reserve: Arc<DbReserve>,
     ahead: ahead::Ahead,
@@ -204,6 +211,7 @@ impl Store {
             objects,
             mem,
             inflight: Mutex::new(HashMap::new()),
+            dir_sizes: Mutex::new(HashMap::new()),
             db,
             reserve,
             inodes,

@@ -1,10 +1,18 @@
 //! The persistent inode table (sled): each listed directory's entries, with their inodes, as one
 //! record, and the spans of inodes each listing handed out (see `encoding`).
 //!
-//! Inode numbers are handed out once per directory entry of the bound commit and written in
-//! the same transaction as the directory listing, so a restart on the same store sees the same
-//! numbers and a crash never leaves a half-listed directory. A listing is one write, so a full
-//! walk of a large tree costs one database write per directory, not per entry. The table is
+//! Inode numbers are handed out once per directory entry of the bound commit and written with
+//! the directory listing, so a restart on the same store sees the same numbers and a crash never
+//! leaves a half-listed directory. A listing is one record, so a full walk of a large tree costs
+//! a few database writes per directory, not per entry.
+//!
+//! A listing is written without a sled transaction: sled seals and writes out its log buffer at
+//! every transaction (and wakes its whole I/O pool to do it), which made the database most of a
+//! cold walk's CPU time. Instead the span of inodes goes in first and the listing after it, as a
+//! compare-and-swap that only an absent listing accepts. sled recovers a prefix of its log, so a
+//! listing found after a crash always has its span; a span left without its listing only wastes
+//! its numbers. The next inode to hand out is kept in memory, and at open is the end of the last
+//! span (or the recorded `next_ino` of a bind or rebase, whichever is higher). The table is
 //! bound to one remote+commit; binding another clears it (objects stay cached by id).
 //!
 //! This module holds the table and its reads and listing writes; `rebase` moves it to another
@@ -16,11 +24,10 @@ mod rebase;
 pub use rebase::Touched;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
+use sled::transaction::TransactionError;
 
 use encoding::{
     dec, dec_listing, enc, enc_listing, ino_at, span_value, Binding, Stored, StoredListing,
@@ -110,8 +117,20 @@ pub struct InodeTable {
     spans: sled::Tree,
     meta: sled::Tree,
     decoded: Decoded,
+    /// The next inode to hand out and the number of entries, the two moving together.
+    counts: Mutex<Counts>,
     /// Topped up after each write, so the log always has room (see `reserve`).
     reserve: Option<Arc<DbReserve>>,
+}
+
+/// The inode allocator's state (see the module's note on writes without transactions).
+#[derive(Clone, Copy, Debug)]
+struct Counts {
+    /// The next inode to hand out.
+    next: u64,
+    /// Entries in the table, the root included. Written after each listing: after a crash it
+    /// may miss the last listings' entries (a gauge and `statfs` read it, nothing decides by it).
+    entries: u64,
 }
 
 /// Maps a transaction's error to the store's.
@@ -126,11 +145,15 @@ impl InodeTable {
     /// Opens the trees in `db`. A table of the layout before (one record per entry) keeps its
     /// binding and root, and lists its directories again.
     pub fn open(db: &sled::Db) -> Result<InodeTable, StoreError> {
-        let t = InodeTable {
+        let mut t = InodeTable {
             listings: db.open_tree("listings")?,
             spans: db.open_tree("spans")?,
             meta: db.open_tree("meta")?,
             decoded: Decoded::new(),
+            counts: Mutex::new(Counts {
+                next: ROOT_INO + 1,
+                entries: 1,
+            }),
             reserve: None,
         };
         let names = db.tree_names();
@@ -146,7 +169,31 @@ impl InodeTable {
             }
             db.drop_tree(old)?;
         }
+        let counts = t.recorded_counts()?;
+        *t.counts.get_mut().unwrap_or_else(|p| p.into_inner()) = counts;
         Ok(t)
+    }
+
+    /// The allocator's state as the database holds it: past the last span and the recorded
+    /// `next_ino`, whichever is higher.
+    fn recorded_counts(&self) -> Result<Counts, StoreError> {
+        let recorded = match self.meta.get(NEXT_INO)? {
+            Some(v) => ino_at(&v),
+            None => ROOT_INO + 1,
+        };
+        let spanned = match self.spans.last()? {
+            Some((k, v)) => ino_at(&k).saturating_add(ino_at(v.get(8..).unwrap_or(&[]))),
+            None => 0,
+        };
+        let entries = self.meta.get(ENTRIES)?.map_or(1, |v| ino_at(&v));
+        Ok(Counts {
+            next: recorded.max(spanned),
+            entries,
+        })
+    }
+
+    fn counts(&self) -> MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The table, topping up `reserve` after each of its writes.
@@ -198,6 +245,10 @@ impl InodeTable {
         self.meta.insert(NEXT_INO, &(ROOT_INO + 1).to_be_bytes())?;
         self.meta.insert(BINDING, enc(&binding))?;
         self.meta.flush()?;
+        *self.counts() = Counts {
+            next: ROOT_INO + 1,
+            entries: 1,
+        };
         Ok(true)
     }
 
@@ -282,60 +333,87 @@ impl InodeTable {
         let Some(listing) = self.listing(parent)? else {
             return Ok(Vec::new());
         };
-        Ok(listing
-            .into_iter()
-            .map(|e| Child {
-                name: e.name.clone(),
-                ino: e.ino,
-                node: node_of(parent, e),
-            })
-            .collect())
+        Ok(listing.into_iter().map(|e| child_of(parent, e)).collect())
     }
 
-    /// Records a directory's listing, giving each entry an inode, in one transaction.
-    pub fn insert_children(&self, parent: u64, entries: &[ListedEntry]) -> Result<(), StoreError> {
-        let res: Result<(), TransactionError<StoreError>> =
-            (&self.listings, &self.spans, &self.meta).transaction(|(listings, spans, meta)| {
-                if listings.get(parent.to_be_bytes())?.is_some() {
-                    return Ok(());
-                }
-                let first = match meta.get(NEXT_INO)? {
-                    Some(v) => ino_at(&v),
-                    None => ROOT_INO + 1,
-                };
-                let mut next = first;
-                let mut listing: StoredListing = Vec::with_capacity(entries.len());
-                let mut seen = std::collections::HashSet::with_capacity(entries.len());
-                for e in entries {
-                    if !seen.insert(e.entry.name.as_slice()) {
-                        continue;
-                    }
-                    if next >= MAX_INO {
-                        return Err(ConflictableTransactionError::Abort(
-                            StoreError::InodesExhausted,
-                        ));
-                    }
-                    listing.push(Stored {
-                        ino: next,
-                        kind: e.entry.kind,
-                        oid: e.entry.oid,
-                        size: e.size,
-                        name: e.entry.name.clone(),
-                    });
-                    next += 1;
-                }
-                listing.sort_by(|a, b| a.name.cmp(&b.name));
-                listings.insert(&parent.to_be_bytes(), enc_listing(&listing))?;
-                if next > first {
-                    spans.insert(&first.to_be_bytes(), &span_value(parent, next - first))?;
-                }
-                let count = meta.get(ENTRIES)?.map_or(1, |v| ino_at(&v));
-                meta.insert(ENTRIES, &(count + (next - first)).to_be_bytes())?;
-                meta.insert(NEXT_INO, &next.to_be_bytes())?;
-                Ok(())
+    /// Records a directory's listing, giving each entry an inode; returns the children written,
+    /// sorted by name. A directory already listed keeps its listing (and `None` is returned).
+    pub fn insert_children(
+        &self,
+        parent: u64,
+        entries: &[ListedEntry],
+    ) -> Result<Option<Vec<Child>>, StoreError> {
+        if self.is_loaded(parent)? {
+            return Ok(None);
+        }
+        let mut listing: StoredListing = Vec::with_capacity(entries.len());
+        let mut seen = std::collections::HashSet::with_capacity(entries.len());
+        for e in entries {
+            if !seen.insert(e.entry.name.as_slice()) {
+                continue;
+            }
+            listing.push(Stored {
+                ino: 0,
+                kind: e.entry.kind,
+                oid: e.entry.oid,
+                size: e.size,
+                name: e.entry.name.clone(),
             });
+        }
+        let count = listing.len() as u64;
+        let first = {
+            let mut counts = self.counts();
+            if counts.next.saturating_add(count) > MAX_INO {
+                return Err(StoreError::InodesExhausted);
+            }
+            let first = counts.next;
+            counts.next += count;
+            first
+        };
+        // Handed out in the remote's order, then kept sorted by name.
+        for (i, e) in listing.iter_mut().enumerate() {
+            e.ino = first + i as u64;
+        }
+        listing.sort_by(|a, b| a.name.cmp(&b.name));
+        let res = self.write_listing(parent, first, &listing);
         self.top_up();
-        res.map_err(tx_error)
+        if !res? {
+            return Ok(None);
+        }
+        Ok(Some(
+            listing.into_iter().map(|e| child_of(parent, e)).collect(),
+        ))
+    }
+
+    /// Writes `listing` of `parent` (its inodes from `first` on): the span first, then the
+    /// listing if the directory has none yet, then the count of entries. False when the
+    /// directory had a listing already.
+    fn write_listing(
+        &self,
+        parent: u64,
+        first: u64,
+        listing: &StoredListing,
+    ) -> Result<bool, StoreError> {
+        let count = listing.len() as u64;
+        if count > 0 {
+            self.spans
+                .insert(first.to_be_bytes(), &span_value(parent, count))?;
+        }
+        let written = self.listings.compare_and_swap(
+            parent.to_be_bytes(),
+            None as Option<&[u8]>,
+            Some(enc_listing(listing)),
+        )?;
+        if written.is_err() {
+            // Listed meanwhile by a caller that did not hold the directory's lock: that
+            // listing stays, and the span just written is never looked up.
+            return Ok(false);
+        }
+        // Under the lock, so that a lower count never overwrites a higher one.
+        let mut counts = self.counts();
+        counts.entries += count;
+        self.meta.insert(ENTRIES, &counts.entries.to_be_bytes())?;
+        Ok(true)
     }
 
     /// Records a blob size learnt later.
@@ -346,6 +424,23 @@ impl InodeTable {
         let Some(parent) = self.parent_of(ino)? else {
             return Ok(());
         };
+        self.set_sizes(parent, &[(ino, None, size)])
+    }
+
+    /// Records blob sizes learnt later for entries of directory `parent`, in one write: each
+    /// `(ino, oid, size)` applies only while the entry still has that blob (`None`: any).
+    pub fn set_sizes(
+        &self,
+        parent: u64,
+        sizes: &[(u64, Option<Oid>, u64)],
+    ) -> Result<(), StoreError> {
+        if sizes.is_empty() {
+            return Ok(());
+        }
+        let by_ino: std::collections::HashMap<u64, (Option<Oid>, u64)> = sizes
+            .iter()
+            .map(|&(ino, oid, size)| (ino, (oid, size)))
+            .collect();
         let mut failed = None;
         // Compare-and-swap: sizes of one directory learnt at once must not overwrite each other.
         self.listings
@@ -358,8 +453,12 @@ impl InodeTable {
                         return Some(old.to_vec());
                     }
                 };
-                if let Some(e) = listing.iter_mut().find(|e| e.ino == ino) {
-                    e.size = Some(size);
+                for e in listing.iter_mut() {
+                    if let Some(&(oid, size)) = by_ino.get(&e.ino) {
+                        if oid.map_or(true, |o| o == e.oid) {
+                            e.size = Some(size);
+                        }
+                    }
                 }
                 Some(enc_listing(&listing))
             })?;
@@ -382,24 +481,23 @@ impl InodeTable {
         Ok(String::from_utf8_lossy(&parts.join(&b'/')).into_owned())
     }
 
-    fn next_ino(&self) -> Result<u64, StoreError> {
-        Ok(match self.meta.get(NEXT_INO)? {
-            Some(v) => ino_at(&v),
-            None => ROOT_INO + 1,
-        })
-    }
-
     /// Number of inodes known.
     pub fn len(&self) -> usize {
-        match self.meta.get(ENTRIES) {
-            Ok(Some(v)) => ino_at(&v) as usize,
-            _ => 0,
-        }
+        self.counts().entries as usize
     }
 
     /// Whether only the root is known.
     pub fn is_empty(&self) -> bool {
         self.len() <= 1
+    }
+}
+
+/// Stored entry `e` of directory `parent` as a listing shows it.
+fn child_of(parent: u64, e: Stored) -> Child {
+    Child {
+        name: e.name.clone(),
+        ino: e.ino,
+        node: node_of(parent, e),
     }
 }
 

@@ -205,7 +205,7 @@ impl InodeTable {
             listings: HashMap::new(),
             spans: Vec::new(),
             root,
-            next: self.next_ino()?,
+            next: self.counts().next,
             delta: 0,
             touched: Vec::new(),
         };
@@ -251,6 +251,7 @@ impl InodeTable {
                 Ok(())
             });
         res.map_err(tx_error)?;
+        *self.counts() = super::Counts { next, entries };
         self.decoded.changed(None);
         self.top_up();
         self.meta.flush()?;

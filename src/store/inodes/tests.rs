@@ -22,6 +22,23 @@ fn commit(id: u8) -> CommitInfo {
     }
 }
 
+/// Opens the database at `path` again, as a restart does.
+fn reopen(path: &std::path::Path) -> sled::Db {
+    // sled's flusher thread outlives the dropped handle for a moment and holds the
+    // database's lock until it ends (a new process, as a restart is, never sees that).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("reopen: {e}"),
+        }
+    }
+}
+
 #[test]
 fn inodes_survive_reopen_and_rebind_clears() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,19 +62,7 @@ fn inodes_survive_reopen_and_rebind_clears() {
         assert_eq!(t.path(b).unwrap(), "a/x y");
         db.flush().unwrap();
     }
-    // sled's flusher thread outlives the dropped handle for a moment and holds the
-    // database's lock until it ends (a new process, as a restart is, never sees that).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let db = loop {
-        match sled::open(dir.path()) {
-            Ok(db) => break db,
-            Err(e) if std::time::Instant::now() < deadline => {
-                assert!(e.to_string().contains("lock"), "{e}");
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("reopen: {e}"),
-        }
-    };
+    let db = reopen(dir.path());
     let t = InodeTable::open(&db).unwrap();
     assert!(!t.bind("r", &commit(1)).unwrap());
     assert_eq!(t.child(ROOT_INO, b"a").unwrap(), Some(a));
@@ -280,4 +285,63 @@ fn a_node_looked_up_before_a_change_is_read_again_after_it() {
     assert_eq!(t.get(a).unwrap(), None);
     let a2 = t.child(ROOT_INO, b"a").unwrap().unwrap();
     assert_eq!(t.get(a2).unwrap().unwrap().oid, Some(Oid([7; 20])));
+}
+
+#[test]
+fn a_reopened_table_hands_out_inodes_past_every_span_and_keeps_its_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c, written);
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let t = InodeTable::open(&db).unwrap();
+        t.bind("r", &commit(1)).unwrap();
+        written = t
+            .insert_children(
+                ROOT_INO,
+                &[
+                    listed("c", EntryKind::File, 2),
+                    listed("a", EntryKind::Dir, 3),
+                    listed("b", EntryKind::File, 4),
+                ],
+            )
+            .unwrap()
+            .expect("a first listing is written");
+        (a, b, c) = (
+            t.child(ROOT_INO, b"a").unwrap().unwrap(),
+            t.child(ROOT_INO, b"b").unwrap().unwrap(),
+            t.child(ROOT_INO, b"c").unwrap().unwrap(),
+        );
+        // What it returns is what the table holds, by name.
+        assert_eq!(written, t.children(ROOT_INO).unwrap());
+        assert_eq!(t.len(), 4);
+        // A second listing of the same directory writes nothing.
+        assert_eq!(
+            t.insert_children(ROOT_INO, &[listed("z", EntryKind::File, 9)])
+                .unwrap(),
+            None
+        );
+        // A listing cut off by a crash after its span: ten inodes handed out, never listed.
+        let top = a.max(b).max(c);
+        t.spans
+            .insert((top + 1).to_be_bytes(), &span_value(a, 10))
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let db = reopen(dir.path());
+    let t = InodeTable::open(&db).unwrap();
+    assert!(!t.bind("r", &commit(1)).unwrap());
+    assert_eq!(t.len(), 4, "the count of entries survives a restart");
+    let listed_after = t
+        .insert_children(a, &[listed("x", EntryKind::File, 5)])
+        .unwrap()
+        .unwrap();
+    let x = listed_after[0].ino;
+    assert!(
+        x > a.max(b).max(c) + 10,
+        "inode {x} handed out again after a restart (a={a} b={b} c={c})"
+    );
+    assert_eq!(t.get(x).unwrap().unwrap().name, b"x");
+    assert_eq!(t.len(), 5);
+    // The orphan span's numbers are no entry.
+    assert_eq!(t.get(a.max(b).max(c) + 1).unwrap(), None);
 }
