@@ -28,9 +28,12 @@ pub const LOWER_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 const DEFAULT_LISTING_BYTES: u64 = 16 << 20;
 
 /// A cache of decoded listings weighed by what they hold in memory, so that a walk of a large
-/// tree keeps at most `bytes` of them (the inode table has them all on disk).
+/// tree keeps at most `bytes` of them (the inode table has them all on disk). Least recently
+/// used goes first: a listing written ahead of a walker is the next one read, and moka's
+/// default admission (TinyLFU) turned such new entries away once the cache was full.
 fn listing_cache(bytes: u64) -> moka::sync::Cache<u64, Arc<Vec<Child>>> {
     moka::sync::Cache::builder()
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
         .weigher(|_: &u64, v: &Arc<Vec<Child>>| listing_weight(v))
         .max_capacity(bytes)
         .build()
