@@ -62,28 +62,28 @@ impl Dicfuse {
     ) -> std::result::Result<Vec<DirEntry>, DicError> {
         let children = self.children(parent).await?;
         let mut out = Vec::with_capacity((children.len() + 2).saturating_sub(skip));
-        // The directory's own node, read once for the walk check and the dot entries.
+        // Both dot entries are directories, whose attributes depend on their numbers only:
+        // of the directory's own entry, only its parent's number is read.
         if skip < 2 {
-            let me = self.node(parent)?;
             let up = if parent == ROOT_INO {
                 ROOT_INO
             } else {
-                me.parent
+                self.store
+                    .inodes
+                    .parent_of(parent)?
+                    .ok_or(DicError::NoEntry)?
             };
             if skip == 0 {
                 self.lister.reader_lists(parent, up, &children);
             }
+            let dir = root_like();
             for i in skip..2 {
-                let (attr, name) = if i == 0 {
-                    (self.attr_with(parent, &me, 4096), ".")
-                } else {
-                    (self.attr_with(up, &self.node(up)?, 4096), "..")
-                };
+                let (ino, name) = if i == 0 { (parent, ".") } else { (up, "..") };
                 out.push(DirEntry {
                     offset: i as i64 + 1,
                     kind: FileType::Directory,
                     name: OsString::from(name),
-                    attr,
+                    attr: self.attr_with(ino, &dir, 4096),
                     known: true,
                 });
             }

@@ -278,7 +278,7 @@ impl InodeTable {
     }
 
     /// The directory whose listing handed out `ino`.
-    fn parent_of(&self, ino: u64) -> Result<Option<u64>, StoreError> {
+    pub fn parent_of(&self, ino: u64) -> Result<Option<u64>, StoreError> {
         let Some(kv) = self.spans.range(..=ino.to_be_bytes()).next_back() else {
             return Ok(None);
         };
