@@ -75,6 +75,15 @@ pub(super) fn span_value(parent: u64, count: u64) -> [u8; 16] {
     v
 }
 
+/// A span record read back: its first inode, the directory holding the span, how many.
+pub(super) fn span_at(key: &[u8], value: &[u8]) -> (u64, u64, u64) {
+    (
+        ino_at(key),
+        ino_at(value),
+        ino_at(value.get(8..).unwrap_or(&[])),
+    )
+}
+
 /// The inode number stored big-endian at the start of `v` (0 when `v` is short).
 pub(super) fn ino_at(v: &[u8]) -> u64 {
     let mut b = [0u8; 8];

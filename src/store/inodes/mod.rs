@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::TransactionError;
 
 use encoding::{
-    dec, dec_listing, enc, enc_listing, ino_at, span_value, Binding, Stored, StoredListing,
-    BINDING, ENTRIES, NEXT_INO, OLD_TREES, ROOT,
+    dec, dec_listing, enc, enc_listing, ino_at, span_at, span_value, Binding, Stored,
+    StoredListing, BINDING, ENTRIES, NEXT_INO, OLD_TREES, ROOT,
 };
 
 use super::reserve::DbReserve;
@@ -182,7 +182,10 @@ impl InodeTable {
             None => ROOT_INO + 1,
         };
         let spanned = match self.spans.last()? {
-            Some((k, v)) => ino_at(&k).saturating_add(ino_at(v.get(8..).unwrap_or(&[]))),
+            Some((k, v)) => {
+                let (first, _, count) = span_at(&k, &v);
+                first.saturating_add(count)
+            }
             None => 0,
         };
         let entries = self.meta.get(ENTRIES)?.map_or(1, |v| ino_at(&v));
@@ -283,7 +286,7 @@ impl InodeTable {
             return Ok(None);
         };
         let (k, v) = kv?;
-        let (first, parent, count) = (ino_at(&k), ino_at(&v), ino_at(v.get(8..).unwrap_or(&[])));
+        let (first, parent, count) = span_at(&k, &v);
         Ok((ino < first.saturating_add(count)).then_some(parent))
     }
 
