@@ -127,13 +127,13 @@ pub(super) type Flight<T> = Shared<BoxFuture<'static, Result<T, StoreError>>>;
 /// The requests in flight, by object id (or by another key `K`).
 pub(super) type Flights<T, K = Oid> = Mutex<HashMap<K, Flight<T>>>;
 
-/// The request for `oid` in `map` (whose lock the caller holds), or `run` started as its own
-/// task and entered there: a caller giving up does not cancel it. It leaves the map once `run`
+/// The request for `key` (an object id, or a directory) in `map` (whose lock the caller holds),
+/// or `run` started as its own task and entered there: a caller giving up does not cancel it. It leaves the map once `run`
 /// has ended, so what `run` records before it ends is seen by whoever then misses the map.
 pub(super) fn join_or_start<T, K>(
     store: &Arc<Store>,
     map: &mut HashMap<K, Flight<T>>,
-    oid: K,
+    key: K,
     flights: fn(&Store) -> &Flights<T, K>,
     run: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
 ) -> Flight<T>
@@ -141,7 +141,7 @@ where
     T: Clone + Send + Sync + 'static,
     K: Copy + Eq + std::hash::Hash + Send + 'static,
 {
-    if let Some(f) = map.get(&oid) {
+    if let Some(f) = map.get(&key) {
         return f.clone();
     }
     let store = store.clone();
@@ -150,7 +150,7 @@ where
         flights(&store)
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&oid);
+            .remove(&key);
         r
     });
     let f = async move {
@@ -159,7 +159,7 @@ where
     }
     .boxed()
     .shared();
-    map.insert(oid, f.clone());
+    map.insert(key, f.clone());
     f
 }
 
