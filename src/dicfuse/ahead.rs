@@ -43,17 +43,17 @@ pub(super) struct Lister {
     listed: AtomicU64,
     /// The view's decoded listings: each listing written goes in, so the reader a listing
     /// ahead served finds it decoded.
-    cache: moka::sync::Cache<u64, Arc<Vec<Child>>>,
+    pub(super) listings: moka::sync::Cache<u64, Arc<Vec<Child>>>,
 }
 
 impl Lister {
     /// A lister of `commit` (already bound in the store's inode table), listing at most `width`
-    /// directories ahead of a reader at once, each listing written going into `cache`.
+    /// directories ahead of a reader at once, each listing written going into `listings`.
     pub(super) fn new(
         store: Arc<Store>,
         commit: CommitInfo,
         width: usize,
-        cache: moka::sync::Cache<u64, Arc<Vec<Child>>>,
+        listings: moka::sync::Cache<u64, Arc<Vec<Child>>>,
     ) -> Lister {
         Lister {
             store,
@@ -64,7 +64,7 @@ impl Lister {
             width,
             read: moka::sync::Cache::new(READ_REMEMBERED),
             listed: AtomicU64::new(0),
-            cache,
+            listings,
         }
     }
 
@@ -146,7 +146,7 @@ impl Lister {
         );
         if let Some(children) = self.store.inodes.insert_children(ino, &listing.entries)? {
             // Still under the epoch: a rebase empties the cache after it, never before.
-            self.cache.insert(ino, Arc::new(children));
+            self.listings.insert(ino, Arc::new(children));
         }
         Ok(())
     }

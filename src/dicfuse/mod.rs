@@ -50,14 +50,13 @@ fn listing_weight(children: &[Child]) -> u32 {
 /// The read-only filesystem of one commit.
 pub struct Dicfuse {
     store: Arc<Store>,
-    /// The commit shown (it moves only by [`Dicfuse::rebase`]), the epoch lock, and the
-    /// listings from the remote, ahead of a walker too.
+    /// The commit shown (it moves only by [`Dicfuse::rebase`]), the epoch lock, the listings
+    /// from the remote, ahead of a walker too, and the cache of decoded listings.
     lister: Arc<ahead::Lister>,
     /// Every entry's times: those of the commit first shown.
     time: i64,
     uid: u32,
     gid: u32,
-    listings: moka::sync::Cache<u64, Arc<Vec<Child>>>,
     /// Whether readers look files up between listings ([`LookupPressure`]).
     pressure: LookupPressure,
 }
@@ -93,19 +92,17 @@ impl LookupPressure {
 impl Dicfuse {
     /// A view of `commit` (already bound in the store's inode table) owned by `uid:gid`.
     pub fn new(store: Arc<Store>, commit: CommitInfo, uid: u32, gid: u32) -> Dicfuse {
-        let listings = listing_cache(DEFAULT_LISTING_BYTES);
         Dicfuse {
             lister: Arc::new(ahead::Lister::new(
                 store.clone(),
                 commit.clone(),
                 0,
-                listings.clone(),
+                listing_cache(DEFAULT_LISTING_BYTES),
             )),
             store,
             time: commit.time,
             uid,
             gid,
-            listings,
             pressure: LookupPressure::default(),
         }
     }
@@ -113,8 +110,23 @@ impl Dicfuse {
     /// The view listing at most `width` subdirectories ahead of a reader at once (`list_ahead`;
     /// 0: none). Set before the view serves anything.
     pub fn with_list_ahead(self, width: usize) -> Dicfuse {
+        let listings = self.lister.listings.clone();
+        self.with_lister(width, listings)
+    }
+
+    /// The view with its decoded listings held to `bytes` (`cache_listing_bytes`).
+    pub fn with_listing_bytes(self, bytes: u64) -> Dicfuse {
+        let width = self.lister.width();
+        self.with_lister(width, listing_cache(bytes))
+    }
+
+    /// The view with a new lister of the same commit (before it serves anything).
+    fn with_lister(
+        self,
+        width: usize,
+        listings: moka::sync::Cache<u64, Arc<Vec<Child>>>,
+    ) -> Dicfuse {
         let commit = self.lister.commit();
-        let listings = self.listings.clone();
         Dicfuse {
             lister: Arc::new(ahead::Lister::new(
                 self.store.clone(),
@@ -122,22 +134,6 @@ impl Dicfuse {
                 width,
                 listings,
             )),
-            ..self
-        }
-    }
-
-    /// The view with its decoded listings held to `bytes` (`cache_listing_bytes`).
-    pub fn with_listing_bytes(self, bytes: u64) -> Dicfuse {
-        let listings = listing_cache(bytes);
-        let lister = ahead::Lister::new(
-            self.store.clone(),
-            self.lister.commit(),
-            self.lister.width(),
-            listings.clone(),
-        );
-        Dicfuse {
-            lister: Arc::new(lister),
-            listings,
             ..self
         }
     }
@@ -184,7 +180,7 @@ impl Dicfuse {
             .commit
             .write()
             .unwrap_or_else(|p| p.into_inner()) = commit;
-        self.listings.invalidate_all();
+        self.lister.listings.invalidate_all();
         Ok(touched)
     }
 
@@ -195,7 +191,7 @@ impl Dicfuse {
 
     /// The children of a directory, listing it first if needed.
     async fn children(&self, ino: u64) -> Result<Arc<Vec<Child>>, DicError> {
-        if let Some(c) = self.listings.get(&ino) {
+        if let Some(c) = self.lister.listings.get(&ino) {
             return Ok(c);
         }
         let node = self.node(ino)?;
@@ -205,13 +201,13 @@ impl Dicfuse {
         if node.kind != EntryKind::Submodule {
             self.lister.ensure_loaded(ino).await?;
             // The listing just written went into the cache.
-            if let Some(c) = self.listings.get(&ino) {
+            if let Some(c) = self.lister.listings.get(&ino) {
                 return Ok(c);
             }
         }
         let _epoch = self.lister.epoch.read().await;
         let children = Arc::new(self.store.inodes.children(ino)?);
-        self.listings.insert(ino, children.clone());
+        self.lister.listings.insert(ino, children.clone());
         Ok(children)
     }
 
@@ -245,7 +241,7 @@ impl Dicfuse {
             self.store.inodes.set_size(ino, size)?;
         }
         // The cached listing holds the node without its size.
-        self.listings.invalidate(&node.parent);
+        self.lister.listings.invalidate(&node.parent);
         Ok(size)
     }
 
@@ -260,7 +256,7 @@ impl Dicfuse {
             self.store.learn_dir_sizes(dir).await?;
         }
         // The cached listing holds the nodes without their sizes.
-        self.listings.invalidate(&dir);
+        self.lister.listings.invalidate(&dir);
         Ok(true)
     }
 

@@ -53,6 +53,15 @@ impl Dicfuse {
         })
     }
 
+    /// Whether a file of directory `parent` has a size not known yet.
+    async fn sizes_unknown(&self, parent: u64) -> std::result::Result<bool, DicError> {
+        Ok(self
+            .children(parent)
+            .await?
+            .iter()
+            .any(|c| !c.node.kind.is_dir() && c.node.size.is_none()))
+    }
+
     /// The entries of directory `parent` from position `skip` on (`.` is 0, `..` is 1, then the
     /// children in name order), each with its position + 1 as the offset to resume after it.
     pub(super) async fn dir_entries(
@@ -105,17 +114,6 @@ impl Dicfuse {
             });
         }
         Ok(out)
-    }
-}
-
-impl Dicfuse {
-    /// Whether a file of directory `parent` has a size not known yet.
-    async fn sizes_unknown(&self, parent: u64) -> std::result::Result<bool, DicError> {
-        Ok(self
-            .children(parent)
-            .await?
-            .iter()
-            .any(|c| !c.node.kind.is_dir() && c.node.size.is_none()))
     }
 }
 

@@ -50,7 +50,7 @@ impl Dicfuse {
                 self.store.inodes.set_size(ino, bytes)?;
             }
             // The cached listing holds the node without its size.
-            self.listings.invalidate(&node.parent);
+            self.lister.listings.invalidate(&node.parent);
         }
         Ok(BlobPrefetch { bytes, fetched })
     }
