@@ -9,6 +9,7 @@ pub mod mega;
 pub mod mega_push;
 pub mod metered;
 pub mod object;
+pub mod pack;
 pub mod smart_http;
 
 use std::sync::Arc;
