@@ -185,3 +185,112 @@ fn a_wrong_blob_fetched_ahead_is_never_served_nor_kept() {
         );
     }
 }
+
+/// Directories and files per directory of the `/third-party/lib` repository below.
+const LIB_DIRS: usize = 3;
+const LIB_PER_DIR: usize = 50;
+
+/// The content of the `i`-th file of `third-party/lib` in `version`: mostly shared lines, so
+/// git stores most of them as deltas of one another.
+fn lib_content(i: usize, version: u32) -> Vec<u8> {
+    let shared: String = (0..60)
+        .map(|l| format!("static int shared_line_{l} = {l};\n"))
+        .collect();
+    format!("{shared}/* file {i}, version {version} */\n").into_bytes()
+}
+
+fn lib_path(i: usize) -> String {
+    format!("third-party/lib/d{}/f{i:03}.c", i / LIB_PER_DIR)
+}
+
+/// Writes every file of `third-party/lib` in `version` on `main` of the fixture.
+fn push_lib(fx: &Fixture, version: u32) {
+    let wt = fixture::Worktree::clone_of(fx);
+    for i in 0..LIB_DIRS * LIB_PER_DIR {
+        let p = wt.path().join(lib_path(i));
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, lib_content(i, version)).expect("write");
+    }
+    wt.commit_all(&format!("third-party/lib version {version}"));
+    wt.git(&["push", "-q", "origin", "HEAD:refs/heads/main"]);
+}
+
+/// Lists every directory under `dir` (no file is stat'ed: the types come with the listing).
+fn list_all(dir: &Path) -> usize {
+    let mut files = 0;
+    for e in std::fs::read_dir(dir).expect("list") {
+        let e = e.expect("entry");
+        if e.file_type().expect("type").is_dir() {
+            files += list_all(&e.path());
+        } else {
+            files += 1;
+        }
+    }
+    files
+}
+
+#[test]
+fn a_stat_and_a_read_of_every_file_of_a_third_party_repository_cost_one_pack() {
+    let fx = fixture::standard();
+    push_lib(&fx, 1);
+    let n = LIB_DIRS * LIB_PER_DIR;
+    let server = MegaServer::start(&fx.repo_path);
+    let d = Daemon::mega(&server);
+    assert_eq!(list_all(&d.workspace.join("third-party/lib")), n);
+    server.reset_counts();
+    for i in 0..n {
+        let meta = std::fs::metadata(d.workspace.join(lib_path(i))).expect("stat");
+        assert_eq!(meta.len(), lib_content(i, 1).len() as u64, "{i}");
+    }
+    let c = server.counts();
+    assert_eq!(c.upload_pack, 1, "{c:?}");
+    assert_eq!(c.info_refs, 1, "{c:?}");
+    // Only the files wanted before the pack was worth it were asked for one by one.
+    assert!(
+        c.blob_head.len() + c.blob_get.len() < n / 2,
+        "{} single requests for {n} files: {c:?}",
+        c.blob_head.len() + c.blob_get.len()
+    );
+    // The pack brought every blob: a read of every file asks nothing more.
+    server.reset_counts();
+    for i in 0..n {
+        let got = read_guarded(d.workspace.join(lib_path(i)), 30).expect("read");
+        assert_eq!(got, lib_content(i, 1), "{i}");
+    }
+    assert_eq!(server.counts(), Default::default());
+    assert!(
+        d.log().contains("pack taken"),
+        "the pack was not taken: {}",
+        d.log()
+    );
+}
+
+#[test]
+fn a_pack_of_a_repository_that_moved_on_since_the_mount_serves_only_the_mounted_bytes() {
+    let fx = fixture::standard();
+    push_lib(&fx, 1);
+    let n = LIB_DIRS * LIB_PER_DIR;
+    let server = MegaServer::start(&fx.repo_path);
+    let d = Daemon::mega(&server);
+    assert_eq!(list_all(&d.workspace.join("third-party/lib")), n);
+    // Every file changes on the server: its pack now holds none of the mounted blobs.
+    push_lib(&fx, 2);
+    server.reset_counts();
+    for i in 0..n {
+        let got = read_guarded(d.workspace.join(lib_path(i)), 30).expect("read");
+        assert_eq!(got, lib_content(i, 1), "{i}");
+    }
+    let c = server.counts();
+    assert_eq!(c.upload_pack, 1, "{c:?}");
+    // Each mounted blob came by itself, once.
+    let gets = per_oid(&c.blob_get);
+    assert_eq!(gets.len(), n, "{c:?}");
+    assert!(gets.values().all(|k| *k == 1), "{c:?}");
+    // Nothing of the new version is served, nor stored in place of the mounted bytes.
+    for i in 0..n {
+        assert_eq!(
+            std::fs::read(d.workspace.join(lib_path(i))).expect("read again"),
+            lib_content(i, 1)
+        );
+    }
+}

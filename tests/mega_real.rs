@@ -10,5 +10,8 @@ mod cl_layer;
 #[path = "mega_real/modes.rs"]
 mod modes;
 
+#[path = "mega_real/packs.rs"]
+mod packs;
+
 #[path = "mega_real/push.rs"]
 mod push;

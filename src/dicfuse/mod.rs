@@ -236,11 +236,16 @@ impl Dicfuse {
         self.store.sizes_ahead(node.parent);
         let size = own.await?;
         let _epoch = self.lister.epoch.read().await;
-        // A rebase in between may have given the inode another blob.
-        if self.store.inodes.get(ino)?.and_then(|n| n.oid) == Some(oid) {
-            self.store.inodes.set_size(ino, size)?;
+        // With this one, every size learnt meanwhile for the directory (fetched ahead, or
+        // brought by a pack) in one write: the next stats there read them from the listing.
+        // Each applies only while its entry has the blob it was asked for (a rebase in between
+        // may have given it another).
+        let mut sizes = self.store.remembered_sizes(node.parent)?;
+        if !sizes.iter().any(|(i, _, _)| *i == ino) {
+            sizes.push((ino, Some(oid), size));
         }
-        // The cached listing holds the node without its size.
+        self.store.inodes.set_sizes(node.parent, &sizes)?;
+        // The cached listing holds the nodes without their sizes.
         self.lister.listings.invalidate(&node.parent);
         Ok(size)
     }

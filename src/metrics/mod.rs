@@ -1,7 +1,7 @@
 //! The daemon's counters, in one registry, exposed as `GET /metrics` (Prometheus text).
 //!
 //! One [`Metrics`] per process ([`global`]): requests at the kernel edge (by FUSE opcode), at
-//! the remote (by kind: commit, tree, blob, size, cl), the object caches (memory and disk), and
+//! the remote (by kind: commit, tree, blob, size, pack, cl), the object caches (memory and disk), and
 //! gauges set when scraped (inode table entries, upper layer bytes, Antares mounts by state).
 //! It is process-wide rather than handed down because its counters are bumped at the bottom of
 //! every path (a generic wrapper every FUSE session goes through, the remote every store is
@@ -129,7 +129,7 @@ impl Metrics {
         );
         r.register(
             "remote_requests",
-            "Requests to the remote, by kind (commit, tree, blob, size, cl), retries inside one counted once",
+            "Requests to the remote, by kind (commit, tree, blob, size, pack, cl), retries inside one counted once",
             remote_requests.clone(),
         );
         r.register(
@@ -188,7 +188,7 @@ impl Metrics {
                 drop(f.get_or_create(&c.label()));
             }
         }
-        for kind in ["commit", "tree", "blob", "size"] {
+        for kind in ["commit", "tree", "blob", "size", "pack"] {
             for f in [
                 &remote_requests,
                 &remote_errors,

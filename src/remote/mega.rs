@@ -71,6 +71,7 @@ struct HashItem {
 }
 
 mod cl;
+mod pack;
 
 const RETRY_BASE: Duration = Duration::from_millis(100);
 
@@ -418,6 +419,19 @@ impl Remote for MegaRemote {
                 url: format!("{}{path}", self.opts.base_url),
                 reason: "HEAD without Content-Length".into(),
             })
+    }
+
+    fn pack_unit(&self, path: &str) -> Option<super::PackUnit> {
+        pack::third_party_unit(path)
+    }
+
+    async fn pack(
+        &self,
+        unit: &super::PackUnit,
+        max_bytes: u64,
+        sink: tokio::sync::mpsc::Sender<super::PackObject>,
+    ) -> Result<super::PackSummary, RemoteError> {
+        self.stream_pack(unit, max_bytes, sink).await
     }
 
     /// Every size and blob is a request of its own: as many ahead of the reader as the

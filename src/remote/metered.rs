@@ -111,6 +111,22 @@ impl Remote for Metered {
         self.0.ahead_concurrency()
     }
 
+    fn pack_unit(&self, path: &str) -> Option<super::PackUnit> {
+        self.0.pack_unit(path)
+    }
+
+    async fn pack(
+        &self,
+        unit: &super::PackUnit,
+        max_bytes: u64,
+        sink: tokio::sync::mpsc::Sender<super::PackObject>,
+    ) -> Result<super::PackSummary, RemoteError> {
+        let started = Instant::now();
+        let r = self.0.pack(unit, max_bytes, sink).await;
+        record("pack", started, &r, |s| s.bytes);
+        r
+    }
+
     async fn cl_changes(
         &self,
         cl: &str,

@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 use crate::config::{Config, RemoteSpec};
 pub use object::{EntryKind, ObjectError, ObjectKind, Oid, TreeEntry};
+pub use pack::PackObject;
 pub use smart_http::PushError;
 
 /// The commit a workspace shows.
@@ -48,6 +49,31 @@ pub struct Listing {
     pub entries: Vec<ListedEntry>,
     /// False when the listing came without git modes (Mega's pinned fallback): files are 0644.
     pub exact_modes: bool,
+}
+
+/// A pack of many objects the remote sends in one answer: everything of a repository whose top
+/// is the directory [`PackUnit::root`] (Mega: a `/third-party` repository's upload-pack).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PackUnit {
+    /// The repository path of the directory the pack holds, with everything below it.
+    pub root: String,
+    /// Where the remote serves it (Mega: the `<root>.git` endpoint, from the base URL).
+    pub endpoint: String,
+}
+
+/// What one pack brought.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PackSummary {
+    /// Objects handed to the sink.
+    pub objects: u32,
+    /// Objects the pack announced.
+    pub announced: u32,
+    /// Bytes of pack data read.
+    pub bytes: u64,
+    /// False when the pack was cut short by the byte bound (or the sink went away).
+    pub complete: bool,
+    /// Deltas dropped because their base was not held.
+    pub dropped: u32,
 }
 
 /// What a change list does to one path.
@@ -160,6 +186,25 @@ pub trait Remote: Send + Sync + 'static {
             sizes.push(self.blob_size(*oid).await?);
         }
         Ok(sizes)
+    }
+
+    /// The pack that holds the directory at `path` (`/`-separated) and everything below it, when
+    /// the remote sends such packs; `None` (the default) for one that does not.
+    fn pack_unit(&self, _path: &str) -> Option<PackUnit> {
+        None
+    }
+
+    /// Streams the objects of pack `unit` to `sink`, each named by the hash of its own bytes,
+    /// reading at most `max_bytes` of pack data (the rest is left, and the summary says so).
+    async fn pack(
+        &self,
+        unit: &PackUnit,
+        _max_bytes: u64,
+        _sink: tokio::sync::mpsc::Sender<PackObject>,
+    ) -> Result<PackSummary, RemoteError> {
+        Err(RemoteError::NotFound {
+            what: format!("a pack of {}", unit.root),
+        })
     }
 
     /// How many requests the store may keep in flight fetching sizes and blobs ahead of a

@@ -84,6 +84,13 @@ impl Store {
         if let Some(s) = self.ahead.sizes.get(&oid) {
             return Ok(s);
         }
+        if let Some(pack) = self.pack_bringing(oid) {
+            // Whatever the pack's fate, the size is then remembered or asked for below.
+            let _ = pack.await;
+            if let Some(s) = self.ahead.sizes.get(&oid) {
+                return Ok(s);
+            }
+        }
         let fut = {
             let mut map = lock(&self.ahead.size_inflight);
             // A request that ended since the look above left its answer before leaving the map.
@@ -101,6 +108,29 @@ impl Store {
             join_or_start(self, &mut map, oid, |s| &s.ahead.size_inflight, run)
         };
         fut.await
+    }
+
+    /// Remembers the size of blob `oid`, learnt some other way than asking for it.
+    pub(super) fn remember_size(&self, oid: Oid, size: u64) {
+        self.ahead.sizes.insert(oid, size);
+    }
+
+    /// The sizes remembered for the files of directory `dir` whose entries lack one, as
+    /// [`InodeTable::set_sizes`](super::InodeTable::set_sizes) takes them: one write records
+    /// what a pack, or the requests ahead, brought for the whole directory.
+    pub fn remembered_sizes(&self, dir: u64) -> Result<Vec<(u64, Option<Oid>, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for c in self.inodes.children(dir)? {
+            if c.node.size.is_some() || c.node.kind.is_dir() {
+                continue;
+            }
+            if let Some(oid) = c.node.oid {
+                if let Some(s) = self.ahead.sizes.get(&oid) {
+                    out.push((c.ino, Some(oid), s));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A reader needs the size of a file of directory `dir`: the sizes of the files there and
@@ -151,6 +181,8 @@ impl Store {
             Err(_) => return,
         };
         tracing::debug!(dir, ?work, files = files.len(), "fetching ahead");
+        // Many files wanted in one repository the remote packs: one pack instead.
+        self.pack_ahead(dir, files.len()).await;
         let budget = AtomicU64::new(AHEAD_BYTES);
         futures::stream::iter(files)
             .for_each_concurrent(self.ahead.limit, |(oid, known)| {

@@ -14,6 +14,7 @@
 pub mod ahead;
 pub mod inodes;
 pub mod objects;
+pub mod packs;
 pub mod reserve;
 pub mod sizes;
 
@@ -174,6 +175,7 @@ pub struct Store {
     db: sled::Db,
     reserve: Arc<DbReserve>,
     ahead: ahead::Ahead,
+    packs: packs::Packs,
     /// The persistent inode table.
     pub inodes: InodeTable,
 }
@@ -207,6 +209,7 @@ impl Store {
             .build();
         Ok(Arc::new(Store {
             ahead: ahead::Ahead::new(remote.ahead_concurrency()),
+            packs: packs::Packs::default(),
             remote,
             objects,
             mem,
@@ -228,6 +231,13 @@ impl Store {
     pub async fn ensure_blob(self: &Arc<Self>, oid: Oid) -> Result<(), StoreError> {
         if self.objects.is_verified(oid) {
             return Ok(());
+        }
+        if let Some(pack) = self.pack_bringing(oid) {
+            // Whatever the pack's fate, the blob is then stored or fetched below.
+            let _ = pack.await;
+            if self.objects.is_verified(oid) {
+                return Ok(());
+            }
         }
         let fut = {
             let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());

@@ -118,6 +118,11 @@ pub struct ObjectDir {
 }
 
 impl ObjectDir {
+    /// The bound on the bytes kept.
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+
     /// Opens (creating) `root`, indexing what is there, oldest-written first. Nothing found is
     /// verified yet: each object is hashed at its first use.
     pub fn open(root: &Path, cap: u64) -> std::io::Result<ObjectDir> {

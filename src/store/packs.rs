@@ -1,0 +1,207 @@
+//! A remote's pack in place of many single requests (see
+//! [`Remote::pack`](crate::remote::Remote::pack); Mega: a `/third-party` repository).
+//!
+//! Once the files that readers ahead of them want (sizes not known, blobs not stored) in one
+//! pack's directory reach [`PACK_AFTER_FILES`], that pack is fetched, once per run: its blobs
+//! stored and their sizes remembered. Each object of a pack is named by the hash of its own
+//! bytes, so what is stored is verified by construction. While the pack streams, a reader of a
+//! file listed under it waits for the pack rather than asking on its own; what the pack did not
+//! bring (the repository moved on since the mount, the pack was cut at its bound) is then asked
+//! for file by file, as before.
+//!
+//! The bound: at most [`PACK_MAX_BYTES`] of pack data, and no more than a quarter of the disk
+//! cache's bound, so a pack never pushes out more than it brings.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+
+use super::{Flight, Store, StoreError};
+use crate::remote::{EntryKind, ObjectKind, Oid, PackObject, PackUnit};
+
+/// Files wanted in one pack's directory before the pack is worth fetching.
+pub const PACK_AFTER_FILES: usize = 64;
+/// Most bytes of pack data one pack reads.
+pub const PACK_MAX_BYTES: u64 = 256 << 20;
+/// Most files of a pack's directory registered as brought by it (readers of the others ask on
+/// their own while it streams).
+const PENDING_MAX: usize = 1 << 18;
+/// Bytes of blobs written to disk at a time while a pack streams.
+const WRITE_BATCH: usize = 8 << 20;
+
+/// The packs of this run.
+#[derive(Default)]
+pub(super) struct Packs {
+    /// Files wanted so far in each pack's directory.
+    demand: Mutex<HashMap<PackUnit, usize>>,
+    /// Packs fetched, or being fetched, in this run.
+    taken: Mutex<HashSet<PackUnit>>,
+    /// The files the packs under way are expected to bring, each with its pack's flight.
+    pending: Mutex<HashMap<Oid, Flight<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Store {
+    /// The pack bringing blob `oid`, if one is streaming: its reader waits for that rather than
+    /// asking for the blob, or its size, on its own.
+    pub(super) fn pack_bringing(&self, oid: Oid) -> Option<Flight<()>> {
+        lock(&self.packs.pending).get(&oid).cloned()
+    }
+
+    /// Readers ahead want `wanted` more files of directory `dir`: when that makes its pack
+    /// worth fetching, fetches it (and returns once it is in).
+    pub(super) async fn pack_ahead(self: &Arc<Self>, dir: u64, wanted: usize) {
+        let store = self.clone();
+        let unit = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let path = store.inodes.path(dir)?;
+            Ok(store.remote.pack_unit(&path).map(|u| (u, path)))
+        })
+        .await;
+        let Ok(Ok(Some((unit, path)))) = unit else {
+            return;
+        };
+        {
+            let mut taken = lock(&self.packs.taken);
+            if taken.contains(&unit) {
+                return;
+            }
+            let mut demand = lock(&self.packs.demand);
+            let d = demand.entry(unit.clone()).or_default();
+            *d += wanted;
+            if *d < PACK_AFTER_FILES {
+                return;
+            }
+            demand.remove(&unit);
+            taken.insert(unit.clone());
+        }
+        // The pack's directory: as many levels up from `dir` as its path is deeper.
+        let depth = |p: &str| p.split('/').filter(|s| !s.is_empty()).count();
+        let up = depth(&path).saturating_sub(depth(&unit.root));
+        let store = self.clone();
+        let expected = tokio::task::spawn_blocking(move || -> Result<Vec<Oid>, StoreError> {
+            let mut top = dir;
+            for _ in 0..up {
+                top = store.inodes.parent_of(top)?.unwrap_or(top);
+            }
+            let mut out = Vec::new();
+            store.wanted_below(top, &mut out)?;
+            Ok(out)
+        });
+        let expected = match expected.await {
+            Ok(Ok(e)) => e,
+            _ => Vec::new(),
+        };
+        let store = self.clone();
+        let u = unit.clone();
+        let flight: Flight<()> = {
+            let task = tokio::spawn(async move { store.take_pack(&u).await });
+            async move {
+                task.await
+                    .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
+            }
+            .boxed()
+            .shared()
+        };
+        {
+            let mut pending = lock(&self.packs.pending);
+            for oid in &expected {
+                pending.entry(*oid).or_insert_with(|| flight.clone());
+            }
+        }
+        if let Err(e) = flight.clone().await {
+            tracing::info!(pack = unit.root, error = %e, "pack failed; its files are asked for one by one");
+        }
+        let mut pending = lock(&self.packs.pending);
+        for oid in &expected {
+            pending.remove(oid);
+        }
+    }
+
+    /// The blobs of the files listed under `dir` that lack their size or their stored copy.
+    fn wanted_below(&self, dir: u64, out: &mut Vec<Oid>) -> Result<(), StoreError> {
+        if out.len() >= PENDING_MAX || !self.inodes.is_loaded(dir)? {
+            return Ok(());
+        }
+        for c in self.inodes.children(dir)? {
+            match c.node.kind {
+                EntryKind::Dir => self.wanted_below(c.ino, out)?,
+                EntryKind::Submodule => {}
+                EntryKind::File | EntryKind::Executable | EntryKind::Symlink => {
+                    if let Some(oid) = c.node.oid {
+                        if !self.has_blob(oid) && out.len() < PENDING_MAX {
+                            out.push(oid);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetches pack `unit`: every blob in it stored (unless it already is) and its size
+    /// remembered, written in batches while the rest streams.
+    async fn take_pack(self: &Arc<Self>, unit: &PackUnit) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let max_bytes = PACK_MAX_BYTES.min(self.objects.cap() / 4);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<PackObject>(1024);
+        let remote = self.remote.clone();
+        let u = unit.clone();
+        let fetch = tokio::spawn(async move { remote.pack(&u, max_bytes, tx).await });
+        let mut batch: Vec<PackObject> = Vec::new();
+        let mut batch_bytes = 0;
+        let mut stored = 0usize;
+        while let Some(o) = rx.recv().await {
+            if o.kind != ObjectKind::Blob {
+                continue;
+            }
+            self.remember_size(o.oid, o.data.len() as u64);
+            if self.objects.is_verified(o.oid) {
+                continue;
+            }
+            batch_bytes += o.data.len();
+            batch.push(o);
+            if batch_bytes >= WRITE_BATCH {
+                stored += self.write_batch(std::mem::take(&mut batch)).await?;
+                batch_bytes = 0;
+            }
+        }
+        stored += self.write_batch(batch).await?;
+        let summary = fetch
+            .await
+            .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))??;
+        tracing::info!(
+            pack = unit.root,
+            objects = summary.objects,
+            announced = summary.announced,
+            bytes = summary.bytes,
+            complete = summary.complete,
+            stored,
+            ms = started.elapsed().as_millis() as u64,
+            "pack taken"
+        );
+        Ok(())
+    }
+
+    /// Writes blobs of a pack to the object cache; how many were written.
+    async fn write_batch(self: &Arc<Self>, batch: Vec<PackObject>) -> Result<usize, StoreError> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || -> Result<usize, StoreError> {
+            // Whatever the objects are about to take, the database's log must not lose its room.
+            store.reserve.top_up();
+            for o in &batch {
+                // Named by the hash of these very bytes (see `remote::pack`): nothing to verify.
+                store.objects.insert(o.oid, &o.data)?;
+            }
+            Ok(batch.len())
+        })
+        .await
+        .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
+    }
+}
