@@ -86,7 +86,7 @@ impl Store {
         }
         if let Some(pack) = self.pack_bringing(oid) {
             // Whatever the pack's fate, the size is then remembered or asked for below.
-            let _ = pack.await;
+            let _ = pack.sizes.await;
             if let Some(s) = self.ahead.sizes.get(&oid) {
                 return Ok(s);
             }

@@ -234,7 +234,7 @@ impl Store {
         }
         if let Some(pack) = self.pack_bringing(oid) {
             // Whatever the pack's fate, the blob is then stored or fetched below.
-            let _ = pack.await;
+            let _ = pack.blobs.await;
             if self.objects.is_verified(oid) {
                 return Ok(());
             }

@@ -30,6 +30,15 @@ const PENDING_MAX: usize = 1 << 18;
 /// Bytes of blobs written to disk at a time while a pack streams.
 const WRITE_BATCH: usize = 8 << 20;
 
+/// What a reader of a file a pack is bringing waits for.
+#[derive(Clone)]
+pub(super) struct Bringing {
+    /// Every object of the pack read (its sizes remembered).
+    pub(super) sizes: Flight<()>,
+    /// Its blobs written too.
+    pub(super) blobs: Flight<()>,
+}
+
 /// The packs of this run.
 #[derive(Default)]
 pub(super) struct Packs {
@@ -37,18 +46,22 @@ pub(super) struct Packs {
     demand: Mutex<HashMap<PackUnit, usize>>,
     /// Packs fetched, or being fetched, in this run.
     taken: Mutex<HashSet<PackUnit>>,
-    /// The files the packs under way are expected to bring, each with its pack's flight.
-    pending: Mutex<HashMap<Oid, Flight<()>>>,
+    /// The files the packs under way are expected to bring.
+    pending: Mutex<HashMap<Oid, Bringing>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn joined(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Io(Arc::new(std::io::Error::other(e.to_string())))
+}
+
 impl Store {
     /// The pack bringing blob `oid`, if one is streaming: its reader waits for that rather than
     /// asking for the blob, or its size, on its own.
-    pub(super) fn pack_bringing(&self, oid: Oid) -> Option<Flight<()>> {
+    pub(super) fn pack_bringing(&self, oid: Oid) -> Option<Bringing> {
         lock(&self.packs.pending).get(&oid).cloned()
     }
 
@@ -95,24 +108,24 @@ impl Store {
             Ok(Ok(e)) => e,
             _ => Vec::new(),
         };
+        let (read_tx, read_rx) = tokio::sync::oneshot::channel::<()>();
         let store = self.clone();
         let u = unit.clone();
-        let flight: Flight<()> = {
-            let task = tokio::spawn(async move { store.take_pack(&u).await });
-            async move {
-                task.await
-                    .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
-            }
-            .boxed()
-            .shared()
+        let task = tokio::spawn(async move { store.take_pack(&u, read_tx).await });
+        let blobs: Flight<()> = async move { task.await.map_err(joined)? }.boxed().shared();
+        // Read, or over (a pack that failed before its end drops the sender).
+        let sizes: Flight<()> = read_rx.map(|_| Ok(())).boxed().shared();
+        let bringing = Bringing {
+            sizes,
+            blobs: blobs.clone(),
         };
         {
             let mut pending = lock(&self.packs.pending);
             for oid in &expected {
-                pending.entry(*oid).or_insert_with(|| flight.clone());
+                pending.entry(*oid).or_insert_with(|| bringing.clone());
             }
         }
-        if let Err(e) = flight.clone().await {
+        if let Err(e) = blobs.await {
             tracing::info!(pack = unit.root, error = %e, "pack failed; its files are asked for one by one");
         }
         let mut pending = lock(&self.packs.pending);
@@ -121,7 +134,7 @@ impl Store {
         }
     }
 
-    /// The blobs of the files listed under `dir` that lack their size or their stored copy.
+    /// The blobs of the files listed under `dir` that are not stored.
     fn wanted_below(&self, dir: u64, out: &mut Vec<Oid>) -> Result<(), StoreError> {
         if out.len() >= PENDING_MAX || !self.inodes.is_loaded(dir)? {
             return Ok(());
@@ -142,18 +155,31 @@ impl Store {
         Ok(())
     }
 
-    /// Fetches pack `unit`: every blob in it stored (unless it already is) and its size
-    /// remembered, written in batches while the rest streams.
-    async fn take_pack(self: &Arc<Self>, unit: &PackUnit) -> Result<(), StoreError> {
+    /// Fetches pack `unit`: every blob's size remembered as it comes (`read` is told once the
+    /// whole pack is read), every blob stored unless it already is, written by a task of its
+    /// own so that reading the pack never waits for the disk.
+    async fn take_pack(
+        self: &Arc<Self>,
+        unit: &PackUnit,
+        read: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let max_bytes = PACK_MAX_BYTES.min(self.objects.cap() / 4);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<PackObject>(1024);
         let remote = self.remote.clone();
         let u = unit.clone();
         let fetch = tokio::spawn(async move { remote.pack(&u, max_bytes, tx).await });
+        let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<PackObject>>(4);
+        let store = self.clone();
+        let writer = tokio::spawn(async move {
+            let mut stored = 0;
+            while let Some(batch) = to_write.recv().await {
+                stored += store.write_batch(batch).await?;
+            }
+            Ok::<usize, StoreError>(stored)
+        });
         let mut batch: Vec<PackObject> = Vec::new();
         let mut batch_bytes = 0;
-        let mut stored = 0usize;
         while let Some(o) = rx.recv().await {
             if o.kind != ObjectKind::Blob {
                 continue;
@@ -165,14 +191,17 @@ impl Store {
             batch_bytes += o.data.len();
             batch.push(o);
             if batch_bytes >= WRITE_BATCH {
-                stored += self.write_batch(std::mem::take(&mut batch)).await?;
                 batch_bytes = 0;
+                if batches.send(std::mem::take(&mut batch)).await.is_err() {
+                    break;
+                }
             }
         }
-        stored += self.write_batch(batch).await?;
-        let summary = fetch
-            .await
-            .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))??;
+        let _ = batches.send(batch).await;
+        drop(batches);
+        let summary = fetch.await.map_err(joined)??;
+        let _ = read.send(());
+        let stored = writer.await.map_err(joined)??;
         tracing::info!(
             pack = unit.root,
             objects = summary.objects,
@@ -202,6 +231,6 @@ impl Store {
             Ok(batch.len())
         })
         .await
-        .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
+        .map_err(joined)?
     }
 }

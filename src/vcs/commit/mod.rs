@@ -64,7 +64,7 @@ impl Sink for BlobSink<'_, '_> {
         }
         let bytes = match content {
             Content::Bytes(bytes) => bytes,
-            Content::Loose(blob) => return self.writer.place_loose(blob, git_oid(new.oid)?),
+            Content::Loose(blob) => return self.writer.place_loose(*blob, git_oid(new.oid)?),
             Content::TooLarge(_) => {
                 return Err(VcsError::Lower(format!(
                     "the content of {} was not kept",

@@ -64,7 +64,7 @@ fn a_large_file_is_committed_through_a_loose_object_and_taken_back() {
     else {
         panic!("a large file is read into an object");
     };
-    w.place_loose(blob, git_oid(oid).expect("oid"))
+    w.place_loose(*blob, git_oid(oid).expect("oid"))
         .expect("placed");
     let found = repo
         .find_blob(git_oid(oid).expect("oid"))

@@ -52,8 +52,9 @@ pub enum Want {
 pub enum Content {
     /// All of it, in memory.
     Bytes(Vec<u8>),
-    /// A loose object of exactly the bytes hashed, not yet in place (removed if dropped).
-    Loose(LooseBlob),
+    /// A loose object of exactly the bytes hashed, not yet in place (removed if dropped);
+    /// boxed, as its deflate state is larger than the other variants together.
+    Loose(Box<LooseBlob>),
     /// Not kept: a file of this many bytes, larger than [`IN_MEMORY_MAX`].
     TooLarge(u64),
 }
@@ -248,7 +249,8 @@ fn read_content(
         Want::All(objects) => {
             let mut blob = LooseBlob::create(objects, len).map_err(Fault::Spool)?;
             // Short, the object would not hold the length its header names: dropped.
-            Ok(hash_copy(file, len, &mut blob)?.map(|oid| (oid, Some(Content::Loose(blob)))))
+            Ok(hash_copy(file, len, &mut blob)?
+                .map(|oid| (oid, Some(Content::Loose(Box::new(blob))))))
         }
         Want::Small => {
             let oid = hash_blob_at(file, len).map_err(Fault::Io)?;
