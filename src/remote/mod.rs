@@ -74,6 +74,8 @@ pub struct PackSummary {
     pub complete: bool,
     /// Deltas dropped because their base was not held.
     pub dropped: u32,
+    /// Objects passed over for their size (their readers fetch them alone).
+    pub too_big: u32,
 }
 
 /// What a change list does to one path.

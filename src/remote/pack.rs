@@ -15,8 +15,11 @@ use super::{ObjectKind, Oid};
 
 /// Bytes of decoded objects kept as possible bases of deltas that follow them.
 pub const BASES_BYTES: usize = 32 << 20;
-/// The biggest object accepted (a pack that claims more is refused, not allocated).
-const OBJECT_MAX: u64 = 1 << 31;
+/// The biggest object decoded: a bigger one is inflated through a small buffer and passed over
+/// (its reader fetches it alone), so a pack never costs more memory than this per object.
+pub const OBJECT_MAX: u64 = 64 << 20;
+/// Bytes inflated at a time while passing over an object too big to keep.
+const SCRATCH: usize = 64 << 10;
 
 /// Why a pack stream could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +121,8 @@ enum State {
         base: Option<Base>,
         inflate: Box<Decompress>,
         out: Vec<u8>,
+        /// False for an object bigger than the reader's bound: inflated, not kept.
+        keep: bool,
     },
     Trailer,
     Done,
@@ -148,6 +153,9 @@ pub struct PackReader {
     pub dropped: u32,
     /// Deltas resolved.
     pub deltas: u32,
+    /// Objects passed over for their size (bigger than `object_max`).
+    pub too_big: u32,
+    object_max: u64,
 }
 
 impl Default for PackReader {
@@ -164,6 +172,8 @@ impl Default for PackReader {
             held: 0,
             dropped: 0,
             deltas: 0,
+            too_big: 0,
+            object_max: OBJECT_MAX,
         }
     }
 }
@@ -186,6 +196,14 @@ impl PackReader {
         self.buf.drain(..at);
         self.pos += at as u64;
         r
+    }
+
+    /// A reader that passes over objects bigger than `max` bytes (default [`OBJECT_MAX`]).
+    pub fn with_object_max(max: u64) -> PackReader {
+        PackReader {
+            object_max: max,
+            ..PackReader::default()
+        }
     }
 
     /// Whether the whole pack, trailer included, was read.
@@ -247,17 +265,16 @@ impl PackReader {
                         1..=4 => (None, 0),
                         t => return Err(malformed(format!("object type {t}"))),
                     };
-                    if size > OBJECT_MAX {
-                        return Err(malformed(format!("object of {size} bytes")));
-                    }
                     *at += used + extra;
+                    let keep = size <= self.object_max;
                     self.state = State::Body {
                         start,
                         kind,
                         size,
                         base,
                         inflate: Box::new(Decompress::new(true)),
-                        out: Vec::with_capacity(size.min(1 << 20) as usize),
+                        out: Vec::with_capacity(if keep { size.min(1 << 20) as usize } else { 0 }),
+                        keep,
                     };
                 }
                 State::Body {
@@ -267,33 +284,44 @@ impl PackReader {
                     base,
                     inflate,
                     out: body,
+                    keep,
                 } => {
                     let before = inflate.total_in();
-                    // Room for the whole object (plus one byte to see a stream that runs over).
-                    let want = (*size as usize + 1).saturating_sub(body.len());
-                    body.reserve(want);
-                    let status = inflate
-                        .decompress_vec(avail, body, FlushDecompress::None)
-                        .map_err(|e| malformed(format!("inflate: {e}")))?;
+                    let status = if *keep {
+                        // Room for the whole object (and one byte to see one that runs over).
+                        let want = (*size as usize + 1).saturating_sub(body.len());
+                        body.reserve(want);
+                        inflate.decompress_vec(avail, body, FlushDecompress::None)
+                    } else {
+                        let mut scratch = Vec::with_capacity(SCRATCH);
+                        inflate.decompress_vec(avail, &mut scratch, FlushDecompress::None)
+                    }
+                    .map_err(|e| malformed(format!("inflate: {e}")))?;
                     let used = (inflate.total_in() - before) as usize;
                     *at += used;
-                    if body.len() as u64 > *size {
+                    if inflate.total_out() > *size {
                         return Err(malformed("object longer than its header says"));
                     }
                     match status {
                         Status::StreamEnd => {}
                         _ if *at >= self.buf.len() => return Ok(()),
-                        _ if used == 0 => return Err(malformed("inflate made no progress")),
+                        _ if used == 0 && *keep => {
+                            return Err(malformed("inflate made no progress"))
+                        }
                         _ => continue,
                     }
-                    if body.len() as u64 != *size {
+                    if inflate.total_out() != *size {
                         return Err(malformed("object shorter than its header says"));
                     }
-                    let (start, kind, base) = (*start, *kind, *base);
+                    let (start, kind, base, keep) = (*start, *kind, *base, *keep);
                     let body = std::mem::take(body);
                     self.state = State::Entry;
                     self.read += 1;
-                    self.object(start, kind, base, body, out)?;
+                    if keep {
+                        self.object(start, kind, base, body, out)?;
+                    } else {
+                        self.too_big += 1;
+                    }
                     if self.read == self.count {
                         self.state = State::Trailer;
                     }
@@ -335,6 +363,10 @@ impl PackReader {
                     self.dropped += 1;
                     return Ok(());
                 };
+                if delta_result_size(&body)? > self.object_max {
+                    self.too_big += 1;
+                    return Ok(());
+                }
                 let (k, data) = (*k, apply_delta(base, &body)?);
                 self.deltas += 1;
                 (k, Bytes::from(data))
@@ -431,6 +463,13 @@ fn delta_size(d: &[u8], i: &mut usize) -> Result<u64, PackError> {
             return Ok(size);
         }
     }
+}
+
+/// The size of what delta `d` makes.
+fn delta_result_size(d: &[u8]) -> Result<u64, PackError> {
+    let mut i = 0;
+    delta_size(d, &mut i)?;
+    delta_size(d, &mut i)
 }
 
 /// Applies git delta `d` to `base`.

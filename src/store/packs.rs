@@ -208,6 +208,8 @@ impl Store {
             announced = summary.announced,
             bytes = summary.bytes,
             complete = summary.complete,
+            dropped = summary.dropped,
+            too_big = summary.too_big,
             stored,
             ms = started.elapsed().as_millis() as u64,
             "pack taken"

@@ -164,6 +164,7 @@ fn finish(mut summary: PackSummary, reader: &PackReader) -> PackSummary {
     let (read, announced) = reader.progress();
     summary.announced = announced;
     summary.dropped = reader.dropped;
+    summary.too_big = reader.too_big;
     summary.complete = reader.done() && read == announced;
     summary
 }

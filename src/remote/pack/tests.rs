@@ -201,3 +201,34 @@ fn a_delta_copies_and_inserts_and_refuses_to_reach_outside_its_base() {
     // Opcode 0 is reserved.
     assert!(apply_delta(base, &[12u8, 1, 0]).is_err());
 }
+
+#[test]
+fn an_object_over_the_bound_is_passed_over_and_the_rest_still_reads() {
+    let (dir, all) = repo();
+    let bytes = pack(dir.path(), true);
+    let mut r = PackReader::with_object_max(1000);
+    let mut got = Vec::new();
+    for chunk in bytes.chunks(333) {
+        r.feed(chunk, &mut |o| got.push(o)).expect("pack reads");
+    }
+    assert!(r.done());
+    assert!(r.too_big > 0, "no object was over 1000 bytes");
+    assert!(!got.is_empty());
+    for o in &got {
+        assert!(o.data.len() <= 1000, "{} bytes kept", o.data.len());
+        assert_eq!(
+            all.get(&o.oid).map(|(_, b)| b.as_slice()),
+            Some(&o.data[..])
+        );
+    }
+    // Every object of the repository is accounted for: handed out, too big, or a delta whose
+    // base was passed over.
+    assert_eq!(
+        got.len() as u32 + r.too_big + r.dropped,
+        all.len() as u32,
+        "{} out, {} too big, {} dropped",
+        got.len(),
+        r.too_big,
+        r.dropped
+    );
+}
