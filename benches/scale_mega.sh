@@ -174,12 +174,13 @@ for ((i = 0; i < 100; i++)); do grep -q ready "$ROOT/proxy.log" 2>/dev/null && b
 grep -q ready "$ROOT/proxy.log" || die "the delaying proxy did not start: $(cat "$ROOT/proxy.log")"
 
 # --------------------------------------------------------------------------------------- measuring
-# requests <port>: Scorpio's remote requests so far, from its /metrics: "<sizes> <blobs>".
+# requests <port>: Scorpio's remote requests so far, from its /metrics: "<sizes> <blobs> <packs>".
 requests() {
     curl -sS -m 10 "http://127.0.0.1:$1/metrics" | awk '
         /^scorpio_remote_requests_total\{.*kind="size"/ {s=$NF}
         /^scorpio_remote_requests_total\{.*kind="blob"/ {b=$NF}
-        END {printf "%d %d", s, b}'
+        /^scorpio_remote_requests_total\{.*kind="pack"/ {p=$NF}
+        END {printf "%d %d %d", s, b, p}'
 }
 
 # clone_secs <url>: median of BENCH_RUNS `git clone`s.
@@ -222,7 +223,7 @@ for p in open(sys.argv[1]).read().split("\n"):
 print(total)' "$dir/files" >"$dir/stat.out" || surprise "$label: stat of every file failed"
     STAT=$(fsec "$t0" "$EPOCHREALTIME")
     after=$(requests "$port")
-    STAT_REQ=$(awk -v a="$before" -v b="$after" 'BEGIN{split(a,x," "); split(b,y," "); printf "%d HEAD, %d GET", y[1]-x[1], y[2]-x[2]}')
+    STAT_REQ=$(awk -v a="$before" -v b="$after" 'BEGIN{split(a,x," "); split(b,y," "); printf "%d HEAD, %d GET, %d pack", y[1]-x[1], y[2]-x[2], y[3]-x[3]}')
     before=$after
     t0=$EPOCHREALTIME
     T "$PY" -c '
@@ -234,7 +235,7 @@ for p in open(sys.argv[1]).read().split("\n"):
 print(total)' "$dir/files" >"$dir/read.out" || surprise "$label: read of every file failed"
     READ=$(fsec "$t0" "$EPOCHREALTIME")
     after=$(requests "$port")
-    READ_REQ=$(awk -v a="$before" -v b="$after" 'BEGIN{split(a,x," "); split(b,y," "); printf "%d HEAD, %d GET", y[1]-x[1], y[2]-x[2]}')
+    READ_REQ=$(awk -v a="$before" -v b="$after" 'BEGIN{split(a,x," "); split(b,y," "); printf "%d HEAD, %d GET, %d pack", y[1]-x[1], y[2]-x[2], y[3]-x[3]}')
     cmp -s "$dir/stat.out" "$dir/read.out" || surprise "$label: the sizes stat gave ($(cat "$dir/stat.out")) are not the bytes read ($(cat "$dir/read.out"))"
     stop_daemon "$pid"
 }
