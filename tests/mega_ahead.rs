@@ -2,6 +2,8 @@
 //! a stat, or a read, of every file of a tree has the sizes, or the small blobs, of the files
 //! of its directory (and of the listed directories below) fetched ahead side by side, each once,
 //! and a blob fetched ahead is verified like any other: never served, never kept when wrong.
+//! In a `/third-party` repository, many files wanted ahead cost one pack of the repository
+//! instead, and a pack that does not hold the mounted blobs leaves them to single requests.
 //! Nothing here is timed: the server's delay only makes requests overlap when they can.
 
 mod support;

@@ -15,7 +15,9 @@
 //! blobs no bigger than [`AHEAD_BLOB_MAX`] per trigger, each directory taken at most once per
 //! run, and no more requests in flight ahead than the remote's
 //! [`ahead_concurrency`](crate::remote::Remote::ahead_concurrency) (0: nothing is fetched ahead).
-//! A failure ahead is only logged.
+//! A failure ahead is only logged. Where the remote sends a pack of many objects in one
+//! answer (a Mega `/third-party` repository), enough files wanted there take the pack instead
+//! (see [`packs`](super::packs)).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
