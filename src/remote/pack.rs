@@ -10,14 +10,16 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 use flate2::{Decompress, FlushDecompress, Status};
+use sha1::{Digest, Sha1};
 
 use super::{ObjectKind, Oid};
 
 /// Bytes of decoded objects kept as possible bases of deltas that follow them.
 pub const BASES_BYTES: usize = 32 << 20;
-/// The biggest object decoded: a bigger one is inflated through a small buffer and passed over
-/// (its reader fetches it alone), so a pack never costs more memory than this per object.
-pub const OBJECT_MAX: u64 = 64 << 20;
+/// The biggest object kept: a bigger one is inflated through a small buffer and hashed as it
+/// goes, so its id and size are known but not its bytes (its reader fetches it alone), and a
+/// pack never costs more memory than this per object.
+pub const OBJECT_MAX: u64 = 8 << 20;
 /// Bytes inflated at a time while passing over an object too big to keep.
 const SCRATCH: usize = 64 << 10;
 
@@ -39,12 +41,14 @@ fn malformed(what: impl Into<String>) -> PackError {
 /// One object of a pack, with the id its bytes hash to.
 #[derive(Clone, Debug)]
 pub struct PackObject {
-    /// `hash(kind, data)`.
+    /// `hash(kind, content)`.
     pub oid: Oid,
     /// Blob, tree or commit (tags are skipped).
     pub kind: ObjectKind,
-    /// The object's content.
-    pub data: Bytes,
+    /// Bytes of content.
+    pub size: u64,
+    /// The content, unless the object was too big to keep (see [`OBJECT_MAX`]).
+    pub data: Option<Bytes>,
 }
 
 /// Takes apart an `upload-pack` answer with `side-band-64k`: the acknowledgements before the
@@ -121,11 +125,21 @@ enum State {
         base: Option<Base>,
         inflate: Box<Decompress>,
         out: Vec<u8>,
-        /// False for an object bigger than the reader's bound: inflated, not kept.
-        keep: bool,
+        /// What becomes of the bytes inflated.
+        sink: BodySink,
     },
     Trailer,
     Done,
+}
+
+/// Where an entry's inflated bytes go.
+enum BodySink {
+    /// Kept whole (within the reader's bound).
+    Keep,
+    /// Too big to keep: hashed as they come (an object that is not a delta).
+    Hash(Box<Sha1>),
+    /// Too big, and a delta or a tag: only passed over.
+    Skip,
 }
 
 #[derive(Clone, Copy)]
@@ -153,7 +167,8 @@ pub struct PackReader {
     pub dropped: u32,
     /// Deltas resolved.
     pub deltas: u32,
-    /// Objects passed over for their size (bigger than `object_max`).
+    /// Objects too big to keep (bigger than `object_max`): handed out without their bytes, or
+    /// (deltas, tags) passed over.
     pub too_big: u32,
     object_max: u64,
 }
@@ -198,7 +213,7 @@ impl PackReader {
         r
     }
 
-    /// A reader that passes over objects bigger than `max` bytes (default [`OBJECT_MAX`]).
+    /// A reader that keeps no object bigger than `max` bytes (default [`OBJECT_MAX`]).
     pub fn with_object_max(max: u64) -> PackReader {
         PackReader {
             object_max: max,
@@ -266,15 +281,27 @@ impl PackReader {
                         t => return Err(malformed(format!("object type {t}"))),
                     };
                     *at += used + extra;
-                    let keep = size <= self.object_max;
+                    let sink = match kind_of(kind) {
+                        _ if size <= self.object_max => BodySink::Keep,
+                        Some(k) if base.is_none() => {
+                            let mut h = Sha1::new();
+                            h.update(format!("{} {size}\0", k.name()).as_bytes());
+                            BodySink::Hash(Box::new(h))
+                        }
+                        _ => BodySink::Skip,
+                    };
+                    let room = match sink {
+                        BodySink::Keep => size.min(1 << 20) as usize,
+                        _ => 0,
+                    };
                     self.state = State::Body {
                         start,
                         kind,
                         size,
                         base,
                         inflate: Box::new(Decompress::new(true)),
-                        out: Vec::with_capacity(if keep { size.min(1 << 20) as usize } else { 0 }),
-                        keep,
+                        out: Vec::with_capacity(room),
+                        sink,
                     };
                 }
                 State::Body {
@@ -284,17 +311,25 @@ impl PackReader {
                     base,
                     inflate,
                     out: body,
-                    keep,
+                    sink,
                 } => {
                     let before = inflate.total_in();
-                    let status = if *keep {
-                        // Room for the whole object (and one byte to see one that runs over).
-                        let want = (*size as usize + 1).saturating_sub(body.len());
-                        body.reserve(want);
-                        inflate.decompress_vec(avail, body, FlushDecompress::None)
-                    } else {
-                        let mut scratch = Vec::with_capacity(SCRATCH);
-                        inflate.decompress_vec(avail, &mut scratch, FlushDecompress::None)
+                    let status = match sink {
+                        BodySink::Keep => {
+                            // Room for the whole object (and one byte to see one that runs over).
+                            let want = (*size as usize + 1).saturating_sub(body.len());
+                            body.reserve(want);
+                            inflate.decompress_vec(avail, body, FlushDecompress::None)
+                        }
+                        BodySink::Hash(_) | BodySink::Skip => {
+                            let mut scratch = Vec::with_capacity(SCRATCH);
+                            let r =
+                                inflate.decompress_vec(avail, &mut scratch, FlushDecompress::None);
+                            if let BodySink::Hash(h) = sink {
+                                h.update(&scratch);
+                            }
+                            r
+                        }
                     }
                     .map_err(|e| malformed(format!("inflate: {e}")))?;
                     let used = (inflate.total_in() - before) as usize;
@@ -305,7 +340,7 @@ impl PackReader {
                     match status {
                         Status::StreamEnd => {}
                         _ if *at >= self.buf.len() => return Ok(()),
-                        _ if used == 0 && *keep => {
+                        _ if used == 0 && matches!(sink, BodySink::Keep) => {
                             return Err(malformed("inflate made no progress"))
                         }
                         _ => continue,
@@ -313,14 +348,23 @@ impl PackReader {
                     if inflate.total_out() != *size {
                         return Err(malformed("object shorter than its header says"));
                     }
-                    let (start, kind, base, keep) = (*start, *kind, *base, *keep);
+                    let (start, kind, base, size) = (*start, *kind, *base, *size);
                     let body = std::mem::take(body);
+                    let sink = std::mem::replace(sink, BodySink::Skip);
                     self.state = State::Entry;
                     self.read += 1;
-                    if keep {
-                        self.object(start, kind, base, body, out)?;
-                    } else {
-                        self.too_big += 1;
+                    match (sink, kind_of(kind)) {
+                        (BodySink::Keep, _) => self.object(start, kind, base, body, out)?,
+                        (BodySink::Hash(h), Some(kind)) => {
+                            self.too_big += 1;
+                            out(PackObject {
+                                oid: Oid(h.finalize().into()),
+                                kind,
+                                size,
+                                data: None,
+                            });
+                        }
+                        _ => self.too_big += 1,
                     }
                     if self.read == self.count {
                         self.state = State::Trailer;
@@ -374,7 +418,12 @@ impl PackReader {
         };
         let oid = Oid::hash_object(kind, &data);
         self.keep(start, oid, kind, data.clone());
-        out(PackObject { oid, kind, data });
+        out(PackObject {
+            oid,
+            kind,
+            size: data.len() as u64,
+            data: Some(data),
+        });
         Ok(())
     }
 
@@ -479,7 +528,8 @@ pub fn apply_delta(base: &[u8], d: &[u8]) -> Result<Vec<u8>, PackError> {
         return Err(malformed("delta base size mismatch"));
     }
     let size = delta_size(d, &mut i)?;
-    if size > OBJECT_MAX {
+    // The caller weighs the result against its bound; this only refuses what no pack holds.
+    if size > 1 << 32 {
         return Err(malformed("delta result too big"));
     }
     let mut out = Vec::with_capacity(size as usize);

@@ -15,6 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use futures::FutureExt;
 
 use super::{Flight, Store, StoreError};
@@ -165,11 +166,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let max_bytes = PACK_MAX_BYTES.min(self.objects.cap() / 4);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<PackObject>(1024);
+        // Few objects in the channel: each may be up to `remote::pack::OBJECT_MAX` bytes.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<PackObject>(64);
         let remote = self.remote.clone();
         let u = unit.clone();
         let fetch = tokio::spawn(async move { remote.pack(&u, max_bytes, tx).await });
-        let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<PackObject>>(4);
+        let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<(Oid, Bytes)>>(2);
         let store = self.clone();
         let writer = tokio::spawn(async move {
             let mut stored = 0;
@@ -178,18 +180,22 @@ impl Store {
             }
             Ok::<usize, StoreError>(stored)
         });
-        let mut batch: Vec<PackObject> = Vec::new();
+        let mut batch: Vec<(Oid, Bytes)> = Vec::new();
         let mut batch_bytes = 0;
         while let Some(o) = rx.recv().await {
             if o.kind != ObjectKind::Blob {
                 continue;
             }
-            self.remember_size(o.oid, o.data.len() as u64);
+            self.remember_size(o.oid, o.size);
+            let Some(data) = o.data else {
+                // Too big to keep in memory: its reader fetches it alone.
+                continue;
+            };
             if self.objects.is_verified(o.oid) {
                 continue;
             }
-            batch_bytes += o.data.len();
-            batch.push(o);
+            batch_bytes += data.len();
+            batch.push((o.oid, data));
             if batch_bytes >= WRITE_BATCH {
                 batch_bytes = 0;
                 if batches.send(std::mem::take(&mut batch)).await.is_err() {
@@ -218,7 +224,7 @@ impl Store {
     }
 
     /// Writes blobs of a pack to the object cache; how many were written.
-    async fn write_batch(self: &Arc<Self>, batch: Vec<PackObject>) -> Result<usize, StoreError> {
+    async fn write_batch(self: &Arc<Self>, batch: Vec<(Oid, Bytes)>) -> Result<usize, StoreError> {
         if batch.is_empty() {
             return Ok(0);
         }
@@ -226,9 +232,9 @@ impl Store {
         tokio::task::spawn_blocking(move || -> Result<usize, StoreError> {
             // Whatever the objects are about to take, the database's log must not lose its room.
             store.reserve.top_up();
-            for o in &batch {
+            for (oid, data) in &batch {
                 // Named by the hash of these very bytes (see `remote::pack`): nothing to verify.
-                store.objects.insert(o.oid, &o.data)?;
+                store.objects.insert(*oid, data)?;
             }
             Ok(batch.len())
         })
