@@ -9,8 +9,11 @@
 //! bring (the repository moved on since the mount, the pack was cut at its bound) is then asked
 //! for file by file, as before.
 //!
-//! The bound: at most [`PACK_MAX_BYTES`] of pack data, and no more than a quarter of the disk
-//! cache's bound, so a pack never pushes out more than it brings.
+//! The bounds: at most [`PACK_MAX_BYTES`] of pack data, and no more than a quarter of the disk
+//! cache's bound, so a pack never pushes out more than it brings. Blobs are written once the
+//! pack is read (writing takes CPU that the server making the pack, and the reader inflating
+//! it, want), held in memory meanwhile up to [`HOLD_BYTES`] at a time: a bigger pack has them
+//! written as it streams, with at most three such lots in memory.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -28,8 +31,8 @@ pub const PACK_MAX_BYTES: u64 = 256 << 20;
 /// Most files of a pack's directory registered as brought by it (readers of the others ask on
 /// their own while it streams).
 const PENDING_MAX: usize = 1 << 18;
-/// Bytes of blobs written to disk at a time while a pack streams.
-const WRITE_BATCH: usize = 8 << 20;
+/// Bytes of blobs held in memory while a pack streams, before they are written.
+pub const HOLD_BYTES: usize = 64 << 20;
 
 /// What a reader of a file a pack is bringing waits for.
 #[derive(Clone)]
@@ -157,8 +160,8 @@ impl Store {
     }
 
     /// Fetches pack `unit`: every blob's size remembered as it comes (`read` is told once the
-    /// whole pack is read), every blob stored unless it already is, written by a task of its
-    /// own so that reading the pack never waits for the disk.
+    /// whole pack is read, or failed), every blob stored unless it already is, written by a
+    /// task of its own so that reading the pack never waits for the disk.
     async fn take_pack(
         self: &Arc<Self>,
         unit: &PackUnit,
@@ -171,7 +174,7 @@ impl Store {
         let remote = self.remote.clone();
         let u = unit.clone();
         let fetch = tokio::spawn(async move { remote.pack(&u, max_bytes, tx).await });
-        let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<(Oid, Bytes)>>(2);
+        let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<(Oid, Bytes)>>(1);
         let store = self.clone();
         let writer = tokio::spawn(async move {
             let mut stored = 0;
@@ -180,8 +183,11 @@ impl Store {
             }
             Ok::<usize, StoreError>(stored)
         });
-        let mut batch: Vec<(Oid, Bytes)> = Vec::new();
-        let mut batch_bytes = 0;
+        // The blobs wait in memory (up to HOLD_BYTES) until the pack is read: writing them takes
+        // CPU that the server, making the pack, and the reader, inflating it, would want.
+        let mut held: Vec<(Oid, Bytes)> = Vec::new();
+        let mut held_bytes = 0;
+        let mut writing = true;
         while let Some(o) = rx.recv().await {
             if o.kind != ObjectKind::Blob {
                 continue;
@@ -194,19 +200,23 @@ impl Store {
             if self.objects.is_verified(o.oid) {
                 continue;
             }
-            batch_bytes += data.len();
-            batch.push((o.oid, data));
-            if batch_bytes >= WRITE_BATCH {
-                batch_bytes = 0;
-                if batches.send(std::mem::take(&mut batch)).await.is_err() {
+            held_bytes += data.len();
+            held.push((o.oid, data));
+            if held_bytes >= HOLD_BYTES {
+                held_bytes = 0;
+                if batches.send(std::mem::take(&mut held)).await.is_err() {
+                    writing = false;
                     break;
                 }
             }
         }
-        let _ = batches.send(batch).await;
-        drop(batches);
-        let summary = fetch.await.map_err(joined)??;
+        let summary = fetch.await.map_err(joined);
         let _ = read.send(());
+        if writing {
+            let _ = batches.send(held).await;
+        }
+        drop(batches);
+        let summary = summary??;
         let stored = writer.await.map_err(joined)??;
         tracing::info!(
             pack = unit.root,
