@@ -39,11 +39,10 @@ fn listing_cache(bytes: u64) -> moka::sync::Cache<u64, Arc<Vec<Child>>> {
         .build()
 }
 
-/// Approximate bytes a decoded listing holds: each child's fixed part and its name twice (the
-/// entry's and the node's).
+/// Approximate bytes a decoded listing holds: each child's fixed part and its name.
 fn listing_weight(children: &[Child]) -> u32 {
     let fixed = std::mem::size_of::<Child>() + 16;
-    let total: usize = children.iter().map(|c| fixed + 2 * c.name.len()).sum();
+    let total: usize = children.iter().map(|c| fixed + c.name().len()).sum();
     u32::try_from(total + 64).unwrap_or(u32::MAX)
 }
 
@@ -355,7 +354,7 @@ impl Dicfuse {
     ) -> Result<Option<(u64, Node)>, DicError> {
         let children = self.children(parent).await?;
         Ok(children
-            .binary_search_by(|c| c.name.as_slice().cmp(name))
+            .binary_search_by(|c| c.name().cmp(name))
             .ok()
             .map(|i| (children[i].ino, children[i].node.clone())))
     }

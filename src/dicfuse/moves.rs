@@ -96,7 +96,7 @@ impl Dicfuse {
                 let mut old: HashMap<Vec<u8>, u64> = inodes
                     .children(dir)?
                     .into_iter()
-                    .map(|c| (c.name, c.ino))
+                    .map(|c| (c.node.name, c.ino))
                     .collect();
                 for e in &entries {
                     let name = String::from_utf8_lossy(&e.entry.name);

@@ -38,7 +38,7 @@ impl Dicfuse {
     ) -> std::result::Result<ReplyEntry, DicError> {
         let children = self.children(parent).await?;
         let name = name.as_bytes();
-        let Ok(i) = children.binary_search_by(|c| c.name.as_slice().cmp(name)) else {
+        let Ok(i) = children.binary_search_by(|c| c.name().cmp(name)) else {
             return Ok(self.negative_entry());
         };
         let child = &children[i];
@@ -108,7 +108,7 @@ impl Dicfuse {
             out.push(DirEntry {
                 offset: i as i64 + 3,
                 kind: attr.kind,
-                name: OsStr::from_bytes(&c.name).to_os_string(),
+                name: OsStr::from_bytes(c.name()).to_os_string(),
                 attr,
                 known,
             });

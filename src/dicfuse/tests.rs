@@ -166,7 +166,6 @@ async fn walk(dic: &Dicfuse) -> Vec<(String, Node)> {
 fn the_listing_cache_is_bounded_in_bytes() {
     let cache = listing_cache(1 << 20);
     let child = |i: u32| Child {
-        name: format!("file-{i:08}.txt").into_bytes(),
         ino: u64::from(i),
         node: Node {
             parent: 1,

@@ -163,7 +163,7 @@ impl WorkspaceFs {
                 n.clone().invalid_inode(ROOT, 0, 0).await;
                 if let Ok(children) = self.dic.lower_children(ROOT).await {
                     for c in children.iter() {
-                        let name = OsString::from(String::from_utf8_lossy(&c.name).into_owned());
+                        let name = OsString::from(String::from_utf8_lossy(c.name()).into_owned());
                         n.clone().invalid_entry(ROOT, name).await;
                     }
                 }

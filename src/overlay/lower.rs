@@ -289,7 +289,7 @@ impl Lower {
                 .await?
                 .iter()
                 .map(|c| LowerChild {
-                    name: c.name.clone(),
+                    name: c.name().to_vec(),
                     ino: c.ino,
                     node: LowerNode { kind: c.node.kind },
                 })
@@ -311,7 +311,7 @@ impl Lower {
                     .lower_children(d)
                     .await?
                     .iter()
-                    .map(|c| c.name.clone()),
+                    .map(|c| c.name().to_vec()),
             );
         }
         names.sort();

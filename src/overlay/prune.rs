@@ -131,8 +131,7 @@ impl OverlayFs {
         }
         for (name, st) in upper_names {
             // Listings come sorted by name.
-            let Ok(i) = lower_children.binary_search_by(|c| c.name.as_slice().cmp(name.as_bytes()))
-            else {
+            let Ok(i) = lower_children.binary_search_by(|c| c.name().cmp(name.as_bytes())) else {
                 return Ok(false);
             };
             let l = &lower_children[i];

@@ -34,7 +34,7 @@ impl Vcs {
             .lower_children(crate::store::ROOT_INO)
             .await
             .map_err(VcsError::from)?;
-        let tp_entries = match root_entries.iter().find(|c| c.name == b"third-party") {
+        let tp_entries = match root_entries.iter().find(|c| c.name() == b"third-party") {
             Some(c) => Some(
                 self.dic
                     .lower_children(c.ino)
@@ -47,7 +47,7 @@ impl Vcs {
             let oid = c.node.oid.ok_or_else(|| {
                 VcsError::Lower(format!(
                     "entry {} without an id",
-                    String::from_utf8_lossy(&c.name)
+                    String::from_utf8_lossy(c.name())
                 ))
             })?;
             Ok((
@@ -67,9 +67,9 @@ impl Vcs {
             }
             let mut tb = repo.treebuilder(None).map_err(lower)?;
             for c in tp_entries.iter().flat_map(|e| e.iter()) {
-                if !grafts.contains_key(&c.name) {
+                if !grafts.contains_key(c.name()) {
                     let (oid, m) = entry(c)?;
-                    tb.insert(&c.name, oid, m).map_err(lower)?;
+                    tb.insert(c.name(), oid, m).map_err(lower)?;
                 }
             }
             for (name, tree) in &grafts {
@@ -77,9 +77,9 @@ impl Vcs {
             }
             let tp = tb.write().map_err(lower)?;
             let mut rb = repo.treebuilder(None).map_err(lower)?;
-            for c in root_entries.iter().filter(|c| c.name != b"third-party") {
+            for c in root_entries.iter().filter(|c| c.name() != b"third-party") {
                 let (oid, m) = entry(c)?;
-                rb.insert(&c.name, oid, m).map_err(lower)?;
+                rb.insert(c.name(), oid, m).map_err(lower)?;
             }
             rb.insert("third-party", tp, DIR).map_err(lower)?;
             let root = rb.write().map_err(lower)?;

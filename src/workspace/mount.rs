@@ -113,7 +113,7 @@ impl WritablePaths {
         let first = children.first()?;
         Some(
             info.mountpoint
-                .join(std::ffi::OsStr::from_bytes(&first.name)),
+                .join(std::ffi::OsStr::from_bytes(first.name())),
         )
     }
 

@@ -58,15 +58,21 @@ pub struct Node {
     pub size: Option<u64>,
 }
 
-/// A child as a directory listing shows it.
+/// A child as a directory listing shows it. Its name is its node's, held once: a cold walk
+/// decodes every listing, and a second copy of each name was a malloc and a copy per entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Child {
-    /// Entry name.
-    pub name: Vec<u8>,
     /// Its inode.
     pub ino: u64,
     /// Its node.
     pub node: Node,
+}
+
+impl Child {
+    /// Entry name.
+    pub fn name(&self) -> &[u8] {
+        &self.node.name
+    }
 }
 
 /// Bytes of decoded listings kept for looking up single nodes.
@@ -498,7 +504,6 @@ impl InodeTable {
 /// Stored entry `e` of directory `parent` as a listing shows it.
 fn child_of(parent: u64, e: Stored) -> Child {
     Child {
-        name: e.name.clone(),
         ino: e.ino,
         node: node_of(parent, e),
     }

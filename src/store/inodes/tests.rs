@@ -73,7 +73,7 @@ fn inodes_survive_reopen_and_rebind_clears() {
         .children(ROOT_INO)
         .unwrap()
         .into_iter()
-        .map(|c| c.name)
+        .map(|c| c.node.name)
         .collect();
     assert_eq!(names, [b"a".to_vec(), b"b".to_vec()]);
     assert!(t.bind("r", &commit(7)).unwrap());

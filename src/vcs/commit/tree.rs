@@ -66,7 +66,7 @@ fn gather(
                 VcsError::Lower(format!("entry without an id in {}", quote_path(&key)))
             })?;
             let dir = (c.node.kind == EntryKind::Dir).then_some(c.ino);
-            entries.insert(c.name.clone(), (mode(c.node.kind), git_oid(oid)?, dir));
+            entries.insert(c.name().to_vec(), (mode(c.node.kind), git_oid(oid)?, dir));
         }
     }
     for (name, sub) in &node.below {
