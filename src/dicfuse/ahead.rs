@@ -144,7 +144,7 @@ impl Lister {
             exact_modes = listing.exact_modes,
             "directory listed"
         );
-        if let Some(children) = self.store.inodes.insert_children(ino, &listing.entries)? {
+        if let Some(children) = self.store.inodes.insert_children(ino, listing.entries)? {
             // Still under the epoch: a rebase empties the cache after it, never before.
             self.listings.insert(ino, Arc::new(children));
         }

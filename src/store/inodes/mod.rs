@@ -347,28 +347,33 @@ impl InodeTable {
 
     /// Records a directory's listing, giving each entry an inode; returns the children written,
     /// sorted by name. A directory already listed keeps its listing (and `None` is returned).
+    /// A name the remote gives twice keeps its first entry.
     pub fn insert_children(
         &self,
         parent: u64,
-        entries: &[ListedEntry],
+        entries: Vec<ListedEntry>,
     ) -> Result<Option<Vec<Child>>, StoreError> {
         if self.is_loaded(parent)? {
             return Ok(None);
         }
-        let mut listing: StoredListing = Vec::with_capacity(entries.len());
-        let mut seen = std::collections::HashSet::with_capacity(entries.len());
-        for e in entries {
-            if !seen.insert(e.entry.name.as_slice()) {
-                continue;
-            }
-            listing.push(Stored {
-                ino: 0,
+        // Each entry's place in the remote's order stands in its inode until the count is known.
+        // The names move over, not copied: a cold walk passes every name of the tree through here.
+        let mut listing: StoredListing = entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| Stored {
+                ino: i as u64,
                 kind: e.entry.kind,
                 oid: e.entry.oid,
                 size: e.size,
-                name: e.entry.name.clone(),
-            });
-        }
+                name: e.entry.name,
+            })
+            .collect();
+        // Kept sorted by name; the sort is stable, so of equal names the remote's first comes
+        // first and is the one kept.
+        listing.sort_by(|a, b| a.name.cmp(&b.name));
+        let before = listing.len();
+        listing.dedup_by(|later, kept| later.name == kept.name);
         let count = listing.len() as u64;
         let first = {
             let mut counts = self.counts();
@@ -379,11 +384,19 @@ impl InodeTable {
             counts.next += count;
             first
         };
-        // Handed out in the remote's order, then kept sorted by name.
-        for (i, e) in listing.iter_mut().enumerate() {
-            e.ino = first + i as u64;
+        // Inodes are handed out in the remote's order, duplicates left out.
+        if listing.len() == before {
+            for e in listing.iter_mut() {
+                e.ino += first;
+            }
+        } else {
+            let mut places: Vec<u64> = listing.iter().map(|e| e.ino).collect();
+            places.sort_unstable();
+            for e in listing.iter_mut() {
+                let rank = places.binary_search(&e.ino).unwrap_or_default();
+                e.ino = first + rank as u64;
+            }
         }
-        listing.sort_by(|a, b| a.name.cmp(&b.name));
         let res = self.write_listing(parent, first, &listing);
         self.top_up();
         if !res? {

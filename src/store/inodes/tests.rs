@@ -49,14 +49,14 @@ fn inodes_survive_reopen_and_rebind_clears() {
         assert!(t.bind("r", &commit(1)).unwrap());
         t.insert_children(
             ROOT_INO,
-            &[
+            vec![
                 listed("a", EntryKind::Dir, 2),
                 listed("b", EntryKind::File, 3),
             ],
         )
         .unwrap();
         a = t.child(ROOT_INO, b"a").unwrap().unwrap();
-        t.insert_children(a, &[listed("x y", EntryKind::File, 4)])
+        t.insert_children(a, vec![listed("x y", EntryKind::File, 4)])
             .unwrap();
         b = t.child(a, b"x y").unwrap().unwrap();
         assert_eq!(t.path(b).unwrap(), "a/x y");
@@ -89,7 +89,7 @@ fn rebase_keeps_inodes_of_what_stays_and_reports_what_changed() {
     t.bind("r", &commit(1)).unwrap();
     t.insert_children(
         ROOT_INO,
-        &[
+        vec![
             listed("a", EntryKind::Dir, 2),
             listed("gone", EntryKind::File, 3),
             listed("same", EntryKind::File, 4),
@@ -100,10 +100,10 @@ fn rebase_keeps_inodes_of_what_stays_and_reports_what_changed() {
     let a = t.child(ROOT_INO, b"a").unwrap().unwrap();
     let same = t.child(ROOT_INO, b"same").unwrap().unwrap();
     let was_dir = t.child(ROOT_INO, b"was-dir").unwrap().unwrap();
-    t.insert_children(a, &[listed("f", EntryKind::File, 6)])
+    t.insert_children(a, vec![listed("f", EntryKind::File, 6)])
         .unwrap();
     let f = t.child(a, b"f").unwrap().unwrap();
-    t.insert_children(was_dir, &[listed("inner", EntryKind::File, 7)])
+    t.insert_children(was_dir, vec![listed("inner", EntryKind::File, 7)])
         .unwrap();
     let inner = t.child(was_dir, b"inner").unwrap().unwrap();
 
@@ -187,12 +187,12 @@ fn listing_is_recorded_once() {
     let db = sled::open(dir.path()).unwrap();
     let t = InodeTable::open(&db).unwrap();
     t.bind("r", &commit(1)).unwrap();
-    t.insert_children(ROOT_INO, &[listed("a", EntryKind::File, 2)])
+    t.insert_children(ROOT_INO, vec![listed("a", EntryKind::File, 2)])
         .unwrap();
     let first = t.child(ROOT_INO, b"a").unwrap();
     t.insert_children(
         ROOT_INO,
-        &[
+        vec![
             listed("a", EntryKind::File, 2),
             listed("z", EntryKind::File, 3),
         ],
@@ -213,7 +213,7 @@ fn a_listing_is_one_record_and_names_are_stored_once() {
     let entries: Vec<ListedEntry> = (0..100u8)
         .map(|i| listed(&format!("f{i:02}.txt"), EntryKind::File, i))
         .collect();
-    t.insert_children(ROOT_INO, &entries).unwrap();
+    t.insert_children(ROOT_INO, entries).unwrap();
     assert_eq!(t.listings.len(), 1);
     assert_eq!(t.spans.len(), 1);
     assert_eq!(t.len(), 101);
@@ -259,7 +259,7 @@ fn a_table_of_the_layout_before_keeps_its_binding_and_lists_again() {
     assert!(!t.bind("r", &commit(1)).unwrap());
     assert_eq!(t.get(ROOT_INO).unwrap(), Some(root));
     assert!(!t.is_loaded(ROOT_INO).unwrap());
-    t.insert_children(ROOT_INO, &[listed("a", EntryKind::File, 2)])
+    t.insert_children(ROOT_INO, vec![listed("a", EntryKind::File, 2)])
         .unwrap();
     // Numbers go on from where the old table stopped.
     assert_eq!(t.child(ROOT_INO, b"a").unwrap(), Some(9));
@@ -271,7 +271,7 @@ fn a_node_looked_up_before_a_change_is_read_again_after_it() {
     let db = sled::open(dir.path()).unwrap();
     let t = InodeTable::open(&db).unwrap();
     t.bind("r", &commit(1)).unwrap();
-    t.insert_children(ROOT_INO, &[listed("a", EntryKind::File, 2)])
+    t.insert_children(ROOT_INO, vec![listed("a", EntryKind::File, 2)])
         .unwrap();
     let a = t.child(ROOT_INO, b"a").unwrap().unwrap();
     assert_eq!(t.get(a).unwrap().unwrap().size, Some(3));
@@ -298,7 +298,7 @@ fn a_reopened_table_hands_out_inodes_past_every_span_and_keeps_its_count() {
         written = t
             .insert_children(
                 ROOT_INO,
-                &[
+                vec![
                     listed("c", EntryKind::File, 2),
                     listed("a", EntryKind::Dir, 3),
                     listed("b", EntryKind::File, 4),
@@ -316,7 +316,7 @@ fn a_reopened_table_hands_out_inodes_past_every_span_and_keeps_its_count() {
         assert_eq!(t.len(), 4);
         // A second listing of the same directory writes nothing.
         assert_eq!(
-            t.insert_children(ROOT_INO, &[listed("z", EntryKind::File, 9)])
+            t.insert_children(ROOT_INO, vec![listed("z", EntryKind::File, 9)])
                 .unwrap(),
             None
         );
@@ -332,7 +332,7 @@ fn a_reopened_table_hands_out_inodes_past_every_span_and_keeps_its_count() {
     assert!(!t.bind("r", &commit(1)).unwrap());
     assert_eq!(t.len(), 4, "the count of entries survives a restart");
     let listed_after = t
-        .insert_children(a, &[listed("x", EntryKind::File, 5)])
+        .insert_children(a, vec![listed("x", EntryKind::File, 5)])
         .unwrap()
         .unwrap();
     let x = listed_after[0].ino;
@@ -344,4 +344,39 @@ fn a_reopened_table_hands_out_inodes_past_every_span_and_keeps_its_count() {
     assert_eq!(t.len(), 5);
     // The orphan span's numbers are no entry.
     assert_eq!(t.get(a.max(b).max(c) + 1).unwrap(), None);
+}
+
+#[test]
+fn a_name_listed_twice_keeps_its_first_entry_and_inodes_follow_the_remote_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let t = InodeTable::open(&db).unwrap();
+    t.bind("r", &commit(1)).unwrap();
+    let written = t
+        .insert_children(
+            ROOT_INO,
+            vec![
+                listed("b", EntryKind::File, 2),
+                listed("a", EntryKind::File, 3),
+                listed("b", EntryKind::Dir, 4),
+                listed("c", EntryKind::File, 5),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+    let seen: Vec<_> = written
+        .iter()
+        .map(|c| (c.name().to_vec(), c.ino, c.node.kind))
+        .collect();
+    let first = ROOT_INO + 1;
+    assert_eq!(
+        seen,
+        [
+            (b"a".to_vec(), first + 1, EntryKind::File),
+            (b"b".to_vec(), first, EntryKind::File),
+            (b"c".to_vec(), first + 2, EntryKind::File),
+        ]
+    );
+    assert_eq!(t.len(), 4);
+    assert_eq!(t.child(ROOT_INO, b"c").unwrap(), Some(first + 2));
 }
