@@ -231,14 +231,24 @@ fn list_all(dir: &Path) -> usize {
     files
 }
 
-#[test]
-fn a_stat_and_a_read_of_every_file_of_a_third_party_repository_cost_one_pack() {
+/// A mount over a Mega double whose `third-party/lib` (version 1) has every directory listed.
+fn lib_listed() -> (Fixture, MegaServer, Daemon) {
     let fx = fixture::standard();
     push_lib(&fx, 1);
-    let n = LIB_DIRS * LIB_PER_DIR;
     let server = MegaServer::start(&fx.repo_path);
     let d = Daemon::mega(&server);
-    assert_eq!(list_all(&d.workspace.join("third-party/lib")), n);
+    assert_eq!(
+        list_all(&d.workspace.join("third-party/lib")),
+        LIB_DIRS * LIB_PER_DIR
+    );
+    (fx, server, d)
+}
+
+#[test]
+fn a_stat_and_a_read_of_every_file_of_a_third_party_repository_cost_one_pack() {
+    // The fixture holds the served repository: kept to the end.
+    let (_fx, server, d) = lib_listed();
+    let n = LIB_DIRS * LIB_PER_DIR;
     server.reset_counts();
     for i in 0..n {
         let meta = std::fs::metadata(d.workspace.join(lib_path(i))).expect("stat");
@@ -269,12 +279,8 @@ fn a_stat_and_a_read_of_every_file_of_a_third_party_repository_cost_one_pack() {
 
 #[test]
 fn a_pack_of_a_repository_that_moved_on_since_the_mount_serves_only_the_mounted_bytes() {
-    let fx = fixture::standard();
-    push_lib(&fx, 1);
+    let (fx, server, d) = lib_listed();
     let n = LIB_DIRS * LIB_PER_DIR;
-    let server = MegaServer::start(&fx.repo_path);
-    let d = Daemon::mega(&server);
-    assert_eq!(list_all(&d.workspace.join("third-party/lib")), n);
     // Every file changes on the server: its pack now holds none of the mounted blobs.
     push_lib(&fx, 2);
     server.reset_counts();
