@@ -275,6 +275,17 @@ fn a_stat_and_a_read_of_every_file_of_a_third_party_repository_cost_one_pack() {
         "the pack was not taken: {}",
         d.log()
     );
+    // After a restart the blobs on disk are only checked: no pack, no request for any of them.
+    let mut d = d;
+    d.restart().expect("restart");
+    server.reset_counts();
+    for i in 0..n {
+        let got = read_guarded(d.workspace.join(lib_path(i)), 30).expect("read after restart");
+        assert_eq!(got, lib_content(i, 1), "{i}");
+    }
+    let c = server.counts();
+    assert_eq!(c.upload_pack, 0, "{c:?}");
+    assert!(c.blob_get.is_empty() && c.blob_head.is_empty(), "{c:?}");
 }
 
 #[test]

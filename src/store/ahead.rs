@@ -184,7 +184,8 @@ impl Store {
         };
         tracing::debug!(dir, ?work, files = files.len(), "fetching ahead");
         // Many files wanted in one repository the remote packs: one pack instead.
-        self.pack_ahead(dir, files.len()).await;
+        let oids: Vec<Oid> = files.iter().map(|(o, _)| *o).collect();
+        self.pack_ahead(dir, &oids).await;
         let budget = AtomicU64::new(AHEAD_BYTES);
         futures::stream::iter(files)
             .for_each_concurrent(self.ahead.limit, |(oid, known)| {

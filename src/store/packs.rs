@@ -69,9 +69,17 @@ impl Store {
         lock(&self.packs.pending).get(&oid).cloned()
     }
 
-    /// Readers ahead want `wanted` more files of directory `dir`: when that makes its pack
-    /// worth fetching, fetches it (and returns once it is in).
-    pub(super) async fn pack_ahead(self: &Arc<Self>, dir: u64, wanted: usize) {
+    /// Readers ahead want `files` (blob ids) of directory `dir` and below: when those not on
+    /// disk make its pack worth fetching, fetches it (and returns once it is in). Blobs stored
+    /// by an earlier run count for nothing: checking them costs no request.
+    pub(super) async fn pack_ahead(self: &Arc<Self>, dir: u64, files: &[Oid]) {
+        let wanted = files
+            .iter()
+            .filter(|o| self.stored_size(**o).is_none())
+            .count();
+        if wanted == 0 {
+            return;
+        }
         let store = self.clone();
         let unit = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let path = store.inodes.path(dir)?;
@@ -138,7 +146,7 @@ impl Store {
         }
     }
 
-    /// The blobs of the files listed under `dir` that are not stored.
+    /// The blobs of the files listed under `dir` that are not on disk.
     fn wanted_below(&self, dir: u64, out: &mut Vec<Oid>) -> Result<(), StoreError> {
         if out.len() >= PENDING_MAX || !self.inodes.is_loaded(dir)? {
             return Ok(());
@@ -149,7 +157,7 @@ impl Store {
                 EntryKind::Submodule => {}
                 EntryKind::File | EntryKind::Executable | EntryKind::Symlink => {
                     if let Some(oid) = c.node.oid {
-                        if !self.has_blob(oid) && out.len() < PENDING_MAX {
+                        if self.stored_size(oid).is_none() && out.len() < PENDING_MAX {
                             out.push(oid);
                         }
                     }
