@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 
-use super::{join_or_start, Flights, Store, StoreError};
+use super::{join_or_start, lock, Flights, Store, StoreError};
 use crate::remote::{EntryKind, Oid};
 
 /// Most files one trigger fetches sizes or blobs of.
@@ -73,10 +73,6 @@ impl Ahead {
 enum Work {
     Sizes,
     Blobs,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Store {

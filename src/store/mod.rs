@@ -82,6 +82,13 @@ impl From<std::io::Error> for StoreError {
     }
 }
 
+impl From<tokio::task::JoinError> for StoreError {
+    /// A task of the store's that panicked or was cancelled.
+    fn from(e: tokio::task::JoinError) -> Self {
+        StoreError::Io(Arc::new(std::io::Error::other(e.to_string())))
+    }
+}
+
 impl From<RemoteError> for StoreError {
     fn from(e: RemoteError) -> Self {
         match e {
@@ -123,6 +130,12 @@ fn db_config(path: &Path, cache_bytes: u64) -> sled::Config {
         .flush_every_ms(Some(200))
 }
 
+/// Locks `m`; a panic elsewhere while it was held leaves data that is still whole (every
+/// critical section of the store's maps is a single insert or remove).
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// One request for an object that every caller asking for it meanwhile awaits.
 pub(super) type Flight<T> = Shared<BoxFuture<'static, Result<T, StoreError>>>;
 /// The requests in flight, by object id (or by another key `K`).
@@ -148,18 +161,10 @@ where
     let store = store.clone();
     let task = tokio::spawn(async move {
         let r = run.await;
-        flights(&store)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
+        lock(flights(&store)).remove(&key);
         r
     });
-    let f = async move {
-        task.await
-            .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))?
-    }
-    .boxed()
-    .shared();
+    let f = async move { task.await? }.boxed().shared();
     map.insert(key, f.clone());
     f
 }
@@ -240,7 +245,7 @@ impl Store {
             }
         }
         let fut = {
-            let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = lock(&self.inflight);
             // A check or fetch marks the blob verified before it leaves the map: one that ended
             // since the test above is seen here, under the lock, and is not repeated.
             if !map.contains_key(&oid) && self.objects.is_verified(oid) {
@@ -257,9 +262,7 @@ impl Store {
     /// Verifies the stored copy of `oid`, fetching the blob when there is none or it is damaged.
     async fn load_blob(self: &Arc<Self>, oid: Oid) -> Result<(), StoreError> {
         let store = self.clone();
-        let checked = tokio::task::spawn_blocking(move || store.objects.check(oid))
-            .await
-            .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))??;
+        let checked = tokio::task::spawn_blocking(move || store.objects.check(oid)).await??;
         match checked {
             Check::Good => return Ok(()),
             Check::Missing => {}
@@ -284,8 +287,7 @@ impl Store {
             store.objects.insert(oid, &body2)?;
             Ok(())
         })
-        .await
-        .map_err(|e| StoreError::Io(Arc::new(std::io::Error::other(e.to_string()))))??;
+        .await??;
         if len <= MEM_OBJECT_MAX {
             self.mem.insert(oid, body);
         }

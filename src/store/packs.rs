@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::FutureExt;
 
-use super::{Flight, Store, StoreError};
+use super::{lock, Flight, Store, StoreError};
 use crate::remote::{EntryKind, ObjectKind, Oid, PackObject, PackUnit};
 
 /// Files wanted in one pack's directory before the pack is worth fetching.
@@ -52,14 +52,6 @@ pub(super) struct Packs {
     taken: Mutex<HashSet<PackUnit>>,
     /// The files the packs under way are expected to bring.
     pending: Mutex<HashMap<Oid, Bringing>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn joined(e: tokio::task::JoinError) -> StoreError {
-    StoreError::Io(Arc::new(std::io::Error::other(e.to_string())))
 }
 
 impl Store {
@@ -124,7 +116,7 @@ impl Store {
         let store = self.clone();
         let u = unit.clone();
         let task = tokio::spawn(async move { store.take_pack(&u, read_tx).await });
-        let blobs: Flight<()> = async move { task.await.map_err(joined)? }.boxed().shared();
+        let blobs: Flight<()> = async move { task.await? }.boxed().shared();
         // Read, or over (a pack that failed before its end drops the sender).
         let sizes: Flight<()> = read_rx.map(|_| Ok(())).boxed().shared();
         let bringing = Bringing {
@@ -218,14 +210,14 @@ impl Store {
                 }
             }
         }
-        let summary = fetch.await.map_err(joined);
+        let summary = fetch.await.map_err(StoreError::from);
         let _ = read.send(());
         if writing {
             let _ = batches.send(held).await;
         }
         drop(batches);
         let summary = summary??;
-        let stored = writer.await.map_err(joined)??;
+        let stored = writer.await??;
         tracing::info!(
             pack = unit.root,
             objects = summary.objects,
@@ -256,7 +248,6 @@ impl Store {
             }
             Ok(batch.len())
         })
-        .await
-        .map_err(joined)?
+        .await?
     }
 }

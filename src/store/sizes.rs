@@ -19,7 +19,7 @@ impl Store {
     /// and each size is recorded only while its entry still has the blob it was asked for.
     pub async fn learn_dir_sizes(self: &Arc<Self>, dir: u64) -> Result<(), StoreError> {
         let fut = {
-            let mut map = self.dir_sizes.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = super::lock(&self.dir_sizes);
             let store = self.clone();
             let run = async move {
                 let missing: Vec<_> = store
