@@ -95,6 +95,24 @@ impl MegaRemote {
         })
     }
 
+    /// One of the requests in flight (see `concurrency`), waited for until `deadline`.
+    async fn permit(
+        &self,
+        url: &str,
+        deadline: Instant,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, RemoteError> {
+        tokio::time::timeout_at(deadline.into(), self.permits.acquire())
+            .await
+            .map_err(|_| RemoteError::Timeout {
+                url: url.to_string(),
+                secs: self.opts.request_timeout.as_secs(),
+            })?
+            .map_err(|_| RemoteError::Unreachable {
+                url: url.to_string(),
+                reason: "client closed".into(),
+            })
+    }
+
     /// Sends one request with retries under one deadline; returns the successful response's
     /// headers and body.
     async fn fetch(
@@ -109,13 +127,7 @@ impl MegaRemote {
             url: url.clone(),
             secs: self.opts.request_timeout.as_secs(),
         };
-        let _permit = tokio::time::timeout_at(deadline.into(), self.permits.acquire())
-            .await
-            .map_err(|_| timeout_err())?
-            .map_err(|_| RemoteError::Unreachable {
-                url: url.clone(),
-                reason: "client closed".into(),
-            })?;
+        let _permit = self.permit(&url, deadline).await?;
         let mut attempt = 0u32;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

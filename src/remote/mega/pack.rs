@@ -8,6 +8,8 @@
 //! on the first request (a write on the server for a read), and holds the path's current tree,
 //! not necessarily the mounted one.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use reqwest::Method;
 
@@ -74,13 +76,9 @@ impl MegaRemote {
             reason: super::error_chain(&e),
         };
         // One of the requests in flight, for as long as the pack streams.
-        let _permit = tokio::time::timeout(self.opts.request_timeout, self.permits.acquire())
-            .await
-            .map_err(|_| timeout())?
-            .map_err(|_| RemoteError::Unreachable {
-                url: url.clone(),
-                reason: "client closed".into(),
-            })?;
+        let _permit = self
+            .permit(&url, Instant::now() + self.opts.request_timeout)
+            .await?;
         tracing::debug!(url, %want, "pack request");
         let mut req = self
             .http
