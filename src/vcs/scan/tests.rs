@@ -19,18 +19,25 @@ fn read(dir: &Path, name: &str, want: Want) -> Entry {
 
 /// A file rewritten in place (one `pwrite` of a whole version over the other) while it is
 /// read: every read returns one version or the other, never the head of one with the tail
-/// of the other.
+/// of the other, unless one write was in progress for the whole read. No reader can tell a
+/// write stalled halfway (its thread preempted, as on a loaded 2-CPU machine) from a finished
+/// one: the file's times change when a write starts, and two reads agree while it stands still.
 #[test]
 fn a_file_rewritten_in_place_is_never_read_torn() {
     use std::os::unix::fs::FileExt;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
     const LEN: usize = 1 << 20;
     let dir = tempfile::tempdir().expect("tempdir");
     let versions = [vec![b'a'; LEN], vec![b'b'; LEN]];
     std::fs::write(dir.path().join("f"), &versions[0]).expect("write");
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    // When each write started and ended.
+    let writes: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::default();
     let rewriter = {
         let (stop, path, versions) = (stop.clone(), dir.path().join("f"), versions.clone());
+        let writes = writes.clone();
         std::thread::spawn(move || {
             let f = std::fs::OpenOptions::new()
                 .write(true)
@@ -39,7 +46,10 @@ fn a_file_rewritten_in_place_is_never_read_torn() {
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
+                let started = Instant::now();
                 f.write_all_at(&versions[n % 2], 0).expect("rewrite");
+                let ended = Instant::now();
+                writes.lock().expect("writes").push((started, ended));
                 if n % 4 == 0 {
                     // Room for a read to get through whole.
                     std::thread::sleep(Duration::from_micros(300));
@@ -52,11 +62,15 @@ fn a_file_rewritten_in_place_is_never_read_torn() {
         .each_ref()
         .map(|v| Oid::hash_object(ObjectKind::Blob, v));
     let (mut whole, mut unstable) = (0, 0);
+    let mut torn = Vec::new();
     for _ in 0..300 {
         // Hashed as read: the reader is slower than the rewriter, which laps it.
+        let started = Instant::now();
         match read_entry(d.as_fd(), OsStr::new("f"), &Want::Ids) {
             Ok(Entry::Blob { oid, .. }) => {
-                assert!(ids.contains(&oid), "a torn read: {oid:?}");
+                if !ids.contains(&oid) {
+                    torn.push((oid, started, Instant::now()));
+                }
                 whole += 1;
             }
             Err(Fault::Unstable) => unstable += 1,
@@ -65,6 +79,13 @@ fn a_file_rewritten_in_place_is_never_read_torn() {
     }
     stop.store(true, Ordering::Relaxed);
     rewriter.join().expect("rewriter");
+    let writes = writes.lock().expect("writes");
+    for (oid, started, ended) in torn {
+        assert!(
+            writes.iter().any(|(s, e)| *s <= started && *e >= ended),
+            "a torn read ({oid:?}) with no write in progress all through it"
+        );
+    }
     assert!(whole > 0, "no read got through ({unstable} unstable)");
 }
 
